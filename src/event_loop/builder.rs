@@ -1,0 +1,131 @@
+//! `Loop::builder()`: backend, pool size, trace and watchdog, read from the environment
+//! where the caller did not choose.
+
+use super::{Loop, WAKE_TOKEN};
+use crate::handle::HandleTable;
+use crate::sys::selfpipe::SelfPipe;
+use crate::sys::{Backend, Interest, Poller};
+use crate::timer::Wheel;
+use crate::trace::{Counters, Tracer};
+use crate::watchdog::Watchdog;
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// libuv's bounds for UV_THREADPOOL_SIZE.
+const DEFAULT_POOL_SIZE: usize = 4;
+const MAX_POOL_SIZE: usize = 1024;
+/// 64 KiB: one read takes what a loopback socket buffer typically holds at once.
+const READ_BUFFER_SIZE: usize = 64 * 1024;
+
+/// Chooses how a [`Loop`] is built. Unset options come from the environment.
+#[derive(Default)]
+pub struct LoopBuilder {
+    backend: Option<Backend>,
+    threadpool_size: Option<usize>,
+    trace: Option<bool>,
+    trace_to: Option<Box<dyn Write + Send>>,
+    watchdog: Option<Duration>,
+}
+
+impl LoopBuilder {
+    /// Which poller to use (default: the raw one for this OS).
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// Worker threads for `queue_work`, fs and dns (default: `LOOPLAB_THREADPOOL_SIZE`
+    /// or 4). Clamped to 1..=1024 as libuv does.
+    pub fn threadpool_size(mut self, n: usize) -> Self {
+        self.threadpool_size = Some(n);
+        self
+    }
+
+    /// Print one line per tick to stderr (default: `LOOPLAB_TRACE=1`).
+    pub fn trace(mut self, on: bool) -> Self {
+        self.trace = Some(on);
+        self
+    }
+
+    /// Trace into `out` instead of stderr (implies `trace(true)`); tests read it back.
+    pub fn trace_to(mut self, out: impl Write + Send + 'static) -> Self {
+        self.trace = Some(true);
+        self.trace_to = Some(Box::new(out));
+        self
+    }
+
+    /// Report on stderr when one tick runs longer than `threshold`: which phase a
+    /// callback is stuck in, and for how long.
+    pub fn watchdog(mut self, threshold: Duration) -> Self {
+        self.watchdog = Some(threshold);
+        self
+    }
+
+    /// Build the loop: creates the poller and the wake pipe (threads start lazily).
+    pub fn build(self) -> io::Result<Loop> {
+        let backend = self.backend.unwrap_or_else(Backend::default_for_os);
+        let pool_size = match self.threadpool_size {
+            Some(n) => clamp_pool_size(n),
+            None => pool_size_from_env()?,
+        };
+        let trace = self
+            .trace
+            .unwrap_or_else(|| std::env::var("LOOPLAB_TRACE").is_ok_and(|v| v == "1"));
+        let poller = Poller::new(backend)
+            .map_err(|e| crate::error::context(format!("creating the {backend} poller"), e))?;
+        let waker = Arc::new(
+            SelfPipe::new().map_err(|e| crate::error::context("creating the wake pipe", e))?,
+        );
+        poller.register(waker.read_fd(), WAKE_TOKEN, Interest::READABLE)?;
+        let now = Instant::now();
+        Ok(Loop {
+            backend,
+            poller,
+            handles: HandleTable::new(),
+            wheel: Wheel::new(),
+            epoch: now,
+            now,
+            immediates: VecDeque::new(),
+            pending: VecDeque::new(),
+            closing: VecDeque::new(),
+            stop_flag: false,
+            waker,
+            async_queue: crossbeam_channel::unbounded(),
+            signal_pipe: None,
+            pool: None,
+            pool_size,
+            read_buf: vec![0; READ_BUFFER_SIZE],
+            events: Vec::with_capacity(1024),
+            tracer: Tracer::new(trace, self.trace_to),
+            counters: Counters::default(),
+            watchdog: self.watchdog.map(Watchdog::start).transpose()?,
+        })
+    }
+}
+
+fn clamp_pool_size(n: usize) -> usize {
+    static SAID: AtomicBool = AtomicBool::new(false);
+    let clamped = n.clamp(1, MAX_POOL_SIZE);
+    if clamped != n && !SAID.swap(true, Ordering::Relaxed) {
+        eprintln!(
+            "looplab: thread pool size {n} is out of range; using {clamped} (1..={MAX_POOL_SIZE})"
+        );
+    }
+    clamped
+}
+
+fn pool_size_from_env() -> io::Result<usize> {
+    match std::env::var("LOOPLAB_THREADPOOL_SIZE") {
+        Err(_) => Ok(DEFAULT_POOL_SIZE),
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) => Ok(clamp_pool_size(n)),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("LOOPLAB_THREADPOOL_SIZE={v:?} is not a number of threads (expected 1..={MAX_POOL_SIZE})"),
+            )),
+        },
+    }
+}

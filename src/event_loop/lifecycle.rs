@@ -1,0 +1,134 @@
+//! The life of any handle: ref and unref, close, the walk over all handles, and the
+//! answer to "why is my loop still running?".
+
+use super::{Loop, State};
+use crate::handle::{Handle, HandleInfo, HandleKind};
+use crate::sys::Fd;
+use crate::trace::{count_by_kind, Metrics};
+use std::time::Duration;
+
+impl Loop {
+    /// Let `h` work without keeping the loop alive (Node's `unref()`). Flags, not counts:
+    /// unref twice then ref once leaves it ref'd. False if the handle is stale.
+    pub fn unref(&mut self, h: impl Into<Handle>) -> bool {
+        self.handles.set_ref(h.into(), false)
+    }
+
+    /// Make `h` keep the loop alive again while it is active.
+    pub fn ref_handle(&mut self, h: impl Into<Handle>) -> bool {
+        self.handles.set_ref(h.into(), true)
+    }
+
+    /// Whether `h` is ref'd (false for a stale handle).
+    pub fn has_ref(&self, h: impl Into<Handle>) -> bool {
+        self.handles.info(h.into()).is_some_and(|i| i.has_ref)
+    }
+
+    /// Close any handle: it stops at once (timer disarmed, fd deregistered and closed,
+    /// queued work cancelled), and `cb` runs in this tick's close phase, never inside this
+    /// call. Returns false if the handle is stale or already closing.
+    pub fn close<F: FnOnce(&mut Loop) + 'static>(
+        &mut self,
+        h: impl Into<Handle>,
+        cb: Option<F>,
+    ) -> bool {
+        let h = h.into();
+        let Some(kind) = self.handles.get(h).map(|s| s.kind()) else {
+            return false;
+        };
+        if !self.handles.begin_close(h) {
+            return false;
+        }
+        match kind {
+            HandleKind::Timer => self.disarm_timer(h),
+            HandleKind::Signal => self.stop_signal(h),
+            HandleKind::Async => self.stop_async(h),
+            HandleKind::Work => self.stop_work(h),
+            HandleKind::Listener | HandleKind::Tcp => self.stop_socket(h),
+            HandleKind::Immediate => {}
+        }
+        self.closing
+            .push_back((h, cb.map(|f| Box::new(f) as super::Deferred)));
+        true
+    }
+
+    /// Every live handle with its flags, like libuv's `uv_walk`.
+    pub fn handles(&self) -> Vec<HandleInfo> {
+        self.handles.infos().collect()
+    }
+
+    /// In words: what keeps the loop alive, or that nothing does.
+    pub fn explain_alive(&self) -> String {
+        let infos: Vec<HandleInfo> = self.handles.infos().collect();
+        let holding = infos
+            .iter()
+            .filter(|i| !i.closing && i.active && (i.has_ref || i.kind == HandleKind::Work));
+        let ref_d = count_by_kind(holding.map(|i| i.kind));
+        let closing = infos.iter().filter(|i| i.closing).count();
+        let unref_d = count_by_kind(
+            infos
+                .iter()
+                .filter(|i| i.active && !i.has_ref && !i.closing)
+                .map(|i| i.kind),
+        );
+        let mut parts = Vec::new();
+        if !ref_d.is_empty() {
+            parts.push(format!("ref'd: {ref_d}"));
+        }
+        if closing > 0 {
+            parts.push(format!("{closing} closing"));
+        }
+        if !self.pending.is_empty() {
+            parts.push(format!("{} pending callback(s)", self.pending.len()));
+        }
+        if parts.is_empty() {
+            let mut s = "nothing ref'd is active".to_string();
+            if !unref_d.is_empty() {
+                s.push_str(&format!(" (unref'd, not holding the loop: {unref_d})"));
+            }
+            s
+        } else {
+            if !unref_d.is_empty() {
+                parts.push(format!("unref'd: {unref_d}"));
+            }
+            parts.join("; ")
+        }
+    }
+
+    /// Counters since the loop was built.
+    pub fn metrics(&self) -> Metrics {
+        let c = &self.counters;
+        let infos: Vec<HandleInfo> = self.handles.infos().collect();
+        let mean = if c.timers_fired == 0 {
+            Duration::ZERO
+        } else {
+            c.lateness_total / u32::try_from(c.timers_fired).unwrap_or(u32::MAX)
+        };
+        Metrics {
+            ticks: c.ticks,
+            events: c.events,
+            idle: c.idle,
+            timers_fired: c.timers_fired,
+            timer_lateness_max: c.lateness_max,
+            timer_lateness_mean: mean,
+            handles: infos.len(),
+            active_handles: infos.iter().filter(|i| i.active).count(),
+            ref_handles: infos.iter().filter(|i| i.active && i.has_ref).count(),
+            wake_drains: c.wake_drains,
+            wake_requests: self.waker.wake_counts().0,
+            wake_writes: self.waker.wake_counts().1,
+            completions: c.completions,
+            max_completions_per_drain: c.max_completions_per_drain,
+            pool: self.pool.as_ref().map(|p| p.metrics()).unwrap_or_default(),
+        }
+    }
+
+    /// The fd behind a handle, for sockets.
+    pub(crate) fn fd_of(&self, h: Handle) -> Option<Fd> {
+        match &self.handles.get(h)?.state {
+            State::Listener(l) => Some(l.fd()),
+            State::Tcp(t) => t.fd(),
+            _ => None,
+        }
+    }
+}

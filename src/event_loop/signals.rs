@@ -1,0 +1,112 @@
+//! Signal handles on the loop: the callback runs on the loop thread, in the poll phase,
+//! when the signal pipe (written by the handler in `sys/signal.rs`) becomes readable.
+//!
+//! Signal handles are unref'd when created, as in Node: listening for SIGINT must not
+//! keep a program alive that has nothing else to do.
+
+use super::{Loop, State, SIGNAL_TOKEN};
+use crate::handle::{Handle, HandleKind, Signal};
+use crate::sys::selfpipe::SelfPipe;
+use crate::sys::{signal as sys_signal, Interest};
+use std::io;
+
+/// The loop's own pipe for signal numbers, registered in the process-wide table.
+pub(crate) struct SignalPipe {
+    pipe: SelfPipe,
+    slot: usize,
+}
+
+impl Drop for SignalPipe {
+    fn drop(&mut self) {
+        // Stop the handler writing here before the fds close.
+        sys_signal::remove_pipe(self.slot);
+    }
+}
+
+pub(crate) struct SignalState {
+    signum: i32,
+    callback: Option<Box<dyn FnMut(&mut Loop, i32)>>,
+}
+
+impl Loop {
+    /// Run `cb` on the loop thread each time `signum` arrives. Unref'd by default.
+    pub fn signal(
+        &mut self,
+        signum: i32,
+        cb: impl FnMut(&mut Loop, i32) + 'static,
+    ) -> io::Result<Signal> {
+        self.ensure_signal_pipe()?;
+        sys_signal::watch(signum)
+            .map_err(|e| crate::error::context(format!("watching signal {signum}"), e))?;
+        let state = SignalState {
+            signum,
+            callback: Some(Box::new(cb)),
+        };
+        let h = self
+            .handles
+            .insert(HandleKind::Signal, State::Signal(state), true, false);
+        Ok(Signal(h))
+    }
+
+    fn ensure_signal_pipe(&mut self) -> io::Result<()> {
+        if self.signal_pipe.is_some() {
+            return Ok(());
+        }
+        let pipe =
+            SelfPipe::new().map_err(|e| crate::error::context("creating the signal pipe", e))?;
+        self.poller
+            .register(pipe.read_fd(), SIGNAL_TOKEN, Interest::READABLE)?;
+        let slot = sys_signal::add_pipe(pipe.write_fd())?;
+        self.signal_pipe = Some(SignalPipe { pipe, slot });
+        Ok(())
+    }
+
+    /// Stop watching (close, or the loop is dropped). Idempotent per handle.
+    pub(crate) fn stop_signal(&mut self, h: Handle) {
+        if let Some(State::Signal(s)) = self.handles.state_mut(h) {
+            if s.signum != 0 {
+                sys_signal::unwatch(s.signum);
+                s.signum = 0;
+            }
+        }
+    }
+
+    /// Phase 4, signal pipe readable: each byte is one delivered signal number.
+    pub(super) fn on_signal_pipe(&mut self) {
+        let mut signums = Vec::new();
+        if let Some(sp) = &self.signal_pipe {
+            if let Err(e) = sp.pipe.read_into(&mut signums) {
+                eprintln!("looplab: reading the signal pipe failed: {e}");
+            }
+        }
+        for signum in signums {
+            let watchers: Vec<Handle> = self
+                .handles
+                .infos()
+                .filter(|i| i.kind == HandleKind::Signal && !i.closing)
+                .map(|i| i.handle)
+                .collect();
+            for h in watchers {
+                self.run_signal_callback(h, i32::from(signum));
+            }
+        }
+    }
+
+    fn run_signal_callback(&mut self, h: Handle, signum: i32) {
+        let Some(State::Signal(s)) = self.handles.state_mut(h) else {
+            return;
+        };
+        if s.signum != signum {
+            return;
+        }
+        let Some(mut cb) = s.callback.take() else {
+            return;
+        };
+        cb(self, signum);
+        if let Some(State::Signal(s)) = self.handles.state_mut(h) {
+            if s.callback.is_none() {
+                s.callback = Some(cb);
+            }
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! Handles: what the loop keeps for every timer, socket, signal, async or piece of work.
+//!
+//! A [`Handle`] is a slab key plus a generation. The slab reuses keys, so a key alone
+//! could name a newer handle after the old one closed; the generation, new for every
+//! handle, makes a stale id fail the lookup instead of acting on a stranger.
+//!
+//! Each handle has three flags, the same as libuv's:
+//! - **active**: it is doing something (a timer is armed, a socket is watched);
+//! - **ref'd**: while active, it keeps the loop alive (`unref` keeps it working without
+//!   holding the loop: Node's `timer.unref()`);
+//! - **closing**: `close()` was called and its callback has not run yet.
+//!
+//! The table counts the handles that hold the loop, so the alive check is O(1) per tick
+//! even with ten thousand sockets; every flag change goes through one method that keeps
+//! the count true.
+
+use slab::Slab;
+use std::fmt;
+
+/// The id of any handle. Every typed handle (`Timer`, `Tcp`, ...) converts into it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Handle {
+    key: u32,
+    generation: u32,
+}
+
+impl Handle {
+    /// The 64-bit token the poller carries back with an event for this handle.
+    pub(crate) fn token(self) -> u64 {
+        (u64::from(self.generation) << 32) | u64::from(self.key)
+    }
+
+    pub(crate) fn from_token(token: u64) -> Handle {
+        Handle {
+            key: token as u32,
+            generation: (token >> 32) as u32,
+        }
+    }
+
+    /// A short number for traces and messages (`#12`); unique among live handles.
+    pub fn id(self) -> u32 {
+        self.key
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}.{}", self.key, self.generation)
+    }
+}
+
+impl fmt::Display for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.key)
+    }
+}
+
+/// What kind of thing a handle is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HandleKind {
+    /// `set_timeout` / `set_interval`.
+    Timer,
+    /// `set_immediate`.
+    Immediate,
+    /// `signal`.
+    Signal,
+    /// `tcp_listen`.
+    Listener,
+    /// An accepted or connected stream.
+    Tcp,
+    /// `async_handle`.
+    Async,
+    /// `queue_work` (and fs, dns).
+    Work,
+}
+
+impl HandleKind {
+    /// The lowercase name used in traces.
+    pub fn name(self) -> &'static str {
+        match self {
+            HandleKind::Timer => "timer",
+            HandleKind::Immediate => "immediate",
+            HandleKind::Signal => "signal",
+            HandleKind::Listener => "listener",
+            HandleKind::Tcp => "tcp",
+            HandleKind::Async => "async",
+            HandleKind::Work => "work",
+        }
+    }
+}
+
+impl fmt::Display for HandleKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One row of [`Loop::handles`](crate::Loop::handles), like libuv's `uv_walk`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandleInfo {
+    /// Its id.
+    pub handle: Handle,
+    /// What it is.
+    pub kind: HandleKind,
+    /// Doing something: armed, watched, queued.
+    pub active: bool,
+    /// Holds the loop alive while active.
+    pub has_ref: bool,
+    /// `close()` was called; the callback has not run yet.
+    pub closing: bool,
+}
+
+macro_rules! typed_handle {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub struct $name(pub(crate) Handle);
+
+        impl From<$name> for Handle {
+            fn from(h: $name) -> Handle {
+                h.0
+            }
+        }
+    };
+}
+
+typed_handle!(
+    /// A one-shot or repeating timer (`set_timeout`, `set_interval`).
+    Timer
+);
+typed_handle!(
+    /// A callback queued for the check phase (`set_immediate`).
+    Immediate
+);
+typed_handle!(
+    /// A signal watcher (`signal`); unref'd by default, as in Node.
+    Signal
+);
+typed_handle!(
+    /// A listening TCP socket (`tcp_listen`).
+    Listener
+);
+typed_handle!(
+    /// A connected TCP stream (accepted or from `tcp_connect`).
+    Tcp
+);
+typed_handle!(
+    /// A cross-thread wakeup (`async_handle`).
+    Async
+);
+typed_handle!(
+    /// A job on the thread pool (`queue_work`).
+    Work
+);
+
+pub(crate) struct Slot<S> {
+    generation: u32,
+    kind: HandleKind,
+    active: bool,
+    has_ref: bool,
+    closing: bool,
+    pub state: S,
+}
+
+impl<S> Slot<S> {
+    pub fn kind(&self) -> HandleKind {
+        self.kind
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
+    /// The alive rule for one handle. Work is a request, not a handle: like libuv's
+    /// uv_work_t it keeps the loop alive while queued or running, ref'd or not.
+    fn holds_loop(&self) -> bool {
+        self.closing || (self.active && (self.has_ref || self.kind == HandleKind::Work))
+    }
+}
+
+/// Every live handle of one loop, and how many of them hold it alive.
+pub(crate) struct HandleTable<S> {
+    slab: Slab<Slot<S>>,
+    next_generation: u32,
+    holding: usize,
+}
+
+impl<S> HandleTable<S> {
+    pub fn new() -> Self {
+        HandleTable {
+            slab: Slab::new(),
+            next_generation: 1,
+            holding: 0,
+        }
+    }
+
+    pub fn insert(&mut self, kind: HandleKind, state: S, active: bool, has_ref: bool) -> Handle {
+        self.insert_with(kind, active, has_ref, |_| state)
+    }
+
+    /// Insert a handle whose state needs its own id (an async sender carries it).
+    pub fn insert_with(
+        &mut self,
+        kind: HandleKind,
+        active: bool,
+        has_ref: bool,
+        make: impl FnOnce(Handle) -> S,
+    ) -> Handle {
+        let generation = self.next_generation;
+        // Wrapping is harmless: a key must also be reused 2^32 times for a collision.
+        self.next_generation = self.next_generation.wrapping_add(1).max(1);
+        let entry = self.slab.vacant_entry();
+        let h = Handle {
+            key: entry.key() as u32,
+            generation,
+        };
+        let slot = Slot {
+            generation,
+            kind,
+            active,
+            has_ref,
+            closing: false,
+            state: make(h),
+        };
+        if slot.holds_loop() {
+            self.holding += 1;
+        }
+        entry.insert(slot);
+        h
+    }
+
+    pub fn get(&self, h: Handle) -> Option<&Slot<S>> {
+        self.slab
+            .get(h.key as usize)
+            .filter(|s| s.generation == h.generation)
+    }
+
+    pub fn state_mut(&mut self, h: Handle) -> Option<&mut S> {
+        self.slab
+            .get_mut(h.key as usize)
+            .filter(|s| s.generation == h.generation)
+            .map(|s| &mut s.state)
+    }
+
+    pub fn remove(&mut self, h: Handle) -> Option<S> {
+        self.get(h)?;
+        let slot = self.slab.remove(h.key as usize);
+        if slot.holds_loop() {
+            self.holding -= 1;
+        }
+        Some(slot.state)
+    }
+
+    /// Change a handle's flags; false if the handle is stale. The holding count follows.
+    fn update(&mut self, h: Handle, change: impl FnOnce(&mut Slot<S>)) -> bool {
+        let Some(slot) = self
+            .slab
+            .get_mut(h.key as usize)
+            .filter(|s| s.generation == h.generation)
+        else {
+            return false;
+        };
+        let before = slot.holds_loop();
+        change(slot);
+        match (before, slot.holds_loop()) {
+            (false, true) => self.holding += 1,
+            (true, false) => self.holding -= 1,
+            _ => {}
+        }
+        true
+    }
+
+    pub fn set_active(&mut self, h: Handle, active: bool) -> bool {
+        self.update(h, |s| s.active = active)
+    }
+
+    pub fn set_ref(&mut self, h: Handle, has_ref: bool) -> bool {
+        self.update(h, |s| s.has_ref = has_ref)
+    }
+
+    /// Mark closing (and no longer active). False if stale or already closing.
+    pub fn begin_close(&mut self, h: Handle) -> bool {
+        let mut first = false;
+        let live = self.update(h, |s| {
+            first = !s.closing;
+            s.closing = true;
+            s.active = false;
+        });
+        live && first
+    }
+
+    /// How many handles hold the loop alive right now.
+    pub fn holding(&self) -> usize {
+        self.holding
+    }
+
+    pub fn info(&self, h: Handle) -> Option<HandleInfo> {
+        self.get(h).map(|s| HandleInfo {
+            handle: h,
+            kind: s.kind,
+            active: s.active,
+            has_ref: s.has_ref,
+            closing: s.closing,
+        })
+    }
+
+    pub fn infos(&self) -> impl Iterator<Item = HandleInfo> + '_ {
+        self.slab.iter().map(|(key, s)| HandleInfo {
+            handle: Handle {
+                key: key as u32,
+                generation: s.generation,
+            },
+            kind: s.kind,
+            active: s.active,
+            has_ref: s.has_ref,
+            closing: s.closing,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reused_slot_refuses_the_old_id() {
+        let mut t = HandleTable::new();
+        let a = t.insert(HandleKind::Timer, "a", true, true);
+        assert_eq!(t.remove(a), Some("a"));
+        let b = t.insert(HandleKind::Timer, "b", true, true);
+        assert_eq!(a.key, b.key, "the slab reused the slot");
+        assert!(t.get(a).is_none());
+        assert!(!t.set_ref(a, false));
+        assert_eq!(t.remove(a), None);
+        assert_eq!(t.get(b).map(|s| s.state), Some("b"));
+    }
+
+    #[test]
+    fn holding_count_follows_every_flag() {
+        let mut t = HandleTable::new();
+        let h = t.insert(HandleKind::Tcp, (), true, true);
+        assert_eq!(t.holding(), 1);
+        t.set_ref(h, false);
+        t.set_ref(h, false);
+        assert_eq!(t.holding(), 0);
+        t.set_ref(h, true);
+        assert_eq!(t.holding(), 1, "ref/unref are flags, not counters");
+        t.set_active(h, false);
+        assert_eq!(t.holding(), 0);
+        assert!(t.begin_close(h));
+        assert!(!t.begin_close(h), "a second close is refused");
+        assert_eq!(t.holding(), 1, "a close in progress holds the loop");
+        t.remove(h);
+        assert_eq!(t.holding(), 0);
+        let w = t.insert(HandleKind::Work, (), true, false);
+        assert_eq!(t.holding(), 1, "queued work holds the loop even unref'd");
+        t.remove(w);
+        assert_eq!(t.holding(), 0);
+    }
+}

@@ -1,0 +1,396 @@
+//! The thread pool: where blocking calls go so the loop never waits on them.
+//!
+//! Files and `getaddrinfo` cannot be polled: a read from disk or a DNS lookup blocks the
+//! calling thread. So the loop ships them to a fixed set of worker threads (libuv's
+//! threadpool, `UV_THREADPOOL_SIZE`), and the worker sends the result back:
+//!
+//! ```text
+//!  loop thread                        worker thread
+//!  queue_work ──► job channel ──────► run the job (may block)
+//!                                     send result ──► done channel
+//!  poll wakes ◄── self-pipe byte ◄─── waker.wake()  (coalesced)
+//!  drain done channel, run each `done` callback ON THE LOOP THREAD
+//! ```
+//!
+//! **Two lanes.** Slow work (DNS) goes to a second channel that only (n+1)/2 of the n
+//! workers read, so a burst of slow lookups can never take every worker and starve file
+//! work (the fix libuv made after users' pools filled with getaddrinfo calls).
+//!
+//! **Cancel.** A job is queued, running or cancelled, decided by one compare-and-swap:
+//! `cancel` wins only while the job is still queued, and then no worker will run it.
+
+use crate::event_loop::Loop;
+use crate::handle::{Handle, HandleKind, Work};
+use crate::sys::selfpipe::SelfPipe;
+use crossbeam_channel::{select, Receiver, Sender};
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use std::{fmt, io};
+
+const QUEUED: u8 = 0;
+const RUNNING: u8 = 1;
+const CANCELED: u8 = 2;
+
+/// Why a piece of work produced no value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Canceled {
+    /// `cancel()` took it off the queue before a worker started it.
+    BeforeStart,
+    /// It panicked on a worker (the panic's message); the worker lives on.
+    Panicked(String),
+    /// The pool's threads could not be started (the OS refused a thread).
+    NoPool(String),
+}
+
+impl fmt::Display for Canceled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Canceled::BeforeStart => f.write_str("work was cancelled before it started"),
+            Canceled::Panicked(msg) => write!(f, "work panicked on a pool thread: {msg}"),
+            Canceled::NoPool(msg) => write!(f, "the thread pool could not start: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for Canceled {}
+
+/// Which channel a job waits in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lane {
+    Fast,
+    Slow,
+}
+
+type AnyResult = Box<dyn Any + Send>;
+type DoneFn = Box<dyn FnOnce(&mut Loop, Result<AnyResult, Canceled>)>;
+
+struct Job {
+    handle: Handle,
+    state: Arc<AtomicU8>,
+    queued_at: Instant,
+    run: Box<dyn FnOnce() -> AnyResult + Send>,
+}
+
+struct Completion {
+    handle: Handle,
+    result: Result<AnyResult, Canceled>,
+}
+
+pub(crate) struct WorkState {
+    job: Arc<AtomicU8>,
+    done: Option<DoneFn>,
+}
+
+/// Pool figures for `metrics()`: the contention the classic talks warn about.
+#[derive(Clone, Debug, Default)]
+pub struct PoolMetrics {
+    /// Worker threads (0 until the first job starts the pool).
+    pub threads: usize,
+    /// Jobs waiting for a worker now.
+    pub queue_depth: usize,
+    /// The most jobs that ever waited at once.
+    pub max_queue_depth: usize,
+    /// Jobs a worker has finished.
+    pub done: u64,
+    /// How long a job waited in the queue before a worker took it: mean and max.
+    pub wait_mean: Duration,
+    /// The longest any job waited.
+    pub wait_max: Duration,
+}
+
+#[derive(Default)]
+struct Stats {
+    depth: AtomicUsize,
+    max_depth: AtomicUsize,
+    done: AtomicU64,
+    wait_total_us: AtomicU64,
+    wait_max_us: AtomicU64,
+}
+
+pub(crate) struct Pool {
+    fast: Option<Sender<Job>>,
+    slow: Option<Sender<Job>>,
+    done: Receiver<Completion>,
+    workers: Vec<JoinHandle<()>>,
+    stats: Arc<Stats>,
+    shutdown: Arc<AtomicBool>,
+}
+
+impl Pool {
+    fn start(size: usize, waker: Arc<SelfPipe>) -> io::Result<Pool> {
+        let (fast_tx, fast_rx) = crossbeam_channel::unbounded::<Job>();
+        let (slow_tx, slow_rx) = crossbeam_channel::unbounded::<Job>();
+        let (done_tx, done_rx) = crossbeam_channel::unbounded();
+        let stats = Arc::new(Stats::default());
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let slow_workers = size.div_ceil(2);
+        let mut pool = Pool {
+            fast: Some(fast_tx),
+            slow: Some(slow_tx),
+            done: done_rx,
+            workers: Vec::new(),
+            stats,
+            shutdown,
+        };
+        for i in 0..size {
+            let worker = Worker {
+                fast: fast_rx.clone(),
+                slow: (i < slow_workers).then(|| slow_rx.clone()),
+                done: done_tx.clone(),
+                waker: waker.clone(),
+                stats: pool.stats.clone(),
+                shutdown: pool.shutdown.clone(),
+            };
+            let t = std::thread::Builder::new()
+                .name(format!("looplab-pool-{i}"))
+                .spawn(move || worker.run())?;
+            pool.workers.push(t);
+        }
+        Ok(pool)
+    }
+
+    fn submit(&self, lane: Lane, job: Job) -> bool {
+        let depth = self.stats.depth.fetch_add(1, Ordering::Relaxed) + 1;
+        self.stats.max_depth.fetch_max(depth, Ordering::Relaxed);
+        let tx = match lane {
+            Lane::Fast => &self.fast,
+            Lane::Slow => &self.slow,
+        };
+        tx.as_ref().is_some_and(|tx| tx.send(job).is_ok())
+    }
+
+    pub fn metrics(&self) -> PoolMetrics {
+        let s = &self.stats;
+        let done = s.done.load(Ordering::Relaxed);
+        let total = s.wait_total_us.load(Ordering::Relaxed);
+        PoolMetrics {
+            threads: self.workers.len(),
+            queue_depth: s.depth.load(Ordering::Relaxed),
+            max_queue_depth: s.max_depth.load(Ordering::Relaxed),
+            done,
+            wait_mean: Duration::from_micros(total.checked_div(done).unwrap_or(0)),
+            wait_max: Duration::from_micros(s.wait_max_us.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // Queued jobs are dropped unrun; running ones finish; then every worker exits.
+        self.shutdown.store(true, Ordering::Release);
+        self.fast = None;
+        self.slow = None;
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+struct Worker {
+    fast: Receiver<Job>,
+    slow: Option<Receiver<Job>>,
+    done: Sender<Completion>,
+    waker: Arc<SelfPipe>,
+    stats: Arc<Stats>,
+    shutdown: Arc<AtomicBool>,
+}
+
+impl Worker {
+    fn run(self) {
+        while let Some(job) = self.next_job() {
+            if self.shutdown.load(Ordering::Acquire) {
+                return;
+            }
+            if job
+                .state
+                .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                continue; // cancelled while queued: the loop already told its owner
+            }
+            self.stats.depth.fetch_sub(1, Ordering::Relaxed);
+            let waited = job.queued_at.elapsed().as_micros() as u64;
+            self.stats
+                .wait_total_us
+                .fetch_add(waited, Ordering::Relaxed);
+            self.stats.wait_max_us.fetch_max(waited, Ordering::Relaxed);
+            let result = catch_unwind(AssertUnwindSafe(job.run))
+                .map_err(|p| Canceled::Panicked(panic_message(&*p)));
+            self.stats.done.fetch_add(1, Ordering::Relaxed);
+            if self
+                .done
+                .send(Completion {
+                    handle: job.handle,
+                    result,
+                })
+                .is_err()
+            {
+                return;
+            }
+            if let Err(e) = self.waker.wake() {
+                eprintln!("looplab: a pool worker could not wake the loop: {e}");
+            }
+        }
+    }
+
+    /// The next job from either lane this worker serves; `None` once the pool is gone.
+    fn next_job(&self) -> Option<Job> {
+        match &self.slow {
+            None => self.fast.recv().ok(),
+            Some(slow) => select! {
+                recv(self.fast) -> j => j.ok(),
+                recv(slow) -> j => j.ok(),
+            },
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_string()
+    }
+}
+
+impl Loop {
+    /// Run `work` on the pool; `done` gets its result on the loop thread. Pending work
+    /// keeps the loop alive, ref'd or not.
+    pub fn queue_work<T: Send + 'static>(
+        &mut self,
+        work: impl FnOnce() -> T + Send + 'static,
+        done: impl FnOnce(&mut Loop, Result<T, Canceled>) + 'static,
+    ) -> Work {
+        self.queue_work_in(Lane::Fast, work, done)
+    }
+
+    /// Like `queue_work`, for work that may block a long time (a resolver, a slow disk):
+    /// it may occupy at most (n+1)/2 of the n workers, so fast work always finds one.
+    pub fn queue_slow_work<T: Send + 'static>(
+        &mut self,
+        work: impl FnOnce() -> T + Send + 'static,
+        done: impl FnOnce(&mut Loop, Result<T, Canceled>) + 'static,
+    ) -> Work {
+        self.queue_work_in(Lane::Slow, work, done)
+    }
+
+    pub(crate) fn queue_work_in<T: Send + 'static>(
+        &mut self,
+        lane: Lane,
+        work: impl FnOnce() -> T + Send + 'static,
+        done: impl FnOnce(&mut Loop, Result<T, Canceled>) + 'static,
+    ) -> Work {
+        let job_state = Arc::new(AtomicU8::new(QUEUED));
+        let done: DoneFn = Box::new(move |lp, r| {
+            let typed = r.and_then(|any| {
+                any.downcast::<T>()
+                    .map(|v| *v)
+                    .map_err(|_| Canceled::Panicked("result of an unexpected type".into()))
+            });
+            done(lp, typed)
+        });
+        let state = WorkState {
+            job: job_state.clone(),
+            done: Some(done),
+        };
+        let h = self.handles.insert(
+            HandleKind::Work,
+            crate::event_loop::State::Work(state),
+            true,
+            true,
+        );
+        if self.pool.is_none() {
+            match Pool::start(self.pool_size, self.waker.clone()) {
+                Ok(p) => self.pool = Some(p),
+                Err(e) => {
+                    self.finish_work_early(h, Canceled::NoPool(e.to_string()));
+                    return Work(h);
+                }
+            }
+        }
+        let job = Job {
+            handle: h,
+            state: job_state,
+            queued_at: Instant::now(),
+            run: Box::new(move || Box::new(work()) as AnyResult),
+        };
+        let sent = self.pool.as_ref().is_some_and(|p| p.submit(lane, job));
+        if !sent {
+            self.finish_work_early(h, Canceled::NoPool("the pool has shut down".into()));
+        }
+        Work(h)
+    }
+
+    /// Cancel work that no worker has started: true, and its `done` gets
+    /// `Err(Canceled::BeforeStart)` in the next pending phase. Running or finished work
+    /// cannot be cancelled: false.
+    pub fn cancel(&mut self, w: Work) -> bool {
+        let h: Handle = w.into();
+        let Some(crate::event_loop::State::Work(ws)) = self.handles.state_mut(h) else {
+            return false;
+        };
+        if ws
+            .job
+            .compare_exchange(QUEUED, CANCELED, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        if let Some(p) = &self.pool {
+            p.stats.depth.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.finish_work_early(h, Canceled::BeforeStart);
+        true
+    }
+
+    /// Deliver `why` to the work's `done` in the next pending phase (never synchronously).
+    fn finish_work_early(&mut self, h: Handle, why: Canceled) {
+        if let Some(crate::event_loop::State::Work(mut ws)) = self.handles.remove(h) {
+            if let Some(done) = ws.done.take() {
+                self.defer(move |lp| done(lp, Err(why)));
+            }
+        }
+    }
+
+    /// close() on work: cancel it if still queued; its `done` will not be called.
+    pub(crate) fn stop_work(&mut self, h: Handle) {
+        if let Some(crate::event_loop::State::Work(ws)) = self.handles.state_mut(h) {
+            ws.done = None;
+            if ws
+                .job
+                .compare_exchange(QUEUED, CANCELED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                if let Some(p) = &self.pool {
+                    p.stats.depth.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// After a wake: every finished job's `done`, on the loop thread. Returns how many.
+    pub(crate) fn run_pool_completions(&mut self) -> usize {
+        let mut n = 0;
+        loop {
+            let Some(c) = self.pool.as_ref().and_then(|p| p.done.try_recv().ok()) else {
+                break;
+            };
+            n += 1;
+            if self.handles.get(c.handle).is_none_or(|s| s.is_closing()) {
+                continue; // closed while it ran: the result has no one to go to
+            }
+            if let Some(crate::event_loop::State::Work(mut ws)) = self.handles.remove(c.handle) {
+                if let Some(done) = ws.done.take() {
+                    done(self, c.result);
+                }
+            }
+        }
+        n
+    }
+}

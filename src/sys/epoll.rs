@@ -1,0 +1,99 @@
+//! Raw `epoll(7)` over libc, level-triggered (Linux).
+//!
+//! Level-triggered means `epoll_wait` keeps reporting an fd for as long as it is ready:
+//! a reader that stops early is told again next tick, which is the forgiving mode and
+//! the one the classic C loop uses. `EPOLLRDHUP` comes with read interest, so a peer's
+//! FIN is reported even when no data came with it.
+
+use super::{syscall, timeout_ms, Event, Fd, Interest};
+use std::io;
+use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+/// How many events one `epoll_wait` may return; more simply wait for the next tick.
+const EVENTS_PER_WAIT: usize = 1024;
+
+pub(crate) struct Epoll {
+    epfd: OwnedFd,
+    buf: Vec<libc::epoll_event>,
+}
+
+impl Epoll {
+    pub fn new() -> io::Result<Epoll> {
+        // EPOLL_CLOEXEC: a child process (the benchmark spawns servers) must not inherit it.
+        let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
+        // SAFETY: epoll_create1 just returned this fd and nothing else owns it.
+        let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let empty = libc::epoll_event { events: 0, u64: 0 };
+        Ok(Epoll {
+            epfd,
+            buf: vec![empty; EVENTS_PER_WAIT],
+        })
+    }
+
+    pub fn register(&self, fd: Fd, token: u64, interest: Interest) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd, token, interest)
+    }
+
+    pub fn reregister(&self, fd: Fd, token: u64, interest: Interest) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_MOD, fd, token, interest)
+    }
+
+    pub fn deregister(&self, fd: Fd) -> io::Result<()> {
+        // A null event pointer is allowed for DEL since Linux 2.6.9.
+        syscall!(epoll_ctl(
+            self.epfd.as_raw_fd(),
+            libc::EPOLL_CTL_DEL,
+            fd,
+            std::ptr::null_mut()
+        ))
+        .map(drop)
+    }
+
+    fn ctl(&self, op: libc::c_int, fd: Fd, token: u64, interest: Interest) -> io::Result<()> {
+        let mut flags = 0;
+        // RDHUP only with read interest: level-triggered, a half-closed peer would
+        // otherwise be reported every tick to a stream that is not reading.
+        if interest.readable {
+            flags |= libc::EPOLLIN | libc::EPOLLRDHUP;
+        }
+        if interest.writable {
+            flags |= libc::EPOLLOUT;
+        }
+        let mut ev = libc::epoll_event {
+            events: flags as u32,
+            u64: token,
+        };
+        // SAFETY: `ev` is a valid epoll_event that outlives the call; the kernel copies it.
+        syscall!(epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut ev)).map(drop)
+    }
+
+    pub fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let n = loop {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            // SAFETY: `buf` has EVENTS_PER_WAIT initialised entries the kernel may overwrite.
+            match syscall!(epoll_wait(
+                self.epfd.as_raw_fd(),
+                self.buf.as_mut_ptr(),
+                EVENTS_PER_WAIT as libc::c_int,
+                timeout_ms(left)
+            )) {
+                Ok(n) => break n as usize,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        events.extend(self.buf[..n].iter().map(|ev| {
+            let bits = ev.events as libc::c_int;
+            Event {
+                token: ev.u64,
+                readable: bits & (libc::EPOLLIN | libc::EPOLLPRI) != 0,
+                writable: bits & libc::EPOLLOUT != 0,
+                hangup: bits & (libc::EPOLLRDHUP | libc::EPOLLHUP) != 0,
+                error: bits & libc::EPOLLERR != 0,
+            }
+        }));
+        Ok(())
+    }
+}

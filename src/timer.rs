@@ -1,0 +1,368 @@
+//! A hierarchical timing wheel: timers in O(1), the next deadline from a few bit scans.
+//!
+//! Time is whole milliseconds since the wheel was made. The wheel has [`LEVELS`] levels of
+//! 64 slots. Level 0 has one slot per millisecond of the current 64 ms block; each slot of
+//! level 1 covers 64 ms of the current 4096 ms block; level `n` covers `64^n` ms a slot.
+//! A timer goes to the level of the highest 6-bit digit in which its deadline differs from
+//! the wheel's current time (`level_for`), and to the slot named by that digit
+//! (`slot_for`). So every timer on level `n` is later than every timer on levels below,
+//! and within a level the slots are in time order from the current position: the earliest
+//! timer is in the first occupied slot of the first non-empty level. Each level keeps a
+//! 64-bit occupancy mask, so that slot is found with `trailing_zeros`, not by scanning.
+//!
+//! When time reaches the start of a slot on a higher level, its timers are *cascaded*:
+//! re-inserted relative to the new time, which puts them on lower levels, closer to
+//! firing. A timer moves down at most `LEVELS` times in its life.
+//!
+//! Insert and cancel are O(1): each slot is a doubly linked list threaded through a slab.
+//! Eleven levels cover all 64 bits (11 x 6 = 66), so any deadline fits and a huge timeout
+//! saturates at `u64::MAX` ms instead of wrapping. Tokio's wheel (`runtime/time/wheel`)
+//! uses the same digits; this one is smaller and single-threaded.
+//!
+//! Timers due in the same `advance` are returned sorted by deadline, then by the order in
+//! which they were inserted, so equal deadlines fire in start order.
+
+use slab::Slab;
+
+/// 64 slots a level: a power of two, so a level's digit is a shift and a mask.
+const SLOT_BITS: u32 = 6;
+const SLOTS: usize = 1 << SLOT_BITS;
+const SLOT_MASK: u64 = (SLOTS as u64) - 1;
+/// Enough levels that every u64 deadline has one (11 x 6 = 66 >= 64 bits).
+pub const LEVELS: usize = 11;
+
+/// Marks the end of a slot's list; slab keys never reach it.
+const NIL: usize = usize::MAX;
+
+/// The level a deadline belongs on, seen from `elapsed`: the 6-bit digit of the highest
+/// bit in which they differ. `| SLOT_MASK` puts equal values on level 0.
+fn level_for(elapsed: u64, deadline: u64) -> usize {
+    let masked = (elapsed ^ deadline) | SLOT_MASK;
+    let highest_bit = 63 - masked.leading_zeros();
+    (highest_bit / SLOT_BITS) as usize
+}
+
+/// The slot of `deadline` on `level`: its 6-bit digit there.
+fn slot_for(deadline: u64, level: usize) -> usize {
+    ((deadline >> (level as u32 * SLOT_BITS)) & SLOT_MASK) as usize
+}
+
+/// The first millisecond of `slot` on `level`, in the block that contains `elapsed`.
+fn slot_start(elapsed: u64, level: usize, slot: usize) -> u64 {
+    let shift = level as u32 * SLOT_BITS;
+    let block_bits = shift + SLOT_BITS;
+    let block_start = if block_bits >= 64 {
+        0
+    } else {
+        elapsed & !((1u64 << block_bits) - 1)
+    };
+    block_start + ((slot as u64) << shift)
+}
+
+struct Entry<T> {
+    deadline: u64,
+    seq: u64,
+    value: T,
+    prev: usize,
+    next: usize,
+    level: u8,
+    slot: u8,
+}
+
+#[derive(Clone, Copy)]
+struct List {
+    head: usize,
+    tail: usize,
+}
+
+const EMPTY: List = List {
+    head: NIL,
+    tail: NIL,
+};
+
+struct Level {
+    /// Bit `i` is set while slot `i` holds at least one timer.
+    occupied: u64,
+    slots: [List; SLOTS],
+}
+
+/// The wheel. `T` is what a timer carries back when it fires (the loop stores a handle).
+pub struct Wheel<T> {
+    entries: Slab<Entry<T>>,
+    levels: Vec<Level>,
+    /// The current time of the wheel in ms: every timer's deadline is at or after it.
+    elapsed: u64,
+    next_seq: u64,
+}
+
+/// A timer that came due: its deadline and its value.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Expired<T> {
+    /// When it was due, in wheel ms.
+    pub deadline: u64,
+    /// What it carried.
+    pub value: T,
+}
+
+impl<T> Default for Wheel<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Wheel<T> {
+    /// An empty wheel at time 0.
+    pub fn new() -> Wheel<T> {
+        let levels = (0..LEVELS)
+            .map(|_| Level {
+                occupied: 0,
+                slots: [EMPTY; SLOTS],
+            })
+            .collect();
+        Wheel {
+            entries: Slab::new(),
+            levels,
+            elapsed: 0,
+            next_seq: 0,
+        }
+    }
+
+    /// The wheel's current time in ms (the `now` of the last `advance`).
+    pub fn elapsed(&self) -> u64 {
+        self.elapsed
+    }
+
+    /// Timers waiting to fire.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// No timer waits.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Add a timer due at `deadline` ms; a deadline in the past fires at the next
+    /// `advance`. Returns a key for `cancel`, valid until the timer fires or is cancelled.
+    pub fn insert(&mut self, deadline: u64, value: T) -> usize {
+        let deadline = deadline.max(self.elapsed);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let key = self.entries.insert(Entry {
+            deadline,
+            seq,
+            value,
+            prev: NIL,
+            next: NIL,
+            level: 0,
+            slot: 0,
+        });
+        self.link(key);
+        key
+    }
+
+    /// Remove a timer before it fires. `None` if the key holds no timer.
+    pub fn cancel(&mut self, key: usize) -> Option<T> {
+        if !self.entries.contains(key) {
+            return None;
+        }
+        self.unlink(key);
+        Some(self.entries.remove(key).value)
+    }
+
+    /// The earliest deadline and the value of the timer that will fire first.
+    /// O(size of one slot): only the first occupied slot is looked into.
+    pub fn next_deadline(&self) -> Option<(u64, &T)> {
+        let (level, slot, _) = self.next_slot()?;
+        let mut key = self.levels[level].slots[slot].head;
+        let mut best: Option<&Entry<T>> = None;
+        while key != NIL {
+            let e = &self.entries[key];
+            if best.is_none_or(|b| (e.deadline, e.seq) < (b.deadline, b.seq)) {
+                best = Some(e);
+            }
+            key = e.next;
+        }
+        best.map(|e| (e.deadline, &e.value))
+    }
+
+    /// Move time forward to `now` ms and append every timer with a deadline at or before
+    /// it to `out`, sorted by (deadline, insertion order). Time never moves backwards.
+    pub fn advance(&mut self, now: u64, out: &mut Vec<Expired<T>>) {
+        let first_new = out.len();
+        let mut due: Vec<(u64, u64, T)> = Vec::new();
+        while let Some((level, slot, start)) = self.next_slot() {
+            if start > now {
+                break;
+            }
+            debug_assert!(
+                start >= self.elapsed,
+                "slot start {start} before elapsed {}",
+                self.elapsed
+            );
+            self.elapsed = start;
+            let mut key = std::mem::replace(&mut self.levels[level].slots[slot], EMPTY).head;
+            self.levels[level].occupied &= !(1u64 << slot);
+            while key != NIL {
+                let next = self.entries[key].next;
+                if self.entries[key].deadline <= now {
+                    let e = self.entries.remove(key);
+                    due.push((e.deadline, e.seq, e.value));
+                } else {
+                    // Cascade: seen from `start`, it lands on a lower level.
+                    self.link(key);
+                }
+                key = next;
+            }
+        }
+        self.elapsed = self.elapsed.max(now);
+        due.sort_by_key(|&(deadline, seq, _)| (deadline, seq));
+        out.extend(
+            due.into_iter()
+                .map(|(deadline, _, value)| Expired { deadline, value }),
+        );
+        debug_assert!(out[first_new..]
+            .windows(2)
+            .all(|w| w[0].deadline <= w[1].deadline));
+    }
+
+    /// The first occupied slot in time order: (level, slot, the slot's first ms).
+    fn next_slot(&self) -> Option<(usize, usize, u64)> {
+        for (level, lv) in self.levels.iter().enumerate() {
+            if lv.occupied == 0 {
+                continue;
+            }
+            let position = slot_for(self.elapsed, level);
+            debug_assert_eq!(
+                lv.occupied & !(u64::MAX << position),
+                0,
+                "level {level} has slots behind its position {position}: {:#x}",
+                lv.occupied
+            );
+            let slot = (lv.occupied & (u64::MAX << position)).trailing_zeros() as usize;
+            return Some((level, slot, slot_start(self.elapsed, level, slot)));
+        }
+        None
+    }
+
+    fn link(&mut self, key: usize) {
+        let deadline = self.entries[key].deadline;
+        let level = level_for(self.elapsed, deadline);
+        let slot = slot_for(deadline, level);
+        let tail = self.levels[level].slots[slot].tail;
+        {
+            let e = &mut self.entries[key];
+            e.level = level as u8;
+            e.slot = slot as u8;
+            e.prev = tail;
+            e.next = NIL;
+        }
+        if tail == NIL {
+            self.levels[level].slots[slot].head = key;
+        } else {
+            self.entries[tail].next = key;
+        }
+        self.levels[level].slots[slot].tail = key;
+        self.levels[level].occupied |= 1u64 << slot;
+    }
+
+    fn unlink(&mut self, key: usize) {
+        let (prev, next, level, slot) = {
+            let e = &self.entries[key];
+            (e.prev, e.next, e.level as usize, e.slot as usize)
+        };
+        let list = &mut self.levels[level].slots[slot];
+        if prev == NIL {
+            list.head = next;
+        } else {
+            self.entries[prev].next = next;
+        }
+        let list = &mut self.levels[level].slots[slot];
+        if next == NIL {
+            list.tail = prev;
+        } else {
+            self.entries[next].prev = prev;
+        }
+        if self.levels[level].slots[slot].head == NIL {
+            self.levels[level].occupied &= !(1u64 << slot);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fire<T>(w: &mut Wheel<T>, now: u64) -> Vec<(u64, T)> {
+        let mut out = Vec::new();
+        w.advance(now, &mut out);
+        out.into_iter().map(|e| (e.deadline, e.value)).collect()
+    }
+
+    #[test]
+    fn digits_pick_level_and_slot() {
+        assert_eq!(level_for(0, 0), 0);
+        assert_eq!(level_for(0, 63), 0);
+        assert_eq!(level_for(0, 64), 1);
+        assert_eq!(
+            level_for(60, 70),
+            1,
+            "crossing a 64 ms block boundary moves up a level"
+        );
+        assert_eq!(level_for(0, 4096), 2);
+        assert_eq!(level_for(0, u64::MAX), 10);
+        assert_eq!(slot_for(4096 + 65, 1), 1);
+        assert_eq!(slot_start(70, 1, 3), 192);
+        assert_eq!(slot_start(5, 10, 15), 15 << 60);
+    }
+
+    #[test]
+    fn fires_at_deadline_never_before() {
+        let mut w = Wheel::new();
+        w.insert(100, "a");
+        assert!(fire(&mut w, 99).is_empty());
+        assert_eq!(fire(&mut w, 100), vec![(100, "a")]);
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn equal_deadlines_fire_in_insertion_order_across_levels() {
+        let mut w = Wheel::new();
+        w.insert(100, 1); // level 1 now
+        fire(&mut w, 90);
+        w.insert(100, 2); // level 0 now
+        w.insert(100, 3);
+        assert_eq!(fire(&mut w, 100), vec![(100, 1), (100, 2), (100, 3)]);
+    }
+
+    #[test]
+    fn next_deadline_looks_into_higher_levels() {
+        let mut w = Wheel::new();
+        w.insert(5000, 'b');
+        w.insert(4500, 'a');
+        assert_eq!(w.next_deadline(), Some((4500, &'a')));
+        let k = w.insert(3, 'c');
+        assert_eq!(w.next_deadline(), Some((3, &'c')));
+        assert_eq!(w.cancel(k), Some('c'));
+        assert_eq!(w.cancel(k), None, "a cancelled key is gone");
+        assert_eq!(w.next_deadline(), Some((4500, &'a')));
+    }
+
+    #[test]
+    fn huge_deadlines_saturate_and_still_order() {
+        let mut w = Wheel::new();
+        w.insert(u64::MAX, "max");
+        w.insert(1 << 40, "far");
+        assert_eq!(w.next_deadline(), Some((1 << 40, &"far")));
+        assert_eq!(fire(&mut w, 1 << 40), vec![(1 << 40, "far")]);
+        assert_eq!(fire(&mut w, u64::MAX), vec![(u64::MAX, "max")]);
+    }
+
+    #[test]
+    fn past_deadlines_fire_on_the_next_advance() {
+        let mut w = Wheel::new();
+        fire(&mut w, 1000);
+        w.insert(10, "late");
+        assert_eq!(fire(&mut w, 1000), vec![(1000, "late")]);
+    }
+}
