@@ -62,7 +62,7 @@
 
 pub mod bench;
 pub mod dns;
-mod error;
+pub(crate) mod error;
 mod event_loop;
 pub mod fs;
 mod handle;

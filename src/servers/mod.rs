@@ -1,1 +1,8 @@
-//! Servers built on the loop.
+//! Servers built on the loop, and the thread-per-connection baseline.
+//!
+//! - [`echo`]: the echo server on looplab's `Loop`, one thread for every connection.
+//! - [`echo_threads`]: the same protocol with a blocking accept loop and one OS thread
+//!   per connection: the classic design the event loop is measured against.
+
+pub mod echo;
+pub mod echo_threads;

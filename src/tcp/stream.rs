@@ -17,6 +17,7 @@ const READ_BUDGET: usize = 16;
 type OnRead = Box<dyn FnMut(&mut Loop, Tcp, Read<'_>)>;
 type OnConnect = Box<dyn FnOnce(&mut Loop, io::Result<Tcp>)>;
 type OnDone = Box<dyn FnOnce(&mut Loop, io::Result<()>)>;
+type OnDrain = Box<dyn FnOnce(&mut Loop, Tcp)>;
 
 struct WriteReq {
     data: Vec<u8>,
@@ -36,6 +37,8 @@ pub(crate) struct TcpState {
     write_closed: bool,
     /// What the poller watches now; `None` when not registered at all.
     registered: Option<Interest>,
+    /// Run once when the queue falls to this many bytes (Node's 'drain').
+    drain: Option<(usize, OnDrain)>,
 }
 
 impl TcpState {
@@ -50,6 +53,7 @@ impl TcpState {
             shutdown: None,
             write_closed: false,
             registered: None,
+            drain: None,
         }
     }
 
@@ -403,10 +407,42 @@ impl Loop {
                 finished.push((done, r));
             }
         }
+        let drained = match t.drain.take() {
+            Some((low, cb)) if t.queued_bytes <= low => Some(cb),
+            other => {
+                t.drain = other;
+                None
+            }
+        };
         self.sync_interest(h);
         for (done, r) in finished {
             done(self, r);
         }
+        if let Some(cb) = drained {
+            cb(self, Tcp(h));
+        }
+    }
+
+    /// Run `cb` once when the write queue has fallen to `low_water` bytes or fewer: the
+    /// moment to resume reading after backpressure (Node's 'drain' event). If it already
+    /// has, `cb` runs in the next pending phase. Replaces an earlier `on_drain`.
+    pub fn on_drain(
+        &mut self,
+        conn: Tcp,
+        low_water: usize,
+        cb: impl FnOnce(&mut Loop, Tcp) + 'static,
+    ) -> io::Result<()> {
+        let h: Handle = conn.into();
+        let t = self
+            .stream(h)
+            .ok_or_else(|| crate::error::stale("on_drain", h))?;
+        if t.queued_bytes <= low_water {
+            t.drain = None;
+            self.defer(move |lp| cb(lp, conn));
+        } else {
+            t.drain = Some((low_water, Box::new(cb)));
+        }
+        Ok(())
     }
 
     /// Close the write side once the queue has drained (a TCP FIN: the peer reads EOF).
@@ -457,6 +493,7 @@ impl Loop {
         t.queued_bytes = 0;
         t.on_read = None;
         t.reading = false;
+        t.drain = None;
         let connect = t.connecting.take();
         if let (Some(s), true) = (&socket, registered) {
             let _ = self.poller.deregister(s.as_raw_fd());

@@ -42,3 +42,105 @@ pub fn round_trip(s: &mut TcpStream, msg: &[u8]) -> Vec<u8> {
     s.read_exact(&mut back).unwrap();
     back
 }
+
+use looplab::servers::echo::{Echo, EchoConfig, EchoStats};
+use looplab::{Backend as B, CloseDone, HandleKind, RunMode};
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::mpsc;
+
+/// What an echo server on a loop thread reports when asked.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub stats: EchoStats,
+    pub tcp_handles: usize,
+    pub listeners: usize,
+}
+
+/// An echo server running on its own loop thread, driven through async handles.
+pub struct LoopEcho {
+    pub addr: SocketAddr,
+    ask: looplab::AsyncSender,
+    stop: looplab::AsyncSender,
+    answers: mpsc::Receiver<Snapshot>,
+    thread: std::thread::JoinHandle<Snapshot>,
+}
+
+fn snapshot(lp: &looplab::Loop, echo: &Echo) -> Snapshot {
+    let handles = lp.handles();
+    let count = |k| handles.iter().filter(|h| h.kind == k && !h.closing).count();
+    Snapshot {
+        stats: echo.stats(),
+        tcp_handles: count(HandleKind::Tcp),
+        listeners: count(HandleKind::Listener),
+    }
+}
+
+impl LoopEcho {
+    pub fn start(backend: B, max_conns: usize) -> LoopEcho {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (answer_tx, answers) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let mut lp = new_loop(backend);
+            let config = EchoConfig {
+                addr: "127.0.0.1:0".parse().unwrap(),
+                max_conns,
+            };
+            let echo = Echo::listen(&mut lp, config).unwrap();
+            let addr = echo.local_addr(&lp).unwrap();
+            let e = echo.clone();
+            let (ask_h, ask) = lp.async_handle(move |lp| answer_tx.send(snapshot(lp, &e)).unwrap());
+            lp.unref(ask_h);
+            let final_snap = Rc::new(Cell::new(None));
+            let (e, f) = (echo.clone(), final_snap.clone());
+            let (stop_h, stop) = lp.async_handle(move |lp| {
+                f.set(Some(snapshot(lp, &e)));
+                e.shutdown(lp);
+                lp.close(ask_h, None::<CloseDone>);
+            });
+            lp.unref(stop_h);
+            ready_tx.send((addr, ask, stop)).unwrap();
+            lp.run(RunMode::Default).unwrap();
+            lp.close(stop_h, None::<CloseDone>);
+            lp.run(RunMode::Default).unwrap();
+            assert!(
+                lp.handles().is_empty(),
+                "handles left after shutdown: {:?}",
+                lp.handles()
+            );
+            final_snap.take().unwrap()
+        });
+        let (addr, ask, stop) = ready_rx.recv().unwrap();
+        LoopEcho {
+            addr,
+            ask,
+            stop,
+            answers,
+            thread,
+        }
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        self.ask.send();
+        self.answers
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the loop answers")
+    }
+
+    /// Wait until the server has no connection handles left (clients are gone).
+    pub fn wait_for_no_connections(&self) -> Snapshot {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = self.snapshot();
+            if s.tcp_handles == 0 || std::time::Instant::now() > deadline {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn stop(self) -> Snapshot {
+        self.stop.send();
+        self.thread.join().expect("the server thread ends cleanly")
+    }
+}

@@ -1,0 +1,176 @@
+//! The echo server on the loop: every byte a client sends comes back, in order.
+//!
+//! What makes it production-correct rather than a demo:
+//! - **Backpressure.** A client that sends but does not read would make us queue its
+//!   echo without bound. Once a connection's write queue passes the high-water mark we
+//!   stop reading from it (the kernel buffers fill, and the client's sends block), and we
+//!   resume when the queue falls to the low-water mark. Memory per connection is bounded
+//!   by the high-water mark plus one read.
+//! - **Half-close.** EOF while echoes are still queued: flush them, send our FIN, close.
+//! - **Load shedding.** Past `max_conns` a new connection is accepted and closed at once,
+//!   so the ones already accepted keep their service.
+//! - **Peers that vanish** (reset, broken pipe) close only their own connection.
+
+use crate::handle::{Listener, Tcp};
+use crate::{CloseDone, Loop, Read, WriteDone};
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+/// Stop reading a connection whose echo queue holds more than this...
+pub const HIGH_WATER: usize = 1024 * 1024;
+/// ...and read again once it has drained to this.
+pub const LOW_WATER: usize = 256 * 1024;
+
+/// How an echo server is set up.
+#[derive(Clone, Debug)]
+pub struct EchoConfig {
+    /// Where to listen (port 0: any free port).
+    pub addr: SocketAddr,
+    /// More connections than this are accepted and closed at once.
+    pub max_conns: usize,
+}
+
+impl Default for EchoConfig {
+    fn default() -> Self {
+        EchoConfig {
+            addr: ([127, 0, 0, 1], 7878).into(),
+            max_conns: 100_000,
+        }
+    }
+}
+
+/// What the server has done so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EchoStats {
+    /// Connections accepted and served.
+    pub accepted: u64,
+    /// Connections open now.
+    pub open: usize,
+    /// Connections closed at once because `max_conns` were open.
+    pub shed: u64,
+    /// Bytes echoed.
+    pub bytes: u64,
+    /// Times a connection was paused for backpressure.
+    pub paused: u64,
+    /// The largest write queue any connection reached, in bytes.
+    pub max_queue: usize,
+    /// Connections that ended with an error (reset, broken pipe).
+    pub errors: u64,
+}
+
+struct Shared {
+    config: EchoConfig,
+    stats: EchoStats,
+    conns: HashSet<Tcp>,
+}
+
+/// A running echo server: its listener, its connections and its stats.
+#[derive(Clone)]
+pub struct Echo {
+    listener: Listener,
+    shared: Rc<RefCell<Shared>>,
+}
+
+impl Echo {
+    /// Listen on `config.addr` and echo on `lp`.
+    pub fn listen(lp: &mut Loop, config: EchoConfig) -> io::Result<Echo> {
+        let shared = Rc::new(RefCell::new(Shared {
+            config: config.clone(),
+            stats: EchoStats::default(),
+            conns: HashSet::new(),
+        }));
+        let s = shared.clone();
+        let listener = lp.tcp_listen(config.addr, move |lp, conn| on_connection(lp, &s, conn))?;
+        Ok(Echo { listener, shared })
+    }
+
+    /// The bound address (the real port when listening on port 0).
+    pub fn local_addr(&self, lp: &Loop) -> io::Result<SocketAddr> {
+        lp.local_addr(self.listener)
+    }
+
+    /// A copy of the stats.
+    pub fn stats(&self) -> EchoStats {
+        self.shared.borrow().stats.clone()
+    }
+
+    /// Graceful stop: no more accepts; every connection is closed. The loop then exits.
+    pub fn shutdown(&self, lp: &mut Loop) {
+        lp.close(self.listener, None::<CloseDone>);
+        let conns: Vec<Tcp> = self.shared.borrow_mut().conns.drain().collect();
+        for conn in conns {
+            lp.close(conn, None::<CloseDone>);
+        }
+        self.shared.borrow_mut().stats.open = 0;
+    }
+}
+
+fn on_connection(lp: &mut Loop, shared: &Rc<RefCell<Shared>>, conn: Tcp) {
+    {
+        let mut s = shared.borrow_mut();
+        if s.conns.len() >= s.config.max_conns {
+            s.stats.shed += 1;
+            drop(s);
+            lp.close(conn, None::<CloseDone>);
+            return;
+        }
+        s.conns.insert(conn);
+        s.stats.accepted += 1;
+        s.stats.open = s.conns.len();
+    }
+    let s = shared.clone();
+    if let Err(e) = lp.read_start(conn, move |lp, conn, ev| on_read(lp, &s, conn, ev)) {
+        eprintln!("echo: cannot read from a new connection: {e}");
+        finish(lp, shared, conn, true);
+    }
+}
+
+fn on_read(lp: &mut Loop, shared: &Rc<RefCell<Shared>>, conn: Tcp, ev: Read<'_>) {
+    match ev {
+        Read::Data(bytes) => {
+            if lp.write(conn, bytes, None::<WriteDone>).is_err() {
+                return finish(lp, shared, conn, true);
+            }
+            let queued = lp.write_queue_len(conn);
+            let mut s = shared.borrow_mut();
+            s.stats.bytes += bytes.len() as u64;
+            s.stats.max_queue = s.stats.max_queue.max(queued);
+            if queued > HIGH_WATER {
+                s.stats.paused += 1;
+                drop(s);
+                lp.read_stop(conn);
+                let resumed = lp.on_drain(conn, LOW_WATER, |lp, conn| {
+                    // Closed meanwhile: nothing to resume.
+                    let _ = lp.read_resume(conn);
+                });
+                if resumed.is_err() {
+                    finish(lp, shared, conn, true);
+                }
+            }
+        }
+        Read::Eof => {
+            // Half-close: the echoes still queued go out first, then our FIN, then close.
+            let s = shared.clone();
+            let shut = lp.shutdown(conn, move |lp, r| finish(lp, &s, conn, r.is_err()));
+            if shut.is_err() {
+                finish(lp, shared, conn, false);
+            }
+        }
+        Read::Error(_) => finish(lp, shared, conn, true),
+    }
+}
+
+fn finish(lp: &mut Loop, shared: &Rc<RefCell<Shared>>, conn: Tcp, failed: bool) {
+    let mut s = shared.borrow_mut();
+    if s.conns.remove(&conn) {
+        s.stats.open = s.conns.len();
+        if failed {
+            s.stats.errors += 1;
+        }
+        drop(s);
+        lp.close(conn, None::<CloseDone>);
+    }
+}

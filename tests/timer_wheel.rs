@@ -1,0 +1,78 @@
+//! The timing wheel against the simplest correct model: a list sorted by
+//! (deadline, insertion order). Random inserts, cancels and time advances, with deadlines
+//! and jumps up to 2^32 ms; the wheel must fire exactly the model's timers, in its order.
+
+use looplab::timer::Wheel;
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// Insert a timer `delay` ms after the wheel's current time.
+    Insert(u64),
+    /// Cancel the n-th live timer (modulo how many there are).
+    Cancel(usize),
+    /// Move time forward by this many ms.
+    Advance(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let delay = prop_oneof![0u64..70, 0u64..5000, 0u64..(1 << 20), 0u64..(1 << 32)];
+    let step = prop_oneof![0u64..3, 0u64..100, 0u64..10_000, 0u64..(1 << 32)];
+    prop_oneof![
+        4 => delay.prop_map(Op::Insert),
+        1 => any::<usize>().prop_map(Op::Cancel),
+        3 => step.prop_map(Op::Advance),
+    ]
+}
+
+/// The model: (deadline, seq, id), kept sorted.
+#[derive(Default)]
+struct Model {
+    timers: Vec<(u64, u64, u32)>,
+    seq: u64,
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn wheel_fires_what_a_sorted_list_fires(ops in prop::collection::vec(op(), 1..300)) {
+        let mut wheel = Wheel::new();
+        let mut model = Model::default();
+        let mut keys: Vec<(u32, usize)> = Vec::new(); // live (id, wheel key)
+        let mut now = 0u64;
+        let mut next_id = 0u32;
+        for op in ops {
+            match op {
+                Op::Insert(delay) => {
+                    let deadline = now + delay;
+                    let key = wheel.insert(deadline, next_id);
+                    model.timers.push((deadline, model.seq, next_id));
+                    model.seq += 1;
+                    model.timers.sort();
+                    keys.push((next_id, key));
+                    next_id += 1;
+                }
+                Op::Cancel(n) if !keys.is_empty() => {
+                    let (id, key) = keys.remove(n % keys.len());
+                    prop_assert_eq!(wheel.cancel(key), Some(id));
+                    model.timers.retain(|t| t.2 != id);
+                }
+                Op::Cancel(_) => {}
+                Op::Advance(step) => {
+                    now += step;
+                    let mut out = Vec::new();
+                    wheel.advance(now, &mut out);
+                    let fired: Vec<(u64, u32)> = out.into_iter().map(|e| (e.deadline, e.value)).collect();
+                    let split = model.timers.partition_point(|t| t.0 <= now);
+                    let expected: Vec<(u64, u32)> = model.timers.drain(..split).map(|t| (t.0, t.2)).collect();
+                    prop_assert_eq!(&fired, &expected);
+                    keys.retain(|(id, _)| !fired.iter().any(|f| f.1 == *id));
+                }
+            }
+            prop_assert_eq!(wheel.len(), model.timers.len());
+            let next = wheel.next_deadline().map(|(d, id)| (d, *id));
+            prop_assert_eq!(next, model.timers.first().map(|t| (t.0, t.2)));
+        }
+    }
+}
