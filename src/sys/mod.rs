@@ -32,6 +32,7 @@ mod epoll;
 ))]
 mod kqueue;
 mod mio;
+pub mod raw_echo;
 pub mod rlimit;
 pub(crate) mod selfpipe;
 pub mod signal;

@@ -1,0 +1,131 @@
+//! Out of file descriptors: the `looplab echo` binary under `ulimit -n 24` keeps serving
+//! the connections it has, does not spin on accept, says so once, and accepts the
+//! waiting clients when fds free up.
+
+mod util;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// CPU time (user + system) of a process in clock ticks, from /proc/PID/stat.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+fn try_round_trip(s: &mut TcpStream, msg: &[u8]) -> bool {
+    let mut back = vec![0; msg.len()];
+    s.write_all(msg).is_ok() && s.read_exact(&mut back).is_ok() && back == msg
+}
+
+#[test]
+fn echo_backs_off_when_out_of_fds_and_recovers() {
+    if !cfg!(target_os = "linux") {
+        return; // reads /proc
+    }
+    let bin = env!("CARGO_BIN_EXE_looplab");
+    // A hard limit of 24: the server cannot raise it, so it runs out after ~15 clients.
+    let mut child = Command::new("bash")
+        .args([
+            "-c",
+            &format!("ulimit -n 24 && exec {bin} echo --addr 127.0.0.1:0"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let server = Server(child);
+    let mut first = String::new();
+    BufReader::new(stdout).read_line(&mut first).unwrap();
+    let addr: SocketAddr = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    // 40 clients: the first ones are accepted, the rest wait in the backlog.
+    let mut clients: Vec<TcpStream> = (0..40).map(|_| util::connect(addr)).collect();
+    for c in &clients {
+        c.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+    }
+    let served: Vec<usize> = (0..clients.len())
+        .filter(|&i| try_round_trip(&mut clients[i], b"ping"))
+        .collect();
+    assert!(
+        !served.is_empty() && served.len() < 40,
+        "served {} of 40",
+        served.len()
+    );
+
+    // Out of fds, the listener must not spin: little CPU over half a second.
+    let before = cpu_ticks(server.0.id());
+    std::thread::sleep(Duration::from_millis(500));
+    let used = cpu_ticks(server.0.id()) - before;
+    assert!(
+        used < 15,
+        "server burned {used} ticks of CPU in 500 ms while out of fds"
+    );
+
+    // Existing connections still work.
+    for &i in &served {
+        assert!(
+            try_round_trip(&mut clients[i], b"still here"),
+            "client {i} lost service"
+        );
+    }
+
+    // Free fds: close the served clients; the waiting ones get accepted within the backoff.
+    let waiting: Vec<TcpStream> = clients
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !served.contains(i))
+        .map(|(_, c)| c)
+        .collect();
+    let mut waiting = waiting;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut recovered = false;
+    while Instant::now() < deadline {
+        for c in waiting.iter_mut().take(3) {
+            c.set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+        }
+        // The first waiting client's bytes may already be queued from before; read them.
+        let mut buf = [0u8; 64];
+        if let Ok(n) = waiting[0].read(&mut buf) {
+            if n > 0 {
+                recovered = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        recovered,
+        "a waiting client was never served after fds were freed"
+    );
+    drop(waiting);
+    drop(server);
+    let mut err = String::new();
+    BufReader::new(stderr).read_to_string(&mut err).unwrap();
+    assert_eq!(
+        err.matches("out of file descriptors").count(),
+        1,
+        "stderr: {err}"
+    );
+}
