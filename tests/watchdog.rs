@@ -39,14 +39,20 @@ fn watchdog_is_silent_on_a_healthy_loop() {
             .watchdog(Duration::from_millis(100))
             .build()
             .unwrap();
-        let mut n = 0;
+        let runs = std::rc::Rc::new(std::cell::Cell::new(0));
         lp.set_timeout(Duration::from_millis(350), |_| {});
+        let r = runs.clone();
         let t = lp.set_interval(Duration::from_millis(20), move |_| {
-            n += 1;
+            r.set(r.get() + 1);
             std::thread::sleep(Duration::from_millis(2));
         });
         lp.unref(t);
         lp.run(RunMode::Default).unwrap();
+        assert!(
+            runs.get() >= 10,
+            "the loop was busy with short callbacks: {}",
+            runs.get()
+        );
         assert!(
             lp.watchdog_reports().is_empty(),
             "{:?}",

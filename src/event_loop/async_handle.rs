@@ -20,9 +20,11 @@ struct Shared {
     waker: Arc<SelfPipe>,
 }
 
+type AsyncCallback = Box<dyn FnMut(&mut Loop)>;
+
 pub(crate) struct AsyncState {
     shared: Arc<Shared>,
-    callback: Option<Box<dyn FnMut(&mut Loop)>>,
+    callback: Option<AsyncCallback>,
 }
 
 /// Wakes the loop from any thread. `Send + Clone`; cheap to clone.

@@ -23,9 +23,11 @@ impl Drop for SignalPipe {
     }
 }
 
+type SignalCallback = Box<dyn FnMut(&mut Loop, i32)>;
+
 pub(crate) struct SignalState {
     signum: i32,
-    callback: Option<Box<dyn FnMut(&mut Loop, i32)>>,
+    callback: Option<SignalCallback>,
 }
 
 impl Loop {

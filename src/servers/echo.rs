@@ -23,6 +23,8 @@ use std::rc::Rc;
 pub const HIGH_WATER: usize = 1024 * 1024;
 /// ...and read again once it has drained to this.
 pub const LOW_WATER: usize = 256 * 1024;
+// Resuming above the mark that paused would flap between the two on every write.
+const _: () = assert!(LOW_WATER < HIGH_WATER);
 
 /// How an echo server is set up.
 #[derive(Clone, Debug)]

@@ -4,6 +4,8 @@
 use super::syscall;
 use std::io;
 
+// rlim_t is u64 on Linux and macOS but not on every Unix.
+#[allow(clippy::unnecessary_cast)]
 /// Raise the soft fd limit to the hard limit; returns the (old soft, new soft) limits.
 pub fn raise_nofile_limit() -> io::Result<(u64, u64)> {
     let mut lim = libc::rlimit {

@@ -196,7 +196,7 @@ mod tests {
         let mut out = Vec::new();
         let n = pipe.read_into(&mut out).unwrap();
         assert!(
-            n >= 4096 && n < 200_000,
+            (4096..200_000).contains(&n),
             "pipe capacity bounded the bytes: {n}"
         );
     }

@@ -21,8 +21,8 @@ const MAX_LISTENING_LOOPS: usize = 64;
 /// Signal numbers are small; 65 covers Linux's real-time signals too.
 const MAX_SIGNUM: usize = 65;
 
-const NO_FD: AtomicI32 = AtomicI32::new(-1);
-static PIPE_FDS: [AtomicI32; MAX_LISTENING_LOOPS] = [NO_FD; MAX_LISTENING_LOOPS];
+static PIPE_FDS: [AtomicI32; MAX_LISTENING_LOOPS] =
+    [const { AtomicI32::new(-1) }; MAX_LISTENING_LOOPS];
 
 struct Installed {
     watchers: [u32; MAX_SIGNUM],

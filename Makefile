@@ -1,0 +1,32 @@
+# looplab: the two commands the README promises, and a few more.
+#   make bench   thread-per-connection vs the event loop: a quick sweep, table + plot
+#   make test    fmt check, clippy -D warnings, build examples, every test
+
+CARGO ?= cargo
+OUT   ?= bench-out
+
+.PHONY: test bench bench-full bench-timers fmt clippy doc
+
+test:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) build --examples
+	$(CARGO) test --all-targets
+
+bench:
+	$(CARGO) run --release -- bench --out $(OUT)
+
+bench-full:
+	$(CARGO) run --release -- bench --full --out $(OUT)
+
+bench-timers:
+	$(CARGO) run --release -- bench --timers
+
+fmt:
+	$(CARGO) fmt --all
+
+clippy:
+	$(CARGO) clippy --all-targets -- -D warnings
+
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps

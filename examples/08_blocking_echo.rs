@@ -1,0 +1,49 @@
+//! # 08 — The ladder, rung 1: a blocking echo server, one client at a time
+//!
+//! **What it shows.** The simplest server: `accept`, then `read`/`write` until the client
+//! leaves, then the next `accept`. Every call blocks the only thread. Connect a second
+//! client while the first is connected: the kernel completes its TCP handshake (it sits
+//! in the listen backlog), but nobody reads its bytes until the first client leaves.
+//!
+//! **Run it.** `cargo run --example 08_blocking_echo` and in two other terminals
+//! `nc 127.0.0.1 7878`. Type in the second: nothing comes back until you close the first.
+//! Or: `cargo run --example 12_echo_client -- 127.0.0.1:7878 1 100` (one client works).
+//!
+//! **In production** nobody serves like this; it is the baseline that shows why the next
+//! rungs exist.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+
+fn main() -> std::io::Result<()> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:7878".into());
+    let listener = TcpListener::bind(&addr)?;
+    println!("listening on {}", listener.local_addr()?);
+    for conn in listener.incoming() {
+        let mut stream = match conn {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("accept failed: {e}");
+                continue;
+            }
+        };
+        println!("serving {:?}; everyone else waits", stream.peer_addr());
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => break, // the client closed
+                Ok(n) => {
+                    if stream.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        println!("client left; accepting the next one");
+    }
+    Ok(())
+}
