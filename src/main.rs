@@ -1,12 +1,16 @@
 //! `looplab`: run the servers and the benchmark from the command line.
 
 use clap::{Parser, Subcommand};
+use looplab::bench::report::{self, Report};
+use looplab::bench::runner::{self, BenchConfig, ServerKind};
 use looplab::servers::echo::{Echo, EchoConfig};
 use looplab::servers::echo_threads::EchoThreads;
 use looplab::{Backend, Loop, RunMode};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -48,6 +52,63 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:7878")]
         addr: SocketAddr,
     },
+    /// Thread-per-connection against the event loop: a table, results.json and echo.svg.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Servers to compare: threads, epoll, kqueue, mio, raw (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    servers: Option<Vec<ServerKind>>,
+    /// Connection counts (default 10,100,1000,5000; with --full 1,10,100,1000,5000,10000).
+    #[arg(long, value_delimiter = ',')]
+    conns: Option<Vec<usize>>,
+    /// Message size in bytes.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Recorded window per cell, e.g. 3s or 500ms (default 2s; 3s with --full).
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Traffic before the window (default 500ms; 1s with --full).
+    #[arg(long, value_parser = parse_duration)]
+    warmup: Option<Duration>,
+    /// Load generator threads.
+    #[arg(long, default_value_t = 1)]
+    clients_threads: usize,
+    /// Directory for results.json and echo.svg (overwritten).
+    #[arg(long, default_value = "bench-out")]
+    out: PathBuf,
+    /// Run the sweep this many times and keep each cell's median round (by rt/s).
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// The full sweep, to 10000 connections.
+    #[arg(long)]
+    full: bool,
+    /// Instead: the timing wheel against a binary heap at 10^4, 10^5, 10^6 timers.
+    #[arg(long)]
+    timers: bool,
+}
+
+/// "3s", "500ms", "1.5s", "2m".
+fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (try 3s or 500ms)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        other => return Err(format!("unknown unit '{other}' in '{s}' (use ms, s or m)")),
+    };
+    if !secs.is_finite() || secs <= 0.0 || secs > 3600.0 {
+        return Err(format!("'{s}' must be between 1ms and 1h"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 fn main() -> ExitCode {
@@ -60,6 +121,7 @@ fn main() -> ExitCode {
         } => run_echo(addr, backend, max_conns),
         Command::EchoThreads { addr, max_conns } => run_echo_threads(addr, max_conns),
         Command::EchoRaw { addr } => run_echo_raw(addr),
+        Command::Bench(args) => run_bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -120,5 +182,102 @@ fn run_echo_raw(addr: SocketAddr) -> Result {
     raise_fd_limit();
     let stop = AtomicBool::new(false);
     looplab::sys::raw_echo::serve(addr, |bound| println!("listening on {bound}"), &stop)?;
+    Ok(())
+}
+
+fn run_bench(args: BenchArgs) -> Result {
+    if args.timers {
+        looplab::bench::timers::report(&[10_000, 100_000, 1_000_000], 3);
+        return Ok(());
+    }
+    raise_fd_limit();
+    let default_servers = if cfg!(target_os = "linux") {
+        vec![
+            ServerKind::Threads,
+            ServerKind::Loop(Backend::Epoll),
+            ServerKind::Loop(Backend::Mio),
+            ServerKind::Raw,
+        ]
+    } else {
+        vec![
+            ServerKind::Threads,
+            ServerKind::Loop(Backend::default_for_os()),
+            ServerKind::Loop(Backend::Mio),
+        ]
+    };
+    let (conns, duration, warmup) = if args.full {
+        (
+            vec![1, 10, 100, 1000, 5000, 10_000],
+            Duration::from_secs(3),
+            Duration::from_secs(1),
+        )
+    } else {
+        (
+            vec![10, 100, 1000, 5000],
+            Duration::from_secs(2),
+            Duration::from_millis(500),
+        )
+    };
+    let cfg = BenchConfig {
+        servers: args.servers.unwrap_or(default_servers),
+        conns: args.conns.unwrap_or(conns),
+        size: args.size,
+        duration: args.duration.unwrap_or(duration),
+        warmup: args.warmup.unwrap_or(warmup),
+        client_threads: args.clients_threads.max(1),
+        rounds: args.rounds.max(1),
+        out: args.out,
+    };
+    if cfg.size == 0 || cfg.conns.iter().any(|&c| c == 0) || cfg.servers.is_empty() {
+        return Err(
+            "--size, every --conns value and --servers must be non-empty and above zero".into(),
+        );
+    }
+    if cfg!(debug_assertions) {
+        eprintln!("looplab bench: this is a debug build; figures are only meaningful with --release (make bench)");
+    }
+    std::fs::create_dir_all(&cfg.out)
+        .map_err(|e| format!("creating {}: {e}", cfg.out.display()))?;
+    let cells = (cfg.servers.len() * cfg.conns.len() * cfg.rounds) as u64;
+    let bar = indicatif::ProgressBar::new(cells);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} {msg} [{elapsed}, ~{eta} left]",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    // Servers compared at one connection count run back to back, so drift in the
+    // machine's state (other load, thermal) touches them alike.
+    let mut rows = Vec::new();
+    for round in 1..=cfg.rounds {
+        for &conns in &cfg.conns {
+            for &server in &cfg.servers {
+                bar.set_message(format!(
+                    "round {round}: {} x {conns} connections",
+                    server.name()
+                ));
+                match runner::measure(server, conns, &cfg) {
+                    Ok(row) => rows.push(row),
+                    Err(e) => bar.suspend(|| {
+                        eprintln!(
+                            "looplab bench: {} at {conns} connections failed: {e}",
+                            server.name()
+                        )
+                    }),
+                }
+                bar.inc(1);
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let mut rows = runner::median_rounds(rows, &cfg.servers, &cfg.conns);
+    runner::relate_to_raw(&mut rows);
+    let report = Report::new(&cfg, rows);
+    print!("{}", report::table(&report));
+    let json = cfg.out.join("results.json");
+    let svg = cfg.out.join("echo.svg");
+    report::write_json(&report, &json)?;
+    report::write_svg(&report, &svg)?;
+    println!("wrote {} and {}", json.display(), svg.display());
     Ok(())
 }

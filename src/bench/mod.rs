@@ -1,5 +1,15 @@
 //! The benchmark: thread-per-connection against the event loop, and the timer wheel
 //! against a heap.
+//!
+//! - [`loadgen`]: the closed-loop client on looplab's own loop, every byte checked;
+//! - [`procstat`]: a server's memory, threads, context switches and CPU from /proc;
+//! - [`runner`]: a child process per (server, connections), measured side by side;
+//! - [`report`]: the table, `results.json` and the three-panel `echo.svg`;
+//! - [`timers`], [`timer_heap`]: the wheel against a binary heap.
 
+pub mod loadgen;
+pub mod procstat;
+pub mod report;
+pub mod runner;
 pub mod timer_heap;
 pub mod timers;
