@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 
 /// Connections opened at a time while ramping up.
 pub const RAMP_BATCH: usize = 200;
+/// How long past the window the connections stay busy before closing.
+const CLOSE_GRACE: Duration = Duration::from_millis(150);
 /// Latencies are recorded in µs up to a minute, 3 significant digits.
 const MAX_LATENCY_US: u64 = 60_000_000;
 
@@ -48,6 +50,9 @@ pub struct LoadConfig {
 pub struct LoadResult {
     /// Round trips completed inside the window.
     pub round_trips: u64,
+    /// Round trips completed over the whole run (warmup and closing grace included):
+    /// what `errors` is counted over.
+    pub all_round_trips: u64,
     /// Echoed payload bytes inside the window.
     pub bytes: u64,
     /// Round trips whose echo did not match what was sent, plus connections the
@@ -120,6 +125,7 @@ pub fn run(cfg: &LoadConfig, observer: &mut dyn WindowObserver) -> io::Result<Lo
             None => r,
             Some(mut acc) => {
                 acc.round_trips += r.round_trips;
+                acc.all_round_trips += r.all_round_trips;
                 acc.bytes += r.bytes;
                 acc.errors += r.errors;
                 acc.connected += r.connected;
@@ -168,6 +174,7 @@ struct Shared {
     measuring: bool,
     finished: bool,
     round_trips: u64,
+    all_round_trips: u64,
     bytes: u64,
     errors: u64,
     connected: usize,
@@ -196,6 +203,7 @@ fn client_thread(
         measuring: false,
         finished: false,
         round_trips: 0,
+        all_round_trips: 0,
         bytes: 0,
         errors: 0,
         connected: 0,
@@ -266,16 +274,19 @@ fn client_thread(
         st.measuring = true;
         st.window_started = Some(lp.now());
     });
-    let (s, a) = (state.clone(), all.clone());
+    let s = state.clone();
     lp.set_timeout(cfg.warmup + cfg.duration, move |lp| {
-        {
-            let mut st = s.borrow_mut();
-            st.measuring = false;
-            st.finished = true;
-            st.window = st
-                .window_started
-                .map_or(Duration::ZERO, |w| lp.now().duration_since(w));
-        }
+        let mut st = s.borrow_mut();
+        st.measuring = false;
+        st.window = st
+            .window_started
+            .map_or(Duration::ZERO, |w| lp.now().duration_since(w));
+    });
+    // The load stays on a little past the window, so the server is sampled under load
+    // (a thread-per-connection server lets its threads go as soon as clients leave).
+    let (s, a) = (state.clone(), all.clone());
+    lp.set_timeout(cfg.warmup + cfg.duration + CLOSE_GRACE, move |lp| {
+        s.borrow_mut().finished = true;
         for c in a.borrow().iter() {
             if let Some(tcp) = c.borrow_mut().tcp.take() {
                 lp.close(tcp, None::<CloseDone>);
@@ -297,6 +308,7 @@ fn client_thread(
     let st = state.borrow();
     Ok(LoadResult {
         round_trips: st.round_trips,
+        all_round_trips: st.all_round_trips,
         bytes: st.bytes,
         errors: st.errors,
         connected: st.connected,
@@ -382,6 +394,7 @@ fn on_echo(lp: &mut Loop, state: &State, conn: &Rc<RefCell<Conn>>, tcp: Tcp, ev:
         if c.corrupt {
             st.errors += 1;
         }
+        st.all_round_trips += 1;
         if st.measuring {
             let us = c
                 .sent_at
