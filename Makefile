@@ -1,6 +1,7 @@
 # looplab: the two commands the README promises, and a few more.
 #   make bench   thread-per-connection vs the event loop: a quick sweep, table + plot
-#   make test    fmt check, clippy -D warnings, build examples, every test
+#   make test    fmt check, clippy -D warnings, build examples, every test (installs
+#                chromium for the browser test when it is missing)
 
 CARGO ?= cargo
 OUT   ?= bench-out
@@ -8,6 +9,7 @@ OUT   ?= bench-out
 .PHONY: test bench bench-full bench-timers fmt clippy doc
 
 test:
+	bash .ci/install-browser
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) build --examples

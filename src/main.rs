@@ -5,6 +5,7 @@ use looplab::bench::report::{self, Report};
 use looplab::bench::runner::{self, BenchConfig, ServerKind};
 use looplab::servers::echo::{Echo, EchoConfig};
 use looplab::servers::echo_threads::EchoThreads;
+use looplab::servers::longpoll::{LongPoll, LongPollConfig};
 use looplab::{Backend, Loop, RunMode};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,6 +52,39 @@ enum Command {
         /// Address to listen on; port 0 picks a free port.
         #[arg(long, default_value = "127.0.0.1:7878")]
         addr: SocketAddr,
+    },
+    /// Long-poll chat server: open http://ADDR/ in a browser.
+    Longpoll {
+        /// Address to listen on; port 0 picks a free port.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        /// How long a poll is held when the client does not ask (at most 120s).
+        #[arg(long, default_value = "25s", value_parser = parse_duration)]
+        poll_timeout: Duration,
+        /// Held polls at most; more get 503 with Retry-After.
+        #[arg(long, default_value_t = 10_000)]
+        max_waiters: usize,
+        /// Connections at most; more are accepted and closed.
+        #[arg(long, default_value_t = 100_000)]
+        max_conns: usize,
+        /// Messages retained (older cursors get "reset").
+        #[arg(long, default_value_t = 1024)]
+        log_size: usize,
+        /// Publishes per second per client address (429 beyond).
+        #[arg(long, default_value_t = 20.0)]
+        publish_rate: f64,
+        /// Publishes a client may burst.
+        #[arg(long, default_value_t = 40.0)]
+        publish_burst: f64,
+        /// A request head must arrive within this (408).
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        header_timeout: Duration,
+        /// Idle keep-alive connections close after this.
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        idle_timeout: Duration,
+        /// Poller: epoll, kqueue or mio.
+        #[arg(long)]
+        backend: Option<Backend>,
     },
     /// Thread-per-connection against the event loop: a table, results.json and echo.svg.
     Bench(BenchArgs),
@@ -121,6 +155,32 @@ fn main() -> ExitCode {
         } => run_echo(addr, backend, max_conns),
         Command::EchoThreads { addr, max_conns } => run_echo_threads(addr, max_conns),
         Command::EchoRaw { addr } => run_echo_raw(addr),
+        Command::Longpoll {
+            addr,
+            poll_timeout,
+            max_waiters,
+            max_conns,
+            log_size,
+            publish_rate,
+            publish_burst,
+            header_timeout,
+            idle_timeout,
+            backend,
+        } => {
+            let cfg = LongPollConfig {
+                addr,
+                poll_timeout: poll_timeout.min(looplab::servers::longpoll::MAX_POLL_TIMEOUT),
+                max_waiters,
+                max_conns,
+                log_size,
+                publish_rate,
+                publish_burst,
+                header_timeout,
+                idle_timeout,
+                ..LongPollConfig::default()
+            };
+            run_longpoll(cfg, backend)
+        }
         Command::Bench(args) => run_bench(args),
     };
     match result {
@@ -166,6 +226,29 @@ fn run_echo(addr: SocketAddr, backend: Option<Backend>, max_conns: usize) -> Res
     eprintln!(
         "echo: served {} connections, {} bytes, shed {}",
         s.accepted, s.bytes, s.shed
+    );
+    Ok(())
+}
+
+fn run_longpoll(cfg: LongPollConfig, backend: Option<Backend>) -> Result {
+    raise_fd_limit();
+    let mut builder = Loop::builder();
+    if let Some(b) = backend {
+        builder = builder.backend(b);
+    }
+    let mut lp = builder.build()?;
+    let server = LongPoll::listen(&mut lp, cfg)?;
+    println!("listening on http://{}/", server.local_addr(&lp)?);
+    // SIGINT/SIGTERM: answer every held poll ("shutdown": true), close, exit 0.
+    for signum in [libc::SIGINT, libc::SIGTERM] {
+        let s = server.clone();
+        lp.signal(signum, move |lp, _| s.shutdown(lp))?;
+    }
+    lp.run(RunMode::Default)?;
+    let st = server.stats();
+    eprintln!(
+        "longpoll: {} published, {} polls answered by message, {} by timeout, {} aborted by clients",
+        st.published, st.answered_by_message, st.answered_by_timeout, st.aborted
     );
     Ok(())
 }
@@ -228,7 +311,7 @@ fn run_bench(args: BenchArgs) -> Result {
         rounds: args.rounds.max(1),
         out: args.out,
     };
-    if cfg.size == 0 || cfg.conns.iter().any(|&c| c == 0) || cfg.servers.is_empty() {
+    if cfg.size == 0 || cfg.conns.contains(&0) || cfg.servers.is_empty() {
         return Err(
             "--size, every --conns value and --servers must be non-empty and above zero".into(),
         );

@@ -135,6 +135,9 @@ pub fn write_json(report: &Report, path: &Path) -> io::Result<()> {
 /// The colours of the servers, in `--servers` order.
 const COLORS: [RGBColor; 6] = [RED, BLUE, GREEN, MAGENTA, RGBColor(230, 140, 0), BLACK];
 
+/// A panel: its title, the unit of its y axis, and the figure it plots.
+type Panel = (&'static str, &'static str, fn(&Row) -> f64);
+
 /// Write `echo.svg`: three panels against connections (log scale), one line per server.
 pub fn write_svg(report: &Report, path: &Path) -> io::Result<()> {
     let err =
@@ -159,7 +162,7 @@ pub fn write_svg(report: &Report, path: &Path) -> io::Result<()> {
         .min()
         .unwrap_or(1)
         .max(1) as f64;
-    let panels: [(&str, &str, fn(&Row) -> f64); 3] = [
+    let panels: [Panel; 3] = [
         ("Throughput", "round trips / s", |r| r.rt_per_s),
         ("p99 latency", "ms", |r| r.p99_ms),
         ("Server memory (peak RSS)", "MiB", |r| {

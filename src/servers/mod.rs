@@ -6,3 +6,5 @@
 
 pub mod echo;
 pub mod echo_threads;
+pub mod http;
+pub mod longpoll;

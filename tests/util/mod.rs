@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod http;
+
 use looplab::{Backend, Loop};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -1,0 +1,757 @@
+//! The long-poll chat server: HTTP/1.1 on the loop, correct by construction.
+//!
+//! The bug it is built against: a client opens a long poll and closes it at once; the
+//! server's error path answers and finishes the response; later the poll's timer fires
+//! and writes onto the finished response, and the process dies. Here that cannot happen:
+//! - a [`Reply`] is the right to answer one request; sending consumes it, so a second
+//!   send does not compile;
+//! - a held poll's `Reply` lives only in the waiter table; when the connection ends
+//!   (EOF, reset, error) the waiter is removed in that same tick and its timer cleared,
+//!   so neither a publish nor a timeout can find it again;
+//! - read interest stays on while a poll is held, so the client's FIN is seen at once
+//!   (a server that stops reading after the headers never notices the client leave).
+//!
+//! Every number it holds has a bound with a documented answer at the bound: header size
+//! and count (431), body (413), header time (408), idle keep-alive (close), waiters (503
+//! with Retry-After, accepted waiters untouched), connections (accept and close),
+//! publishes per client (429 with Retry-After), retained messages (a ring: old cursors
+//! get `reset`).
+
+mod log;
+mod ratelimit;
+
+pub use log::{Message, MessageLog};
+pub use ratelimit::RateLimiter;
+
+use super::http::{parse_head, Head, Limits, Parsed, Response};
+use crate::{CloseDone, Listener, Loop, Read, Tcp, Timer, WriteDone};
+use serde_json::{json, Value};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The chat page, served from the binary.
+const CHAT_PAGE: &str = include_str!("chat.html");
+/// The longest hold a client may ask for.
+pub const MAX_POLL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How the server is set up; every limit has a flag on the command line.
+#[derive(Clone, Debug)]
+pub struct LongPollConfig {
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// How long a poll is held when the client does not say (at most 120 s).
+    pub poll_timeout: Duration,
+    /// Held polls at most; more get 503.
+    pub max_waiters: usize,
+    /// Connections at most; more are accepted and closed.
+    pub max_conns: usize,
+    /// Messages retained.
+    pub log_size: usize,
+    /// Longest message text, bytes; longer gets 413.
+    pub max_text: usize,
+    /// A request head must be complete this soon after it starts (408).
+    pub header_timeout: Duration,
+    /// An idle keep-alive connection is closed after this.
+    pub idle_timeout: Duration,
+    /// Publishes per second per client address, and the burst allowed (429).
+    pub publish_rate: f64,
+    /// The burst of publishes a client may save up.
+    pub publish_burst: f64,
+    /// Request size limits.
+    pub limits: Limits,
+}
+
+impl Default for LongPollConfig {
+    fn default() -> Self {
+        LongPollConfig {
+            addr: ([127, 0, 0, 1], 8080).into(),
+            poll_timeout: Duration::from_secs(25),
+            max_waiters: 10_000,
+            max_conns: 100_000,
+            log_size: 1024,
+            max_text: 4096,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(5),
+            publish_rate: 20.0,
+            publish_burst: 40.0,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// What the server has done (also served as `GET /stats`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LongPollStats {
+    /// Connections accepted in all.
+    pub accepted: u64,
+    /// Messages published.
+    pub published: u64,
+    /// Polls answered because a message came.
+    pub answered_by_message: u64,
+    /// Polls answered empty when their timeout passed.
+    pub answered_by_timeout: u64,
+    /// Held polls whose client went away first: never written to.
+    pub aborted: u64,
+    /// Polls refused with 503 (too many waiters).
+    pub shed_polls: u64,
+    /// Connections accepted and closed at once (too many connections).
+    pub shed_connections: u64,
+    /// Publishes refused with 429.
+    pub rate_limited: u64,
+    /// Requests refused with 431, 413 or 408.
+    pub limit_rejections: u64,
+    /// Writes that failed (the peer vanished without a FIN); counted, not crashed on.
+    pub write_errors: u64,
+}
+
+/// The right to answer one request. `send` consumes it: a request is answered once.
+#[derive(Debug)]
+pub struct Reply {
+    conn: Tcp,
+    keep_alive: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Reading (or between) requests.
+    Reading,
+    /// A poll is held: its Reply is in the waiter table.
+    Held,
+    /// A `Connection: close` answer is being flushed.
+    Closing,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Deadline {
+    Header,
+    Idle,
+}
+
+struct Conn {
+    peer: IpAddr,
+    buf: Vec<u8>,
+    phase: Phase,
+    deadline: Option<(Deadline, Timer)>,
+    continue_sent: bool,
+}
+
+struct Waiter {
+    reply: Reply,
+    cursor: u64,
+    timer: Timer,
+}
+
+struct Server {
+    cfg: LongPollConfig,
+    log: MessageLog,
+    conns: HashMap<Tcp, Conn>,
+    waiters: HashMap<Tcp, Waiter>,
+    limiter: RateLimiter,
+    stats: LongPollStats,
+    shutting_down: bool,
+}
+
+type Shared = Rc<RefCell<Server>>;
+
+/// A running long-poll server.
+#[derive(Clone)]
+pub struct LongPoll {
+    listener: Listener,
+    shared: Shared,
+}
+
+impl LongPoll {
+    /// Listen on `cfg.addr` and serve on `lp`.
+    pub fn listen(lp: &mut Loop, cfg: LongPollConfig) -> io::Result<LongPoll> {
+        let shared: Shared = Rc::new(RefCell::new(Server {
+            log: MessageLog::new(cfg.log_size),
+            limiter: RateLimiter::new(cfg.publish_rate, cfg.publish_burst),
+            cfg: cfg.clone(),
+            conns: HashMap::new(),
+            waiters: HashMap::new(),
+            stats: LongPollStats::default(),
+            shutting_down: false,
+        }));
+        let sh = shared.clone();
+        let listener = lp.tcp_listen(cfg.addr, move |lp, conn| on_connection(lp, &sh, conn))?;
+        Ok(LongPoll { listener, shared })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self, lp: &Loop) -> io::Result<SocketAddr> {
+        lp.local_addr(self.listener)
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> LongPollStats {
+        self.shared.borrow().stats.clone()
+    }
+
+    /// Polls held right now.
+    pub fn waiters(&self) -> usize {
+        self.shared.borrow().waiters.len()
+    }
+
+    /// Graceful stop: no more accepts; every held poll is answered (200, empty,
+    /// `"shutdown":true`); every connection is closed once its answer is flushed.
+    pub fn shutdown(&self, lp: &mut Loop) {
+        lp.close(self.listener, None::<CloseDone>);
+        let (waiters, idle): (Vec<Waiter>, Vec<Tcp>) = {
+            let mut s = self.shared.borrow_mut();
+            s.shutting_down = true;
+            let waiters = s.waiters.drain().map(|(_, w)| w).collect();
+            let idle = s
+                .conns
+                .iter()
+                .filter(|(_, c)| c.phase == Phase::Reading)
+                .map(|(t, _)| *t)
+                .collect();
+            (waiters, idle)
+        };
+        for w in waiters {
+            lp.clear_timer(w.timer);
+            let body = json!({ "cursor": w.cursor, "messages": [], "shutdown": true });
+            let reply = Reply {
+                keep_alive: false,
+                ..w.reply
+            };
+            send(lp, &self.shared, reply, Response::json(200, &body));
+        }
+        for conn in idle {
+            drop_conn(lp, &self.shared, conn);
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn on_connection(lp: &mut Loop, sh: &Shared, conn: Tcp) {
+    let peer = match lp.peer_addr(conn) {
+        Ok(a) => a.ip(),
+        Err(_) => return drop_unregistered(lp, conn),
+    };
+    {
+        let mut s = sh.borrow_mut();
+        if s.shutting_down || s.conns.len() >= s.cfg.max_conns {
+            s.stats.shed_connections += 1;
+            drop(s);
+            return drop_unregistered(lp, conn);
+        }
+        s.stats.accepted += 1;
+        s.conns.insert(
+            conn,
+            Conn {
+                peer,
+                buf: Vec::new(),
+                phase: Phase::Reading,
+                deadline: None,
+                continue_sent: false,
+            },
+        );
+    }
+    arm_deadline(lp, sh, conn, Deadline::Header);
+    let s2 = sh.clone();
+    if lp
+        .read_start(conn, move |lp, conn, ev| on_read(lp, &s2, conn, ev))
+        .is_err()
+    {
+        drop_conn(lp, sh, conn);
+    }
+}
+
+fn drop_unregistered(lp: &mut Loop, conn: Tcp) {
+    lp.close(conn, None::<CloseDone>);
+}
+
+fn on_read(lp: &mut Loop, sh: &Shared, conn: Tcp, ev: Read<'_>) {
+    let data = match ev {
+        Read::Data(d) => d,
+        // The client is gone: a held poll is aborted this tick, never written to.
+        Read::Eof | Read::Error(_) => return drop_conn(lp, sh, conn),
+    };
+    let (overflow, was_idle) = {
+        let mut s = sh.borrow_mut();
+        let cap = s.cfg.limits.max_header_bytes + s.cfg.limits.max_body + 1;
+        let Some(c) = s.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.phase == Phase::Closing {
+            return; // the answer that closes it is on its way; ignore the rest
+        }
+        c.buf.extend_from_slice(data);
+        let overflow = c.phase == Phase::Held && c.buf.len() > cap;
+        (overflow, matches!(c.deadline, Some((Deadline::Idle, _))))
+    };
+    if overflow {
+        // More pipelined bytes than one request may have, while a poll is held.
+        return drop_conn(lp, sh, conn);
+    }
+    if was_idle {
+        arm_deadline(lp, sh, conn, Deadline::Header);
+    }
+    process(lp, sh, conn);
+}
+
+/// Take whole requests from the buffer while the connection is free to answer them.
+fn process(lp: &mut Loop, sh: &Shared, conn: Tcp) {
+    loop {
+        let (parsed, limits, buffered) = {
+            let s = sh.borrow();
+            let Some(c) = s.conns.get(&conn) else { return };
+            if c.phase != Phase::Reading || c.buf.is_empty() {
+                return;
+            }
+            (parse_head(&c.buf, &s.cfg.limits), s.cfg.limits, c.buf.len())
+        };
+        let head = match parsed {
+            Parsed::Partial => return,
+            Parsed::Invalid(resp) => return reject(lp, sh, conn, resp),
+            Parsed::Head(h) => h,
+        };
+        if head.content_length > limits.max_body {
+            let msg = format!(
+                "body of {} bytes is over the {} byte limit",
+                head.content_length, limits.max_body
+            );
+            return reject(lp, sh, conn, Response::text(413, &msg));
+        }
+        let whole = head.head_len + head.content_length;
+        if buffered < whole {
+            if head.expect_continue {
+                send_continue(lp, sh, conn);
+            }
+            return;
+        }
+        let body = {
+            let mut s = sh.borrow_mut();
+            let Some(c) = s.conns.get_mut(&conn) else {
+                return;
+            };
+            let req: Vec<u8> = c.buf.drain(..whole).collect();
+            c.continue_sent = false;
+            req[head.head_len..].to_vec()
+        };
+        clear_deadline(lp, sh, conn);
+        let reply = Reply {
+            conn,
+            keep_alive: head.keep_alive,
+        };
+        route(lp, sh, reply, &head, &body);
+    }
+}
+
+fn send_continue(lp: &mut Loop, sh: &Shared, conn: Tcp) {
+    let already = sh
+        .borrow_mut()
+        .conns
+        .get_mut(&conn)
+        .map(|c| std::mem::replace(&mut c.continue_sent, true));
+    if already == Some(false)
+        && lp
+            .write(conn, "HTTP/1.1 100 Continue\r\n\r\n", None::<WriteDone>)
+            .is_err()
+    {
+        drop_conn(lp, sh, conn);
+    }
+}
+
+/// A request over a limit, or unparseable: answer and close.
+fn reject(lp: &mut Loop, sh: &Shared, conn: Tcp, resp: Response) {
+    if matches!(resp.status, 408 | 413 | 431) {
+        sh.borrow_mut().stats.limit_rejections += 1;
+    }
+    send(
+        lp,
+        sh,
+        Reply {
+            conn,
+            keep_alive: false,
+        },
+        resp,
+    );
+}
+
+fn route(lp: &mut Loop, sh: &Shared, reply: Reply, head: &Head, body: &[u8]) {
+    let allowed = match head.path.as_str() {
+        "/" | "/poll" | "/stats" => "GET",
+        "/publish" => "POST",
+        _ => {
+            return send(
+                lp,
+                sh,
+                reply,
+                Response::text(404, &format!("no such path: {}", head.path)),
+            )
+        }
+    };
+    if head.method != allowed {
+        let msg = format!(
+            "{} is not allowed on {}; use {allowed}",
+            head.method, head.path
+        );
+        return send(
+            lp,
+            sh,
+            reply,
+            Response::text(405, &msg).with_header("Allow", allowed),
+        );
+    }
+    match head.path.as_str() {
+        "/" => send(lp, sh, reply, Response::html(CHAT_PAGE)),
+        "/poll" => poll(lp, sh, reply, head),
+        "/publish" => publish(lp, sh, reply, body),
+        _ => {
+            let body = stats_json(lp, sh);
+            send(lp, sh, reply, Response::json(200, &body))
+        }
+    }
+}
+
+fn messages_json(messages: &[&Message]) -> Value {
+    Value::Array(
+        messages
+            .iter()
+            .map(|m| json!({ "id": m.id, "text": m.text, "ts": m.ts }))
+            .collect(),
+    )
+}
+
+/// What a cursor is owed now, as a poll answer; `None` if nothing yet.
+fn owed(s: &Server, cursor: u64) -> Option<Value> {
+    let owed = s.log.since(cursor);
+    if owed.messages.is_empty() && !owed.reset {
+        return None;
+    }
+    let mut body = json!({ "cursor": s.log.latest(), "messages": messages_json(&owed.messages) });
+    if owed.reset {
+        body["reset"] = Value::Bool(true);
+    }
+    Some(body)
+}
+
+fn poll(lp: &mut Loop, sh: &Shared, reply: Reply, head: &Head) {
+    let cursor = match head.param("cursor").map(str::parse::<u64>) {
+        None => 0,
+        Some(Ok(c)) => c,
+        Some(Err(_)) => {
+            return send(
+                lp,
+                sh,
+                reply,
+                Response::text(400, "cursor must be a whole number"),
+            )
+        }
+    };
+    let default_timeout = sh.borrow().cfg.poll_timeout;
+    let timeout = match head.param("timeout").map(str::parse::<f64>) {
+        None => default_timeout,
+        Some(Ok(t)) if t.is_finite() && t >= 0.0 => {
+            Duration::from_secs_f64(t).min(MAX_POLL_TIMEOUT)
+        }
+        Some(_) => {
+            return send(
+                lp,
+                sh,
+                reply,
+                Response::text(400, "timeout must be a number of seconds, 0 to 120"),
+            )
+        }
+    };
+    let ready = owed(&sh.borrow(), cursor);
+    if let Some(body) = ready {
+        sh.borrow_mut().stats.answered_by_message += 1;
+        return send(lp, sh, reply, Response::json(200, &body));
+    }
+    let full = {
+        let s = sh.borrow();
+        s.waiters.len() >= s.cfg.max_waiters || s.shutting_down
+    };
+    if full {
+        // Shed new work, honour accepted work: the held polls are untouched.
+        sh.borrow_mut().stats.shed_polls += 1;
+        let resp = Response::text(503, "too many held polls; retry shortly")
+            .with_header("Retry-After", "1");
+        return send(lp, sh, reply, resp);
+    }
+    let conn = reply.conn;
+    let s2 = sh.clone();
+    let timer = lp.set_timeout(timeout, move |lp| on_poll_timeout(lp, &s2, conn));
+    let mut s = sh.borrow_mut();
+    if let Some(c) = s.conns.get_mut(&conn) {
+        c.phase = Phase::Held;
+    }
+    s.waiters.insert(
+        conn,
+        Waiter {
+            reply,
+            cursor,
+            timer,
+        },
+    );
+}
+
+fn on_poll_timeout(lp: &mut Loop, sh: &Shared, conn: Tcp) {
+    let Some(w) = sh.borrow_mut().waiters.remove(&conn) else {
+        return;
+    };
+    sh.borrow_mut().stats.answered_by_timeout += 1;
+    let body = json!({ "cursor": w.cursor, "messages": [] });
+    send(lp, sh, w.reply, Response::json(200, &body));
+    resume(lp, sh, conn);
+}
+
+fn publish(lp: &mut Loop, sh: &Shared, reply: Reply, body: &[u8]) {
+    let peer = sh.borrow().conns.get(&reply.conn).map(|c| c.peer);
+    let limited = peer.and_then(|ip| sh.borrow_mut().limiter.take(ip, Instant::now()).err());
+    if let Some(wait) = limited {
+        sh.borrow_mut().stats.rate_limited += 1;
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let resp = Response::json(429, &json!({ "error": "too many publishes; slow down" }));
+        return send(
+            lp,
+            sh,
+            reply,
+            resp.with_header("Retry-After", secs.to_string()),
+        );
+    }
+    let request: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            return send(
+                lp,
+                sh,
+                reply,
+                Response::json(400, &json!({ "error": format!("body is not JSON: {e}") })),
+            )
+        }
+    };
+    let Some(text) = request.get("text").and_then(Value::as_str) else {
+        return send(
+            lp,
+            sh,
+            reply,
+            Response::json(400, &json!({ "error": "\"text\" must be a string" })),
+        );
+    };
+    let max_text = sh.borrow().cfg.max_text;
+    if text.len() > max_text {
+        let msg = format!("text is {} bytes; the limit is {max_text}", text.len());
+        return send(lp, sh, reply, Response::json(413, &json!({ "error": msg })));
+    }
+    if text.trim().is_empty() {
+        return send(
+            lp,
+            sh,
+            reply,
+            Response::json(400, &json!({ "error": "text must not be empty" })),
+        );
+    }
+    let latest = sh.borrow().log.latest();
+    match request.get("after") {
+        None | Some(Value::Null) => {}
+        Some(v) => match v.as_u64() {
+            Some(after) if after == latest => {}
+            Some(_) => {
+                return send(
+                    lp,
+                    sh,
+                    reply,
+                    Response::json(409, &json!({ "latest": latest })),
+                )
+            }
+            None => {
+                return send(
+                    lp,
+                    sh,
+                    reply,
+                    Response::json(400, &json!({ "error": "\"after\" must be a message id" })),
+                )
+            }
+        },
+    }
+    let id = {
+        let mut s = sh.borrow_mut();
+        s.stats.published += 1;
+        s.log.append(text.to_string(), now_ms())
+    };
+    send(lp, sh, reply, Response::json(201, &json!({ "id": id })));
+    answer_waiters(lp, sh);
+}
+
+/// A message came: every held poll is answered now, in this tick.
+fn answer_waiters(lp: &mut Loop, sh: &Shared) {
+    let waiters: Vec<Waiter> = sh.borrow_mut().waiters.drain().map(|(_, w)| w).collect();
+    let mut freed = Vec::with_capacity(waiters.len());
+    for w in waiters {
+        lp.clear_timer(w.timer);
+        let body = owed(&sh.borrow(), w.cursor)
+            .unwrap_or_else(|| json!({ "cursor": w.cursor, "messages": [] }));
+        sh.borrow_mut().stats.answered_by_message += 1;
+        freed.push(w.reply.conn);
+        send(lp, sh, w.reply, Response::json(200, &body));
+    }
+    // Requests pipelined behind the held polls are taken up in the check phase, so one
+    // publish never recurses into a thousand connections' parsers.
+    for conn in freed {
+        let s2 = sh.clone();
+        lp.set_immediate(move |lp| resume(lp, &s2, conn));
+    }
+}
+
+/// After a held poll is answered, go on with whatever the client sent meanwhile.
+fn resume(lp: &mut Loop, sh: &Shared, conn: Tcp) {
+    process(lp, sh, conn);
+}
+
+/// Answer a request: the one place a response is written. Consumes the `Reply`.
+fn send(lp: &mut Loop, sh: &Shared, reply: Reply, resp: Response) {
+    let Reply { conn, keep_alive } = reply;
+    let keep_alive = keep_alive && !sh.borrow().shutting_down;
+    if lp
+        .write(conn, resp.encode(keep_alive), None::<WriteDone>)
+        .is_err()
+    {
+        sh.borrow_mut().stats.write_errors += 1;
+        return drop_conn(lp, sh, conn);
+    }
+    if !keep_alive {
+        if let Some(c) = sh.borrow_mut().conns.get_mut(&conn) {
+            c.phase = Phase::Closing;
+        }
+        clear_deadline(lp, sh, conn);
+        let s2 = sh.clone();
+        let flushed = lp.shutdown(conn, move |lp, r| {
+            if r.is_err() {
+                s2.borrow_mut().stats.write_errors += 1;
+            }
+            drop_conn(lp, &s2, conn);
+        });
+        if flushed.is_err() {
+            drop_conn(lp, sh, conn);
+        }
+        return;
+    }
+    let buffered = {
+        let mut s = sh.borrow_mut();
+        let Some(c) = s.conns.get_mut(&conn) else {
+            return;
+        };
+        c.phase = Phase::Reading;
+        !c.buf.is_empty()
+    };
+    arm_deadline(
+        lp,
+        sh,
+        conn,
+        if buffered {
+            Deadline::Header
+        } else {
+            Deadline::Idle
+        },
+    );
+}
+
+fn arm_deadline(lp: &mut Loop, sh: &Shared, conn: Tcp, kind: Deadline) {
+    clear_deadline(lp, sh, conn);
+    let after = {
+        let s = sh.borrow();
+        match kind {
+            Deadline::Header => s.cfg.header_timeout,
+            Deadline::Idle => s.cfg.idle_timeout,
+        }
+    };
+    let s2 = sh.clone();
+    let timer = lp.set_timeout(after, move |lp| on_deadline(lp, &s2, conn, kind));
+    if let Some(c) = sh.borrow_mut().conns.get_mut(&conn) {
+        c.deadline = Some((kind, timer));
+    } else {
+        lp.clear_timer(timer);
+    }
+}
+
+fn clear_deadline(lp: &mut Loop, sh: &Shared, conn: Tcp) {
+    let old = sh
+        .borrow_mut()
+        .conns
+        .get_mut(&conn)
+        .and_then(|c| c.deadline.take());
+    if let Some((_, t)) = old {
+        lp.clear_timer(t);
+    }
+}
+
+fn on_deadline(lp: &mut Loop, sh: &Shared, conn: Tcp, kind: Deadline) {
+    if let Some(c) = sh.borrow_mut().conns.get_mut(&conn) {
+        c.deadline = None;
+    }
+    match kind {
+        Deadline::Header => reject(
+            lp,
+            sh,
+            conn,
+            Response::text(408, "the request head did not arrive in time"),
+        ),
+        Deadline::Idle => drop_conn(lp, sh, conn),
+    }
+}
+
+/// Forget a connection and close it. A held poll on it is aborted: removed with its
+/// timer, never written to.
+fn drop_conn(lp: &mut Loop, sh: &Shared, conn: Tcp) {
+    let (known, waiter) = {
+        let mut s = sh.borrow_mut();
+        let known = s.conns.remove(&conn);
+        let waiter = s.waiters.remove(&conn);
+        if waiter.is_some() {
+            s.stats.aborted += 1;
+        }
+        (known, waiter)
+    };
+    if let Some(w) = waiter {
+        lp.clear_timer(w.timer);
+    }
+    if let Some(c) = known {
+        if let Some((_, t)) = c.deadline {
+            lp.clear_timer(t);
+        }
+        lp.close(conn, None::<CloseDone>);
+    }
+}
+
+fn stats_json(lp: &Loop, sh: &Shared) -> Value {
+    let s = sh.borrow();
+    let st = &s.stats;
+    let m = lp.metrics();
+    json!({
+        "connections": s.conns.len(),
+        "waiters": s.waiters.len(),
+        "latest": s.log.latest(),
+        "accepted": st.accepted,
+        "published": st.published,
+        "answered_by_message": st.answered_by_message,
+        "answered_by_timeout": st.answered_by_timeout,
+        "aborted": st.aborted,
+        "shed_polls": st.shed_polls,
+        "shed_connections": st.shed_connections,
+        "rate_limited": st.rate_limited,
+        "limit_rejections": st.limit_rejections,
+        "write_errors": st.write_errors,
+        "loop": {
+            "backend": lp.backend().name(),
+            "ticks": m.ticks,
+            "events": m.events,
+            "idle_ms": m.idle.as_millis() as u64,
+            "timers_fired": m.timers_fired,
+            "timer_lateness_max_ms": m.timer_lateness_max.as_millis() as u64,
+            "handles": m.handles,
+        }
+    })
+}
