@@ -116,6 +116,9 @@ struct BenchArgs {
     /// Run the sweep this many times and keep each cell's median round (by rt/s).
     #[arg(long, default_value_t = 1)]
     rounds: usize,
+    /// Do not pin the load generator and the server to separate cores.
+    #[arg(long)]
+    no_pin: bool,
     /// The full sweep, to 10000 connections.
     #[arg(long)]
     full: bool,
@@ -309,8 +312,16 @@ fn run_bench(args: BenchArgs) -> Result {
         warmup: args.warmup.unwrap_or(warmup),
         client_threads: args.clients_threads.max(1),
         rounds: args.rounds.max(1),
+        pin: None,
         out: args.out,
     };
+    let mut cfg = cfg;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if !args.no_pin && cores >= 2 {
+        // The client's threads get the first cores, the server the rest (at least one).
+        let client = cfg.client_threads.min(cores - 1);
+        cfg.pin = Some(((0..client).collect(), (client..cores).collect()));
+    }
     if cfg.size == 0 || cfg.conns.contains(&0) || cfg.servers.is_empty() {
         return Err(
             "--size, every --conns value and --servers must be non-empty and above zero".into(),

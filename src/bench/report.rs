@@ -57,6 +57,10 @@ pub struct Report {
     pub client_threads: usize,
     /// Sweeps run; rows are each cell's median round.
     pub rounds: usize,
+    /// The cores the load generator and the server were pinned to (empty: not pinned).
+    pub client_cpus: Vec<usize>,
+    /// The server's cores.
+    pub server_cpus: Vec<usize>,
     /// One row per (server, connections).
     pub rows: Vec<Row>,
 }
@@ -71,6 +75,8 @@ impl Report {
             warmup_s: cfg.warmup.as_secs_f64(),
             client_threads: cfg.client_threads,
             rounds: cfg.rounds,
+            client_cpus: cfg.pin.as_ref().map(|p| p.0.clone()).unwrap_or_default(),
+            server_cpus: cfg.pin.as_ref().map(|p| p.1.clone()).unwrap_or_default(),
             rows,
         }
     }
@@ -83,6 +89,14 @@ pub fn table(report: &Report) -> String {
         "echo, {} B messages, {:.1} s window after {:.1} s warmup, {} client thread(s), median of {} round(s); {} cores, {} {}, {} build\n",
         report.size, report.duration_s, report.warmup_s, report.client_threads, report.rounds, m.cores, m.os, m.kernel, m.build_profile
     );
+    if report.server_cpus.is_empty() {
+        out.push_str("not pinned: the scheduler places the client and the server\n");
+    } else {
+        out.push_str(&format!(
+            "load generator pinned to cores {:?}, server to {:?}\n",
+            report.client_cpus, report.server_cpus
+        ));
+    }
     out.push_str(&format!(
         "{:<8} {:>6} {:>10} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8} {:>8} {:>7} {:>9} {:>9} {:>6} {:>10}\n",
         "server", "conns", "rt/s", "vs raw", "MB/s", "p50 ms", "p99 ms", "p99.9ms", "max ms", "errors", "RSS MiB", "KiB/conn", "threads", "vol csw", "invol csw", "cpu s", "rt/cpu-s"

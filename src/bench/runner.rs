@@ -72,6 +72,8 @@ pub struct BenchConfig {
     pub client_threads: usize,
     /// Sweeps to run; each cell reports its median round.
     pub rounds: usize,
+    /// (load generator cores, server cores), or `None` to let the scheduler choose.
+    pub pin: Option<(Vec<usize>, Vec<usize>)>,
     /// Where results.json and echo.svg go.
     pub out: PathBuf,
 }
@@ -216,7 +218,16 @@ impl WindowObserver for Sampler {
 
 /// Measure one cell: a fresh server process, the load, the figures.
 pub fn measure(kind: ServerKind, conns: usize, cfg: &BenchConfig) -> io::Result<Row> {
-    let server = Server::start(kind)?;
+    // The server inherits the cores of the thread that starts it; the load generator's
+    // threads inherit ours after we switch.
+    if let Some((_, server_cpus)) = &cfg.pin {
+        crate::sys::affinity::pin_current_thread(server_cpus)?;
+    }
+    let server = Server::start(kind);
+    if let Some((client_cpus, _)) = &cfg.pin {
+        crate::sys::affinity::pin_current_thread(client_cpus)?;
+    }
+    let server = server?;
     let pid = server.child.id();
     let before = procstat::sample(pid).unwrap_or_default();
     let load = LoadConfig {

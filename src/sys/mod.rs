@@ -20,6 +20,7 @@
 use std::io;
 use std::time::Duration;
 
+pub mod affinity;
 pub mod clock;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod epoll;
