@@ -125,6 +125,10 @@ struct BenchArgs {
     /// Instead: the timing wheel against a binary heap at 10^4, 10^5, 10^6 timers.
     #[arg(long)]
     timers: bool,
+    /// Instead: hold this many polls on `looplab longpoll`, then publish once: the
+    /// server's memory per held poll and the time to answer them all.
+    #[arg(long)]
+    waiters: Option<usize>,
 }
 
 /// "3s", "500ms", "1.5s", "2m".
@@ -326,6 +330,11 @@ fn run_bench(args: BenchArgs) -> Result {
         return Err(
             "--size, every --conns value and --servers must be non-empty and above zero".into(),
         );
+    }
+    if let Some(n) = args.waiters {
+        let r = looplab::bench::waiters::run(n, cfg.pin.as_ref())?;
+        looplab::bench::waiters::print(&r);
+        return Ok(());
     }
     if cfg!(debug_assertions) {
         eprintln!("looplab bench: this is a debug build; figures are only meaningful with --release (make bench)");

@@ -13,3 +13,4 @@ pub mod report;
 pub mod runner;
 pub mod timer_heap;
 pub mod timers;
+pub mod waiters;
