@@ -116,6 +116,9 @@ struct BenchArgs {
     /// Run the sweep this many times and keep each cell's median round (by rt/s).
     #[arg(long, default_value_t = 1)]
     rounds: usize,
+    /// Redraw the table and echo.svg from OUT/results.json, measuring nothing.
+    #[arg(long)]
+    replot: bool,
     /// Do not pin the load generator and the server to separate cores.
     #[arg(long)]
     no_pin: bool,
@@ -276,6 +279,15 @@ fn run_echo_raw(addr: SocketAddr) -> Result {
 }
 
 fn run_bench(args: BenchArgs) -> Result {
+    if args.replot {
+        let json = args.out.join("results.json");
+        let report = report::read_json(&json)?;
+        print!("{}", report::table(&report));
+        let svg = args.out.join("echo.svg");
+        report::write_svg(&report, &svg)?;
+        println!("redrew {}", svg.display());
+        return Ok(());
+    }
     if args.timers {
         looplab::bench::timers::report(&[10_000, 100_000, 1_000_000], 3);
         return Ok(());
@@ -320,7 +332,8 @@ fn run_bench(args: BenchArgs) -> Result {
         out: args.out,
     };
     let mut cfg = cfg;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let machine = report::Machine::here();
+    let cores = machine.cores;
     if !args.no_pin && cores >= 2 {
         // The client's threads get the first cores, the server the rest (at least one).
         let client = cfg.client_threads.min(cores - 1);
@@ -375,7 +388,7 @@ fn run_bench(args: BenchArgs) -> Result {
     bar.finish_and_clear();
     let mut rows = runner::median_rounds(rows, &cfg.servers, &cfg.conns);
     runner::relate_to_raw(&mut rows);
-    let report = Report::new(&cfg, rows);
+    let report = Report::new(machine, &cfg, rows);
     print!("{}", report::table(&report));
     let json = cfg.out.join("results.json");
     let svg = cfg.out.join("echo.svg");

@@ -4,12 +4,12 @@
 
 use super::runner::{BenchConfig, Row};
 use plotters::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::io;
 use std::path::Path;
 
 /// Facts about the machine, so a figure is never read without its context.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Machine {
     /// Logical CPUs.
     pub cores: usize,
@@ -43,7 +43,7 @@ impl Machine {
 }
 
 /// Everything `results.json` holds.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
     /// Where it ran.
     pub machine: Machine,
@@ -66,10 +66,11 @@ pub struct Report {
 }
 
 impl Report {
-    /// Assemble a report for `rows` measured under `cfg`.
-    pub fn new(cfg: &BenchConfig, rows: Vec<Row>) -> Report {
+    /// Assemble a report for `rows` measured under `cfg` on `machine` (read it before
+    /// pinning: the core count a pinned thread sees is its own mask's).
+    pub fn new(machine: Machine, cfg: &BenchConfig, rows: Vec<Row>) -> Report {
         Report {
-            machine: Machine::here(),
+            machine,
             size: cfg.size,
             duration_s: cfg.duration.as_secs_f64(),
             warmup_s: cfg.warmup.as_secs_f64(),
@@ -140,6 +141,18 @@ pub fn table(report: &Report) -> String {
     out
 }
 
+/// Read a `results.json` written earlier (for `--replot`).
+pub fn read_json(path: &Path) -> io::Result<Report> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| crate::error::context(format!("reading {}", path.display()), e))?;
+    serde_json::from_str(&text).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is not a looplab results.json: {e}", path.display()),
+        )
+    })
+}
+
 /// Write `results.json`.
 pub fn write_json(report: &Report, path: &Path) -> io::Result<()> {
     let json = serde_json::to_string_pretty(report).map_err(io::Error::other)?;
@@ -149,8 +162,14 @@ pub fn write_json(report: &Report, path: &Path) -> io::Result<()> {
 /// The colours of the servers, in `--servers` order.
 const COLORS: [RGBColor; 6] = [RED, BLUE, GREEN, MAGENTA, RGBColor(230, 140, 0), BLACK];
 
-/// A panel: its title, the unit of its y axis, and the figure it plots.
-type Panel = (&'static str, &'static str, fn(&Row) -> f64);
+/// A panel: its title, the unit of its y axis, the figure it plots, and where its legend
+/// sits clear of the lines (throughput falls to the right; latency and memory rise).
+type Panel = (
+    &'static str,
+    &'static str,
+    fn(&Row) -> f64,
+    SeriesLabelPosition,
+);
 
 /// Write `echo.svg`: three panels against connections (log scale), one line per server.
 pub fn write_svg(report: &Report, path: &Path) -> io::Result<()> {
@@ -177,16 +196,29 @@ pub fn write_svg(report: &Report, path: &Path) -> io::Result<()> {
         .unwrap_or(1)
         .max(1) as f64;
     let panels: [Panel; 3] = [
-        ("Throughput", "round trips / s", |r| r.rt_per_s),
-        ("p99 latency", "ms", |r| r.p99_ms),
-        ("Server memory (peak RSS)", "MiB", |r| {
-            r.peak_rss_kib as f64 / 1024.0
-        }),
+        (
+            "Throughput",
+            "round trips / s",
+            |r| r.rt_per_s,
+            SeriesLabelPosition::LowerRight,
+        ),
+        (
+            "p99 latency",
+            "ms",
+            |r| r.p99_ms,
+            SeriesLabelPosition::UpperLeft,
+        ),
+        (
+            "Server memory (peak RSS)",
+            "MiB",
+            |r| r.peak_rss_kib as f64 / 1024.0,
+            SeriesLabelPosition::UpperLeft,
+        ),
     ];
     let root = SVGBackend::new(path, (1500, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let areas = root.split_evenly((1, 3));
-    for (area, (title, unit, value)) in areas.iter().zip(panels) {
+    for (area, (title, unit, value, legend_at)) in areas.iter().zip(panels) {
         let top = report
             .rows
             .iter()
@@ -234,7 +266,7 @@ pub fn write_svg(report: &Report, path: &Path) -> io::Result<()> {
             .configure_series_labels()
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(legend_at)
             .draw()
             .map_err(|e| err(&e))?;
     }

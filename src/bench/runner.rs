@@ -4,7 +4,7 @@
 use super::loadgen::{self, LoadConfig, LoadResult, WindowObserver};
 use super::procstat::{self, ProcSample};
 use crate::Backend;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::io::{self, BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -79,7 +79,7 @@ pub struct BenchConfig {
 }
 
 /// Every figure for one (server, connections) cell.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Row {
     /// Server name.
     pub server: String,
