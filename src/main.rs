@@ -216,21 +216,35 @@ fn raise_fd_limit() {
     }
 }
 
-fn run_echo(addr: SocketAddr, backend: Option<Backend>, max_conns: usize) -> Result {
+/// A server's loop: the fd limit raised, the chosen (or the OS's) backend.
+fn server_loop(backend: Option<Backend>) -> std::io::Result<Loop> {
     raise_fd_limit();
     let mut builder = Loop::builder();
     if let Some(b) = backend {
         builder = builder.backend(b);
     }
-    let mut lp = builder.build()?;
+    builder.build()
+}
+
+/// SIGINT and SIGTERM run `shutdown`, which closes what the server holds; then only the
+/// (unref'd) signal handles are left, so the loop exits by itself and we return 0.
+fn on_shutdown_signals(
+    lp: &mut Loop,
+    shutdown: impl Fn(&mut Loop) + Clone + 'static,
+) -> std::io::Result<()> {
+    for signum in [libc::SIGINT, libc::SIGTERM] {
+        let f = shutdown.clone();
+        lp.signal(signum, move |lp, _| f(lp))?;
+    }
+    Ok(())
+}
+
+fn run_echo(addr: SocketAddr, backend: Option<Backend>, max_conns: usize) -> Result {
+    let mut lp = server_loop(backend)?;
     let echo = Echo::listen(&mut lp, EchoConfig { addr, max_conns })?;
     println!("listening on {}", echo.local_addr(&lp)?);
-    // SIGINT/SIGTERM: stop accepting, close every connection; the loop then has only
-    // the (unref'd) signal handles left, so it exits and we return 0.
-    for signum in [libc::SIGINT, libc::SIGTERM] {
-        let e = echo.clone();
-        lp.signal(signum, move |lp, _| e.shutdown(lp))?;
-    }
+    let e = echo.clone();
+    on_shutdown_signals(&mut lp, move |lp| e.shutdown(lp))?;
     lp.run(RunMode::Default)?;
     let s = echo.stats();
     eprintln!(
@@ -241,19 +255,12 @@ fn run_echo(addr: SocketAddr, backend: Option<Backend>, max_conns: usize) -> Res
 }
 
 fn run_longpoll(cfg: LongPollConfig, backend: Option<Backend>) -> Result {
-    raise_fd_limit();
-    let mut builder = Loop::builder();
-    if let Some(b) = backend {
-        builder = builder.backend(b);
-    }
-    let mut lp = builder.build()?;
+    let mut lp = server_loop(backend)?;
     let server = LongPoll::listen(&mut lp, cfg)?;
     println!("listening on http://{}/", server.local_addr(&lp)?);
-    // SIGINT/SIGTERM: answer every held poll ("shutdown": true), close, exit 0.
-    for signum in [libc::SIGINT, libc::SIGTERM] {
-        let s = server.clone();
-        lp.signal(signum, move |lp, _| s.shutdown(lp))?;
-    }
+    // Held polls are answered with "shutdown": true before their connections close.
+    let s = server.clone();
+    on_shutdown_signals(&mut lp, move |lp| s.shutdown(lp))?;
     lp.run(RunMode::Default)?;
     let st = server.stats();
     eprintln!(

@@ -22,16 +22,9 @@ use std::time::Duration;
 
 pub mod affinity;
 pub mod clock;
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(epoll_os)]
 mod epoll;
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-))]
+#[cfg(kqueue_os)]
 mod kqueue;
 mod mio;
 pub mod raw_echo;
@@ -68,16 +61,9 @@ pub enum Backend {
 impl Backend {
     /// The raw backend for this OS: epoll on Linux, kqueue on BSD/macOS.
     pub fn default_for_os() -> Backend {
-        if cfg!(any(target_os = "linux", target_os = "android")) {
+        if cfg!(epoll_os) {
             Backend::Epoll
-        } else if cfg!(any(
-            target_os = "macos",
-            target_os = "ios",
-            target_os = "freebsd",
-            target_os = "netbsd",
-            target_os = "openbsd",
-            target_os = "dragonfly"
-        )) {
+        } else if cfg!(kqueue_os) {
             Backend::Kqueue
         } else {
             Backend::Mio
@@ -168,16 +154,9 @@ pub struct Event {
 
 /// A poller over one of the backends, chosen at run time.
 pub(crate) enum Poller {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[cfg(epoll_os)]
     Epoll(epoll::Epoll),
-    #[cfg(any(
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd",
-        target_os = "dragonfly"
-    ))]
+    #[cfg(kqueue_os)]
     Kqueue(kqueue::Kqueue),
     Mio(mio::MioPoller),
 }
@@ -188,16 +167,9 @@ pub(crate) type Fd = std::os::unix::io::RawFd;
 macro_rules! dispatch {
     ($self: ident, $p: ident => $body: expr) => {
         match $self {
-            #[cfg(any(target_os = "linux", target_os = "android"))]
+            #[cfg(epoll_os)]
             Poller::Epoll($p) => $body,
-            #[cfg(any(
-                target_os = "macos",
-                target_os = "ios",
-                target_os = "freebsd",
-                target_os = "netbsd",
-                target_os = "openbsd",
-                target_os = "dragonfly"
-            ))]
+            #[cfg(kqueue_os)]
             Poller::Kqueue($p) => $body,
             Poller::Mio($p) => $body,
         }
@@ -207,16 +179,9 @@ macro_rules! dispatch {
 impl Poller {
     pub fn new(backend: Backend) -> io::Result<Poller> {
         match backend {
-            #[cfg(any(target_os = "linux", target_os = "android"))]
+            #[cfg(epoll_os)]
             Backend::Epoll => Ok(Poller::Epoll(epoll::Epoll::new()?)),
-            #[cfg(any(
-                target_os = "macos",
-                target_os = "ios",
-                target_os = "freebsd",
-                target_os = "netbsd",
-                target_os = "openbsd",
-                target_os = "dragonfly"
-            ))]
+            #[cfg(kqueue_os)]
             Backend::Kqueue => Ok(Poller::Kqueue(kqueue::Kqueue::new()?)),
             Backend::Mio => Ok(Poller::Mio(mio::MioPoller::new()?)),
             #[allow(unreachable_patterns)]

@@ -41,7 +41,7 @@ struct Conn {
 
 /// Listen on `addr`, call `ready` with the bound address, and echo until `stop` is set
 /// (checked every 100 ms) or an error ends it.
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(epoll_os)]
 pub fn serve(
     addr: SocketAddr,
     ready: impl FnOnce(SocketAddr),
@@ -54,7 +54,7 @@ pub fn serve(
 }
 
 /// The raw epoll echo exists only where epoll does.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[cfg(not(epoll_os))]
 pub fn serve(
     _addr: SocketAddr,
     _ready: impl FnOnce(SocketAddr),
@@ -66,7 +66,7 @@ pub fn serve(
     ))
 }
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(epoll_os)]
 fn serve_on(listener: i32, ready: impl FnOnce(SocketAddr), stop: &AtomicBool) -> io::Result<()> {
     ready(local_addr(listener)?);
     let epfd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
@@ -75,7 +75,7 @@ fn serve_on(listener: i32, ready: impl FnOnce(SocketAddr), stop: &AtomicBool) ->
     result
 }
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(epoll_os)]
 fn event_loop(epfd: i32, listener: i32, stop: &AtomicBool) -> io::Result<()> {
     ctl(epfd, libc::EPOLL_CTL_ADD, listener, libc::EPOLLIN as u32)?;
     let mut conns: HashMap<i32, Conn> = HashMap::new();
@@ -125,7 +125,7 @@ fn event_loop(epfd: i32, listener: i32, stop: &AtomicBool) -> io::Result<()> {
     Ok(())
 }
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(epoll_os)]
 fn accept_all(epfd: i32, listener: i32, conns: &mut HashMap<i32, Conn>) {
     loop {
         // SAFETY: null address pointers are allowed: we do not need the peer's address.
@@ -171,7 +171,7 @@ fn accept_all(epfd: i32, listener: i32, conns: &mut HashMap<i32, Conn>) {
 
 /// Read until EAGAIN (or until the client owes us too much), echoing as we go.
 /// False when the connection is finished.
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(epoll_os)]
 fn echo(fd: i32, conn: &mut Conn, buf: &mut [u8]) -> bool {
     while conn.unsent.len() <= HIGH_WATER {
         // SAFETY: `buf` is valid for writes of buf.len() bytes.
@@ -201,7 +201,7 @@ fn echo(fd: i32, conn: &mut Conn, buf: &mut [u8]) -> bool {
 }
 
 /// Write the unsent buffer. False when the peer is gone.
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(epoll_os)]
 fn flush(fd: i32, conn: &mut Conn) -> bool {
     match send(fd, &conn.unsent) {
         Some(sent) => {
@@ -213,7 +213,7 @@ fn flush(fd: i32, conn: &mut Conn) -> bool {
 }
 
 /// Send as much as the kernel takes; `None` on a real error (EPIPE, ECONNRESET).
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(epoll_os)]
 fn send(fd: i32, mut data: &[u8]) -> Option<usize> {
     let mut sent = 0;
     while !data.is_empty() {
@@ -235,7 +235,7 @@ fn send(fd: i32, mut data: &[u8]) -> Option<usize> {
 }
 
 /// EPOLLOUT only while something is unsent; EPOLLIN only while under the high-water mark.
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(epoll_os)]
 fn update_events(epfd: i32, fd: i32, conn: &mut Conn) -> bool {
     let mut want = 0u32;
     if conn.unsent.len() <= HIGH_WATER {
@@ -253,7 +253,7 @@ fn update_events(epfd: i32, fd: i32, conn: &mut Conn) -> bool {
     true
 }
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(epoll_os)]
 fn ctl(epfd: i32, op: i32, fd: i32, events: u32) -> io::Result<()> {
     let mut ev = libc::epoll_event {
         events,
@@ -263,7 +263,7 @@ fn ctl(epfd: i32, op: i32, fd: i32, events: u32) -> io::Result<()> {
     syscall!(epoll_ctl(epfd, op, fd, &mut ev)).map(drop)
 }
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(epoll_os)]
 fn listen(addr: SocketAddr) -> io::Result<i32> {
     let family = if addr.is_ipv4() {
         libc::AF_INET
@@ -302,7 +302,7 @@ fn listen(addr: SocketAddr) -> io::Result<i32> {
     Ok(fd)
 }
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(epoll_os)]
 fn to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
@@ -338,7 +338,7 @@ fn to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     (storage, len as libc::socklen_t)
 }
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(epoll_os)]
 fn local_addr(fd: i32) -> io::Result<SocketAddr> {
     // SAFETY: plain data; getsockname fills it.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
