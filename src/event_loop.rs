@@ -116,8 +116,8 @@ impl Loop {
         while alive && !self.stop_flag {
             self.update_time();
             self.run_timers();
-            self.run_pending();
-            let (timeout, rule) = self.poll_timeout(mode);
+            let ran_pending = self.run_pending();
+            let (timeout, rule) = self.poll_timeout(mode, ran_pending);
             self.poll(timeout, rule)?;
             self.run_check();
             self.run_closing();
@@ -187,7 +187,8 @@ impl Loop {
 
     /// Phase 3. Callbacks deferred by the last tick. Ones deferred while this runs wait
     /// for the next tick, so a callback that re-defers itself cannot starve the poll.
-    fn run_pending(&mut self) {
+    /// Returns how many ran.
+    fn run_pending(&mut self) -> usize {
         self.enter(Phase::Pending);
         let batch = self.pending.len();
         if self.tracer.enabled {
@@ -199,13 +200,24 @@ impl Loop {
                 None => break,
             }
         }
+        batch
     }
 
     /// Step 4's rules, in order; the first that applies chooses the timeout.
-    fn poll_timeout(&mut self, mode: RunMode) -> (Option<Duration>, TimeoutRule) {
+    fn poll_timeout(
+        &mut self,
+        mode: RunMode,
+        ran_pending: usize,
+    ) -> (Option<Duration>, TimeoutRule) {
         let zero = Some(Duration::ZERO);
         if mode == RunMode::NoWait {
             return (zero, TimeoutRule::NoWait);
+        }
+        // Once returns after this tick: if the pending phase already made progress (a
+        // deferred read may have consumed what the caller waits for), sleeping in poll
+        // could wait for an event that has already been handled. libuv does the same.
+        if mode == RunMode::Once && ran_pending > 0 {
+            return (zero, TimeoutRule::OnceRanPending(ran_pending));
         }
         if self.stop_flag {
             return (zero, TimeoutRule::Stopped);

@@ -21,6 +21,8 @@ pub enum TimeoutRule {
     NotAlive,
     /// Deferred callbacks (write results, reads to retry) wait for the next tick.
     Pending(usize),
+    /// `RunMode::Once` and the pending phase ran callbacks: that was this tick's progress.
+    OnceRanPending(usize),
     /// Immediates are queued for the check phase.
     Immediates(usize),
     /// Handles are closing; their callbacks run in this tick's close phase.
@@ -43,6 +45,7 @@ impl fmt::Display for TimeoutRule {
             TimeoutRule::Stopped => f.write_str("stop"),
             TimeoutRule::NotAlive => f.write_str("not alive"),
             TimeoutRule::Pending(n) => write!(f, "{n} pending"),
+            TimeoutRule::OnceRanPending(n) => write!(f, "Once: {n} pending ran"),
             TimeoutRule::Immediates(n) => write!(f, "{n} immediates"),
             TimeoutRule::Closing(n) => write!(f, "{n} closing"),
             TimeoutRule::Timer { id, due_in } => {

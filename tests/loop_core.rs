@@ -164,6 +164,40 @@ fn once_returns_after_one_event() {
     });
 }
 
+/// Once does not block in poll when the pending phase already made progress: a deferred
+/// callback may have done what the caller was waiting for. Here the progress is a
+/// cancelled job's result, which is delivered through the pending phase.
+#[test]
+fn once_does_not_sleep_after_pending_progress() {
+    on_every_backend(|b| {
+        let mut lp = Loop::builder()
+            .backend(b)
+            .threadpool_size(1)
+            .build()
+            .unwrap();
+        let (release, blocked) = crossbeam_channel::bounded::<()>(0);
+        // The only worker takes A first (FIFO) and blocks in it, so B stays queued.
+        lp.queue_work(
+            move || blocked.recv_timeout(Duration::from_secs(10)).is_ok(),
+            |_, _| {},
+        );
+        let got = Rc::new(Cell::new(false));
+        let g = got.clone();
+        let b_job = lp.queue_work(|| (), move |_, r| g.set(r.is_err()));
+        assert!(lp.cancel(b_job), "B was still queued behind A");
+        let start = Instant::now();
+        assert!(lp.run(RunMode::Once).unwrap(), "A still holds the loop");
+        assert!(got.get(), "B's cancellation was delivered in this tick");
+        assert!(
+            start.elapsed() < Duration::from_millis(100),
+            "Once slept after pending progress: {:?}",
+            start.elapsed()
+        );
+        release.send(()).unwrap();
+        lp.run(RunMode::Default).unwrap();
+    });
+}
+
 /// stop() from a callback ends run after the current tick; before run, run returns at
 /// once without firing due timers.
 #[test]

@@ -287,7 +287,9 @@ impl Loop {
 
     /// Write `bytes`. The kernel gets them at once if it takes them; the rest is copied to
     /// the stream's queue and sent when writable. `cb` runs when all are handed to the
-    /// kernel, or with the error; never inside this call.
+    /// kernel, or with the error if one comes later; never inside this call. An error the
+    /// kernel gives at once (the peer is gone) is returned instead, and `cb` is not called:
+    /// each failure is reported exactly once.
     pub fn write<F>(&mut self, conn: Tcp, bytes: impl AsRef<[u8]>, cb: Option<F>) -> io::Result<()>
     where
         F: FnOnce(&mut Loop, io::Result<()>) + 'static,
@@ -313,18 +315,8 @@ impl Loop {
                     Ok(n) => written += n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) => {
-                        let e = crate::error::context(format!("writing to tcp {h}"), e);
-                        return match cb {
-                            Some(cb) => {
-                                let kind = e.kind();
-                                let msg = e.to_string();
-                                self.defer(move |lp| cb(lp, Err(io::Error::new(kind, msg))));
-                                Err(e)
-                            }
-                            None => Err(e),
-                        };
-                    }
+                    // Reported once, here; `cb` is dropped uncalled.
+                    Err(e) => return Err(crate::error::context(format!("writing to tcp {h}"), e)),
                 }
             }
             if written == bytes.len() {
