@@ -14,6 +14,7 @@
 //! - a stream is *active* (holds the loop, if ref'd) while reading, writing, connecting or
 //!   shutting down, as a libuv stream is.
 
+mod connect;
 mod listener;
 mod stream;
 

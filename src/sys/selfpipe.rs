@@ -14,7 +14,8 @@
 //! - a full pipe (`EAGAIN` on write) means a wake is already pending: success;
 //! - `EINTR` is retried;
 //! - the loop drains until `EAGAIN`, so one readable event consumes every byte;
-//! - wakes coalesce: while one wake is pending, further `wake()` calls write nothing.
+//! - wakes coalesce: while one wake is pending, further `wake()` calls write nothing;
+//! - the loop empties the pipe *before* it clears the pending flag (see `drain`).
 
 use super::{syscall, Fd};
 use std::io;
@@ -63,12 +64,21 @@ impl SelfPipe {
         write_byte(self.write.as_raw_fd(), 1)
     }
 
-    /// Empty the pipe. The flag is cleared *before* reading, so a wake that races with
-    /// the drain writes a fresh byte and is seen by the next poll: none is lost.
+    /// Empty the pipe, then clear the flag; the caller looks at its queues after this.
+    ///
+    /// The order keeps one invariant: the flag is set exactly while a byte is (or is about
+    /// to be) in the pipe. Clearing first would lose wakes: a waker could set the flag and
+    /// write between the clear and the read, the read would eat its byte, and every later
+    /// waker would see the flag still set and write nothing, with nothing left to wake
+    /// the next poll. Cleared after the read, the flag stays set while we read (so no
+    /// waker writes a byte we would eat), and any wake after the clear writes a byte the
+    /// next poll sees; a job queued before it is also found by the caller now, which costs
+    /// at most one spare wakeup.
     pub fn drain(&self) -> io::Result<usize> {
-        self.pending.store(false, Ordering::SeqCst);
         let mut sink = Vec::new();
-        read_all(self.read.as_raw_fd(), &mut sink)
+        let read = read_all(self.read.as_raw_fd(), &mut sink);
+        self.pending.store(false, Ordering::SeqCst);
+        read
     }
 
     /// Read every byte that is waiting into `out` (the signal pipe's bytes are signal
@@ -171,6 +181,51 @@ mod tests {
             1,
             "a wake after a drain writes again"
         );
+    }
+
+    /// Wait until the pipe's read end is readable; false after `ms` without.
+    fn readable_within(pipe: &SelfPipe, ms: i32) -> bool {
+        let mut pfd = libc::pollfd {
+            fd: pipe.read_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: `pfd` is one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        n > 0
+    }
+
+    /// The loop's side of a wake, as `Loop::on_wake` does it: wait for the pipe, drain
+    /// it, then take everything queued. Four threads each queue and wake 250 000 times;
+    /// if a wake is ever lost, the waiting side sees items queued and no byte to wake it.
+    #[test]
+    fn no_wake_is_lost_between_drain_and_queue() {
+        let pipe = std::sync::Arc::new(SelfPipe::new().unwrap());
+        let (tx, rx) = crossbeam_channel::unbounded::<u32>();
+        let senders: Vec<_> = (0..4)
+            .map(|_| {
+                let (p, tx) = (pipe.clone(), tx.clone());
+                std::thread::spawn(move || {
+                    for i in 0..250_000 {
+                        tx.send(i).unwrap();
+                        p.wake().unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut seen = 0;
+        while seen < 1_000_000 {
+            assert!(
+                readable_within(&pipe, 2000),
+                "lost wake: {seen} of 1000000 seen, {} queued",
+                rx.len()
+            );
+            pipe.drain().unwrap();
+            seen += rx.try_iter().count();
+        }
+        for s in senders {
+            s.join().unwrap();
+        }
     }
 
     #[test]

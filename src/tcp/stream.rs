@@ -1,6 +1,6 @@
 //! Connected streams: connect, read, the write queue, shutdown, close.
 
-use super::{is_disconnect, new_socket, send, Read};
+use super::{is_disconnect, send, Read};
 use crate::event_loop::{Loop, State};
 use crate::handle::{Handle, HandleKind, Tcp};
 use crate::sys::{Event, Fd, Interest};
@@ -15,7 +15,7 @@ use std::os::unix::io::AsRawFd;
 const READ_BUDGET: usize = 16;
 
 type OnRead = Box<dyn FnMut(&mut Loop, Tcp, Read<'_>)>;
-type OnConnect = Box<dyn FnOnce(&mut Loop, io::Result<Tcp>)>;
+pub(super) type OnConnect = Box<dyn FnOnce(&mut Loop, io::Result<Tcp>)>;
 type OnDone = Box<dyn FnOnce(&mut Loop, io::Result<()>)>;
 type OnDrain = Box<dyn FnOnce(&mut Loop, Tcp)>;
 
@@ -26,8 +26,8 @@ struct WriteReq {
 }
 
 pub(crate) struct TcpState {
-    socket: Option<Socket>,
-    connecting: Option<OnConnect>,
+    pub(super) socket: Option<Socket>,
+    pub(super) connecting: Option<OnConnect>,
     on_read: Option<OnRead>,
     reading: bool,
     queue: VecDeque<WriteReq>,
@@ -77,7 +77,7 @@ impl TcpState {
     }
 }
 
-fn closed_error(what: &str) -> io::Error {
+pub(super) fn closed_error(what: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::ConnectionAborted,
         format!("{what}: the stream was closed first"),
@@ -85,7 +85,7 @@ fn closed_error(what: &str) -> io::Error {
 }
 
 impl Loop {
-    fn stream(&mut self, h: Handle) -> Option<&mut TcpState> {
+    pub(super) fn stream(&mut self, h: Handle) -> Option<&mut TcpState> {
         match self.handles.state_mut(h) {
             Some(State::Tcp(t)) if t.socket.is_some() => Some(t),
             _ => None,
@@ -93,7 +93,7 @@ impl Loop {
     }
 
     /// Bring the poller registration and the active flag in line with the stream's state.
-    fn sync_interest(&mut self, h: Handle) {
+    pub(super) fn sync_interest(&mut self, h: Handle) {
         let Some(t) = self.stream(h) else { return };
         let (wanted, had, busy) = (t.wanted(), t.registered, t.busy());
         let Some(fd) = t.fd() else { return };
@@ -117,57 +117,6 @@ impl Loop {
             }
         }
         self.handles.set_active(h, busy);
-    }
-
-    /// Connect to `addr` without blocking; `cb` gets the stream once connected (or the
-    /// error, e.g. connection refused). Errors creating the socket are returned here.
-    pub fn tcp_connect(
-        &mut self,
-        addr: SocketAddr,
-        cb: impl FnOnce(&mut Loop, io::Result<Tcp>) + 'static,
-    ) -> io::Result<Tcp> {
-        let socket = new_socket(addr)
-            .map_err(|e| crate::error::context(format!("creating a socket for {addr}"), e))?;
-        match socket.connect(&addr.into()) {
-            Ok(()) => {}
-            Err(e)
-                if e.raw_os_error() == Some(libc::EINPROGRESS)
-                    || e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(crate::error::context(format!("connecting to {addr}"), e)),
-        }
-        let mut state = TcpState::new(socket);
-        state.connecting = Some(Box::new(cb));
-        let h = self
-            .handles
-            .insert(HandleKind::Tcp, State::Tcp(Box::new(state)), false, true);
-        self.sync_interest(h);
-        Ok(Tcp(h))
-    }
-
-    /// The connecting socket became writable: connected, or failed (SO_ERROR says which).
-    fn finish_connect(&mut self, h: Handle) {
-        let Some(t) = self.stream(h) else { return };
-        let Some(cb) = t.connecting.take() else {
-            return;
-        };
-        let outcome = match t.socket.as_ref().map(|s| (s.take_error(), s.peer_addr())) {
-            Some((Ok(None), Ok(_))) => Ok(()),
-            Some((Ok(Some(e)) | Err(e), _)) | Some((Ok(None), Err(e))) => Err(e),
-            None => Err(closed_error("connect")),
-        };
-        match outcome {
-            Ok(()) => {
-                if let Some(Err(e)) = t.socket.as_ref().map(|s| s.set_tcp_nodelay(true)) {
-                    eprintln!("looplab: TCP_NODELAY on tcp {h} failed: {e}");
-                }
-                self.sync_interest(h);
-                cb(self, Ok(Tcp(h)));
-            }
-            Err(e) => {
-                self.close(h, None::<fn(&mut Loop)>);
-                cb(self, Err(crate::error::context("connecting", e)));
-            }
-        }
     }
 
     /// Start delivering reads to `cb`. Tries a read in the next pending phase too: data
