@@ -12,6 +12,7 @@ test:
 	bash .ci/install-browser
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --features peer-tokio -- -D warnings
 	$(CARGO) build --examples
 	$(CARGO) test --all-targets
 

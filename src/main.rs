@@ -86,13 +86,21 @@ enum Command {
         #[arg(long)]
         backend: Option<Backend>,
     },
+    /// Echo server on tokio's current_thread runtime (the bench's Rust peer).
+    #[cfg(feature = "peer-tokio")]
+    EchoTokio {
+        /// Address to listen on; port 0 picks a free port.
+        #[arg(long, default_value = "127.0.0.1:7878")]
+        addr: SocketAddr,
+    },
     /// Thread-per-connection against the event loop: a table, results.json and echo.svg.
     Bench(BenchArgs),
 }
 
 #[derive(clap::Args)]
 struct BenchArgs {
-    /// Servers to compare: threads, epoll, kqueue, mio, raw (comma-separated).
+    /// Servers to compare: threads, epoll, kqueue, mio, raw, and tokio with the
+    /// `peer-tokio` feature (comma-separated).
     #[arg(long, value_delimiter = ',')]
     servers: Option<Vec<ServerKind>>,
     /// Connection counts (default 10,100,1000,5000; with --full 1,10,100,1000,5000,10000).
@@ -190,6 +198,12 @@ fn main() -> ExitCode {
                 ..LongPollConfig::default()
             };
             run_longpoll(cfg, backend)
+        }
+        #[cfg(feature = "peer-tokio")]
+        Command::EchoTokio { addr } => {
+            raise_fd_limit();
+            looplab::servers::echo_tokio::serve(addr, |bound| println!("listening on {bound}"))
+                .map_err(Into::into)
         }
         Command::Bench(args) => run_bench(args),
     };

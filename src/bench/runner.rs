@@ -20,6 +20,8 @@ pub enum ServerKind {
     Loop(Backend),
     /// `looplab echo-raw`: the hand-written libc epoll loop, the floor.
     Raw,
+    /// `looplab echo-tokio`: tokio's current_thread runtime (feature `peer-tokio`).
+    Tokio,
 }
 
 impl ServerKind {
@@ -29,6 +31,7 @@ impl ServerKind {
             ServerKind::Threads => "threads",
             ServerKind::Loop(b) => b.name(),
             ServerKind::Raw => "raw",
+            ServerKind::Tokio => "tokio",
         }
     }
 
@@ -38,6 +41,7 @@ impl ServerKind {
             ServerKind::Threads => vec!["echo-threads".into(), addr],
             ServerKind::Loop(b) => vec!["echo".into(), addr, format!("--backend={b}")],
             ServerKind::Raw => vec!["echo-raw".into(), addr],
+            ServerKind::Tokio => vec!["echo-tokio".into(), addr],
         }
     }
 }
@@ -48,6 +52,8 @@ impl std::str::FromStr for ServerKind {
         match s {
             "threads" => Ok(ServerKind::Threads),
             "raw" => Ok(ServerKind::Raw),
+            "tokio" if cfg!(feature = "peer-tokio") => Ok(ServerKind::Tokio),
+            "tokio" => Err("the tokio peer needs a build with `--features peer-tokio`".to_string()),
             other => other.parse::<Backend>().map(ServerKind::Loop).map_err(|_| {
                 format!("unknown server '{other}': expected threads, epoll, kqueue, mio or raw")
             }),

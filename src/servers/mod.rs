@@ -6,5 +6,7 @@
 
 pub mod echo;
 pub mod echo_threads;
+#[cfg(feature = "peer-tokio")]
+pub mod echo_tokio;
 pub mod http;
 pub mod longpoll;
