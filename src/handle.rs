@@ -95,6 +95,12 @@ impl fmt::Display for HandleKind {
     }
 }
 
+/// The alive rule for one handle, written once. Work is a request, not a handle: like
+/// libuv's uv_work_t it keeps the loop alive while queued or running, ref'd or not.
+fn holds_loop(kind: HandleKind, active: bool, has_ref: bool, closing: bool) -> bool {
+    closing || (active && (has_ref || kind == HandleKind::Work))
+}
+
 /// One row of [`Loop::handles`](crate::Loop::handles), like libuv's `uv_walk`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HandleInfo {
@@ -108,6 +114,13 @@ pub struct HandleInfo {
     pub has_ref: bool,
     /// `close()` was called; the callback has not run yet.
     pub closing: bool,
+}
+
+impl HandleInfo {
+    /// Whether this handle keeps the loop alive (the rule `Loop::alive` counts).
+    pub fn holds_loop(&self) -> bool {
+        holds_loop(self.kind, self.active, self.has_ref, self.closing)
+    }
 }
 
 macro_rules! typed_handle {
@@ -171,10 +184,8 @@ impl<S> Slot<S> {
         self.closing
     }
 
-    /// The alive rule for one handle. Work is a request, not a handle: like libuv's
-    /// uv_work_t it keeps the loop alive while queued or running, ref'd or not.
     fn holds_loop(&self) -> bool {
-        self.closing || (self.active && (self.has_ref || self.kind == HandleKind::Work))
+        holds_loop(self.kind, self.active, self.has_ref, self.closing)
     }
 }
 

@@ -210,12 +210,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // looplab's errors already say what failed and the OS's answer ("binding
+            // 127.0.0.1:80: Permission denied"); printing source() too would repeat it.
             eprintln!("looplab: {e}");
-            let mut source = std::error::Error::source(&*e);
-            while let Some(s) = source {
-                eprintln!("  caused by: {s}");
-                source = s.source();
-            }
             ExitCode::FAILURE
         }
     }

@@ -160,7 +160,11 @@ impl Pool {
             Lane::Fast => &self.fast,
             Lane::Slow => &self.slow,
         };
-        tx.as_ref().is_some_and(|tx| tx.send(job).is_ok())
+        let sent = tx.as_ref().is_some_and(|tx| tx.send(job).is_ok());
+        if !sent {
+            self.stats.depth.fetch_sub(1, Ordering::Relaxed);
+        }
+        sent
     }
 
     pub fn metrics(&self) -> PoolMetrics {

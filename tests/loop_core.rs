@@ -126,6 +126,30 @@ fn interval_rearms_and_clears_itself() {
     });
 }
 
+/// Huge timeouts saturate instead of overflowing: the loop waits on them (here until
+/// another thread wakes it) without a panic, and they clear normally.
+#[test]
+fn huge_timeouts_saturate() {
+    on_every_backend(|b| {
+        let mut lp = new_loop(b);
+        let far = lp.set_timeout(Duration::from_secs(1 << 40), |_| panic!("fired"));
+        let never = lp.set_timeout(Duration::MAX, |_| panic!("fired"));
+        let me = Rc::new(Cell::new(None));
+        let m = me.clone();
+        let (a, sender) = lp.async_handle(move |lp| {
+            assert!(lp.clear_timer(far) && lp.clear_timer(never));
+            lp.close(m.get().unwrap(), None::<CloseDone>);
+        });
+        me.set(Some(a));
+        let waker = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            sender.send();
+        });
+        assert!(!lp.run(RunMode::Default).unwrap());
+        waker.join().unwrap();
+    });
+}
+
 /// NoWait polls with a zero timeout even when a timer is far away.
 #[test]
 fn nowait_never_blocks() {
@@ -359,6 +383,7 @@ fn async_sends_coalesce_and_none_is_lost() {
             }
         });
         me.set(Some(a));
+        util::fail_after(&mut lp, Duration::from_secs(20));
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let (s, c) = (sender.clone(), counter.clone());

@@ -12,11 +12,13 @@ use std::time::{Duration, Instant};
 use util::on_every_backend;
 
 fn pool_loop(b: looplab::Backend, threads: usize) -> Loop {
-    Loop::builder()
+    let mut lp = Loop::builder()
         .backend(b)
         .threadpool_size(threads)
         .build()
-        .unwrap()
+        .unwrap();
+    util::fail_after(&mut lp, Duration::from_secs(20));
+    lp
 }
 
 /// `done` callbacks run on the loop thread, `work` on a pool thread.

@@ -60,9 +60,7 @@ impl Loop {
     /// In words: what keeps the loop alive, or that nothing does.
     pub fn explain_alive(&self) -> String {
         let infos: Vec<HandleInfo> = self.handles.infos().collect();
-        let holding = infos
-            .iter()
-            .filter(|i| !i.closing && i.active && (i.has_ref || i.kind == HandleKind::Work));
+        let holding = infos.iter().filter(|i| i.holds_loop() && !i.closing);
         let ref_d = count_by_kind(holding.map(|i| i.kind));
         let closing = infos.iter().filter(|i| i.closing).count();
         let unref_d = count_by_kind(

@@ -94,9 +94,13 @@ impl Echo {
         lp.local_addr(self.listener)
     }
 
-    /// A copy of the stats.
+    /// A copy of the stats (`open` is read off the connection set, not kept twice).
     pub fn stats(&self) -> EchoStats {
-        self.shared.borrow().stats.clone()
+        let s = self.shared.borrow();
+        EchoStats {
+            open: s.conns.len(),
+            ..s.stats.clone()
+        }
     }
 
     /// Graceful stop: no more accepts; every connection is closed. The loop then exits.
@@ -106,7 +110,6 @@ impl Echo {
         for conn in conns {
             lp.close(conn, None::<CloseDone>);
         }
-        self.shared.borrow_mut().stats.open = 0;
     }
 }
 
@@ -121,7 +124,6 @@ fn on_connection(lp: &mut Loop, shared: &Rc<RefCell<Shared>>, conn: Tcp) {
         }
         s.conns.insert(conn);
         s.stats.accepted += 1;
-        s.stats.open = s.conns.len();
     }
     let s = shared.clone();
     if let Err(e) = lp.read_start(conn, move |lp, conn, ev| on_read(lp, &s, conn, ev)) {
@@ -168,7 +170,6 @@ fn on_read(lp: &mut Loop, shared: &Rc<RefCell<Shared>>, conn: Tcp, ev: Read<'_>)
 fn finish(lp: &mut Loop, shared: &Rc<RefCell<Shared>>, conn: Tcp, failed: bool) {
     let mut s = shared.borrow_mut();
     if s.conns.remove(&conn) {
-        s.stats.open = s.conns.len();
         if failed {
             s.stats.errors += 1;
         }

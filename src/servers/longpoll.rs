@@ -415,21 +415,31 @@ fn publish(lp: &mut Loop, sh: &Shared, reply: Reply, body: &[u8]) {
 /// A message came: every held poll is answered now, in this tick.
 fn answer_waiters(lp: &mut Loop, sh: &Shared) {
     let waiters: Vec<Waiter> = sh.borrow_mut().waiters.drain().map(|(_, w)| w).collect();
+    // Waiters mostly share a cursor: build each distinct answer once, not once a waiter.
+    let mut answers: HashMap<u64, Response> = HashMap::new();
     let mut freed = Vec::with_capacity(waiters.len());
     for w in waiters {
         lp.clear_timer(w.timer);
-        let body = owed(&sh.borrow(), w.cursor)
-            .unwrap_or_else(|| json!({ "cursor": w.cursor, "messages": [] }));
+        let resp = answers
+            .entry(w.cursor)
+            .or_insert_with(|| {
+                let body = owed(&sh.borrow(), w.cursor)
+                    .unwrap_or_else(|| json!({ "cursor": w.cursor, "messages": [] }));
+                Response::json(200, &body)
+            })
+            .clone();
         sh.borrow_mut().stats.answered_by_message += 1;
         freed.push(w.reply.conn);
-        send(lp, sh, w.reply, Response::json(200, &body));
+        send(lp, sh, w.reply, resp);
     }
-    // Requests pipelined behind the held polls are taken up in the check phase, so one
-    // publish never recurses into a thousand connections' parsers.
-    for conn in freed {
-        let s2 = sh.clone();
-        lp.set_immediate(move |lp| process(lp, &s2, conn));
-    }
+    // Requests pipelined behind the held polls are taken up in the check phase, in one
+    // immediate, so one publish never recurses into a thousand connections' parsers.
+    let s2 = sh.clone();
+    lp.set_immediate(move |lp| {
+        for conn in freed {
+            process(lp, &s2, conn);
+        }
+    });
 }
 
 fn stats_json(lp: &Loop, sh: &Shared) -> Value {

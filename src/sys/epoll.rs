@@ -69,7 +69,8 @@ impl Epoll {
     }
 
     pub fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A deadline past what Instant can hold is the same as no deadline.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let n = loop {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             // SAFETY: `buf` has EVENTS_PER_WAIT initialised entries the kernel may overwrite.

@@ -113,7 +113,8 @@ impl Kqueue {
     }
 
     pub fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A deadline past what Instant can hold is the same as no deadline.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let n = loop {
             let ts = deadline.map(|d| {
                 let left = d.saturating_duration_since(Instant::now());

@@ -30,6 +30,19 @@ pub fn new_loop(backend: Backend) -> Loop {
         .expect("building a loop")
 }
 
+/// Fail the test if `lp` is still running after `limit`: a lost wakeup must fail a test,
+/// not hang it. The guard timer is unref'd, so it never holds the loop by itself; it only
+/// fires if something else keeps the loop waiting that long.
+pub fn fail_after(lp: &mut Loop, limit: Duration) {
+    let t = lp.set_timeout(limit, move |lp| {
+        panic!(
+            "the loop was still waiting after {limit:?}: {}",
+            lp.explain_alive()
+        )
+    });
+    lp.unref(t);
+}
+
 /// A blocking client with timeouts, so a broken server fails a test instead of hanging it.
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).expect("connecting to the test server");
