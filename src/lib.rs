@@ -8,7 +8,7 @@
 //! use std::time::Duration;
 //!
 //! let mut lp = Loop::new()?;
-//! lp.set_timeout(Duration::from_millis(50), |lp| {
+//! lp.set_timeout(Duration::from_millis(50), |lp, _timer| {
 //!     println!("fired at {:?}", lp.now());
 //! });
 //! let still_alive = lp.run(RunMode::Default)?; // returns when nothing holds the loop
@@ -60,6 +60,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "tools")]
 pub mod bench;
 pub mod dns;
 pub(crate) mod error;
@@ -67,6 +68,7 @@ mod event_loop;
 pub mod fs;
 mod handle;
 pub mod pool;
+#[cfg(feature = "tools")]
 pub mod servers;
 #[allow(unsafe_code)]
 pub mod sys;
@@ -80,15 +82,10 @@ pub use event_loop::{AsyncSender, Loop, LoopBuilder, RunMode};
 pub use handle::{
     Async, Handle, HandleInfo, HandleKind, Immediate, Listener, Signal, Tcp, Timer, Work,
 };
-pub use pool::{Canceled, PoolMetrics};
+pub use pool::{PoolMetrics, WorkError};
 pub use sys::rlimit::raise_nofile_limit;
 pub use sys::signal::raise as raise_signal;
 pub use sys::Backend;
-pub use tcp::Read;
+pub use tcp::ReadEvent;
 pub use trace::{Metrics, TimeoutRule};
 pub use watchdog::Phase;
-
-/// The type to name when passing no close callback: `lp.close(h, None::<CloseDone>)`.
-pub type CloseDone = fn(&mut Loop);
-/// The type to name when passing no write callback: `lp.write(c, b, None::<WriteDone>)`.
-pub type WriteDone = fn(&mut Loop, std::io::Result<()>);

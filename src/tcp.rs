@@ -12,7 +12,10 @@
 //! - one read buffer per loop, lent to the callback: no allocation per read;
 //! - `SIGPIPE` never fires: `MSG_NOSIGNAL` on send (Linux), `SO_NOSIGPIPE` elsewhere;
 //! - a stream is *active* (holds the loop, if ref'd) while reading, writing, connecting or
-//!   shutting down, as a libuv stream is.
+//!   shutting down, as a libuv stream is; its requests (connect, queued writes, shutdown)
+//!   hold the loop even when it is unref'd;
+//! - a stream is closed only by `close` (a failed connect leaves it open and failed, as in
+//!   libuv); what `close` cuts short is called back with an error before the close callback.
 
 mod connect;
 mod listener;
@@ -27,7 +30,7 @@ use std::net::SocketAddr;
 
 /// What a read callback is told.
 #[derive(Debug)]
-pub enum Read<'a> {
+pub enum ReadEvent<'a> {
     /// Bytes from the peer. The slice is the loop's buffer, valid during the callback.
     Data(&'a [u8]),
     /// The peer closed its sending side; reading has stopped. Writing may go on.
@@ -41,9 +44,16 @@ pub(crate) fn new_socket(addr: SocketAddr) -> io::Result<Socket> {
     // socket2 sets close-on-exec on creation on every Unix.
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_nonblocking(true)?;
-    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
-    socket.set_nosigpipe(true)?;
+    no_sigpipe(&socket)?;
     Ok(socket)
+}
+
+/// Where the OS has no per-send flag against SIGPIPE, set it on the socket.
+pub(crate) fn no_sigpipe(socket: &Socket) -> io::Result<()> {
+    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    socket.set_nosigpipe(true)?;
+    let _ = socket;
+    Ok(())
 }
 
 /// send(2) that never raises SIGPIPE.

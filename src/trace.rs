@@ -124,6 +124,8 @@ pub(crate) struct TickRecord {
     pub pending: usize,
     pub immediates: usize,
     pub closes: Vec<u32>,
+    /// What went wrong that no caller could be told (a failed drain, a socket option).
+    pub notes: Vec<String>,
 }
 
 pub(crate) struct Tracer {
@@ -138,6 +140,52 @@ impl Tracer {
             enabled,
             tick: TickRecord::default(),
             out: out.unwrap_or_else(|| Box::new(std::io::stderr())),
+        }
+    }
+
+    // One call per phase site, each a no-op when tracing is off.
+
+    pub fn pending(&mut self, n: usize) {
+        if self.enabled {
+            self.tick.pending = n;
+        }
+    }
+
+    pub fn polled(&mut self, timeout: Option<Duration>, rule: TimeoutRule, waited: Duration) {
+        if self.enabled {
+            self.tick.timeout = Some((timeout, rule));
+            self.tick.waited = waited;
+        }
+    }
+
+    pub fn drained(&mut self, completions: usize) {
+        if self.enabled {
+            self.tick.drains += 1;
+            self.tick.completions += completions;
+        }
+    }
+
+    pub fn fired(&mut self, id: u32) {
+        if self.enabled {
+            self.tick.fired.push(id);
+        }
+    }
+
+    pub fn immediates(&mut self, n: usize) {
+        if self.enabled {
+            self.tick.immediates = n;
+        }
+    }
+
+    pub fn closed(&mut self, id: u32) {
+        if self.enabled {
+            self.tick.closes.push(id);
+        }
+    }
+
+    pub fn note(&mut self, note: String) {
+        if self.enabled {
+            self.tick.notes.push(note);
         }
     }
 
@@ -176,6 +224,9 @@ impl Tracer {
         if !t.closes.is_empty() {
             let ids: Vec<String> = t.closes.iter().map(|id| format!("#{id}")).collect();
             let _ = write!(line, " | closed {}", ids.join(" "));
+        }
+        for note in &t.notes {
+            let _ = write!(line, " | note: {note}");
         }
         let _ = write!(line, " | {alive}");
         // A trace that cannot be written is not worth failing the loop for.
