@@ -4,7 +4,7 @@
 
 mod util;
 
-use looplab::{Backend, Handle, RunMode};
+use looplab::{Handle, RunMode};
 use std::cell::{Cell, RefCell};
 use std::io::{ErrorKind, Read as _};
 use std::rc::Rc;
@@ -46,21 +46,23 @@ fn close_callbacks_run_in_order_and_stale_handles_are_refused() {
 /// `handles()` lists every handle with its kind and flags, and explain_alive agrees.
 #[test]
 fn handles_lists_kinds_and_flags() {
-    let mut lp = new_loop(Backend::default_for_os());
-    let t = lp.set_timeout(Duration::from_secs(5), |_, _| {});
-    let (a, _s) = lp.async_handle(|_, _| {});
-    lp.unref_handle(a);
-    let infos = lp.handles();
-    assert_eq!(infos.len(), 2);
-    assert!(infos
-        .iter()
-        .any(|i| i.handle == t.into() && i.active && i.has_ref));
-    assert!(infos
-        .iter()
-        .any(|i| i.handle == a.into() && i.active && !i.has_ref));
-    assert!(lp.explain_alive().contains("ref'd: 1 timer"));
-    lp.clear_timer(t);
-    assert!(!lp.run(RunMode::Default).unwrap());
+    on_every_backend(|b| {
+        let mut lp = new_loop(b);
+        let t = lp.set_timeout(Duration::from_secs(5), |_, _| {});
+        let (a, _s) = lp.async_handle(|_, _| {});
+        lp.unref_handle(a);
+        let infos = lp.handles();
+        assert_eq!(infos.len(), 2);
+        assert!(infos
+            .iter()
+            .any(|i| i.handle == t.into() && i.active && i.has_ref));
+        assert!(infos
+            .iter()
+            .any(|i| i.handle == a.into() && i.active && !i.has_ref));
+        assert!(lp.explain_alive().contains("ref'd: 1 timer"));
+        lp.clear_timer(t);
+        assert!(!lp.run(RunMode::Default).unwrap());
+    });
 }
 
 /// Another loop's timer is refused like a stale one, though it names the same slot and
