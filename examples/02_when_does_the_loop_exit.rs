@@ -1,8 +1,8 @@
 //! # 02 — When does the loop exit? ref and unref
 //!
 //! **What it shows.** `run` returns when nothing *ref'd* is active. Here a ref'd 200 ms
-//! timeout holds the loop; a 50 ms interval is unref'd (Node's `setInterval(..).unref()`):
-//! it keeps firing while the loop runs for other reasons, but it does not hold the loop.
+//! timeout holds the loop; a 50 ms interval is unref'd with `lp.unref_handle(heartbeat)`
+//! (Node's `setInterval(..).unref()`): it keeps firing while the loop runs for other reasons, but it does not hold the loop.
 //! When the timeout fires, only the unref'd interval is left, and the loop exits, with
 //! the interval still armed.
 //!
@@ -17,21 +17,21 @@
 //! run without keeping the process alive after the real work is done.
 
 use looplab::{Loop, RunMode};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn main() -> std::io::Result<()> {
     let mut lp = Loop::new()?;
+    let start = Instant::now();
 
-    let heartbeat = lp.set_interval(Duration::from_millis(50), |lp| {
-        println!(
-            "heartbeat (unref'd interval) at tick {}",
-            lp.metrics().ticks
-        );
+    let heartbeat = lp.set_interval(Duration::from_millis(50), move |lp, _| {
+        let at = lp.now().duration_since(start).as_millis();
+        println!("{at:>4} ms heartbeat (the unref'd interval)");
     });
-    lp.unref(heartbeat);
+    lp.unref_handle(heartbeat);
 
-    lp.set_timeout(Duration::from_millis(200), |_| {
-        println!("the ref'd 200 ms timeout fired: nothing ref'd is left");
+    lp.set_timeout(Duration::from_millis(200), move |lp, _| {
+        let at = lp.now().duration_since(start).as_millis();
+        println!("{at:>4} ms the ref'd 200 ms timeout fired: nothing ref'd is left");
     });
 
     println!("before run: {}", lp.explain_alive());

@@ -22,13 +22,13 @@ fn main() -> std::io::Result<()> {
     let mut lp = Loop::builder()
         .watchdog(Duration::from_millis(100))
         .build()?;
-    let ticker = lp.set_interval(Duration::from_millis(10), |_| {});
-    lp.set_timeout(Duration::from_millis(50), |_| {
+    let ticker = lp.set_interval(Duration::from_millis(10), |_, _| {});
+    lp.set_timeout(Duration::from_millis(50), |_, _| {
         println!("a callback blocks the loop for 300 ms...");
         std::thread::sleep(Duration::from_millis(300));
         println!("...and returns");
     });
-    lp.set_timeout(Duration::from_millis(500), move |lp| {
+    lp.set_timeout(Duration::from_millis(500), move |lp, _| {
         lp.clear_timer(ticker);
     });
     lp.run(RunMode::Default)?;
