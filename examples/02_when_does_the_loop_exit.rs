@@ -2,9 +2,9 @@
 //!
 //! **What it shows.** `run` returns when nothing *ref'd* is active. Here a ref'd 200 ms
 //! timeout holds the loop; a 50 ms interval is unref'd with `lp.unref_handle(heartbeat)`
-//! (Node's `setInterval(..).unref()`): it keeps firing while the loop runs for other reasons, but it does not hold the loop.
-//! When the timeout fires, only the unref'd interval is left, and the loop exits, with
-//! the interval still armed.
+//! (Node's `setInterval(..).unref()`): it keeps firing while the loop runs for other
+//! reasons, but it does not hold the loop. When the timeout fires, only the unref'd
+//! interval is left, and the loop exits, with the interval still armed.
 //!
 //! **Run it.** `LOOPLAB_TRACE=1 cargo run --example 02_when_does_the_loop_exit`
 //!
