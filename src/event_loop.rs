@@ -35,7 +35,7 @@ use crate::sys::selfpipe::SelfPipe;
 use crate::sys::{Backend, Event, Poller};
 use crate::tcp::{ListenerState, TcpState};
 use crate::timer::{Expired, Wheel};
-use crate::trace::{Counters, TimeoutRule, Tracer};
+use crate::trace::{Counters, TimeoutRule, Tracer, SLOW_CALLBACK};
 use crate::watchdog::{Phase, Watchdog};
 use async_handle::AsyncState;
 use crossbeam_channel::{Receiver, Sender};
@@ -173,9 +173,12 @@ impl Loop {
             self.run_timers();
         }
         while alive && !self.stop_flag {
+            // Counted as it starts: callbacks of tick N see `metrics().ticks == N`, as the
+            // trace numbers it.
+            self.counters.ticks += 1;
             let ran_pending = self.run_pending();
             let (timeout, rule) = self.poll_timeout(mode, ran_pending);
-            self.poll(timeout, rule)?;
+            self.poll(timeout, rule, ran_pending)?;
             self.run_check();
             self.run_closing();
             self.update_time();
@@ -228,10 +231,9 @@ impl Loop {
     fn run_pending(&mut self) -> usize {
         self.enter(Phase::Pending);
         let batch = self.pending.len();
-        self.tracer.pending(batch);
         for _ in 0..batch {
             match self.pending.pop_front() {
-                Some(cb) => cb(self),
+                Some(cb) => self.timed(|_| "a pending callback".into(), cb),
                 None => break,
             }
         }
@@ -273,11 +275,19 @@ impl Loop {
     }
 
     /// Phase 2. Wait in the kernel, then hand each event to its handle.
-    fn poll(&mut self, timeout: Option<Duration>, rule: TimeoutRule) -> io::Result<()> {
+    fn poll(
+        &mut self,
+        timeout: Option<Duration>,
+        rule: TimeoutRule,
+        ran_pending: usize,
+    ) -> io::Result<()> {
         self.enter(Phase::Poll);
         // Events a panicking callback left undispatched go first: with an edge-triggered
         // poller they would not be reported again.
         if self.dispatched == self.events.len() {
+            let tick = self.counters.ticks;
+            self.tracer
+                .sleeping(self.since_epoch(), tick, ran_pending, timeout, &rule);
             let started = Instant::now();
             let waited = self.poller.wait(&mut self.events, timeout);
             let blocked = started.elapsed();
@@ -286,26 +296,47 @@ impl Loop {
             if timeout != Some(Duration::ZERO) {
                 self.counters.idle += blocked;
             }
-            self.tracer.polled(timeout, rule, blocked);
             waited.map_err(|e| {
                 crate::error::context(format!("waiting for events ({})", self.backend), e)
             })?;
             self.counters.events += self.events.len() as u64;
+            if self.tracer.enabled {
+                let events: Vec<String> =
+                    self.events.iter().map(|e| self.describe_event(e)).collect();
+                let at = Instant::now().duration_since(self.epoch);
+                self.tracer
+                    .polled(at, tick, ran_pending, timeout, &rule, blocked, &events);
+            }
         }
         self.update_time();
         self.enter(Phase::PollCallbacks);
         while let Some(&ev) = self.events.get(self.dispatched) {
             self.dispatched += 1;
-            self.dispatch(ev);
+            self.timed(|lp| lp.describe_event(&ev), |lp| lp.dispatch(ev));
         }
         Ok(())
     }
 
-    fn dispatch(&mut self, ev: Event) {
-        if self.tracer.enabled {
-            let line = self.describe_event(&ev);
-            self.tracer.tick.events.push(line);
+    /// With the trace on, name a callback site that ran longer than `SLOW_CALLBACK`.
+    pub(crate) fn timed(&mut self, what: impl FnOnce(&Loop) -> String, f: impl FnOnce(&mut Loop)) {
+        if !self.tracer.enabled {
+            return f(self);
         }
+        let started = Instant::now();
+        f(self);
+        let took = started.elapsed();
+        if took >= SLOW_CALLBACK {
+            let what = what(self);
+            self.tracer.slow(what, took);
+        }
+    }
+
+    /// Time since the loop was made: the trace's clock.
+    fn since_epoch(&self) -> Duration {
+        Instant::now().duration_since(self.epoch)
+    }
+
+    fn dispatch(&mut self, ev: Event) {
         match ev.token {
             WAKE_TOKEN => self.on_wake(),
             SIGNAL_TOKEN => self.on_signal_pipe(),
@@ -376,7 +407,8 @@ impl Loop {
             // One owed callback at a time, the entry staying queued: if one panics, the
             // handle still finishes closing next time.
             if let Some(owed) = front.owed.pop_front() {
-                owed(self);
+                let h = front.handle;
+                self.timed(|_| format!("a request owed by {h}"), owed);
                 continue;
             }
             let Some(c) = self.closing.pop_front() else {
@@ -384,15 +416,15 @@ impl Loop {
             };
             left -= 1;
             self.handles.remove(c.handle);
-            self.tracer.closed(c.handle.id());
+            self.tracer.closed(c.handle);
             if let Some(then) = c.then {
-                then(self, c.handle);
+                let h = c.handle;
+                self.timed(|_| format!("close callback of {h}"), |lp| then(lp, h));
             }
         }
     }
 
     fn finish_tick(&mut self, alive: bool) {
-        self.counters.ticks += 1;
         if let Some(w) = &self.watchdog {
             w.tick_done();
         }
@@ -404,8 +436,8 @@ impl Loop {
             } else {
                 format!("exit: {}", self.explain_alive())
             };
-            let since = self.now.duration_since(self.epoch);
-            self.tracer.finish_tick(self.counters.ticks, since, &why);
+            let at = self.since_epoch();
+            self.tracer.finish_tick(at, self.counters.ticks, &why);
         }
     }
 

@@ -53,7 +53,7 @@ impl Handle {
         (u64::from(self.generation) << 32) | u64::from(self.key)
     }
 
-    /// A short number for traces and messages (`#12`); unique among live handles.
+    /// The slot number (`12` of `#12.3`); unique among live handles, reused after a close.
     pub fn id(self) -> u32 {
         self.key
     }
@@ -65,9 +65,10 @@ impl fmt::Debug for Handle {
     }
 }
 
+/// `#slot.generation`: a reused slot shows as a new handle.
 impl fmt::Display for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}", self.key)
+        write!(f, "#{}.{}", self.key, self.generation)
     }
 }
 

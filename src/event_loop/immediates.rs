@@ -45,7 +45,7 @@ impl Loop {
             }
             if let Some(State::Immediate(ImmediateState(cb))) = self.handles.remove(h) {
                 ran += 1;
-                cb(self, Immediate(h));
+                self.timed(|_| format!("immediate {h}"), |lp| cb(lp, Immediate(h)));
             }
         }
         self.tracer.immediates(ran);

@@ -105,12 +105,12 @@ impl Loop {
     pub(super) fn timer_timeout(&self) -> (Option<Duration>, TimeoutRule) {
         match self.wheel.next_deadline() {
             Some((deadline_ms, handle)) => {
-                let id = handle.id();
+                let handle = *handle;
                 let due_in = self.instant_of_ms(deadline_ms).map_or(Duration::MAX, |at| {
                     at.saturating_duration_since(Instant::now())
                 });
                 let timeout = (due_in != Duration::MAX).then_some(due_in);
-                (timeout, TimeoutRule::Timer { id, due_in })
+                (timeout, TimeoutRule::Timer { handle, due_in })
             }
             None => (None, TimeoutRule::Infinite),
         }
@@ -130,13 +130,8 @@ impl Loop {
         // Kept in the loop, not in a local: if a callback panics, the rest still fire.
         self.due.extend(due);
         while let Some(e) = self.due.pop_front() {
-            self.fire_timer(e.value, e.deadline);
-        }
-        if self.tracer.enabled {
-            self.tracer.tick.next_due = self.wheel.next_deadline().map(|(ms, h)| {
-                let at = self.instant_of_ms(ms).unwrap_or(self.now());
-                (h.id(), at.saturating_duration_since(self.now()))
-            });
+            let h = e.value;
+            self.timed(|_| format!("timer {h}"), |lp| lp.fire_timer(h, e.deadline));
         }
     }
 
@@ -150,7 +145,7 @@ impl Loop {
             _ => return,
         };
         self.count_lateness(deadline_ms);
-        self.tracer.fired(h.id());
+        self.tracer.fired(h);
         let Some(every) = every else {
             if let Some(State::Timer(TimerState {
                 kind: TimerKind::Timeout(cb),
