@@ -8,15 +8,16 @@
 //!
 //! **Run it.** `LOOPLAB_TRACE=1 cargo run --example 01_timers`
 //!
-//! **Look for** in the trace (stderr), one line per tick. A tick polls first and runs
-//! its due timers at the end, so read each line as "waited, then fired":
-//! - `poll 30.9ms (next timer #2 due in 30.9ms), waited 31.1ms`: the timeout was chosen
-//!   by the "next timer" rule (the interval, handle #2), and the kernel kept us about
-//!   that long;
-//! - `timers fired #0 #1`: timers with the same deadline fire in the order they started;
-//! - `timers fired #3` on two ticks in a row: the 80 ms timeout, then the 0 ms timer it
-//!   started, which waited for the next tick (and took slot #3: a one-shot timer is gone
-//!   once it has fired);
+//! **Look for** in the trace (stderr), three lines per tick, printed as it happens, with
+//! the program's own output between them. Handles are shown as `#slot.generation`.
+//! - `tick 1 | sleeping up to 30.9ms (next timer #2.3 due in 30.9ms)`: the poll timeout,
+//!   and the rule that chose it: the next timer (the interval); then
+//!   `tick 1 | poll waited 31.1ms`: how long the kernel really kept us asleep;
+//! - `tick 2 done | timers fired #0.1 #1.2`: timers run at the end of the tick, and two
+//!   with the same deadline fire in the order they were started;
+//! - `timers fired #3.4`, then on the next tick `poll 0ms (next timer #3.5 due in 0.0ms)`
+//!   and `timers fired #3.5`: the 0 ms timer started by the 80 ms one waits for the next
+//!   tick. It took slot 3 with a new generation: a one-shot timer is gone once fired;
 //! - the last line, `exit: nothing ref'd is active`: why `run` returned.
 //!
 //! On stdout: the interval runs four times, at about 30, 60, 90 and 120 ms, then is gone.

@@ -8,10 +8,11 @@
 //!
 //! **Run it.** `LOOPLAB_TRACE=1 cargo run --example 02_when_does_the_loop_exit`
 //!
-//! **Look for** at the end of each trace line: `alive: ref'd: 1 timer; unref'd: 1 timer`
-//! while the timeout is pending, then on the last tick
-//! `exit: nothing ref'd is active (unref'd, not holding the loop: 1 timer)`.
-//! The program prints `explain_alive()` before and after `run`: the same answer as text.
+//! **Look for** at the end of each `done` line of the trace:
+//! `alive: ref'd: 1 timer; unref'd: 1 timer` while the timeout is pending, then on the
+//! last tick `timers fired #1.2 | exit: nothing ref'd is active (unref'd, not holding the
+//! loop: 1 timer)`. The program prints `explain_alive()` before and after `run`: the same
+//! answer as text.
 //!
 //! **In production** this is how a server lets a metrics interval or a signal watcher
 //! run without keeping the process alive after the real work is done.

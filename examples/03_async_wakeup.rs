@@ -1,7 +1,7 @@
 //! # 03 — Waking the loop from another thread (the self-pipe)
 //!
 //! **What it shows.** The loop thread is asleep in epoll_wait with no timer at all (the
-//! trace says `poll forever (infinite: no timer)`). Another thread calls
+//! trace says `sleeping until an event (infinite: no timer)`). Another thread calls
 //! `AsyncSender::send()`, which writes one byte into the loop's self-pipe; the pipe's
 //! read end becomes readable, epoll_wait returns, the loop drains the pipe and runs the
 //! async callback *on the loop thread*. Sends that happen before the callback runs
@@ -10,8 +10,9 @@
 //!
 //! **Run it.** `LOOPLAB_TRACE=1 cargo run --example 03_async_wakeup`
 //!
-//! **Look for** `events: wake-pipe fd N r` and `self-pipe: 1 drain(s)` in the trace, and
-//! in the final figures: far fewer callbacks and pipe writes than sends (coalescing).
+//! **Look for** in the trace `poll waited 20.0ms | events: wake-pipe fd 4 r` (woken by
+//! the pipe), then the callback's own line, then `done | self-pipe: 1 drain(s)`; and in
+//! the final figures: far fewer callbacks and pipe writes than sends (coalescing).
 //!
 //! **In production** this is how a worker thread, a channel or a GUI thread hands work
 //! to an event loop (libuv's `uv_async_t`, tokio's waker). The callback must look at the

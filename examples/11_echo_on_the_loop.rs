@@ -11,10 +11,11 @@
 //! **Run it.** `LOOPLAB_TRACE=1 cargo run --example 11_echo_on_the_loop`, then
 //! `cargo run --example 12_echo_client -- 127.0.0.1:7878 3 2`.
 //!
-//! **Look for** in the trace: `events: fd 6 r -> listener #0` (a connection to accept),
-//! `fd 7 r -> tcp #1` (a client's message), `poll forever (infinite: no timer)` while
-//! idle, and `fd 7 rh -> tcp #1 | closed #1` when a client leaves (`h`: hangup; the fd
-//! numbers depend on what else the process has open).
+//! **Look for** in the trace: `sleeping until an event (infinite: no timer)` while idle,
+//! `events: fd 6 r -> listener #0.1` (a connection to accept), `fd 7 r -> tcp #1.2` (a
+//! client's message), and `fd 7 rh -> tcp #1.2` then `done | closed #1.2` when a client
+//! leaves (`h`: hangup; handles are `#slot.generation`; the fd numbers depend on what
+//! else the process has open).
 //!
 //! **In production** see `src/servers/echo.rs` (`looplab echo`): the same plus
 //! backpressure for clients that do not read, half-close, an idle timeout, a connection

@@ -15,9 +15,12 @@
 //! (the address, how many cycles, and `--no-publish` if you like). Open
 //! http://127.0.0.1:8080/ in a browser to see the same messages arrive in the chat page.
 //!
-//! **Look for** in the trace: while a poll is held the loop sleeps in
-//! `poll ... (next timer #N due in ...)`, waiting for the publish timer; then the events
-//! of the publish connection and the poll's answer, in consecutive ticks.
+//! **Look for** in the trace: while a poll is held the loop is
+//! `sleeping up to 2000.7ms (next timer #1.2 due in 2000.7ms)`, waiting for the publish
+//! timer (`alive: ref'd: 1 tcp; ...; unref'd: 1 timer`: only the poll holds the loop);
+//! then `timers fired #1.2` with `2 request(s) in flight` (the publish connect and its
+//! queued write), the publish connection's events, and `events: fd 6 r -> tcp #0.1`: the
+//! poll's answer, a few ticks later.
 //!
 //! **In production** a client also backs off on 503/429 (the server says `Retry-After`),
 //! and starts over from the answer's cursor when it says `"reset": true`.
