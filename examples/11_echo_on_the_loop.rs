@@ -35,7 +35,7 @@ fn main() -> std::io::Result<()> {
         let conn = match accepted {
             Ok(conn) => conn,
             // Out of fds, for one: the listener backs off and tries again by itself.
-            Err(e) => return println!("accept failed: {e}"),
+            Err(e) => return eprintln!("accept failed: {e}"),
         };
         let started = lp.read_start(conn, |lp, conn, ev| match ev {
             ReadEvent::Data(bytes) => {
@@ -48,7 +48,7 @@ fn main() -> std::io::Result<()> {
             }
         });
         if let Err(e) = started {
-            println!("cannot read from a new connection: {e}");
+            eprintln!("cannot read from a new connection: {e}");
             lp.close(conn);
         }
     })?;

@@ -65,7 +65,7 @@ fn main() -> io::Result<()> {
     let conn = lp.tcp_connect(addr, move |lp, conn, r| match r {
         Ok(()) => ask(lp, conn),
         Err(e) => {
-            println!("cannot connect to {addr}: {e} (is `looplab longpoll` running?)");
+            eprintln!("cannot connect to {addr}: {e} (is `looplab longpoll` running?)");
             lp.close(conn); // a failed connect leaves the stream open, as in libuv
         }
     })?;
@@ -87,7 +87,7 @@ fn main() -> io::Result<()> {
         let publisher = lp.set_interval(Duration::from_secs(2), move |lp, _| {
             n += 1;
             if let Err(e) = publish(lp, addr, n) {
-                println!("publish failed: {e}");
+                eprintln!("publish failed: {e}");
             }
         });
         lp.unref_handle(publisher);
@@ -153,7 +153,7 @@ fn on_answer(lp: &mut Loop, conn: Tcp, ev: ReadEvent<'_>) {
         Ok(Some(body)) => body,
         Ok(None) => return, // not all of it yet
         Err(e) => {
-            println!("giving up on the connection: {e}");
+            eprintln!("giving up on the connection: {e}");
             lp.close(conn);
             return;
         }
