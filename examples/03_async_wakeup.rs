@@ -56,7 +56,7 @@ fn main() -> std::io::Result<()> {
 
     lp.run(RunMode::Default)?;
     if producer.join().is_err() {
-        println!("the producer thread panicked");
+        eprintln!("the producer thread panicked");
     }
     let m = lp.metrics();
     println!(

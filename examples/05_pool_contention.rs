@@ -44,7 +44,7 @@ fn main() -> std::io::Result<()> {
                 },
                 move |_, _work, r| match r {
                     Ok(waited) => w.borrow_mut().push(waited),
-                    Err(e) => println!("a job produced nothing: {e}"),
+                    Err(e) => eprintln!("a job produced nothing: {e}"),
                 },
             );
         }
