@@ -65,6 +65,41 @@ fn handles_lists_kinds_and_flags() {
     });
 }
 
+/// Dropped when its handle is gone: tells the test when that happened.
+struct Tracked(Rc<Cell<bool>>);
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.0.set(true);
+    }
+}
+
+/// Per-handle data (libuv's `handle->data`, typed): read back only as the type stored,
+/// changed in place, still there in the close callback, dropped with the handle.
+#[test]
+fn per_handle_data_is_typed_and_dropped_with_its_handle() {
+    on_every_backend(|b| {
+        let mut lp = new_loop(b);
+        let t = lp.set_interval(Duration::from_secs(60), |_, _| {});
+        let dropped = Rc::new(Cell::new(false));
+        assert!(lp.set_data(t, (Tracked(dropped.clone()), 1u32)));
+        assert!(lp.data::<u32>(t).is_none(), "read back as another type");
+        if let Some((_, n)) = lp.data_mut::<(Tracked, u32)>(t) {
+            *n += 1;
+        }
+        let seen = Rc::new(Cell::new(None));
+        let s = seen.clone();
+        assert!(lp.close_then(t, move |lp, h| {
+            s.set(lp.data::<(Tracked, u32)>(h).map(|(_, n)| *n))
+        }));
+        assert!(!dropped.get(), "dropped before its handle was gone");
+        lp.run(RunMode::Default).unwrap();
+        assert_eq!(seen.get(), Some(2), "the close callback saw the data");
+        assert!(dropped.get(), "the data outlived its handle");
+        assert!(!lp.set_data(t, 3u32), "data set on a closed handle");
+    });
+}
+
 /// Another loop's timer is refused like a stale one, though it names the same slot and
 /// generation as this loop's timer: `b.clear_timer(a_timer)` is false (and so are close,
 /// ref/unref and set_data), and b's own timer still fires. Issue 11, safety: handles

@@ -1,5 +1,5 @@
-//! The reactor core's conformance suite: each behaviour of DESIGN.md's tick, run on every
-//! backend this OS offers.
+//! The reactor core's conformance suite: timers, immediates, the order of one tick and
+//! its trace (docs/design.md), run on every backend this OS offers.
 
 mod util;
 
@@ -155,126 +155,6 @@ fn huge_timeouts_saturate() {
     });
 }
 
-/// NoWait polls with a zero timeout even when a timer is far away: a hundred runs and
-/// not a moment spent waiting in poll.
-#[test]
-fn nowait_never_blocks() {
-    on_every_backend(|b| {
-        let mut lp = new_loop(b);
-        lp.set_timeout(Duration::from_secs(10), |_, _| {});
-        for _ in 0..100 {
-            assert!(lp.run(RunMode::NoWait).unwrap());
-        }
-        let m = lp.metrics();
-        assert_eq!(m.ticks, 100);
-        assert_eq!(m.idle, Duration::ZERO, "a NoWait run waited in poll");
-    });
-}
-
-/// Once blocks for one event (here a timer), never returns before it, and returns after
-/// that tick: the later timer has not fired.
-#[test]
-fn once_returns_after_one_event() {
-    on_every_backend(|b| {
-        let mut lp = new_loop(b);
-        let hits = Rc::new(Cell::new(0));
-        let start = Instant::now();
-        for ms in [30, 3000] {
-            let h = hits.clone();
-            lp.set_timeout(Duration::from_millis(ms), move |_, _| h.set(h.get() + 1));
-        }
-        assert!(
-            lp.run(RunMode::Once).unwrap(),
-            "the 3 s timer is still pending"
-        );
-        assert_eq!(hits.get(), 1);
-        assert!(start.elapsed() >= Duration::from_millis(30));
-    });
-}
-
-/// Once with an interval that came due twice over while nobody ran the loop: one firing,
-/// and Once returns without waiting in poll (libuv returns at once after one call).
-/// Issue 11, semantic 1.
-#[test]
-fn once_fires_a_late_interval_once_and_returns_without_blocking() {
-    on_every_backend(|b| {
-        let mut lp = new_loop(b);
-        let fired = Rc::new(Cell::new(0));
-        let f = fired.clone();
-        lp.set_interval(Duration::from_millis(10), move |_, _| f.set(f.get() + 1));
-        std::thread::sleep(Duration::from_millis(20));
-        assert!(
-            lp.run(RunMode::Once).unwrap(),
-            "the interval holds the loop"
-        );
-        assert_eq!(fired.get(), 1, "Once fired the interval more than once");
-        assert_eq!(
-            lp.metrics().idle,
-            Duration::ZERO,
-            "Once waited in poll after the timers made progress"
-        );
-    });
-}
-
-/// Once does not block in poll when the pending phase already made progress: a deferred
-/// callback may have done what the caller was waiting for. Here the progress is a
-/// cancelled job's result, which is delivered through the pending phase; had Once gone on
-/// to sleep, only job A's end (which waits for us) could have woken it.
-#[test]
-fn once_does_not_sleep_after_pending_progress() {
-    on_every_backend(|b| {
-        let mut lp = Loop::builder()
-            .backend(b)
-            .threadpool_size(1)
-            .build()
-            .unwrap();
-        let (release, blocked) = crossbeam_channel::bounded::<()>(0);
-        let a_done = Rc::new(Cell::new(false));
-        let a = a_done.clone();
-        // The only worker takes A first (FIFO) and blocks in it, so B stays queued.
-        lp.queue_work(
-            move || blocked.recv_timeout(Duration::from_secs(10)).is_ok(),
-            move |_, _, _| a.set(true),
-        );
-        let got = Rc::new(Cell::new(false));
-        let g = got.clone();
-        let b_job = lp.queue_work(|| (), move |_, _, r| g.set(r.is_err()));
-        assert!(lp.cancel(b_job), "B was still queued behind A");
-        assert!(lp.run(RunMode::Once).unwrap(), "A still holds the loop");
-        assert!(got.get(), "B's cancellation was delivered in this tick");
-        assert!(!a_done.get(), "Once slept in poll until A ended");
-        release.send(()).unwrap();
-        lp.run(RunMode::Default).unwrap();
-        assert!(a_done.get());
-    });
-}
-
-/// stop() from a callback ends run after the current tick; before run, run returns at
-/// once without firing due timers.
-#[test]
-fn stop_from_a_callback_and_before_run() {
-    on_every_backend(|b| {
-        let mut lp = new_loop(b);
-        let ticks = Rc::new(Cell::new(0));
-        let t = ticks.clone();
-        lp.set_interval(Duration::from_millis(1), move |lp, _| {
-            t.set(t.get() + 1);
-            if t.get() == 3 {
-                lp.stop();
-            }
-        });
-        assert!(
-            lp.run(RunMode::Default).unwrap(),
-            "the interval still holds the loop"
-        );
-        assert_eq!(ticks.get(), 3);
-        std::thread::sleep(Duration::from_millis(5));
-        lp.stop();
-        assert!(lp.run(RunMode::Default).unwrap());
-        assert_eq!(ticks.get(), 3, "stop() before run fires nothing");
-    });
-}
-
 /// Immediates run after poll in the same tick, before the next tick's timers; an
 /// immediate queued by an immediate waits for the next check phase.
 #[test]
@@ -420,63 +300,6 @@ fn metrics_count_ticks_and_lateness() {
         assert!(m.timer_lateness_max >= Duration::from_millis(25), "{m:?}");
         assert!(m.timer_lateness_mean <= m.timer_lateness_max, "{m:?}");
         assert!(m.ticks >= 1 && m.handles == 0, "{m:?}");
-    });
-}
-
-/// Idle time counts only polls that could block: a stream of zero-timeout polls (NoWait
-/// runs, ticks kept busy by immediates) adds nothing; one wait for a timer adds to it.
-/// Issue 11, semantic 8.
-#[test]
-fn idle_grows_only_with_polls_that_could_block() {
-    on_every_backend(|b| {
-        let mut lp = new_loop(b);
-        let guard = lp.set_timeout(Duration::from_secs(60), |_, _| {});
-        for _ in 0..200 {
-            lp.run(RunMode::NoWait).unwrap();
-        }
-        fn chain(lp: &mut Loop, left: u32) {
-            if left > 0 {
-                lp.set_immediate(move |lp, _| chain(lp, left - 1));
-            }
-        }
-        chain(&mut lp, 200);
-        lp.clear_timer(guard);
-        lp.run(RunMode::Default).unwrap();
-        let busy = lp.metrics();
-        assert!(busy.ticks >= 400, "{busy:?}");
-        assert_eq!(
-            busy.idle,
-            Duration::ZERO,
-            "zero-timeout polls counted as idle"
-        );
-        lp.set_timeout(Duration::from_millis(20), |_, _| {});
-        lp.run(RunMode::Default).unwrap();
-        assert!(
-            lp.metrics().idle > Duration::ZERO,
-            "a wait for a timer is idle time"
-        );
-    });
-}
-
-/// Lateness is measured as each timer's callback starts: a 1 ms timer that sleeps 30 ms,
-/// then a 5 ms timer in the same batch (both due before the loop first runs), shows the
-/// second one's real lateness (at least 25 ms), not the batch's. Issue 11, semantic 9.
-#[test]
-fn lateness_counts_a_slow_callback_earlier_in_the_same_batch() {
-    on_every_backend(|b| {
-        let mut lp = new_loop(b);
-        lp.set_timeout(Duration::from_millis(1), |_, _| {
-            std::thread::sleep(Duration::from_millis(30))
-        });
-        lp.set_timeout(Duration::from_millis(5), |_, _| {});
-        std::thread::sleep(Duration::from_millis(10));
-        lp.run(RunMode::Default).unwrap();
-        let m = lp.metrics();
-        assert_eq!(m.timers_fired, 2);
-        assert!(
-            m.timer_lateness_max >= Duration::from_millis(25),
-            "the second timer started 30 ms after the batch: {m:?}"
-        );
     });
 }
 
