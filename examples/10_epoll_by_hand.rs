@@ -28,5 +28,5 @@ fn main() -> std::io::Result<()> {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{addr}: {e}"))
     })?;
     let never = AtomicBool::new(false); // runs until Ctrl-C
-    looplab::sys::raw_echo::serve(addr, |bound| println!("listening on {bound}"), &never)
+    looplab::servers::raw_echo::serve(addr, |bound| println!("listening on {bound}"), &never)
 }

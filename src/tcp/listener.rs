@@ -125,8 +125,7 @@ impl Loop {
             eprintln!("looplab: preparing an accepted socket failed, dropping it: {e}");
             return;
         }
-        #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
-        let _ = socket.set_nosigpipe(true);
+        let _ = crate::sys::net::no_sigpipe(&socket);
         let conn = self.handles.insert(
             HandleKind::Tcp,
             State::Tcp(Box::new(TcpState::new(socket))),
