@@ -328,9 +328,12 @@ mod tests {
         cur.sa_sigaction
     }
 
-    /// remove_pipe while another thread raises the signal in a tight loop. After it
-    /// returns, the removed pipe's fd number is pointed at a fresh "trap" pipe (dup2), so
-    /// a handler still holding the number would write into the trap. At least 2000 rounds.
+    /// remove_pipe while another thread raises the signal in a tight loop and its
+    /// handler is writing to the pipe (each round waits for a byte first). Right after
+    /// remove_pipe returns, the pipe's fd number is pointed at a "trap" pipe (dup2), so
+    /// a handler still holding the number would write into the trap. 2000 rounds.
+    /// (With an artificially slow handler, a remove_pipe that does not wait for the
+    /// in-flight count fails this within about a hundred rounds.)
     #[test]
     fn a_removed_pipe_is_never_written_again() {
         let sig = libc::SIGUSR2;
@@ -349,15 +352,23 @@ mod tests {
         let (mut delivered, mut last_trap) = (0, None::<SelfPipe>);
         for round in 0.. {
             let pipe = SelfPipe::new().unwrap();
+            let trap = SelfPipe::new().unwrap();
             let slot = add_pipe(pipe.write_fd()).unwrap();
             watch(slot, sig).unwrap();
-            std::thread::yield_now();
+            // Remove while the raiser is writing here: wait for its first byte.
+            let mut got = bytes(&pipe).len();
+            for _ in 0..1_000_000 {
+                if got > 0 {
+                    break;
+                }
+                std::thread::yield_now();
+                got = bytes(&pipe).len();
+            }
             remove_pipe(slot);
-            let trap = SelfPipe::new().unwrap();
             // SAFETY: both fds are open pipe ends we own; dup2 makes the number of
             // `pipe`'s write end refer to the trap, and `pipe` closes it when dropped.
             assert!(unsafe { libc::dup2(trap.write_fd(), pipe.write_fd()) } >= 0);
-            delivered += bytes(&pipe).len();
+            delivered += got + bytes(&pipe).len();
             for t in last_trap.iter().chain([&trap]) {
                 assert!(
                     bytes(t).is_empty(),
@@ -365,11 +376,14 @@ mod tests {
                 );
             }
             last_trap = Some(trap);
-            if round >= 2000 && delivered > 0 {
+            if round >= 2000 {
                 break;
             }
-            assert!(round < 100_000, "the raiser never reached a watched pipe");
         }
+        assert!(
+            delivered >= 2000,
+            "the raiser reached the watched pipes {delivered} times"
+        );
         stop.store(true, SeqCst);
         raiser.join().unwrap();
         remove_pipe(keep);
