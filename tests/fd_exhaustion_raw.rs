@@ -109,6 +109,10 @@ fn echo_raw_sheds_instead_of_spinning_when_out_of_fds() {
     let fates: Vec<Fate> = clients.iter_mut().map(fate).collect();
     let count = |f: Fate| fates.iter().filter(|&x| *x == f).count();
     let (echoed, ended) = (count(Fate::Echoed), count(Fate::Ended));
+    eprintln!(
+        "out of fds: server CPU {used_s:.2} s in {wall_s:.2} s; \
+         of 200 clients {echoed} echoed, {ended} shed (connection ended)"
+    );
     assert!(
         echoed > 0 && ended > 0 && echoed + ended == 200,
         "echoed {echoed}, ended {ended}, hung {} of 200",
