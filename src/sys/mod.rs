@@ -1,4 +1,11 @@
-//! The kernel boundary: the only module with `unsafe` and raw syscalls.
+//! The kernel boundary: the module with `unsafe` and raw syscalls (the only other one is
+//! the hand-written epoll rung, `servers/raw_echo.rs`). Each call site writes its own
+//! `unsafe { libc::... }` with its own `// SAFETY:` line (clippy's
+//! `undocumented_unsafe_blocks` is on), and `cvt` turns C's `-1` into an `io::Error`.
+//!
+//! What lives here: the pollers (`epoll.rs`, `kqueue.rs` with its rules in `kevent.rs`,
+//! `mio.rs`), the self-pipe (`selfpipe.rs`), signals (`signal.rs`), and small OS helpers
+//! (`clock.rs`, `rlimit.rs`, `affinity.rs`, `net.rs` for SIGPIPE).
 //!
 //! Every poller backend provides the same four operations, written once here:
 //!
@@ -16,6 +23,9 @@
 //! The raw backends (`epoll`, `kqueue`) register level-triggered: the kernel keeps
 //! reporting a ready fd until it is drained. The `mio` backend registers edge-triggered,
 //! as mio always does. The loop is written to be correct under both (see `tcp.rs`).
+//!
+//! Each backend makes one kernel wait per `wait_once`; `Poller::wait` retries EINTR
+//! and long or early-ended waits for all of them, so `wait` never returns early.
 
 #![warn(clippy::undocumented_unsafe_blocks)]
 

@@ -7,7 +7,7 @@
 //! its poll phase, and runs the callbacks on the loop thread, where anything may be done.
 //!
 //! The registry is process-wide, as signal dispositions are. Normal code changes it under
-//! a mutex; the handler never locks and reads only atomics, one [`Slot`] per loop:
+//! a mutex; the handler never locks and reads only atomics, one `Slot` per loop:
 //!
 //! - `mask`: bit `signum - 1` is set while the loop watches `signum`, so a loop is sent
 //!   only the signals it asked for.
@@ -15,7 +15,7 @@
 //! - `in_flight`: how many handlers are between loading `fd` and finishing their write.
 //!
 //! **Why a closed fd is never written.** The handler increments `in_flight`, *then* loads
-//! `fd`; [`remove_pipe`] stores -1 in `fd`, *then* waits until `in_flight` is 0. All four
+//! `fd`; `remove_pipe` stores -1 in `fd`, *then* waits until `in_flight` is 0. All four
 //! are SeqCst, so they fall in one order: a handler that loaded the old fd incremented
 //! before the -1 was stored, hence before `remove_pipe` read the count, and `remove_pipe`
 //! waits for its write to end. Once `remove_pipe` returns, no handler holds the old fd,
