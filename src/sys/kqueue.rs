@@ -34,9 +34,9 @@ const NOTHING: Interest = Interest {
 pub(crate) struct Kqueue {
     kq: OwnedFd,
     buf: Vec<libc::kevent>,
-    /// The filters the kernel has on, per registered fd: what a half-failed change is
-    /// put back to.
-    filters_on: RefCell<HashMap<Fd, Interest>>,
+    /// The filters the kernel has on and their token, per registered fd: what a
+    /// half-failed change is put back to.
+    filters_on: RefCell<HashMap<Fd, (Interest, u64)>>,
 }
 
 impl Kqueue {
@@ -59,36 +59,34 @@ impl Kqueue {
 
     pub fn register(&self, fd: Fd, token: u64, interest: Interest) -> io::Result<()> {
         // A new registration starts from nothing: closing an fd removed its filters.
-        self.apply(fd, token, NOTHING, interest)?;
-        self.filters_on.borrow_mut().insert(fd, interest);
+        self.apply(fd, (NOTHING, token), interest, token)?;
+        self.filters_on.borrow_mut().insert(fd, (interest, token));
         Ok(())
     }
 
     pub fn reregister(&self, fd: Fd, token: u64, interest: Interest) -> io::Result<()> {
-        let was = self.was_on(fd);
-        self.apply(fd, token, was, interest)?;
-        self.filters_on.borrow_mut().insert(fd, interest);
+        self.apply(fd, self.was_on(fd), interest, token)?;
+        self.filters_on.borrow_mut().insert(fd, (interest, token));
         Ok(())
     }
 
     pub fn deregister(&self, fd: Fd) -> io::Result<()> {
-        let was = self.was_on(fd);
-        self.apply(fd, 0, was, NOTHING)?;
+        self.apply(fd, self.was_on(fd), NOTHING, 0)?;
         self.filters_on.borrow_mut().remove(&fd);
         Ok(())
     }
 
-    fn was_on(&self, fd: Fd) -> Interest {
-        self.filters_on
-            .borrow()
-            .get(&fd)
-            .copied()
-            .unwrap_or(NOTHING)
+    /// The filters `fd` has on and their token; nothing for an fd we never registered.
+    fn was_on(&self, fd: Fd) -> (Interest, u64) {
+        let known = self.filters_on.borrow().get(&fd).copied();
+        known.unwrap_or((NOTHING, 0))
     }
 
     /// Turn each filter on or off as `want` says, in one kevent call. On failure the
-    /// filters are put back as `was` says, or the error says the registration is partial.
-    fn apply(&self, fd: Fd, token: u64, was: Interest, want: Interest) -> io::Result<()> {
+    /// filters are put back as `was` says (with its token), or the error says the
+    /// registration is partial.
+    fn apply(&self, fd: Fd, was: (Interest, u64), want: Interest, token: u64) -> io::Result<()> {
+        let (was, was_token) = was;
         let changes = [
             Change {
                 filter: Filter::Read,
@@ -112,7 +110,7 @@ impl Kqueue {
         if back.is_empty() {
             return Err(err);
         }
-        let undone = self.submit(fd, &back, token)?;
+        let undone = self.submit(fd, &back, was_token)?;
         match kevent::first_failure(&back, &undone) {
             None => Err(err),
             Some((_, again)) => Err(io::Error::new(

@@ -82,7 +82,8 @@ extern "C" fn on_signal(signum: libc::c_int) {
         }
         slot.in_flight.fetch_add(1, SeqCst);
         let fd = slot.fd.load(SeqCst);
-        if fd >= 0 {
+        // Checked again: the slot may have been given to a loop that does not watch it.
+        if fd >= 0 && slot.mask.load(SeqCst) & bit != 0 {
             // A failed write cannot be reported from here; a full pipe already
             // holds bytes that will wake the loop.
             let _ = write_byte(fd, byte);
