@@ -83,9 +83,12 @@ pub(crate) mod error;
 mod event_loop;
 pub mod fs;
 mod handle;
+pub mod pipe;
 pub mod pool;
+pub mod process;
 #[cfg(feature = "tools")]
 pub mod servers;
+pub mod stream;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod tcp;
@@ -96,12 +99,14 @@ mod watchdog;
 pub use error::Error;
 pub use event_loop::{AsyncSender, Loop, LoopBuilder, RunMode};
 pub use handle::{
-    Async, Handle, HandleInfo, HandleKind, Immediate, Listener, Signal, Tcp, Timer, Work,
+    Async, Check, Handle, HandleInfo, HandleKind, Idle, Immediate, Listener, Pipe, Prepare,
+    Process, Signal, Tcp, Timer, Work,
 };
 pub use pool::{PoolMetrics, WorkError};
+pub use process::ExitStatus;
+pub use stream::{ReadEvent, Stream};
 pub use sys::rlimit::raise_nofile_limit;
 pub use sys::signal::raise as raise_signal;
 pub use sys::Backend;
-pub use tcp::ReadEvent;
 pub use trace::{Metrics, TimeoutRule};
 pub use watchdog::Phase;
