@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod http;
 pub mod tcp;
+pub mod trace;
 
 use looplab::{Backend, Loop};
 use std::io::{Read, Write};
