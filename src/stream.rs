@@ -1,5 +1,5 @@
 //! Streams: the one implementation behind every byte stream on the loop, TCP ([`Tcp`])
-//! and pipes ([`Pipe`](crate::Pipe)), as libuv's `uv_stream_t` is behind `uv_tcp_t` and
+//! and pipes ([`Pipe`]), as libuv's `uv_stream_t` is behind `uv_tcp_t` and
 //! `uv_pipe_t`. Reading, the write queue and its backpressure, shutdown, and what close
 //! owes are written once here; `tcp/` and `pipe.rs` only make the fds.
 //!
@@ -62,7 +62,7 @@ mod sealed {
 }
 
 /// A handle the stream methods (`read_start`, `write`, `shutdown`, ...) accept: [`Tcp`]
-/// and [`Pipe`](crate::Pipe). Sealed: the loop rebuilds the typed handle for callbacks.
+/// and [`Pipe`]. Sealed: the loop rebuilds the typed handle for callbacks.
 pub trait Stream: sealed::Sealed + Copy + Into<Handle> + 'static {}
 
 impl sealed::Sealed for Tcp {
