@@ -47,6 +47,8 @@ impl Loop {
     /// Put an fd you own on the loop as a `Pipe` (libuv's `uv_pipe_open`): an OS pipe end,
     /// a Unix-domain socket, anything stream-like (a `UnixStream`, a `ChildStdout`, a
     /// `File` of a FIFO). It is made non-blocking; the loop closes it at `close`.
+    /// `O_NONBLOCK` belongs to the open file, not the fd: every copy of it (a terminal
+    /// your process shares with its parent, for one) turns non-blocking too.
     pub fn pipe_open(&mut self, fd: impl Into<OwnedFd>) -> io::Result<Pipe> {
         let fd: OwnedFd = fd.into();
         let raw = fd.as_raw_fd();

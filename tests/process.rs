@@ -7,7 +7,7 @@
 mod util;
 
 use looplab::process::{Command, Stdio};
-use looplab::{Backend, ExitStatus, HandleKind, Loop, Pipe, ReadEvent, RunMode};
+use looplab::{Backend, ExitStatus, Loop, Pipe, ReadEvent, RunMode};
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
@@ -244,7 +244,10 @@ fn two_hundred_children_at_once_leave_no_zombie() {
         assert_eq!(codes, expected);
         let zombies: Vec<u32> = pids.into_iter().filter(|&p| is_our_zombie(p)).collect();
         assert!(zombies.is_empty(), "zombies left: {zombies:?}");
-        assert!(lp.handles().iter().all(|h| h.kind != HandleKind::Process));
+        assert!(lp
+            .handles()
+            .iter()
+            .all(|h| h.kind != looplab::HandleKind::Process));
     });
 }
 

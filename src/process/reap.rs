@@ -132,9 +132,12 @@ impl Loop {
 
     /// Send `signum` to the child (libuv's `uv_process_kill`). Refused once the child has
     /// been reaped (its pid may already be another process's): `NotFound` for a stale
-    /// handle, the OS's ESRCH for an exited child.
+    /// or closing handle, the OS's ESRCH for an exited child.
     pub fn kill(&mut self, process: Process, signum: i32) -> io::Result<()> {
         let h: Handle = process.into();
+        if self.handles.get(h).is_none_or(|s| s.is_closing()) {
+            return Err(crate::error::stale("kill", h));
+        }
         let p = self
             .process(h)
             .ok_or_else(|| crate::error::stale("kill", h))?;

@@ -78,6 +78,10 @@ impl Loop {
     ///
     /// An exec failure is returned here, with the child's errno (`NotFound` for a
     /// missing program: the `io::Error` inside is the OS error), never a silent exit 127.
+    ///
+    /// A child is reaped when it exits, even after its handle was closed, as long as the
+    /// loop runs; one still running when the `Loop` is dropped is not (like a dropped
+    /// `std::process::Child`): kill it and run the loop to its exit callback first.
     pub fn spawn_process(
         &mut self,
         cmd: Command,
