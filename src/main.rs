@@ -4,13 +4,14 @@ use clap::{Parser, Subcommand};
 use looplab::bench::report::{self, Report};
 use looplab::bench::runner::{self, BenchConfig, ServerKind};
 use looplab::servers::echo::{Echo, EchoConfig};
-use looplab::servers::echo_threads::EchoThreads;
+use looplab::servers::echo_threads::{EchoThreads, EchoThreadsConfig, Notice, ACCEPT_BACKOFF};
 use looplab::servers::longpoll::{LongPoll, LongPollConfig};
 use looplab::{Backend, Loop, RunMode};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -46,6 +47,10 @@ enum Command {
         /// Connections over this are accepted and closed at once.
         #[arg(long, default_value_t = 100_000)]
         max_conns: usize,
+        /// Close a connection idle this long, e.g. 30s (default: never). Ends the
+        /// thread a half-open peer (one that never sends its FIN) would hold forever.
+        #[arg(long, value_parser = parse_duration)]
+        idle_timeout: Option<Duration>,
     },
     /// The hand-written libc epoll echo (the ladder's rung and the benchmark's floor).
     EchoRaw {
@@ -171,7 +176,15 @@ fn main() -> ExitCode {
             backend,
             max_conns,
         } => run_echo(addr, backend, max_conns),
-        Command::EchoThreads { addr, max_conns } => run_echo_threads(addr, max_conns),
+        Command::EchoThreads {
+            addr,
+            max_conns,
+            idle_timeout,
+        } => run_echo_threads(EchoThreadsConfig {
+            addr,
+            max_conns,
+            idle_timeout,
+        }),
         Command::EchoRaw { addr } => run_echo_raw(addr),
         Command::Longpoll {
             addr,
@@ -281,12 +294,42 @@ fn run_longpoll(cfg: LongPollConfig, backend: Option<Backend>) -> Result {
     Ok(())
 }
 
-fn run_echo_threads(addr: SocketAddr, max_conns: usize) -> Result {
+fn run_echo_threads(cfg: EchoThreadsConfig) -> Result {
     raise_fd_limit();
-    let server = EchoThreads::start(addr, max_conns)?;
+    let server = EchoThreads::start_with(cfg, Arc::new(tell_thread_notice))?;
     println!("listening on {}", server.local_addr());
-    server.wait();
+    // The connection threads need no loop; this one only waits for SIGINT or SIGTERM.
+    // Returning ends the process, and with it the accept and connection threads.
+    let mut lp = Loop::new()?;
+    for signum in [libc::SIGINT, libc::SIGTERM] {
+        let s = lp.signal(signum, |lp, _| lp.stop())?;
+        lp.ref_handle(s); // signal handles start unref'd; these are what the loop waits for
+    }
+    lp.run(RunMode::Default)?;
+    let s = server.stats();
+    eprintln!(
+        "echo-threads: served {} connections, shed {}, {} closed idle, {} still open",
+        s.accepted.load(Ordering::Relaxed),
+        s.shed.load(Ordering::Relaxed),
+        s.timed_out.load(Ordering::Relaxed),
+        s.open.load(Ordering::Relaxed)
+    );
     Ok(())
+}
+
+fn tell_thread_notice(notice: Notice) {
+    match notice {
+        Notice::OutOfFds(e) => eprintln!(
+            "echo-threads: out of file descriptors ({e}); retrying accept every {} ms",
+            ACCEPT_BACKOFF.as_millis()
+        ),
+        Notice::NoThread(e) => eprintln!(
+            "echo-threads: cannot start a thread for a new connection ({e}); refusing connections until threads free up"
+        ),
+        Notice::Recovered { failures } => {
+            eprintln!("echo-threads: accepting again after {failures} failed attempts")
+        }
+    }
 }
 
 fn run_echo_raw(addr: SocketAddr) -> Result {
