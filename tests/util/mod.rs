@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod child;
 pub mod http;
+pub mod wire;
 
 use looplab::{Backend, Loop};
 use std::io::{Read, Write};

@@ -1,0 +1,547 @@
+//! `looplab longpoll` against hostile clients, black-box: the built binary as a child
+//! process, one test per observation of issue 10 (1: a number that kills the process;
+//! 2: memory a client that does not read can make the server hold; 3: replies never
+//! read, and shutdown; 4: request smuggling; 5: the smaller HTTP points). Memory is read
+//! from /proc/PID/status; every socket has a timeout, so a misbehaving server fails a
+//! test instead of hanging it, and a server that grows is stopped at the bound.
+
+mod util;
+
+use serde_json::Value;
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use util::child::ServerChild;
+use util::wire::{self, publish_request, request, Answer, NoAnswer, Wire};
+
+/// The bound on the server's memory under every attack here.
+const RSS_LIMIT_KIB: u64 = 64 * 1024;
+/// Read timeout for a request that should be answered at once.
+const PROMPT: Duration = Duration::from_secs(5);
+/// Publishes without the rate limit getting in the way of the attack being tested.
+const NO_RATE_LIMIT: [&str; 4] = ["--publish-rate", "100000", "--publish-burst", "100000"];
+
+fn longpoll(extra: &[&str]) -> ServerChild {
+    let mut args = vec!["longpoll", "--addr", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    ServerChild::start(&args)
+}
+
+fn stats(addr: SocketAddr) -> Value {
+    match wire::get(addr, "/stats", PROMPT) {
+        Ok(a) if a.status == 200 => a.json().unwrap_or(Value::Null),
+        other => panic!("GET /stats: {other:?}"),
+    }
+}
+
+/// Publish `n` messages of 4096 control characters: JSON escapes each as 6 bytes, so
+/// every message is 24 KiB in a poll answer.
+fn fill_ring(addr: SocketAddr, n: usize) {
+    let mut w = Wire::connect(addr, PROMPT).unwrap();
+    let req = publish_request(&"\\u0001".repeat(4096));
+    for i in 0..n {
+        w.send(&req).unwrap();
+        let status = w.answer().map(|a| a.status);
+        assert!(matches!(status, Ok(201)), "publish {i}: {status:?}");
+    }
+}
+
+fn describe(r: &Result<Answer, NoAnswer>) -> String {
+    match r {
+        Ok(a) => format!(
+            "{} {:?}",
+            a.status,
+            a.text().chars().take(80).collect::<String>()
+        ),
+        Err(e) => format!("no answer ({e:?})"),
+    }
+}
+
+/// Whether the server is still running, for failure messages (a process that has
+/// closed its listener may take a moment to be reaped).
+fn alive(server: &mut ServerChild) -> String {
+    match server.wait_for_exit(Duration::from_millis(500)) {
+        Some(s) => format!("the server has exited ({s})"),
+        None => "the server is running".to_string(),
+    }
+}
+
+/// Sample the server's RSS every 20 ms while `busy` says the attack goes on (at most
+/// `limit`), timing another client's `/stats` every 200 ms. Stops early past the RSS
+/// bound. Returns (peak RSS KiB, slowest /stats, /stats that got no answer).
+fn watch(server: &ServerChild, limit: Duration, busy: impl Fn() -> bool) -> (u64, Duration, u32) {
+    let (mut peak, mut slowest, mut unanswered) = (0, Duration::ZERO, 0);
+    let start = Instant::now();
+    let mut n = 0u32;
+    while start.elapsed() < limit && busy() {
+        peak = peak.max(server.rss_kib()).max(server.peak_rss_kib());
+        if peak > RSS_LIMIT_KIB {
+            break;
+        }
+        if n % 10 == 0 {
+            let t = Instant::now();
+            match wire::get(server.addr, "/stats", PROMPT) {
+                Ok(a) if a.status == 200 => slowest = slowest.max(t.elapsed()),
+                _ => unanswered += 1,
+            }
+        }
+        n += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (peak.max(server.peak_rss_kib()), slowest, unanswered)
+}
+
+/// Observation 1: a number a client sends never kills the process. Each bad query value
+/// gets 400 with a body naming the field; a poll held meanwhile on another connection
+/// survives and is answered by the next publish.
+#[test]
+fn obs1_bad_numbers_get_400_and_the_server_lives() {
+    let mut server = longpoll(&[]);
+    let addr = server.addr;
+    let mut held = Wire::connect(addr, PROMPT).unwrap();
+    held.send(&request("GET", "/poll?cursor=0&timeout=60", &[], ""))
+        .unwrap();
+    let bad = [
+        ("timeout", "1e20"),
+        ("timeout", "NaN"),
+        ("timeout", "inf"),
+        ("timeout", "-1"),
+        ("timeout", "1e309"),
+        ("cursor", "99999999999999999999999"),
+        ("cursor", "-1"),
+        ("cursor", "1e3"),
+    ];
+    let mut wrong = Vec::new();
+    for (field, value) in bad {
+        let target = format!("/poll?{field}={value}");
+        let r = wire::get(addr, &target, PROMPT);
+        let ok = matches!(&r, Ok(a) if a.status == 400 && a.text().contains(field));
+        if !ok {
+            wrong.push(format!("{target}: {}", describe(&r)));
+        }
+    }
+    let state = alive(&mut server);
+    assert!(
+        wrong.is_empty(),
+        "want 400 naming the field; got:\n  {}\n{state}",
+        wrong.join("\n  ")
+    );
+    assert_eq!(stats(addr)["published"], 0);
+    let published = wire::once(addr, &publish_request("still here"), PROMPT);
+    assert!(
+        matches!(&published, Ok(a) if a.status == 201),
+        "{published:?}"
+    );
+    let answer = held.answer();
+    assert!(
+        matches!(&answer, Ok(a) if a.status == 200 && a.text().contains("still here")),
+        "the poll held through it all: {}",
+        describe(&answer)
+    );
+}
+
+/// Observation 2a: 8 MiB of pipelined `GET /` from a client that never reads. The
+/// server stops reading while its answers wait (its RSS stays under 64 MiB; it was
+/// 862 MB), and another client's `/stats` is still answered.
+#[test]
+fn obs2_pipelined_requests_never_read_keep_memory_bounded() {
+    let server = longpoll(&[]);
+    let done = Arc::new(AtomicBool::new(false));
+    let (d, addr) = (done.clone(), server.addr);
+    let writer = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_write_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let chunk = request("GET", "/", &[], "").repeat(2048);
+        let (mut sent, deadline) = (0, Instant::now() + Duration::from_secs(10));
+        while sent < 8 << 20 && Instant::now() < deadline {
+            // A blocked write is the server's backpressure working: keep trying.
+            if let Ok(n) = s.write(&chunk[sent % chunk.len()..]) {
+                sent += n;
+            }
+        }
+        d.store(true, Ordering::SeqCst);
+        (sent, s)
+    });
+    let busy = || !done.load(Ordering::SeqCst);
+    let (peak, slowest, unanswered) = watch(&server, Duration::from_secs(12), busy);
+    // A second more after the writer ends, for the server to do what it will with it.
+    let (peak_after, slowest_after, unanswered_after) =
+        watch(&server, Duration::from_secs(1), || peak < RSS_LIMIT_KIB);
+    let (peak, slowest, unanswered) = (
+        peak.max(peak_after),
+        slowest.max(slowest_after),
+        unanswered + unanswered_after,
+    );
+    done.store(true, Ordering::SeqCst);
+    let (sent, hostile) = writer.join().unwrap();
+    assert!(
+        peak < RSS_LIMIT_KIB,
+        "server RSS reached {} MiB (limit 64) after {} KiB of pipelined GET / never read",
+        peak / 1024,
+        sent / 1024
+    );
+    assert_eq!(unanswered, 0, "another client's /stats went unanswered");
+    assert!(slowest < Duration::from_secs(2), "/stats took {slowest:?}");
+    drop(hostile);
+    assert_eq!(stats(server.addr)["published"], 0);
+}
+
+/// Observation 2b: with the ring full of control characters one 31-byte poll asked for
+/// a 24 MiB answer. An answer is capped and says `"more": true`; following its cursor
+/// loses nothing; 1470 such polls pipelined and never read keep RSS under 64 MiB (they
+/// took it to 3 GiB in 7 s); and SIGINT still exits 0 once that client has left.
+#[test]
+fn obs2_amplified_poll_answers_are_capped() {
+    let mut server = longpoll(&NO_RATE_LIMIT);
+    let addr = server.addr;
+    fill_ring(addr, 1024);
+    let full = 1024 * 6 * 4096;
+    let mut w = Wire::connect(addr, Duration::from_secs(20)).unwrap();
+    let (mut cursor, mut ids, mut answers) = (0u64, Vec::new(), Vec::new());
+    for _ in 0..2048 {
+        w.send(&request(
+            "GET",
+            &format!("/poll?cursor={cursor}&timeout=0"),
+            &[],
+            "",
+        ))
+        .unwrap();
+        let a = w
+            .answer()
+            .unwrap_or_else(|e| panic!("poll after {cursor}: {e:?}"));
+        let body = a.json().unwrap_or_else(|| panic!("not JSON: {}", a.status));
+        answers.push((a.body.len(), body["more"] == true));
+        for m in body["messages"].as_array().into_iter().flatten() {
+            ids.push(m["id"].as_u64().unwrap_or(0));
+        }
+        cursor = body["cursor"].as_u64().unwrap_or(0);
+        if body["more"] != true {
+            break;
+        }
+    }
+    let (first_len, first_more) = answers[0];
+    assert!(
+        first_len < full && first_more,
+        "the first answer to /poll?cursor=0 was {:.1} MiB with more={first_more}: not capped",
+        first_len as f64 / (1 << 20) as f64
+    );
+    assert_eq!(
+        ids,
+        (1..=1024).collect::<Vec<u64>>(),
+        "following the cursor loses nothing"
+    );
+
+    let mut hostile = TcpStream::connect(addr).unwrap();
+    let poll = b"GET /poll?cursor=0 HTTP/1.1\r\nHost: test\r\n\r\n".repeat(1470);
+    hostile.write_all(&poll).unwrap();
+    let (peak, slowest, unanswered) = watch(&server, Duration::from_secs(3), || true);
+    assert!(
+        peak < RSS_LIMIT_KIB,
+        "server RSS reached {} MiB (limit 64) with 1470 amplified polls never read",
+        peak / 1024
+    );
+    assert_eq!(unanswered, 0, "another client's /stats went unanswered");
+    assert!(slowest < Duration::from_secs(2), "/stats took {slowest:?}");
+    drop(hostile);
+    server.signal("INT");
+    let status = server.wait_for_exit(Duration::from_secs(8));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "SIGINT: {status:?}");
+}
+
+/// A client that pipelines 1 MiB of `GET /`, the last with `Connection: close`, and
+/// never reads: 110 MB of answers that no kernel buffer can take, whatever the cap.
+fn unread_pipeline(addr: SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut bytes = request("GET", "/", &[], "").repeat(38_000);
+    bytes.extend(request("GET", "/", &[("Connection", "close")], ""));
+    let _ = s.write_all(&bytes); // a timeout here is the server not reading: fine
+    s
+}
+
+/// A client whose one `Connection: close` poll asks for the whole ring, with a small
+/// receive buffer, never reading (the issue's 40 clients holding 920 MB).
+fn unread_close_poll(addr: SocketAddr) -> TcpStream {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.connect(&addr.into()).unwrap();
+    let mut s: TcpStream = sock.into();
+    s.write_all(&request(
+        "GET",
+        "/poll?cursor=0",
+        &[("Connection", "close")],
+        "",
+    ))
+    .unwrap();
+    s
+}
+
+/// Observation 3a: replies that are never read are cut after `--send-timeout` (never
+/// before it) and counted in `/stats` as `send_timeouts`; the server lets go of their
+/// fds. They used to be held for as long as the client stayed.
+#[test]
+fn obs3_unread_replies_are_cut_after_the_send_timeout() {
+    let mut args = vec!["--send-timeout", "1s", "--shutdown-grace", "1s"];
+    args.extend_from_slice(&NO_RATE_LIMIT);
+    let server = longpoll(&args);
+    let addr = server.addr;
+    fill_ring(addr, 1024);
+    let fds_before = server.fds();
+    let t0 = Instant::now();
+    let mut clients: Vec<TcpStream> = (0..10).map(|_| unread_pipeline(addr)).collect();
+    clients.extend((0..10).map(|_| unread_close_poll(addr)));
+    let mut first_cut = None;
+    let deadline = t0 + Duration::from_secs(10);
+    let last = loop {
+        let s = stats(addr);
+        let cut = s["send_timeouts"].as_u64().unwrap_or(0);
+        if cut > 0 && first_cut.is_none() {
+            first_cut = Some(t0.elapsed());
+        }
+        // Only the /stats connection itself is left, and the fds are back.
+        if (cut >= 10 && s["connections"] == 1 && server.fds() <= fds_before)
+            || Instant::now() > deadline
+        {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let cut = last["send_timeouts"].as_u64().unwrap_or(0);
+    assert!(
+        (10..=20).contains(&cut) && last["connections"] == 1,
+        "10 s after 20 clients stopped reading: {last}; fds {} (before {fds_before})",
+        server.fds()
+    );
+    assert!(
+        server.fds() <= fds_before,
+        "fds {} (before {fds_before})",
+        server.fds()
+    );
+    let first = first_cut.unwrap_or_default();
+    assert!(
+        first >= Duration::from_secs(1),
+        "cut before the send timeout: {first:?}"
+    );
+    drop(clients);
+}
+
+/// Observation 3b: SIGINT with a held poll and ten clients whose replies are never
+/// read: the poll is answered `"shutdown": true`, no new connection is served, and after
+/// `--shutdown-grace` (never before) the rest are cut; the process exits 0 and says how
+/// many it cut. It used to wait for as long as the clients stayed.
+#[test]
+fn obs3_sigint_cuts_unread_replies_after_the_grace() {
+    let mut args = vec!["--send-timeout", "60s", "--shutdown-grace", "1s"];
+    args.extend_from_slice(&NO_RATE_LIMIT);
+    let mut server = longpoll(&args);
+    let addr = server.addr;
+    let mut waiter = Wire::connect(addr, PROMPT).unwrap();
+    waiter
+        .send(&request("GET", "/poll?cursor=0&timeout=60", &[], ""))
+        .unwrap();
+    let clients: Vec<TcpStream> = (0..10).map(|_| unread_pipeline(addr)).collect();
+    let deadline = Instant::now() + PROMPT;
+    while stats(addr)["waiters"] != 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let t = Instant::now();
+    server.signal("INT");
+    let answer = waiter.answer();
+    assert!(
+        matches!(&answer, Ok(a) if a.json().is_some_and(|b| b["shutdown"] == true)),
+        "the held poll is answered with shutdown: {}",
+        describe(&answer)
+    );
+    let late = wire::get(addr, "/stats", Duration::from_millis(500));
+    assert!(
+        late.is_err(),
+        "a connection after SIGINT was served: {late:?}"
+    );
+    let status = server.wait_for_exit(Duration::from_secs(5));
+    let took = t.elapsed();
+    let said = server.stderr_at_exit();
+    let how = status.map_or("still running 5 s after SIGINT".into(), |s| s.to_string());
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "{how}; stderr:\n{said}"
+    );
+    assert!(
+        took >= Duration::from_secs(1),
+        "cut before the grace: {took:?}"
+    );
+    let told = said.lines().any(|l| {
+        l.to_ascii_lowercase().contains("cut")
+            && l.split(|c: char| !c.is_ascii_digit()).any(|w| w == "10")
+    });
+    assert!(told, "the CLI says it cut 10 connections; stderr:\n{said}");
+    drop(clients);
+}
+
+/// Sends `raw` on a fresh connection: the first answer, and whether the connection was
+/// then closed with nothing more sent.
+fn first_answer_then(addr: SocketAddr, raw: &[u8]) -> (Result<Answer, NoAnswer>, bool) {
+    let mut w = Wire::connect(addr, Duration::from_secs(2)).unwrap();
+    w.send(raw).unwrap();
+    let first = w.answer();
+    let closed_quietly = match w.answer() {
+        Err(NoAnswer::Closed) => true,
+        Ok(_) | Err(_) => false,
+    };
+    (first, closed_quietly)
+}
+
+/// A JSON publish of `body` with these framing headers (`{n}` stands for the body's
+/// length).
+fn framed(body: &str, headers: &[&str]) -> Vec<u8> {
+    let mut head = "POST /publish HTTP/1.1\r\nHost: test\r\n".to_string();
+    head.push_str("Content-Type: application/json\r\n");
+    for h in headers {
+        head.push_str(&h.replace("{n}", &body.len().to_string()));
+        head.push_str("\r\n");
+    }
+    format!("{head}\r\n{body}").into_bytes()
+}
+
+/// Observation 4: strict framing (RFC 9112 section 6.3). Duplicate or differing
+/// Content-Length, a signed length, Content-Length with Transfer-Encoding: 400 and the
+/// connection closed with nothing more read, so a request hidden in a body (a publish
+/// inside a `GET /stats`) is never executed. After any 400 the connection is closed.
+#[test]
+fn obs4_framing_is_strict_and_nothing_is_smuggled() {
+    let server = longpoll(&[]);
+    let addr = server.addr;
+    let hidden = publish_request("smuggled");
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "a publish hidden behind two Content-Length",
+            [
+                format!("GET /stats HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\nContent-Length: {}\r\n\r\n", hidden.len()).into_bytes(),
+                hidden.clone(),
+            ]
+            .concat(),
+        ),
+        (
+            "two equal Content-Length",
+            framed(
+                r#"{"text":"twice"}"#,
+                &["Content-Length: {n}", "Content-Length: {n}"],
+            ),
+        ),
+        (
+            "Content-Length: +15",
+            framed(r#"{"text":"plus"}"#, &["Content-Length: +{n}"]),
+        ),
+        (
+            "Content-Length with Transfer-Encoding",
+            framed(
+                r#"{"text":"chnk"}"#,
+                &["Content-Length: {n}", "Transfer-Encoding: chunked"],
+            ),
+        ),
+        (
+            "a publish pipelined after a 400",
+            [request("GET", "/poll?cursor=0&timeout=NaN", &[], ""), publish_request("after a 400")].concat(),
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (name, raw) in &cases {
+        let (first, closed) = first_answer_then(addr, raw);
+        if !matches!(&first, Ok(a) if a.status == 400) || !closed {
+            wrong.push(format!(
+                "{name}: {}, then closed: {closed}",
+                describe(&first)
+            ));
+        }
+    }
+    let after = stats(addr);
+    let log = wire::get(addr, "/poll?cursor=0&timeout=0", PROMPT)
+        .map(|a| a.text())
+        .unwrap_or_default();
+    assert!(
+        wrong.is_empty() && after["published"] == 0 && !log.contains("\"text\""),
+        "want 400 and close for each:\n  {}\npublished: {} (want 0); messages: {log}",
+        wrong.join("\n  "),
+        after["published"]
+    );
+}
+
+/// Observation 5: HTTP/1.1 without Host is 400; HEAD is answered like GET without a
+/// body; every response carries Date and `X-Content-Type-Options: nosniff`; a publish
+/// that is not `application/json` (what a cross-site form sends) is 415.
+#[test]
+fn obs5_host_head_date_nosniff_and_json_only_publish() {
+    let server = longpoll(&[]);
+    let addr = server.addr;
+    let mut wrong = Vec::new();
+    let mut answers = Vec::new();
+    let mut expect = |name: &str, raw: &[u8], status: u16| {
+        let r = wire::once(addr, raw, PROMPT);
+        if !matches!(&r, Ok(a) if a.status == status) {
+            wrong.push(format!("{name}: want {status}, got {}", describe(&r)));
+        }
+        if let Ok(a) = r {
+            answers.push((name.to_string(), a));
+        }
+    };
+    expect("HTTP/1.1 without Host", b"GET /stats HTTP/1.1\r\n\r\n", 400);
+    expect("HTTP/1.0 without Host", b"GET /stats HTTP/1.0\r\n\r\n", 200);
+    expect("a JSON publish", &publish_request("hello"), 201);
+    let plain = request(
+        "POST",
+        "/publish",
+        &[("Content-Type", "text/plain")],
+        r#"{"text":"xs"}"#,
+    );
+    expect("a text/plain publish", &plain, 415);
+    let untyped = request("POST", "/publish", &[], r#"{"text":"xs"}"#);
+    expect("a publish without Content-Type", &untyped, 415);
+    expect(
+        "a bad cursor",
+        &request("GET", "/poll?cursor=x", &[], ""),
+        400,
+    );
+    expect("no such path", &request("GET", "/nowhere", &[], ""), 404);
+    expect("POST on /stats", &request("POST", "/stats", &[], ""), 405);
+
+    // HEAD / then GET /stats on one connection: if HEAD sent a body, it would be read
+    // where the second status line should be.
+    let mut w = Wire::connect(addr, PROMPT).unwrap();
+    w.send(
+        &[
+            request("HEAD", "/", &[], ""),
+            request("GET", "/stats", &[], ""),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    match w.answer_to_head() {
+        Ok(a) if a.status == 200 && a.header("Content-Length").is_some_and(|l| l != "0") => {
+            let next = w.answer();
+            if !matches!(&next, Ok(b) if b.status == 200 && b.json().is_some()) {
+                wrong.push(format!(
+                    "after HEAD /: {} (a body was sent?)",
+                    describe(&next)
+                ));
+            }
+            answers.push(("HEAD /".into(), a));
+        }
+        other => wrong.push(format!(
+            "HEAD /: want 200 with Content-Length, got {}",
+            describe(&other)
+        )),
+    }
+    for (name, a) in &answers {
+        if !a.header("Date").is_some_and(|d| d.ends_with(" GMT")) {
+            wrong.push(format!("{name}: no Date header"));
+        }
+        if a.header("X-Content-Type-Options") != Some("nosniff") {
+            wrong.push(format!("{name}: no X-Content-Type-Options: nosniff"));
+        }
+    }
+    assert!(wrong.is_empty(), "\n  {}", wrong.join("\n  "));
+    assert_eq!(stats(addr)["published"], 1, "only the JSON publish counted");
+}
