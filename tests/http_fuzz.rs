@@ -119,73 +119,20 @@ fn mutate(rng: &mut Rng, mut req: Vec<u8>) -> Vec<u8> {
             return rng.bytes(16);
         }
         let at = rng.below(req.len() as u64) as usize;
-        match rng.below(9) {
+        match rng.below(10) {
             0 => req[at] ^= 1 << rng.below(8),
             1 => req[at] = *rng.pick(&SPECIAL),
-            2 => {
-                // Swap a run of digits (the first from `at` on) for an odd number.
-                let digit = |b: &u8| b.is_ascii_digit();
-                let start = req[at..]
-                    .iter()
-                    .position(digit)
-                    .map_or_else(|| req.iter().position(digit).unwrap_or(at), |d| at + d);
-                let end = req[start..]
-                    .iter()
-                    .position(|b| !b.is_ascii_digit())
-                    .map_or(req.len(), |e| start + e);
-                let odd = rng.pick(&ODD_NUMBERS).as_bytes().to_vec();
-                req.splice(start..end.max(start), odd);
-            }
-            3 => {
-                let lines = line_starts(&req);
-                let from = *rng.pick(&lines[1.min(lines.len() - 1)..]);
-                let to = req[from..]
-                    .iter()
-                    .position(|&b| b == b'\n')
-                    .map_or(req.len(), |e| from + e + 1);
-                let mut line = req[from..to].to_vec();
-                if rng.below(2) == 0 {
-                    if let Some(d) = line.iter().position(|b| b.is_ascii_digit()) {
-                        line[d] = b'0' + rng.below(10) as u8;
-                    }
-                }
-                req.splice(to..to, line);
-            }
-            4 => req.truncate(at),
-            5 => {
-                let games: [&[u8]; 6] = [b"\n", b"\r", b"\r\r\n", b"\n\r", b"\r\n ", b"\r\n\r\n"];
-                let lines = line_starts(&req);
-                let cut = *rng.pick(&lines);
-                let crlf = cut >= 2 && &req[cut - 2..cut] == b"\r\n";
-                let (from, to) = if crlf { (cut - 2, cut) } else { (at, at) };
-                req.splice(from..to, rng.pick(&games).to_vec());
-            }
-            6 => {
+            2 => odd_digits(rng, &mut req, at),
+            3 => odd_query_value(rng, &mut req),
+            4 => duplicate_header(rng, &mut req),
+            5 => req.truncate(at),
+            6 => crlf_game(rng, &mut req, at),
+            7 => {
                 let n = rng.below(64) as usize;
                 let junk = rng.bytes(n);
                 req.splice(at..at, junk);
             }
-            7 => {
-                let headers: [&str; 6] = [
-                    "Content-Length: ",
-                    "Transfer-Encoding: chunked",
-                    "Content-Length: 1, 2",
-                    "Transfer-Encoding: gzip, chunked",
-                    "Connection: close",
-                    "Host: g",
-                ];
-                let mut h = rng.pick(&headers).to_string();
-                if h.ends_with(": ") {
-                    let odd: &&str = rng.pick(&ODD_NUMBERS);
-                    h.push_str(odd);
-                }
-                h.push_str("\r\n");
-                let end = req
-                    .windows(2)
-                    .position(|w| w == b"\r\n")
-                    .map_or(0, |e| e + 2);
-                req.splice(end..end, h.into_bytes());
-            }
+            8 => framing_header(rng, &mut req),
             _ => {
                 let n = rng.below(20_000) as usize;
                 let fill = vec![req[at]; n];
@@ -194,6 +141,90 @@ fn mutate(rng: &mut Rng, mut req: Vec<u8>) -> Vec<u8> {
         }
     }
     req
+}
+
+/// Swap a run of digits (the first from `at` on) for an odd number.
+fn odd_digits(rng: &mut Rng, req: &mut Vec<u8>, at: usize) {
+    let digit = |b: &u8| b.is_ascii_digit();
+    let start = req[at..]
+        .iter()
+        .position(digit)
+        .map_or_else(|| req.iter().position(digit).unwrap_or(at), |d| at + d);
+    let end = req[start..]
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .map_or(req.len(), |e| start + e);
+    let odd = rng.pick(&ODD_NUMBERS).as_bytes().to_vec();
+    req.splice(start..end.max(start), odd);
+}
+
+/// Swap one query value of the request line (`cursor=`, `timeout=`) for an odd number.
+fn odd_query_value(rng: &mut Rng, req: &mut Vec<u8>) {
+    let line_end = req.iter().position(|&b| b == b'\r').unwrap_or(req.len());
+    let values: Vec<usize> = (0..line_end)
+        .filter(|&i| req[i] == b'=')
+        .map(|i| i + 1)
+        .collect();
+    if values.is_empty() {
+        return;
+    }
+    let start = *rng.pick(&values);
+    let end = req[start..line_end]
+        .iter()
+        .position(|&b| b == b'&' || b == b' ')
+        .map_or(line_end, |e| start + e);
+    let odd = rng.pick(&ODD_NUMBERS).as_bytes().to_vec();
+    req.splice(start..end, odd);
+}
+
+/// Repeat a header line, sometimes with a digit changed (two differing lengths).
+fn duplicate_header(rng: &mut Rng, req: &mut Vec<u8>) {
+    let lines = line_starts(req);
+    let from = *rng.pick(&lines[1.min(lines.len() - 1)..]);
+    let to = req[from..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(req.len(), |e| from + e + 1);
+    let mut line = req[from..to].to_vec();
+    if rng.below(2) == 0 {
+        if let Some(d) = line.iter().position(|b| b.is_ascii_digit()) {
+            line[d] = b'0' + rng.below(10) as u8;
+        }
+    }
+    req.splice(to..to, line);
+}
+
+/// Bare LF, bare CR, doubled CR, an obs-fold, an early end of the head.
+fn crlf_game(rng: &mut Rng, req: &mut Vec<u8>, at: usize) {
+    let games: [&[u8]; 6] = [b"\n", b"\r", b"\r\r\n", b"\n\r", b"\r\n ", b"\r\n\r\n"];
+    let lines = line_starts(req);
+    let cut = *rng.pick(&lines);
+    let crlf = cut >= 2 && &req[cut - 2..cut] == b"\r\n";
+    let (from, to) = if crlf { (cut - 2, cut) } else { (at, at) };
+    req.splice(from..to, rng.pick(&games).to_vec());
+}
+
+/// A framing or connection header after the request line, often with an odd value.
+fn framing_header(rng: &mut Rng, req: &mut Vec<u8>) {
+    let headers = [
+        "Content-Length: ",
+        "Transfer-Encoding: chunked",
+        "Content-Length: 1, 2",
+        "Transfer-Encoding: gzip, chunked",
+        "Connection: close",
+        "Host: g",
+    ];
+    let mut h = rng.pick(&headers).to_string();
+    if h.ends_with(": ") {
+        let odd: &&str = rng.pick(&ODD_NUMBERS);
+        h.push_str(odd);
+    }
+    h.push_str("\r\n");
+    let end = req
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map_or(0, |e| e + 2);
+    req.splice(end..end, h.into_bytes());
 }
 
 fn case(rng: &mut Rng) -> Vec<u8> {
