@@ -145,6 +145,11 @@ struct BenchArgs {
     /// server's memory per held poll and the time to answer them all.
     #[arg(long)]
     waiters: Option<usize>,
+    /// Instead: `looplab longpoll` against 100 hostile clients (pipelining, replies
+    /// never read, amplified polls) beside 20 normal ones for --duration (default 10s):
+    /// server peak RSS, normal p50/p99, lost messages; writes OUT/hostile.json.
+    #[arg(long)]
+    hostile: bool,
 }
 
 /// "3s", "500ms", "1.5s", "2m".
@@ -339,6 +344,31 @@ fn run_echo_raw(addr: SocketAddr) -> Result {
     Ok(())
 }
 
+fn run_hostile(
+    duration: Option<Duration>,
+    pin: Option<&(Vec<usize>, Vec<usize>)>,
+    out: &std::path::Path,
+) -> Result {
+    use looplab::bench::hostile::{self, HostileConfig};
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "looplab bench: this is a debug build; figures are only meaningful with --release"
+        );
+    }
+    let cfg = HostileConfig {
+        duration: duration.unwrap_or(HostileConfig::default().duration),
+        ..HostileConfig::default()
+    };
+    let report = hostile::run(&cfg, pin)?;
+    print!("{}", hostile::table(&report));
+    std::fs::create_dir_all(out).map_err(|e| format!("creating {}: {e}", out.display()))?;
+    let json = out.join("hostile.json");
+    let text = serde_json::to_string_pretty(&report)?;
+    std::fs::write(&json, text).map_err(|e| format!("writing {}: {e}", json.display()))?;
+    println!("wrote {}", json.display());
+    Ok(())
+}
+
 fn run_bench(args: BenchArgs) -> Result {
     if args.replot {
         let json = args.out.join("results.json");
@@ -404,6 +434,9 @@ fn run_bench(args: BenchArgs) -> Result {
         return Err(
             "--size, every --conns value and --servers must be non-empty and above zero".into(),
         );
+    }
+    if args.hostile {
+        return run_hostile(args.duration, cfg.pin.as_ref(), &cfg.out);
     }
     if let Some(n) = args.waiters {
         let r = looplab::bench::waiters::run(n, cfg.pin.as_ref())?;
