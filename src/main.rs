@@ -301,15 +301,16 @@ fn run_longpoll(cfg: LongPollConfig, backend: Option<Backend>) -> Result {
 
 fn run_echo_threads(cfg: EchoThreadsConfig) -> Result {
     raise_fd_limit();
-    let server = EchoThreads::start_with(cfg, Arc::new(tell_thread_notice))?;
-    println!("listening on {}", server.local_addr());
     // The connection threads need no loop; this one only waits for SIGINT or SIGTERM.
-    // Returning ends the process, and with it the accept and connection threads.
+    // Built first, so its fds are taken before clients can use up the limit.
     let mut lp = Loop::new()?;
     for signum in [libc::SIGINT, libc::SIGTERM] {
         let s = lp.signal(signum, |lp, _| lp.stop())?;
         lp.ref_handle(s); // signal handles start unref'd; these are what the loop waits for
     }
+    let server = EchoThreads::start_with(cfg, Arc::new(tell_thread_notice))?;
+    println!("listening on {}", server.local_addr());
+    // Returning ends the process, and with it the accept and connection threads.
     lp.run(RunMode::Default)?;
     let s = server.stats();
     eprintln!(

@@ -62,7 +62,7 @@ fn out_of_fds_is_told_once_per_episode() {
     if !cfg!(target_os = "linux") {
         return; // reads /proc and relies on ulimit in sh
     }
-    let server = ServerChild::start_with_nofile(64, &["echo-threads", "--addr", "127.0.0.1:0"]);
+    let mut server = ServerChild::start_with_nofile(64, &["echo-threads", "--addr", "127.0.0.1:0"]);
     let mut clients: Vec<TcpStream> = (0..80).map(|_| client(server.addr)).collect();
     for c in &clients {
         c.set_read_timeout(Some(Duration::from_millis(200)))
@@ -121,6 +121,16 @@ fn out_of_fds_is_told_once_per_episode() {
     assert!(
         told(&all) <= all.matches("accepting again").count() + 1,
         "each episode told once; stderr:\n{all}"
+    );
+    // Out of fds again, SIGINT still ends it with 0: the signal's fds were taken first.
+    let _more: Vec<TcpStream> = (0..60).map(|_| client(server.addr)).collect();
+    server.signal("INT");
+    let status = server.wait_for_exit(Duration::from_secs(5));
+    let said = server.stderr_at_exit();
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "{status:?}; stderr:\n{said}"
     );
 }
 
