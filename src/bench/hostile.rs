@@ -23,16 +23,15 @@
 mod clients;
 mod server;
 
-use clients::Normal;
+use clients::{Gathered, Normal};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 pub use server::{RSS_CEILING_KIB, RSS_KILL_KIB};
 use std::collections::HashSet;
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Barrier};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The targets the issue sets.
@@ -88,6 +87,9 @@ pub struct HostileReport {
     pub peak_rss_kib: u64,
     /// The run was stopped because RSS passed the ceiling.
     pub stopped_at_ceiling: bool,
+    /// Seconds into the attack when RSS first passed 64 MiB (absent if it never did;
+    /// 0 if it did before the attack began).
+    pub over_target_after_s: Option<f64>,
     /// Normal requests timed (publishes and polls that should be answered at once).
     pub normal_requests: u64,
     /// Their median round trip, ms.
@@ -116,14 +118,6 @@ pub struct HostileReport {
     pub targets_met: bool,
 }
 
-/// Everything the clients hand back: sockets to keep open until SIGINT, figures.
-#[derive(Default)]
-struct Gathered {
-    sockets: Vec<TcpStream>,
-    pipelined: u64,
-    normals: Vec<Normal>,
-}
-
 /// Run the benchmark.
 pub fn run(
     cfg: &HostileConfig,
@@ -147,16 +141,16 @@ pub fn run(
     r.amplifiers = cfg.hostile - r.pipeliners - r.close_non_readers;
     let stop = Arc::new(AtomicBool::new(false));
     let watch = server.watch(stop.clone());
-    let (mut threads, ring_messages) = start_amplifiers(addr, r.amplifiers, cfg.ring);
+    let (mut threads, ring_messages) = clients::start_amplifiers(addr, r.amplifiers, cfg.ring);
     r.ring_messages = ring_messages;
     let cursor = latest(addr);
-    threads.extend(start_attackers(
+    threads.extend(clients::start_attackers(
         addr,
         r.pipeliners,
         r.close_non_readers,
         &stop,
     ));
-    threads.extend(start_normal(addr, cfg.normal, cursor, &stop));
+    threads.extend(clients::start_normal(addr, cfg.normal, cursor, &stop));
     let t0 = Instant::now();
     while t0.elapsed() < cfg.duration && !stop.load(Ordering::SeqCst) && !server.exited() {
         std::thread::sleep(Duration::from_millis(20));
@@ -179,86 +173,14 @@ pub fn run(
     r.server_said = server.said();
     r.peak_rss_kib = watch.peak_kib.load(Ordering::SeqCst);
     r.stopped_at_ceiling = watch.at_ceiling.load(Ordering::SeqCst);
+    r.over_target_after_s = watch
+        .over_target_at
+        .lock()
+        .ok()
+        .and_then(|at| *at)
+        .map(|at| at.saturating_duration_since(t0).as_secs_f64());
     tally(&mut r, &got.normals);
     Ok(r)
-}
-
-fn start_normal(
-    addr: SocketAddr,
-    n: usize,
-    cursor: u64,
-    stop: &Arc<AtomicBool>,
-) -> Vec<JoinHandle<Gathered>> {
-    let all_stopped = Arc::new(Barrier::new(n));
-    (0..n)
-        .map(|id| {
-            let (stop, all_stopped) = (stop.clone(), all_stopped.clone());
-            std::thread::spawn(move || Gathered {
-                normals: vec![clients::normal_client(
-                    addr,
-                    id,
-                    cursor,
-                    &stop,
-                    &all_stopped,
-                )],
-                ..Gathered::default()
-            })
-        })
-        .collect()
-}
-
-/// The amplifiers: each fills its share of the ring, then (once the whole ring is
-/// full, so the normal clients start after it) pipelines its polls.
-fn start_amplifiers(addr: SocketAddr, n: usize, ring: usize) -> (Vec<JoinHandle<Gathered>>, u64) {
-    if n == 0 {
-        return (Vec::new(), 0);
-    }
-    let filled = Arc::new(Barrier::new(n + 1));
-    let published = Arc::new(AtomicU64::new(0));
-    let threads = (0..n)
-        .map(|i| {
-            let (filled, published) = (filled.clone(), published.clone());
-            let share = ring / n + usize::from(i < ring % n);
-            std::thread::spawn(move || {
-                published.fetch_add(clients::fill_ring(addr, share), Ordering::SeqCst);
-                filled.wait();
-                Gathered {
-                    sockets: clients::amplify_never_read(addr).into_iter().collect(),
-                    ..Gathered::default()
-                }
-            })
-        })
-        .collect();
-    filled.wait();
-    (threads, published.load(Ordering::SeqCst))
-}
-
-fn start_attackers(
-    addr: SocketAddr,
-    pipeliners: usize,
-    closers: usize,
-    stop: &Arc<AtomicBool>,
-) -> Vec<JoinHandle<Gathered>> {
-    let mut threads = Vec::new();
-    for _ in 0..pipeliners {
-        let stop = stop.clone();
-        threads.push(std::thread::spawn(move || {
-            let (sent, s) = clients::pipeline_never_read(addr, &stop);
-            let sockets = s.into_iter().collect();
-            Gathered {
-                sockets,
-                pipelined: sent,
-                ..Gathered::default()
-            }
-        }));
-    }
-    for _ in 0..closers {
-        threads.push(std::thread::spawn(move || Gathered {
-            sockets: clients::close_never_read(addr).into_iter().collect(),
-            ..Gathered::default()
-        }));
-    }
-    threads
 }
 
 fn stats(addr: SocketAddr) -> Option<serde_json::Value> {
@@ -332,10 +254,10 @@ pub fn table(r: &HostileReport) -> String {
         r.normal_clients
     );
     t += &format!("  {:<24} {:>20}   {:<12}\n", "", "measured", "target");
-    let ceiling = if r.stopped_at_ceiling {
-        " (stopped at the ceiling)"
-    } else {
-        ""
+    let ceiling = match (r.over_target_after_s, r.stopped_at_ceiling) {
+        (Some(s), true) => format!(" (past 64 MiB at {s:.1} s; run stopped at 2 GiB)"),
+        (Some(s), false) => format!(" (past 64 MiB at {s:.1} s)"),
+        (None, _) => String::new(),
     };
     let rss = format!("{:.1} MiB", mib(r.peak_rss_kib));
     row(
@@ -344,7 +266,7 @@ pub fn table(r: &HostileReport) -> String {
         &rss,
         "< 64 MiB",
         r.peak_rss_kib < TARGET_RSS_KIB,
-        ceiling,
+        &ceiling,
     );
     let p = format!("{:.1} / {:.1} ms", r.p50_ms, r.p99_ms);
     row(

@@ -8,8 +8,9 @@
 use std::collections::HashSet;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Barrier;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Connect, read and write timeout of every socket.
@@ -273,4 +274,90 @@ pub fn normal_client(
     all_stopped.wait();
     me.catch_up(&mut poll_conn, &mut cursor, "0");
     me
+}
+
+/// Everything the clients hand back: sockets to keep open until SIGINT, figures.
+#[derive(Default)]
+pub struct Gathered {
+    pub sockets: Vec<TcpStream>,
+    pub pipelined: u64,
+    pub normals: Vec<Normal>,
+}
+
+/// The normal clients, all starting from `cursor` (the ring already full).
+pub fn start_normal(
+    addr: SocketAddr,
+    n: usize,
+    cursor: u64,
+    stop: &Arc<AtomicBool>,
+) -> Vec<JoinHandle<Gathered>> {
+    let all_stopped = Arc::new(Barrier::new(n));
+    (0..n)
+        .map(|id| {
+            let (stop, all_stopped) = (stop.clone(), all_stopped.clone());
+            std::thread::spawn(move || Gathered {
+                normals: vec![normal_client(addr, id, cursor, &stop, &all_stopped)],
+                ..Gathered::default()
+            })
+        })
+        .collect()
+}
+
+/// The amplifiers: each fills its share of the ring, then (once the whole ring is
+/// full, so the normal clients start after it) pipelines its polls.
+pub fn start_amplifiers(
+    addr: SocketAddr,
+    n: usize,
+    ring: usize,
+) -> (Vec<JoinHandle<Gathered>>, u64) {
+    if n == 0 {
+        return (Vec::new(), 0);
+    }
+    let filled = Arc::new(Barrier::new(n + 1));
+    let published = Arc::new(AtomicU64::new(0));
+    let threads = (0..n)
+        .map(|i| {
+            let (filled, published) = (filled.clone(), published.clone());
+            let share = ring / n + usize::from(i < ring % n);
+            std::thread::spawn(move || {
+                published.fetch_add(fill_ring(addr, share), Ordering::SeqCst);
+                filled.wait();
+                Gathered {
+                    sockets: amplify_never_read(addr).into_iter().collect(),
+                    ..Gathered::default()
+                }
+            })
+        })
+        .collect();
+    filled.wait();
+    (threads, published.load(Ordering::SeqCst))
+}
+
+/// The pipelining clients and the `Connection: close` non-readers.
+pub fn start_attackers(
+    addr: SocketAddr,
+    pipeliners: usize,
+    closers: usize,
+    stop: &Arc<AtomicBool>,
+) -> Vec<JoinHandle<Gathered>> {
+    let mut threads = Vec::new();
+    for _ in 0..pipeliners {
+        let stop = stop.clone();
+        threads.push(std::thread::spawn(move || {
+            let (sent, s) = pipeline_never_read(addr, &stop);
+            let sockets = s.into_iter().collect();
+            Gathered {
+                sockets,
+                pipelined: sent,
+                ..Gathered::default()
+            }
+        }));
+    }
+    for _ in 0..closers {
+        threads.push(std::thread::spawn(move || Gathered {
+            sockets: close_never_read(addr).into_iter().collect(),
+            ..Gathered::default()
+        }));
+    }
+    threads
 }

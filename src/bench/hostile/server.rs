@@ -4,6 +4,7 @@
 //! server cannot take the machine down with it.
 
 use super::super::procstat;
+use super::TARGET_RSS_KIB;
 use std::io::{self, BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -30,6 +31,8 @@ pub struct Watch {
     pub peak_kib: AtomicU64,
     /// RSS passed the ceiling and the run was told to stop.
     pub at_ceiling: AtomicBool,
+    /// When RSS first passed the target (64 MiB).
+    pub over_target_at: Mutex<Option<Instant>>,
     /// RSS passed the kill line and the server was killed.
     pub killed: AtomicBool,
     done: AtomicBool,
@@ -108,6 +111,11 @@ impl Server {
                 let s = procstat::sample(pid).unwrap_or_default();
                 w2.peak_kib
                     .fetch_max(s.rss_kib.max(s.hwm_kib), Ordering::SeqCst);
+                if s.rss_kib > TARGET_RSS_KIB {
+                    if let Ok(mut at) = w2.over_target_at.lock() {
+                        at.get_or_insert_with(Instant::now);
+                    }
+                }
                 if s.rss_kib > RSS_CEILING_KIB && !w2.at_ceiling.swap(true, Ordering::SeqCst) {
                     stop.store(true, Ordering::SeqCst);
                 }
