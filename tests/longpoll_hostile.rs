@@ -7,91 +7,16 @@
 
 mod util;
 
-use serde_json::Value;
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use util::child::ServerChild;
-use util::wire::{self, publish_request, request, Answer, NoAnswer, Wire};
+use util::attack::*;
+use util::wire::{self, publish_request, request, Wire};
 
-/// The bound on the server's memory under every attack here.
-const RSS_LIMIT_KIB: u64 = 64 * 1024;
-/// Read timeout for a request that should be answered at once.
-const PROMPT: Duration = Duration::from_secs(5);
 /// Publishes without the rate limit getting in the way of the attack being tested.
 const NO_RATE_LIMIT: [&str; 4] = ["--publish-rate", "100000", "--publish-burst", "100000"];
-
-fn longpoll(extra: &[&str]) -> ServerChild {
-    let mut args = vec!["longpoll", "--addr", "127.0.0.1:0"];
-    args.extend_from_slice(extra);
-    ServerChild::start(&args)
-}
-
-fn stats(addr: SocketAddr) -> Value {
-    match wire::get(addr, "/stats", PROMPT) {
-        Ok(a) if a.status == 200 => a.json().unwrap_or(Value::Null),
-        other => panic!("GET /stats: {other:?}"),
-    }
-}
-
-/// Publish `n` messages of 4096 control characters: JSON escapes each as 6 bytes, so
-/// every message is 24 KiB in a poll answer.
-fn fill_ring(addr: SocketAddr, n: usize) {
-    let mut w = Wire::connect(addr, PROMPT).unwrap();
-    let req = publish_request(&"\\u0001".repeat(4096));
-    for i in 0..n {
-        w.send(&req).unwrap();
-        let status = w.answer().map(|a| a.status);
-        assert!(matches!(status, Ok(201)), "publish {i}: {status:?}");
-    }
-}
-
-fn describe(r: &Result<Answer, NoAnswer>) -> String {
-    match r {
-        Ok(a) => format!(
-            "{} {:?}",
-            a.status,
-            a.text().chars().take(80).collect::<String>()
-        ),
-        Err(e) => format!("no answer ({e:?})"),
-    }
-}
-
-/// Whether the server is still running, for failure messages (a process that has
-/// closed its listener may take a moment to be reaped).
-fn alive(server: &mut ServerChild) -> String {
-    match server.wait_for_exit(Duration::from_millis(500)) {
-        Some(s) => format!("the server has exited ({s})"),
-        None => "the server is running".to_string(),
-    }
-}
-
-/// Sample the server's RSS every 20 ms while `busy` says the attack goes on (at most
-/// `limit`), timing another client's `/stats` every 200 ms. Stops early past the RSS
-/// bound. Returns (peak RSS KiB, slowest /stats, /stats that got no answer).
-fn watch(server: &ServerChild, limit: Duration, busy: impl Fn() -> bool) -> (u64, Duration, u32) {
-    let (mut peak, mut slowest, mut unanswered) = (0, Duration::ZERO, 0);
-    let start = Instant::now();
-    let mut n = 0u32;
-    while start.elapsed() < limit && busy() {
-        peak = peak.max(server.rss_kib()).max(server.peak_rss_kib());
-        if peak > RSS_LIMIT_KIB {
-            break;
-        }
-        if n % 10 == 0 {
-            let t = Instant::now();
-            match wire::get(server.addr, "/stats", PROMPT) {
-                Ok(a) if a.status == 200 => slowest = slowest.max(t.elapsed()),
-                _ => unanswered += 1,
-            }
-        }
-        n += 1;
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (peak.max(server.peak_rss_kib()), slowest, unanswered)
-}
 
 /// Observation 1: a number a client sends never kills the process. Each bad query value
 /// gets 400 with a body naming the field; a poll held meanwhile on another connection
@@ -148,24 +73,9 @@ fn obs1_bad_numbers_get_400_and_the_server_lives() {
 #[test]
 fn obs2_pipelined_requests_never_read_keep_memory_bounded() {
     let server = longpoll(&[]);
-    let done = Arc::new(AtomicBool::new(false));
-    let (d, addr) = (done.clone(), server.addr);
-    let writer = std::thread::spawn(move || {
-        let mut s = TcpStream::connect(addr).unwrap();
-        s.set_write_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let chunk = request("GET", "/", &[], "").repeat(2048);
-        let (mut sent, deadline) = (0, Instant::now() + Duration::from_secs(10));
-        while sent < 8 << 20 && Instant::now() < deadline {
-            // A blocked write is the server's backpressure working: keep trying.
-            if let Ok(n) = s.write(&chunk[sent % chunk.len()..]) {
-                sent += n;
-            }
-        }
-        d.store(true, Ordering::SeqCst);
-        (sent, s)
-    });
-    let busy = || !done.load(Ordering::SeqCst);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = pipeline_get(server.addr, 8 << 20, stop.clone());
+    let busy = || !writer.is_finished();
     let (peak, slowest, unanswered) = watch(&server, Duration::from_secs(12), busy);
     // A second more after the writer ends, for the server to do what it will with it.
     let (peak_after, slowest_after, unanswered_after) =
@@ -175,7 +85,7 @@ fn obs2_pipelined_requests_never_read_keep_memory_bounded() {
         slowest.max(slowest_after),
         unanswered + unanswered_after,
     );
-    done.store(true, Ordering::SeqCst);
+    stop.store(true, Ordering::SeqCst);
     let (sent, hostile) = writer.join().unwrap();
     assert!(
         peak < RSS_LIMIT_KIB,
@@ -251,34 +161,6 @@ fn obs2_amplified_poll_answers_are_capped() {
     assert_eq!(status.and_then(|s| s.code()), Some(0), "SIGINT: {status:?}");
 }
 
-/// A client that pipelines 1 MiB of `GET /`, the last with `Connection: close`, and
-/// never reads: 110 MB of answers that no kernel buffer can take, whatever the cap.
-fn unread_pipeline(addr: SocketAddr) -> TcpStream {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
-    let mut bytes = request("GET", "/", &[], "").repeat(38_000);
-    bytes.extend(request("GET", "/", &[("Connection", "close")], ""));
-    let _ = s.write_all(&bytes); // a timeout here is the server not reading: fine
-    s
-}
-
-/// A client whose one `Connection: close` poll asks for the whole ring, with a small
-/// receive buffer, never reading (the 40 clients holding 920 MB).
-fn unread_close_poll(addr: SocketAddr) -> TcpStream {
-    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    sock.set_recv_buffer_size(4096).unwrap();
-    sock.connect(&addr.into()).unwrap();
-    let mut s: TcpStream = sock.into();
-    s.write_all(&request(
-        "GET",
-        "/poll?cursor=0",
-        &[("Connection", "close")],
-        "",
-    ))
-    .unwrap();
-    s
-}
-
 /// Observation 3a: replies that are never read are cut after `--send-timeout` (never
 /// before it) and counted in `/stats` as `send_timeouts`; the server lets go of their
 /// fds. They used to be held for as long as the client stayed.
@@ -302,7 +184,7 @@ fn obs3_unread_replies_are_cut_after_the_send_timeout() {
             first_cut = Some(t0.elapsed());
         }
         // Only the /stats connection itself is left, and the fds are back.
-        if (cut >= 10 && s["connections"] == 1 && server.fds() <= fds_before)
+        if (cut >= 10 && s["connections"] == 1 && server.fds() <= fds_before + 1)
             || Instant::now() > deadline
         {
             break s;
@@ -315,8 +197,9 @@ fn obs3_unread_replies_are_cut_after_the_send_timeout() {
         "10 s after 20 clients stopped reading: {last}; fds {} (before {fds_before})",
         server.fds()
     );
+    // One fd of slack: the last /stats connection may not be closed yet.
     assert!(
-        server.fds() <= fds_before,
+        server.fds() <= fds_before + 1,
         "fds {} (before {fds_before})",
         server.fds()
     );
@@ -379,31 +262,6 @@ fn obs3_sigint_cuts_unread_replies_after_the_grace() {
     });
     assert!(told, "the CLI says it cut 10 connections; stderr:\n{said}");
     drop(clients);
-}
-
-/// Sends `raw` on a fresh connection: the first answer, and whether the connection was
-/// then closed with nothing more sent.
-fn first_answer_then(addr: SocketAddr, raw: &[u8]) -> (Result<Answer, NoAnswer>, bool) {
-    let mut w = Wire::connect(addr, Duration::from_secs(2)).unwrap();
-    w.send(raw).unwrap();
-    let first = w.answer();
-    let closed_quietly = match w.answer() {
-        Err(NoAnswer::Closed) => true,
-        Ok(_) | Err(_) => false,
-    };
-    (first, closed_quietly)
-}
-
-/// A JSON publish of `body` with these framing headers (`{n}` stands for the body's
-/// length).
-fn framed(body: &str, headers: &[&str]) -> Vec<u8> {
-    let mut head = "POST /publish HTTP/1.1\r\nHost: test\r\n".to_string();
-    head.push_str("Content-Type: application/json\r\n");
-    for h in headers {
-        head.push_str(&h.replace("{n}", &body.len().to_string()));
-        head.push_str("\r\n");
-    }
-    format!("{head}\r\n{body}").into_bytes()
 }
 
 /// Observation 4: strict framing (RFC 9112 section 6.3). Duplicate or differing

@@ -70,9 +70,10 @@ impl ServerChild {
             Some(a) => server.addr = a,
             None => {
                 let status = server.wait_for_exit(Duration::from_secs(5));
+                let how = status.map_or("still running".to_string(), |s| s.to_string());
                 panic!(
-                    "the server did not say where it listens (said {first:?}, exit {status:?}); stderr:\n{}",
-                    server.stderr_so_far()
+                    "the server did not say where it listens (said {first:?}; {how}); stderr:\n{}",
+                    server.stderr_at_exit()
                 );
             }
         }

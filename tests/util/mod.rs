@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod attack;
 pub mod browser;
 pub mod child;
 pub mod http;
