@@ -26,7 +26,7 @@ pub use log::{Message, MessageLog};
 pub use ratelimit::RateLimiter;
 
 use super::http::{Head, Limits, Response};
-use crate::{CloseDone, Listener, Loop, Tcp, Timer};
+use crate::{Listener, Loop, Tcp, Timer};
 use conn::{drop_conn, on_connection, process, send, Conn, Phase};
 use serde_json::{json, Value};
 use std::cell::RefCell;
@@ -149,7 +149,13 @@ impl LongPoll {
             shutting_down: false,
         }));
         let sh = shared.clone();
-        let listener = lp.tcp_listen(cfg.addr, move |lp, conn| on_connection(lp, &sh, conn))?;
+        let listener = lp.tcp_listen(cfg.addr, move |lp, _, r| {
+            // A failed accept (out of fds: the listener backs off by itself) has no client
+            // to answer; the server goes on.
+            if let Ok(conn) = r {
+                on_connection(lp, &sh, conn)
+            }
+        })?;
         Ok(LongPoll { listener, shared })
     }
 
@@ -171,7 +177,7 @@ impl LongPoll {
     /// Graceful stop: no more accepts; every held poll is answered (200, empty,
     /// `"shutdown":true`); every connection is closed once its answer is flushed.
     pub fn shutdown(&self, lp: &mut Loop) {
-        lp.close(self.listener, None::<CloseDone>);
+        lp.close(self.listener);
         let (waiters, idle): (Vec<Waiter>, Vec<Tcp>) = {
             let mut s = self.shared.borrow_mut();
             s.shutting_down = true;
@@ -309,7 +315,7 @@ fn poll(lp: &mut Loop, sh: &Shared, reply: Reply, head: &Head) {
     }
     let conn = reply.conn;
     let s2 = sh.clone();
-    let timer = lp.set_timeout(timeout, move |lp| on_poll_timeout(lp, &s2, conn));
+    let timer = lp.set_timeout(timeout, move |lp, _| on_poll_timeout(lp, &s2, conn));
     let mut s = sh.borrow_mut();
     if let Some(c) = s.conns.get_mut(&conn) {
         c.phase = Phase::Held;
@@ -435,7 +441,7 @@ fn answer_waiters(lp: &mut Loop, sh: &Shared) {
     // Requests pipelined behind the held polls are taken up in the check phase, in one
     // immediate, so one publish never recurses into a thousand connections' parsers.
     let s2 = sh.clone();
-    lp.set_immediate(move |lp| {
+    lp.set_immediate(move |lp, _| {
         for conn in freed {
             process(lp, &s2, conn);
         }

@@ -8,7 +8,7 @@
 
 use super::{route, Shared};
 use crate::servers::http::{parse_head, Parsed, Response};
-use crate::{CloseDone, Loop, Read, Tcp, Timer, WriteDone};
+use crate::{Loop, ReadEvent, Tcp, Timer};
 use std::net::IpAddr;
 
 /// The right to answer one request. `send` consumes it: a request is answered once.
@@ -77,14 +77,14 @@ pub(super) fn on_connection(lp: &mut Loop, sh: &Shared, conn: Tcp) {
 }
 
 fn drop_unregistered(lp: &mut Loop, conn: Tcp) {
-    lp.close(conn, None::<CloseDone>);
+    lp.close(conn);
 }
 
-pub(super) fn on_read(lp: &mut Loop, sh: &Shared, conn: Tcp, ev: Read<'_>) {
+pub(super) fn on_read(lp: &mut Loop, sh: &Shared, conn: Tcp, ev: ReadEvent<'_>) {
     let data = match ev {
-        Read::Data(d) => d,
+        ReadEvent::Data(d) => d,
         // The client is gone: a held poll is aborted this tick, never written to.
-        Read::Eof | Read::Error(_) => return drop_conn(lp, sh, conn),
+        ReadEvent::Eof | ReadEvent::Error(_) => return drop_conn(lp, sh, conn),
     };
     let (overflow, was_idle) = {
         let mut s = sh.borrow_mut();
@@ -163,11 +163,7 @@ fn send_continue(lp: &mut Loop, sh: &Shared, conn: Tcp) {
         .conns
         .get_mut(&conn)
         .map(|c| std::mem::replace(&mut c.continue_sent, true));
-    if already == Some(false)
-        && lp
-            .write(conn, "HTTP/1.1 100 Continue\r\n\r\n", None::<WriteDone>)
-            .is_err()
-    {
+    if already == Some(false) && lp.write(conn, "HTTP/1.1 100 Continue\r\n\r\n").is_err() {
         drop_conn(lp, sh, conn);
     }
 }
@@ -192,10 +188,7 @@ pub(super) fn reject(lp: &mut Loop, sh: &Shared, conn: Tcp, resp: Response) {
 pub(super) fn send(lp: &mut Loop, sh: &Shared, reply: Reply, resp: Response) {
     let Reply { conn, keep_alive } = reply;
     let keep_alive = keep_alive && !sh.borrow().shutting_down;
-    if lp
-        .write(conn, resp.encode(keep_alive), None::<WriteDone>)
-        .is_err()
-    {
+    if lp.write(conn, resp.encode(keep_alive)).is_err() {
         sh.borrow_mut().stats.write_errors += 1;
         return drop_conn(lp, sh, conn);
     }
@@ -205,7 +198,7 @@ pub(super) fn send(lp: &mut Loop, sh: &Shared, reply: Reply, resp: Response) {
         }
         clear_deadline(lp, sh, conn);
         let s2 = sh.clone();
-        let flushed = lp.shutdown(conn, move |lp, r| {
+        let flushed = lp.shutdown(conn, move |lp, conn, r| {
             if r.is_err() {
                 s2.borrow_mut().stats.write_errors += 1;
             }
@@ -246,7 +239,7 @@ pub(super) fn arm_deadline(lp: &mut Loop, sh: &Shared, conn: Tcp, kind: Deadline
         }
     };
     let s2 = sh.clone();
-    let timer = lp.set_timeout(after, move |lp| on_deadline(lp, &s2, conn, kind));
+    let timer = lp.set_timeout(after, move |lp, _| on_deadline(lp, &s2, conn, kind));
     if let Some(c) = sh.borrow_mut().conns.get_mut(&conn) {
         c.deadline = Some((kind, timer));
     } else {
@@ -299,6 +292,6 @@ pub(super) fn drop_conn(lp: &mut Loop, sh: &Shared, conn: Tcp) {
         if let Some((_, t)) = c.deadline {
             lp.clear_timer(t);
         }
-        lp.close(conn, None::<CloseDone>);
+        lp.close(conn);
     }
 }
