@@ -6,7 +6,7 @@
 use super::child::ServerChild;
 use super::wire::{self, publish_request, request, Answer, NoAnswer, Wire};
 use serde_json::Value;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -129,14 +129,20 @@ pub fn pipeline_get(
     })
 }
 
-/// A client that pipelines 1 MiB of `GET /`, the last with `Connection: close`, and
-/// never reads: 110 MB of answers that no kernel buffer can take, whatever the cap.
+/// A client that pipelines 1 MiB of `GET /`, the last with `Connection: close`, reads
+/// the first bytes of the answers (so the server has taken the requests up and is
+/// answering), then never reads again: 110 MB of answers that no kernel buffer can
+/// take, whatever the cap.
 pub fn unread_pipeline(addr: SocketAddr) -> TcpStream {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.set_read_timeout(Some(PROMPT)).unwrap();
     let mut bytes = request("GET", "/", &[], "").repeat(38_000);
     bytes.extend(request("GET", "/", &[("Connection", "close")], ""));
     let _ = s.write_all(&bytes); // a timeout here is the server not reading: fine
+    let mut first = [0u8; 64];
+    let answering = s.read(&mut first).is_ok_and(|n| n > 0);
+    assert!(answering, "the server never began to answer a pipeline");
     s
 }
 
