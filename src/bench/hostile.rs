@@ -291,7 +291,7 @@ pub fn table(r: &HostileReport) -> String {
     );
     t += &format!(
         "  idle RSS {:.1} MiB; slowest normal request {:.1} ms; {} resets; {:.1} MiB of \
-         pipelined requests taken\n",
+         pipelined requests written (the kernel's buffers take ~4 MiB a connection)\n",
         mib(r.idle_rss_kib),
         r.max_ms,
         r.resets,

@@ -49,13 +49,20 @@ pub struct Server {
 }
 
 impl Server {
-    /// Start `looplab longpoll` with no rate limit in the way (the attack is on memory
-    /// and fairness, and every client comes from 127.0.0.1), on the server's cores.
+    /// Start `looplab longpoll` (this binary, or `$LOOPLAB_HOSTILE_SERVER`) with no rate
+    /// limit in the way (the attack is on memory and fairness, and every client comes
+    /// from 127.0.0.1), on the server's cores.
     pub fn start(pin: Option<&(Vec<usize>, Vec<usize>)>) -> io::Result<Server> {
         if let Some((_, server_cpus)) = pin {
             crate::sys::affinity::pin_current_thread(server_cpus)?;
         }
-        let spawned = Command::new(std::env::current_exe()?)
+        // Another build's server may be measured by the same clients (before and after a
+        // fix): LOOPLAB_HOSTILE_SERVER names its binary.
+        let exe = match std::env::var_os("LOOPLAB_HOSTILE_SERVER") {
+            Some(path) => path.into(),
+            None => std::env::current_exe()?,
+        };
+        let spawned = Command::new(exe)
             .args(["longpoll", "--addr", "127.0.0.1:0"])
             .args(["--publish-rate", "1000000", "--publish-burst", "1000000"])
             .stdin(Stdio::null())
