@@ -173,7 +173,7 @@ fn obs3_unread_replies_are_cut_after_the_send_timeout() {
     fill_ring(addr, 1024);
     let fds_before = server.fds();
     let t0 = Instant::now();
-    let mut clients: Vec<TcpStream> = (0..10).map(|_| unread_pipeline(addr)).collect();
+    let mut clients = stalled_pipelines(addr, 10);
     clients.extend((0..10).map(|_| unread_close_poll(addr)));
     let mut first_cut = None;
     let deadline = t0 + Duration::from_secs(10);
@@ -225,7 +225,7 @@ fn obs3_sigint_cuts_unread_replies_after_the_grace() {
     waiter
         .send(&request("GET", "/poll?cursor=0&timeout=60", &[], ""))
         .unwrap();
-    let clients: Vec<TcpStream> = (0..10).map(|_| unread_pipeline(addr)).collect();
+    let clients = stalled_pipelines(addr, 10);
     // Every client accepted (the poll, the ten, this /stats): one still in the backlog
     // would simply be refused when the listener closes, with nothing to cut.
     let engaged =

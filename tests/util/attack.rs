@@ -6,7 +6,7 @@
 use super::child::ServerChild;
 use super::wire::{self, publish_request, request, Answer, NoAnswer, Wire};
 use serde_json::Value;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -129,20 +129,35 @@ pub fn pipeline_get(
     })
 }
 
-/// A client that pipelines 1 MiB of `GET /`, the last with `Connection: close`, reads
-/// the first bytes of the answers (so the server has taken the requests up and is
-/// answering), then never reads again: 110 MB of answers that no kernel buffer can
-/// take, whatever the cap.
-pub fn unread_pipeline(addr: SocketAddr) -> TcpStream {
+/// `n` clients, each pipelining `GET /` until its writes have made no progress for
+/// half a second, then never reading: the server has stopped reading them, so answers
+/// wait in its write queue (the kernel's buffers, some MiB a connection, are full).
+/// Panics if a client never stalls within 64 MiB or 10 s: the server is not holding
+/// back.
+pub fn stalled_pipelines(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    let writers: Vec<_> = (0..n)
+        .map(|_| std::thread::spawn(move || stall_one(addr)))
+        .collect();
+    writers.into_iter().map(|w| w.join().unwrap()).collect()
+}
+
+fn stall_one(addr: SocketAddr) -> TcpStream {
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
-    s.set_read_timeout(Some(PROMPT)).unwrap();
-    let mut bytes = request("GET", "/", &[], "").repeat(38_000);
-    bytes.extend(request("GET", "/", &[("Connection", "close")], ""));
-    let _ = s.write_all(&bytes); // a timeout here is the server not reading: fine
-    let mut first = [0u8; 64];
-    let answering = s.read(&mut first).is_ok_and(|n| n > 0);
-    assert!(answering, "the server never began to answer a pipeline");
+    s.set_write_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let chunk = request("GET", "/", &[], "").repeat(2048);
+    let (start, mut progress, mut sent) = (Instant::now(), Instant::now(), 0);
+    while progress.elapsed() < Duration::from_millis(500) {
+        assert!(
+            sent < 64 << 20 && start.elapsed() < Duration::from_secs(10),
+            "the server kept reading a client that never reads ({} KiB)",
+            sent >> 10
+        );
+        if let Ok(n) = s.write(&chunk[sent % chunk.len()..]) {
+            sent += n;
+            progress = Instant::now();
+        }
+    }
     s
 }
 
