@@ -407,3 +407,44 @@ fn obs5_host_head_date_nosniff_and_json_only_publish() {
     assert!(wrong.is_empty(), "\n  {}", wrong.join("\n  "));
     assert_eq!(stats(addr)["published"], 1, "only the JSON publish counted");
 }
+
+/// Observation 5, last point: 100 KiB of requests pipelined behind a poll that has
+/// nothing to answer yet. Whether the server holds the poll (and stops reading behind
+/// it) or answers it early so the pipeline can go on, every request gets its answer, in
+/// order, once a message is published; the connection used to be closed with no status.
+#[test]
+fn obs5_requests_pipelined_behind_a_held_poll_are_answered() {
+    let server = longpoll(&[]);
+    let addr = server.addr;
+    let mut w = Wire::connect(addr, PROMPT).unwrap();
+    let behind = request("GET", "/stats", &[], "");
+    let n = 100 * 1024 / behind.len() + 1;
+    let poll = request("GET", "/poll?cursor=0&timeout=60", &[], "");
+    w.send(&[poll, behind.repeat(n)].concat()).unwrap();
+    // Publish once the poll is held, or after a second if it was answered early: a
+    // message already there would answer it at once and test nothing.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while stats(addr)["waiters"] != 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let published = wire::once(addr, &publish_request("release"), PROMPT);
+    assert!(
+        matches!(&published, Ok(a) if a.status == 201),
+        "{published:?}"
+    );
+    let first = w.answer();
+    assert!(
+        matches!(&first, Ok(a) if a.status == 200 && a.json().is_some_and(|b| b["messages"].is_array())),
+        "the poll: {}",
+        describe(&first)
+    );
+    for i in 0..n {
+        let r = w.answer();
+        assert!(
+            matches!(&r, Ok(a) if a.status == 200 && a.json().is_some_and(|b| b["waiters"].is_number())),
+            "request {} of {n} behind the poll: {}",
+            i + 1,
+            describe(&r)
+        );
+    }
+}
