@@ -176,21 +176,14 @@ fn obs3_unread_replies_are_cut_after_the_send_timeout() {
     let mut clients = stalled_pipelines(addr, 10);
     clients.extend((0..10).map(|_| unread_close_poll(addr)));
     let mut first_cut = None;
-    let deadline = t0 + Duration::from_secs(10);
-    let last = loop {
-        let s = stats(addr);
+    let last = wait_for_stats(addr, Duration::from_secs(10), |s| {
         let cut = s["send_timeouts"].as_u64().unwrap_or(0);
         if cut > 0 && first_cut.is_none() {
             first_cut = Some(t0.elapsed());
         }
         // Only the /stats connection itself is left, and the fds are back.
-        if (cut >= 10 && s["connections"] == 1 && server.fds() <= fds_before + 1)
-            || Instant::now() > deadline
-        {
-            break s;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        cut >= 10 && s["connections"] == 1 && server.fds() <= fds_before + 1
+    });
     let cut = last["send_timeouts"].as_u64().unwrap_or(0);
     assert!(
         (10..=20).contains(&cut) && last["connections"] == 1,
@@ -228,12 +221,9 @@ fn obs3_sigint_cuts_unread_replies_after_the_grace() {
     let clients = stalled_pipelines(addr, 10);
     // Every client accepted (the poll, the ten, this /stats): one still in the backlog
     // would simply be refused when the listener closes, with nothing to cut.
-    let engaged =
-        |s: &serde_json::Value| s["waiters"] == 1 && s["connections"].as_u64() >= Some(12);
-    let deadline = Instant::now() + PROMPT;
-    while !engaged(&stats(addr)) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_stats(addr, PROMPT, |s| {
+        s["waiters"] == 1 && s["connections"].as_u64() >= Some(12)
+    });
     let t = Instant::now();
     server.signal("INT");
     let answer = waiter.answer();
@@ -423,10 +413,7 @@ fn obs5_requests_pipelined_behind_a_held_poll_are_answered() {
     w.send(&[poll, behind.repeat(n)].concat()).unwrap();
     // Publish once the poll is held, or after a second if it was answered early: a
     // message already there would answer it at once and test nothing.
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while stats(addr)["waiters"] != 1 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_stats(addr, Duration::from_secs(1), |s| s["waiters"] == 1);
     let published = wire::once(addr, &publish_request("release"), PROMPT);
     assert!(
         matches!(&published, Ok(a) if a.status == 201),

@@ -32,6 +32,22 @@ pub fn stats(addr: SocketAddr) -> Value {
     }
 }
 
+/// Ask `/stats` every 20 ms until `ok` holds or `limit` passes; the last answer.
+pub fn wait_for_stats(
+    addr: SocketAddr,
+    limit: Duration,
+    mut ok: impl FnMut(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let s = stats(addr);
+        if ok(&s) || Instant::now() > deadline {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Publish `n` messages of 4096 control characters: JSON escapes each as 6 bytes, so
 /// every message is 24 KiB in a poll answer.
 pub fn fill_ring(addr: SocketAddr, n: usize) {
