@@ -4,14 +4,14 @@
 
 mod util;
 
-use looplab::{Loop, ReadEvent, RunMode};
+use looplab::{Loop, RunMode};
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::io::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
-use util::tcp::{accepted_pairs, silent_peer};
+use util::tcp::{accepted_pairs, describe, silent_peer};
 use util::{new_loop, on_every_backend};
 
 type Log = Rc<RefCell<Vec<String>>>;
@@ -34,14 +34,6 @@ fn run_until_the_panic(lp: &mut Loop) -> String {
 fn run_until(lp: &mut Loop, done: impl Fn() -> bool) {
     while !done() {
         lp.run(RunMode::Once).unwrap();
-    }
-}
-
-fn describe(ev: &ReadEvent<'_>) -> String {
-    match ev {
-        ReadEvent::Data(d) => format!("data {}", String::from_utf8_lossy(d)),
-        ReadEvent::Eof => "eof".into(),
-        ReadEvent::Error(e) => format!("error {:?}", e.kind()),
     }
 }
 

@@ -4,12 +4,12 @@
 
 mod util;
 
-use looplab::{Loop, ReadEvent, RunMode, Tcp};
+use looplab::{Loop, RunMode, Tcp};
 use std::cell::RefCell;
 use std::io::Write as _;
 use std::rc::Rc;
 use std::time::Duration;
-use util::tcp::accepted_pairs;
+use util::tcp::{accepted_pairs, describe};
 use util::{new_loop, on_every_backend};
 
 type Log = Rc<RefCell<Vec<String>>>;
@@ -58,14 +58,6 @@ fn run_from_a_timer_callback_is_refused_and_the_outer_run_goes_on() {
         assert!(!lp.run(RunMode::Default).unwrap(), "run works again");
         assert_eq!(log.borrow().last().map(String::as_str), Some("after"));
     });
-}
-
-fn describe(ev: &ReadEvent<'_>) -> String {
-    match ev {
-        ReadEvent::Data(d) => format!("data {}", String::from_utf8_lossy(d)),
-        ReadEvent::Eof => "eof".into(),
-        ReadEvent::Error(e) => format!("error {:?}", e.kind()),
-    }
 }
 
 /// `run` from a read callback is refused, and the other stream, whose data is ready in

@@ -1,7 +1,7 @@
 //! Loopback TCP set-ups the stream tests share: a blocking peer beside the loop, a port
 //! nobody listens on, and loop-side connections driven until they are ready.
 
-use looplab::{Loop, RunMode, Tcp};
+use looplab::{Loop, ReadEvent, RunMode, Tcp};
 use std::cell::{Cell, RefCell};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
@@ -87,4 +87,13 @@ pub fn accepted_pairs(lp: &mut Loop, n: usize) -> Vec<(Tcp, TcpStream)> {
             (conn, c)
         })
         .collect()
+}
+
+/// A read event as a short line for a test's log: `data …`, `eof`, `error Kind`.
+pub fn describe(ev: &ReadEvent<'_>) -> String {
+    match ev {
+        ReadEvent::Data(d) => format!("data {}", String::from_utf8_lossy(d)),
+        ReadEvent::Eof => "eof".into(),
+        ReadEvent::Error(e) => format!("error {:?}", e.kind()),
+    }
 }
