@@ -60,36 +60,43 @@ fn main() -> std::io::Result<()> {
         ("nope", Command::new("looplab-no-such-program")),
     ];
     for (name, cmd) in jobs {
-        let cmd = cmd.stdout(Stdio::Pipe).stderr(Stdio::Pipe);
-        let child = match lp.spawn_process(cmd, move |_, _, status| {
-            println!("[{name}] exited: {status}");
-        }) {
-            Ok(child) => child,
-            Err(e) => {
-                println!("[{name}] not started: {e}");
-                continue;
-            }
-        };
-        lp.on_process_close(child.process, move |_, _| {
-            println!("[{name}] closed: exited, and its pipes are done")
-        });
-        for (pipe, stream) in [(child.stdout, "out"), (child.stderr, "err")] {
-            if let Some(pipe) = pipe {
-                read_lines(&mut lp, pipe, name, stream)?;
-            }
-        }
-        if name == "sleeper" {
-            let p = child.process;
-            lp.set_timeout(Duration::from_millis(300), move |lp, _| {
-                println!("[{name}] 300 ms deadline: SIGTERM");
-                if let Err(e) = lp.kill(p, libc::SIGTERM) {
-                    println!("[{name}] kill: {e}"); // it exited by itself meanwhile
-                }
-            });
-        }
+        start(&mut lp, name, cmd)?;
     }
     lp.run(RunMode::Default)?;
     println!("all done: {}", lp.explain_alive());
+    Ok(())
+}
+
+/// Spawn `cmd` with both outputs piped and printed line by line; `sleeper` gets a
+/// deadline. A program that cannot start is reported, not fatal.
+fn start(lp: &mut Loop, name: &'static str, cmd: Command) -> std::io::Result<()> {
+    let cmd = cmd.stdout(Stdio::Pipe).stderr(Stdio::Pipe);
+    let child = match lp.spawn_process(cmd, move |_, _, status| {
+        println!("[{name}] exited: {status}");
+    }) {
+        Ok(child) => child,
+        Err(e) => {
+            println!("[{name}] not started: {e}");
+            return Ok(());
+        }
+    };
+    lp.on_process_close(child.process, move |_, _| {
+        println!("[{name}] closed: exited, and its pipes are done")
+    });
+    for (pipe, stream) in [(child.stdout, "out"), (child.stderr, "err")] {
+        if let Some(pipe) = pipe {
+            read_lines(lp, pipe, name, stream)?;
+        }
+    }
+    if name == "sleeper" {
+        let p = child.process;
+        lp.set_timeout(Duration::from_millis(300), move |lp, _| {
+            println!("[{name}] 300 ms deadline: SIGTERM");
+            if let Err(e) = lp.kill(p, libc::SIGTERM) {
+                println!("[{name}] kill: {e}"); // it exited by itself meanwhile
+            }
+        });
+    }
     Ok(())
 }
 

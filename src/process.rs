@@ -187,7 +187,7 @@ impl fmt::Display for ExitStatus {
     }
 }
 
-type OnExit = Box<dyn FnOnce(&mut Loop, crate::Process, ExitStatus)>;
+pub(crate) type OnExit = Box<dyn FnOnce(&mut Loop, crate::Process, ExitStatus)>;
 type OnProcessClose = Box<dyn FnOnce(&mut Loop, crate::Process)>;
 
 pub(crate) struct ProcessState {

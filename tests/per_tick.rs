@@ -1,12 +1,14 @@
 //! Prepare, check and idle handles: where they run in a tick, against libuv's order, and
 //! what idle does to the poll timeout; on every backend.
 //!
-//! libuv's order, from its design overview (docs.libuv.org, "The I/O loop") and `uv_run`
-//! in src/unix/core.c: pending callbacks; idle handles ("right before the prepare
-//! handles"); prepare handles ("right before polling for i/o"); the poll timeout is
-//! computed (zero while idle handles are active); poll for I/O and run its callbacks;
-//! check handles ("right after polling for i/o"); close callbacks; then timers (since
-//! 1.45 at the end of the iteration). Node's immediates run in the check phase.
+//! libuv's order, from its handle pages on docs.libuv.org and `uv_run` in
+//! src/unix/core.c: pending callbacks; idle handles ("once per loop iteration, right
+//! before the uv_prepare_t handles"; while one is active "the loop will perform a zero
+//! timeout poll"); prepare handles ("right before polling for i/o"); the poll timeout is
+//! computed and the loop polls, running the I/O callbacks; check handles ("right after
+//! polling for i/o"); close callbacks; timers (at the end of the iteration since 1.45).
+//! Node's immediates run in the check phase. Within one kind libuv runs the newest
+//! handle first (src/unix/loop-watcher.c); looplab runs them in the order they were made.
 
 mod util;
 

@@ -7,95 +7,14 @@
 mod util;
 
 use looplab::process::{Command, Stdio};
-use looplab::{Backend, ExitStatus, Loop, Pipe, ReadEvent, RunMode};
-use std::cell::{Cell, RefCell};
+use looplab::{Loop, RunMode};
+use std::cell::Cell;
 use std::io;
 use std::rc::Rc;
 use std::time::Duration;
+use util::process::{os_error, run_to_end, sh, spawn_watched};
 use util::trace::{assert_in_order, SharedBuf};
 use util::{new_loop, on_every_backend};
-
-fn sh(script: &str) -> Command {
-    Command::new("/bin/sh").arg("-c").arg(script)
-}
-
-/// What a child did, as the loop saw it: its status, what it wrote, and in which order
-/// the exit callback, each output's EOF and the process handle's close came.
-#[derive(Default)]
-struct Seen {
-    status: Option<ExitStatus>,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-    events: Vec<&'static str>,
-}
-
-type Shared = Rc<RefCell<Seen>>;
-
-/// Read `pipe` to EOF into `seen`, then close it (so the process handle may close).
-fn drain(lp: &mut Loop, pipe: Option<Pipe>, seen: &Shared, err: bool) {
-    let Some(pipe) = pipe else { return };
-    let s = seen.clone();
-    lp.read_start(pipe, move |lp, me, ev| match ev {
-        ReadEvent::Data(d) if err => s.borrow_mut().stderr.extend_from_slice(d),
-        ReadEvent::Data(d) => s.borrow_mut().stdout.extend_from_slice(d),
-        ReadEvent::Eof => {
-            s.borrow_mut()
-                .events
-                .push(if err { "stderr eof" } else { "stdout eof" });
-            lp.close(me);
-        }
-        ReadEvent::Error(e) => panic!("reading the child's output: {e}"),
-    })
-    .unwrap();
-}
-
-/// Spawn `cmd`, read whatever pipes it has to EOF, and record everything in order.
-fn spawn_watched(lp: &mut Loop, cmd: Command) -> (looplab::process::Spawned, Shared) {
-    let seen: Shared = Rc::default();
-    let s = seen.clone();
-    let child = lp
-        .spawn_process(cmd, move |_, _, status| {
-            let mut s = s.borrow_mut();
-            s.status = Some(status);
-            s.events.push("exit");
-        })
-        .unwrap();
-    let s = seen.clone();
-    assert!(lp.on_process_close(child.process, move |_, _| s
-        .borrow_mut()
-        .events
-        .push("close")));
-    drain(lp, child.stdout, &seen, false);
-    drain(lp, child.stderr, &seen, true);
-    (child, seen)
-}
-
-fn run_to_end(b: Backend, cmd: Command) -> (u32, Seen) {
-    let mut lp = new_loop(b);
-    util::fail_after(&mut lp, Duration::from_secs(30));
-    let (child, seen) = spawn_watched(&mut lp, cmd);
-    lp.run(RunMode::Default).unwrap();
-    assert_eq!(
-        lp.pid(child.process),
-        None,
-        "the process handle is still open"
-    );
-    let seen = seen.take();
-    (child.pid, seen)
-}
-
-/// Whether `pid` is a zombie child of this process: exited, and never reaped.
-#[cfg(target_os = "linux")]
-fn is_our_zombie(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false; // reaped: gone
-    };
-    // "pid (comm) S ppid ...": the command name may hold spaces and parentheses.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let mut fields = rest.split_whitespace();
-    let (state, ppid) = (fields.next(), fields.next());
-    state == Some("Z") && ppid == Some(std::process::id().to_string().as_str())
-}
 
 /// Exit codes 0, 1 and 42 reach the exit callback; the handle closes after it.
 #[test]
@@ -218,57 +137,6 @@ fn the_process_closes_after_exit_and_the_last_eof() {
     });
 }
 
-/// 200 short children at once: every exit is reported with its own code, and none of
-/// them is left a zombie (checked in /proc after the loop returns).
-#[cfg(target_os = "linux")]
-#[test]
-fn two_hundred_children_at_once_leave_no_zombie() {
-    on_every_backend(|b| {
-        let mut lp = new_loop(b);
-        util::fail_after(&mut lp, Duration::from_secs(60));
-        let codes = Rc::new(RefCell::new(Vec::new()));
-        let mut pids = Vec::new();
-        for i in 0..200 {
-            let c = codes.clone();
-            let child = lp
-                .spawn_process(sh(&format!("exit {}", i % 50)), move |_, _, st| {
-                    c.borrow_mut().push((i, st.code))
-                })
-                .unwrap();
-            pids.push(child.pid);
-        }
-        lp.run(RunMode::Default).unwrap();
-        let mut codes = codes.take();
-        codes.sort_unstable();
-        let expected: Vec<_> = (0..200).map(|i| (i, Some(i % 50))).collect();
-        assert_eq!(codes, expected);
-        let zombies: Vec<u32> = pids.into_iter().filter(|&p| is_our_zombie(p)).collect();
-        assert!(zombies.is_empty(), "zombies left: {zombies:?}");
-        assert!(lp
-            .handles()
-            .iter()
-            .all(|h| h.kind != looplab::HandleKind::Process));
-    });
-}
-
-/// The OS error inside a looplab error (the context wraps it; `source()` reaches it).
-fn os_error(e: &io::Error) -> Option<i32> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<io::Error>() {
-            if let Some(code) = io.raw_os_error() {
-                return Some(code);
-            }
-            if let Some(inner) = io.get_ref() {
-                cur = Some(inner);
-                continue;
-            }
-        }
-        cur = err.source();
-    }
-    None
-}
-
 /// A program that cannot be run is an error from `spawn_process` with the errno the
 /// child's exec got (ENOENT, EACCES), not an exit 127; nothing is left on the loop.
 #[test]
@@ -297,102 +165,6 @@ fn exec_failure_is_returned_with_its_errno() {
 
         assert!(lp.handles().is_empty(), "{:?}", lp.handles());
         assert!(!lp.alive());
-    });
-}
-
-/// An unref'd process handle does not hold the loop: `run` returns with the child still
-/// running. Ref'd again and killed, it is reaped (and reported) like any other.
-#[test]
-fn an_unrefd_process_lets_the_loop_exit() {
-    on_every_backend(|b| {
-        let mut lp = new_loop(b);
-        let status = Rc::new(Cell::new(None));
-        let s = status.clone();
-        let child = lp
-            .spawn_process(Command::new("sleep").arg("30"), move |_, _, st| {
-                s.set(Some(st))
-            })
-            .unwrap();
-        lp.unref_handle(child.process);
-        assert!(!lp.run(RunMode::Default).unwrap());
-        assert_eq!(lp.metrics().idle, Duration::ZERO, "it waited for the child");
-        assert!(
-            lp.explain_alive()
-                .contains("unref'd, not holding the loop: 1 process"),
-            "{}",
-            lp.explain_alive()
-        );
-        assert_eq!(status.get(), None);
-        lp.ref_handle(child.process);
-        lp.kill(child.process, libc::SIGKILL).unwrap();
-        util::fail_after(&mut lp, Duration::from_secs(30));
-        lp.run(RunMode::Default).unwrap();
-        assert_eq!(status.get().map(|s| s.signal), Some(Some(libc::SIGKILL)));
-    });
-}
-
-/// A process handle closed while its child runs gets no exit callback, but the child is
-/// still reaped when it exits (libuv would leave it a zombie). Its stdout's EOF says it
-/// has exited; then /proc is watched until the zombie is gone.
-#[cfg(target_os = "linux")]
-#[test]
-fn a_closed_process_is_still_reaped() {
-    on_every_backend(|b| {
-        let mut lp = new_loop(b);
-        util::fail_after(&mut lp, Duration::from_secs(30));
-        let child = lp
-            .spawn_process(sh("exit 3").stdout(Stdio::Pipe), |_, _, _| {
-                panic!("a closed process was reported")
-            })
-            .unwrap();
-        assert!(lp.close(child.process));
-        let pid = child.pid;
-        lp.read_start(child.stdout.unwrap(), move |lp, me, ev| {
-            if let ReadEvent::Eof = ev {
-                lp.close(me);
-                lp.set_interval(Duration::from_millis(10), move |lp, t| {
-                    if !is_our_zombie(pid) {
-                        lp.clear_timer(t);
-                    }
-                });
-            }
-        })
-        .unwrap();
-        lp.run(RunMode::Default).unwrap();
-        assert!(!is_our_zombie(pid));
-    });
-}
-
-/// Two loops on two threads, 20 children each: every exit reaches the loop that spawned
-/// it, with its code, though each SIGCHLD reaches both loops.
-#[test]
-fn each_loop_reaps_only_its_own_children() {
-    on_every_backend(|b| {
-        let threads: Vec<_> = (0..2)
-            .map(|t| {
-                std::thread::spawn(move || {
-                    let mut lp = new_loop(b);
-                    util::fail_after(&mut lp, Duration::from_secs(30));
-                    let codes = Rc::new(RefCell::new(Vec::new()));
-                    for i in 0..20 {
-                        let c = codes.clone();
-                        lp.spawn_process(sh(&format!("exit {}", t * 100 + i)), move |_, _, st| {
-                            c.borrow_mut().push(st.code.unwrap_or(-1))
-                        })
-                        .unwrap();
-                    }
-                    lp.run(RunMode::Default).unwrap();
-                    let mut codes = codes.take();
-                    codes.sort_unstable();
-                    codes
-                })
-            })
-            .collect();
-        for (t, thread) in threads.into_iter().enumerate() {
-            let codes = thread.join().unwrap();
-            let expected: Vec<i32> = (0..20).map(|i| t as i32 * 100 + i).collect();
-            assert_eq!(codes, expected);
-        }
     });
 }
 

@@ -1,6 +1,6 @@
 //! `spawn_process`: the stdio socketpairs, the SIGCHLD watch, then std's fork and exec.
 
-use super::{Command, ExitStatus, ProcessState, Stdio};
+use super::{Command, ExitStatus, OnExit, ProcessState, Stdio};
 use crate::event_loop::{Loop, State};
 use crate::handle::{Handle, HandleKind, Pipe, Process};
 use crate::stream::StreamIo;
@@ -102,37 +102,50 @@ impl Loop {
                 return Err(ctx(e));
             }
         };
+        Ok(self.adopt_child(child, ours, Box::new(on_exit)))
+    }
+
+    /// The handles for a child that has started: its pipes (the stdout and stderr ones
+    /// know their process, to tell it of their EOF), then the process handle, active
+    /// and ref'd, in the list SIGCHLD looks at.
+    fn adopt_child(
+        &mut self,
+        child: std::process::Child,
+        ours: [Option<Socket>; 3],
+        on_exit: OnExit,
+    ) -> Spawned {
         let pid = child.id();
         let [stdin, stdout, stderr] = ours
             .map(|s| s.map(|s| Pipe(self.insert_stream(StreamIo::Socket(s), HandleKind::Pipe))));
+        let outputs: Vec<Handle> = [stdout, stderr]
+            .into_iter()
+            .flatten()
+            .map(Handle::from)
+            .collect();
         let state = ProcessState {
             pid,
             child: Some(child),
-            on_exit: Some(Box::new(on_exit)),
+            on_exit: Some(on_exit),
             on_close: None,
             status: None,
             stdin: stdin.map(Handle::from),
-            open_output: [stdout, stderr]
-                .into_iter()
-                .flatten()
-                .map(Handle::from)
-                .collect(),
+            open_output: outputs.clone(),
         };
         let state = State::Process(Box::new(state));
         let h = self.handles.insert(HandleKind::Process, state, true, true);
-        for p in [stdout, stderr].into_iter().flatten() {
-            if let Some(t) = self.stream(p.into()) {
+        for p in outputs {
+            if let Some(t) = self.stream(p) {
                 t.owner = Some(h);
             }
         }
         self.children.running.push(h);
-        Ok(Spawned {
+        Spawned {
             process: Process(h),
             pid,
             stdin,
             stdout,
             stderr,
-        })
+        }
     }
 
     /// Make sure SIGCHLD reaches this loop's signal pipe.
