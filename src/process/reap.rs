@@ -166,3 +166,34 @@ impl Loop {
         on_close.map(|cb| -> crate::event_loop::Deferred { Box::new(move |lp| cb(lp, Process(h))) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::process::Command;
+    use crate::{Loop, RunMode};
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    /// Someone else reaps the child first (as `waitpid(-1)` elsewhere in the program
+    /// would): the loop's own `waitpid` meets ECHILD, and reports the child gone with
+    /// its status unknown instead of waiting for it forever.
+    #[test]
+    fn a_child_reaped_elsewhere_is_reported_with_an_unknown_status() {
+        let mut lp = Loop::new().unwrap();
+        let seen = Rc::new(Cell::new(None));
+        let s = seen.clone();
+        let child = lp
+            .spawn_process(Command::new("true"), move |_, _, st| s.set(Some(st)))
+            .unwrap();
+        let guard = lp.set_timeout(std::time::Duration::from_secs(20), |_, _| {
+            panic!("the loop still waited for a child reaped elsewhere")
+        });
+        lp.unref_handle(guard);
+        crate::sys::process::reap_blocking(child.pid).unwrap();
+        // The SIGCHLD it raised is already in the signal pipe: one tick finds it.
+        lp.run(RunMode::Default).unwrap();
+        let status = seen.get().expect("the exit callback ran");
+        assert!(status.unknown(), "{status:?}");
+        assert_eq!(lp.pid(child.process), None, "the handle closed");
+    }
+}

@@ -25,6 +25,22 @@ pub(crate) fn kill(pid: u32, signum: i32) -> io::Result<()> {
     cvt(unsafe { libc::kill(pid, signum) }).map(drop)
 }
 
+/// Wait for `pid` to exit and reap it, behind its owner's back: what code that calls
+/// `waitpid(-1)` does to a loop's child. Tests use it to make the loop meet `ECHILD`.
+#[cfg(test)]
+pub(crate) fn reap_blocking(pid: u32) -> io::Result<()> {
+    let pid =
+        libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut status: libc::c_int = 0;
+    loop {
+        // SAFETY: `status` is a valid c_int for waitpid to write; `pid` names one child.
+        match cvt(unsafe { libc::waitpid(pid, &mut status, 0) }) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other.map(drop),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
