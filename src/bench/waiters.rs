@@ -205,7 +205,10 @@ fn wait_for_waiters(addr: SocketAddr, n: usize) -> io::Result<()> {
 fn http_get(addr: SocketAddr, path: &str) -> io::Result<String> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(s, "GET {path} HTTP/1.1\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+    )?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
     Ok(out
@@ -219,7 +222,8 @@ fn http_post(addr: SocketAddr, path: &str, body: &str) -> io::Result<u16> {
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )?;
     let mut out = String::new();

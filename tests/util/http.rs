@@ -60,7 +60,7 @@ impl Client {
     pub fn post(&mut self, path: &str, body: &str) -> HttpResponse {
         self.send(
             format!(
-                "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n{body}",
+                "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
                 body.len()
             )
             .as_bytes(),

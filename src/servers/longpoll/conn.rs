@@ -1,128 +1,330 @@
-//! One long-poll connection: read requests off the wire, keep its deadlines, write the
-//! one answer each request gets, and forget it cleanly when the client leaves.
+//! The wire: read requests off each connection, frame them, hand whole ones to the
+//! routes, write the one answer each gets, keep every deadline, and hold each
+//! connection's output to a bound. It knows nothing of chat: the routes are a [`Routes`]
+//! given at start (dependencies go one way, routes → wire).
 //!
-//! The [`Reply`] is the right to answer one request; [`send`] consumes it. A held poll's
-//! `Reply` sits in the server's waiter table, and [`drop_conn`] removes it (unsent) in
-//! the tick the loop learns the client is gone, with its timer: nothing can ever be
-//! written to a finished connection.
+//! One connection's life:
+//!
+//! ```text
+//!              accept (Header deadline)
+//!                 │
+//!                 ▼        whole request: the routes answer at once (keep-alive)
+//!   ┌───────► Reading ◄──────────────────────────────────────────────┐
+//!   │             │  └── the routes keep the Reply ──► Held ── answer ┘ (pipeline
+//!   │             │                                     │    resumes in the check phase)
+//!   │             │ 400 / 408 / 413 / 431 / 501,        │ same, when the answer says
+//!   │             │ Connection: close, shutdown         │ Connection: close
+//!   │             ▼                                     │
+//!   │          Closing ◄────────────────────────────────┘
+//!   │             │ queue flushed, FIN sent
+//!   │             ▼
+//!   │         Lingering ── EOF, or LINGER passed ──► closed
+//!   │
+//!   └ any state ── EOF / reset / Idle or Header deadline / send timeout / grace cut ──► closed
+//! ```
+//!
+//! Beside the phase, two flags stop reading (Node's `socket.pause()`): `output_full`
+//! (more than [`HIGH_WATER`] bytes queued for a client that does not read: reading and
+//! pipelined requests wait for the drain) and `yielded` (one connection answered
+//! [`PIPELINE_TURN`] requests in a row: the rest wait for the check phase, so one
+//! pipelining client cannot starve the others).
+//!
+//! Deadlines are separate timers, never cleared together: the read side has one of
+//! Header (a request head must arrive in time: 408), Idle (keep-alive with nothing
+//! asked) or Linger (after our FIN, until the client's); the write side has the send
+//! deadline, armed while anything is queued: a client that leaves a reply unread for
+//! `send_timeout` is closed, whatever state it is in.
 
-use super::{route, Shared};
-use crate::servers::http::{parse_head, Parsed, Response};
+use crate::servers::http::{parse_head, Head, Limits, Parsed, Response};
 use crate::{CloseDone, Loop, Read, Tcp, Timer, WriteDone};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+mod flow;
+
+/// Queued output above which a connection stops being read (Node's default
+/// `highWaterMark` for sockets is 16 KiB; we answer in bigger pieces).
+pub const HIGH_WATER: usize = 64 * 1024;
+/// Requests answered in a row for one connection before it yields to the others.
+pub const PIPELINE_TURN: usize = 32;
+/// How long after our FIN we keep reading (and discarding) before closing: closing a
+/// socket with unread input sends a RST, which can destroy the answer we just sent.
+pub const LINGER: Duration = Duration::from_secs(2);
+
+/// What the routes give the wire.
+pub trait Routes {
+    /// A whole request: answer it through `reply`, now or later (a held poll).
+    fn request(&self, lp: &mut Loop, wire: &Wire, reply: Reply, req: Request);
+    /// The connection is gone (client left, deadline, shutdown cut): drop any `Reply`
+    /// kept for it, unsent, and its timer.
+    fn closed(&self, lp: &mut Loop, conn: Tcp);
+    /// More than one request's worth of bytes is pipelined behind the held `Reply` of
+    /// `conn`: answer it now, so the client's later requests can be read.
+    fn release(&self, lp: &mut Loop, conn: Tcp);
+}
+
+/// One request, whole.
+#[derive(Debug)]
+pub struct Request {
+    /// Request line and headers.
+    pub head: Head,
+    /// Exactly `Content-Length` bytes.
+    pub body: Vec<u8>,
+    /// The client's address.
+    pub peer: IpAddr,
+}
+
+/// The wire's limits and timeouts.
+#[derive(Clone, Copy, Debug)]
+pub struct WireConfig {
+    /// Request size limits.
+    pub limits: Limits,
+    /// A request head must be complete this soon after it starts (408).
+    pub header_timeout: Duration,
+    /// An idle keep-alive connection is closed after this.
+    pub idle_timeout: Duration,
+    /// Queued output must drain within this, or the connection is closed.
+    pub send_timeout: Duration,
+    /// Connections at most; more are accepted and closed.
+    pub max_conns: usize,
+    /// At shutdown, connections still open after this are cut.
+    pub shutdown_grace: Duration,
+}
+
+/// What the wire counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WireStats {
+    /// Connections accepted in all.
+    pub accepted: u64,
+    /// Connections accepted and closed at once (too many connections).
+    pub shed_connections: u64,
+    /// Requests refused with 431, 413 or 408.
+    pub limit_rejections: u64,
+    /// Requests answered 400 (each closes its connection).
+    pub bad_requests: u64,
+    /// Writes that failed (the peer vanished without a FIN).
+    pub write_errors: u64,
+    /// Connections closed because their output did not drain within the send timeout.
+    pub send_timeouts: u64,
+    /// Times a connection stopped being read because its output was over HIGH_WATER.
+    pub paused_for_output: u64,
+    /// Connections still open when the shutdown grace ran out, and closed.
+    pub cut_at_shutdown: u64,
+}
 
 /// The right to answer one request. `send` consumes it: a request is answered once.
-#[derive(Debug)]
+/// The routes must send it or keep it; the wire drops kept ones when the client leaves.
+#[must_use = "a request must be answered, or kept to answer later"]
 pub struct Reply {
-    pub(super) conn: Tcp,
-    pub(super) keep_alive: bool,
+    wire: Wire,
+    conn: Tcp,
+    keep_alive: bool,
+    head_only: bool,
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Reply({:?}, keep_alive: {})", self.conn, self.keep_alive)
+    }
+}
+
+impl Reply {
+    /// The connection this answer goes to.
+    pub fn conn(&self) -> Tcp {
+        self.conn
+    }
+
+    /// Answer the request: the one place a response is written.
+    pub fn send(self, lp: &mut Loop, resp: &Response) {
+        let Reply {
+            wire,
+            conn,
+            keep_alive,
+            head_only,
+        } = self;
+        wire.send(lp, conn, keep_alive, head_only, resp);
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Phase {
-    /// Reading (or between) requests.
+enum Phase {
     Reading,
-    /// A poll is held: its Reply is in the waiter table.
     Held,
-    /// A `Connection: close` answer is being flushed.
     Closing,
+    Lingering,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Deadline {
+enum Deadline {
     Header,
     Idle,
+    Linger,
 }
 
-pub(super) struct Conn {
-    pub(super) peer: IpAddr,
+struct Conn {
+    peer: IpAddr,
     buf: Vec<u8>,
-    pub(super) phase: Phase,
+    phase: Phase,
+    /// Inside `Routes::request`: an answer sent now needs no resume.
+    in_route: bool,
     deadline: Option<(Deadline, Timer)>,
+    send_deadline: Option<Timer>,
+    /// What we last asked of the loop (read_resume / read_stop).
+    reading: bool,
+    output_full: bool,
+    yielded: bool,
     continue_sent: bool,
 }
 
-pub(super) fn on_connection(lp: &mut Loop, sh: &Shared, conn: Tcp) {
-    let peer = match lp.peer_addr(conn) {
-        Ok(a) => a.ip(),
-        Err(_) => return drop_unregistered(lp, conn),
-    };
-    {
-        let mut s = sh.borrow_mut();
-        if s.shutting_down || s.conns.len() >= s.cfg.max_conns {
-            s.stats.shed_connections += 1;
-            drop(s);
-            return drop_unregistered(lp, conn);
-        }
-        s.stats.accepted += 1;
-        s.conns.insert(
-            conn,
-            Conn {
-                peer,
-                buf: Vec::new(),
-                phase: Phase::Reading,
-                deadline: None,
-                continue_sent: false,
-            },
-        );
-    }
-    arm_deadline(lp, sh, conn, Deadline::Header);
-    let s2 = sh.clone();
-    if lp
-        .read_start(conn, move |lp, conn, ev| on_read(lp, &s2, conn, ev))
-        .is_err()
-    {
-        drop_conn(lp, sh, conn);
-    }
+struct State {
+    cfg: WireConfig,
+    conns: HashMap<Tcp, Conn>,
+    stats: WireStats,
+    shutting_down: bool,
+    grace: Option<Timer>,
+    /// Connections whose pipelined requests are taken up in the next check phase.
+    resume: Vec<Tcp>,
 }
 
-fn drop_unregistered(lp: &mut Loop, conn: Tcp) {
-    lp.close(conn, None::<CloseDone>);
+struct Inner {
+    state: RefCell<State>,
+    routes: Rc<dyn Routes>,
 }
 
-pub(super) fn on_read(lp: &mut Loop, sh: &Shared, conn: Tcp, ev: Read<'_>) {
-    let data = match ev {
-        Read::Data(d) => d,
-        // The client is gone: a held poll is aborted this tick, never written to.
-        Read::Eof | Read::Error(_) => return drop_conn(lp, sh, conn),
-    };
-    let (overflow, was_idle) = {
-        let mut s = sh.borrow_mut();
-        let cap = s.cfg.limits.max_header_bytes + s.cfg.limits.max_body + 1;
-        let Some(c) = s.conns.get_mut(&conn) else {
+/// The connections of one server. Cheap to clone (one `Rc`).
+#[derive(Clone)]
+pub struct Wire(Rc<Inner>);
+
+impl Wire {
+    /// A wire that hands requests to `routes`.
+    pub fn new(cfg: WireConfig, routes: Rc<dyn Routes>) -> Wire {
+        let state = State {
+            cfg,
+            conns: HashMap::new(),
+            stats: WireStats::default(),
+            shutting_down: false,
+            grace: None,
+            resume: Vec::new(),
+        };
+        Wire(Rc::new(Inner {
+            state: RefCell::new(state),
+            routes,
+        }))
+    }
+
+    /// Open connections.
+    pub fn connections(&self) -> usize {
+        self.0.state.borrow().conns.len()
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> WireStats {
+        self.0.state.borrow().stats
+    }
+
+    /// Whether `shutdown` was called.
+    pub fn shutting_down(&self) -> bool {
+        self.0.state.borrow().shutting_down
+    }
+
+    fn cfg(&self) -> WireConfig {
+        self.0.state.borrow().cfg
+    }
+
+    fn count(&self, f: impl FnOnce(&mut WireStats)) {
+        f(&mut self.0.state.borrow_mut().stats);
+    }
+
+    fn with_conn<T>(&self, conn: Tcp, f: impl FnOnce(&mut Conn) -> T) -> Option<T> {
+        self.0.state.borrow_mut().conns.get_mut(&conn).map(f)
+    }
+
+    /// A new connection from the listener.
+    pub fn accept(&self, lp: &mut Loop, conn: Tcp) {
+        let Ok(peer) = lp.peer_addr(conn).map(|a| a.ip()) else {
+            lp.close(conn, None::<CloseDone>);
             return;
         };
-        if c.phase == Phase::Closing {
-            return; // the answer that closes it is on its way; ignore the rest
-        }
-        c.buf.extend_from_slice(data);
-        let overflow = c.phase == Phase::Held && c.buf.len() > cap;
-        (overflow, matches!(c.deadline, Some((Deadline::Idle, _))))
-    };
-    if overflow {
-        // More pipelined bytes than one request may have, while a poll is held.
-        return drop_conn(lp, sh, conn);
-    }
-    if was_idle {
-        arm_deadline(lp, sh, conn, Deadline::Header);
-    }
-    process(lp, sh, conn);
-}
-
-/// Take whole requests from the buffer while the connection is free to answer them.
-pub(super) fn process(lp: &mut Loop, sh: &Shared, conn: Tcp) {
-    loop {
-        let (parsed, limits, buffered) = {
-            let s = sh.borrow();
-            let Some(c) = s.conns.get(&conn) else { return };
-            if c.phase != Phase::Reading || c.buf.is_empty() {
+        {
+            let mut s = self.0.state.borrow_mut();
+            if s.shutting_down || s.conns.len() >= s.cfg.max_conns {
+                s.stats.shed_connections += 1;
+                drop(s);
+                lp.close(conn, None::<CloseDone>);
                 return;
             }
-            (parse_head(&c.buf, &s.cfg.limits), s.cfg.limits, c.buf.len())
+            s.stats.accepted += 1;
+            s.conns.insert(conn, Conn::new(peer));
+        }
+        self.arm(lp, conn, Deadline::Header);
+        let w = self.clone();
+        if lp
+            .read_start(conn, move |lp, conn, ev| w.on_read(lp, conn, ev))
+            .is_err()
+        {
+            self.drop_conn(lp, conn);
+        }
+    }
+
+    fn on_read(&self, lp: &mut Loop, conn: Tcp, ev: Read<'_>) {
+        let data = match ev {
+            Read::Data(d) => d,
+            // The client is gone: a held poll is dropped this tick, never written to.
+            Read::Eof | Read::Error(_) => return self.drop_conn(lp, conn),
+        };
+        let bound = {
+            let limits = self.cfg().limits;
+            limits.max_header_bytes + limits.max_body
+        };
+        let step = self.with_conn(conn, |c| match c.phase {
+            Phase::Closing | Phase::Lingering => None, // answered for good: discard
+            phase => {
+                c.buf.extend_from_slice(data);
+                Some((phase, c.buf.len() > bound))
+            }
+        });
+        match step.flatten() {
+            Some((Phase::Held, true)) => self.0.routes.clone().release(lp, conn),
+            Some((Phase::Reading, _)) => self.process(lp, conn),
+            _ => {}
+        }
+    }
+
+    /// Take whole requests from the buffer while the connection may answer them.
+    fn process(&self, lp: &mut Loop, conn: Tcp) {
+        let mut taken = 0;
+        while self.take_one(lp, conn) {
+            taken += 1;
+            if taken == PIPELINE_TURN {
+                self.yield_turn(lp, conn);
+                break;
+            }
+        }
+        self.settle(lp, conn);
+    }
+
+    /// Route one whole request; false when there is none to take now.
+    fn take_one(&self, lp: &mut Loop, conn: Tcp) -> bool {
+        let limits = self.cfg().limits;
+        let parsed = {
+            let s = self.0.state.borrow();
+            let Some(c) = s.conns.get(&conn) else {
+                return false;
+            };
+            if c.phase != Phase::Reading || c.output_full || c.yielded || c.buf.is_empty() {
+                return false;
+            }
+            parse_head(&c.buf, &limits)
         };
         let head = match parsed {
-            Parsed::Partial => return,
-            Parsed::Invalid(resp) => return reject(lp, sh, conn, resp),
+            Parsed::Partial => return false,
+            Parsed::Invalid(resp) => {
+                self.reject(lp, conn, &resp);
+                return false;
+            }
             Parsed::Head(h) => h,
         };
         if head.content_length > limits.max_body {
@@ -130,175 +332,138 @@ pub(super) fn process(lp: &mut Loop, sh: &Shared, conn: Tcp) {
                 "body of {} bytes is over the {} byte limit",
                 head.content_length, limits.max_body
             );
-            return reject(lp, sh, conn, Response::text(413, &msg));
+            self.reject(lp, conn, &Response::text(413, &msg));
+            return false;
         }
         let whole = head.head_len + head.content_length;
-        if buffered < whole {
-            if head.expect_continue {
-                send_continue(lp, sh, conn);
+        let taken = self.with_conn(conn, |c| {
+            if c.buf.len() < whole {
+                return None;
             }
-            return;
+            let body = c.buf[head.head_len..whole].to_vec();
+            c.buf.drain(..whole);
+            c.continue_sent = false;
+            c.phase = Phase::Held;
+            c.in_route = true;
+            Some((body, c.peer))
+        });
+        let Some((body, peer)) = taken.flatten() else {
+            if head.expect_continue {
+                self.send_continue(lp, conn);
+            }
+            return false;
+        };
+        self.clear_deadline(lp, conn);
+        let reply = Reply {
+            wire: self.clone(),
+            conn,
+            keep_alive: head.keep_alive,
+            head_only: head.method == "HEAD",
+        };
+        let req = Request { head, body, peer };
+        self.0.routes.clone().request(lp, self, reply, req);
+        let phase = self.with_conn(conn, |c| {
+            c.in_route = false;
+            c.phase
+        });
+        phase == Some(Phase::Reading)
+    }
+
+    fn send_continue(&self, lp: &mut Loop, conn: Tcp) {
+        let already = self.with_conn(conn, |c| std::mem::replace(&mut c.continue_sent, true));
+        if already == Some(false)
+            && lp
+                .write(conn, "HTTP/1.1 100 Continue\r\n\r\n", None::<WriteDone>)
+                .is_err()
+        {
+            self.drop_conn(lp, conn);
         }
-        let body = {
-            let mut s = sh.borrow_mut();
+    }
+
+    /// A request over a limit, or unparseable: answer and close.
+    fn reject(&self, lp: &mut Loop, conn: Tcp, resp: &Response) {
+        if matches!(resp.status, 408 | 413 | 431) {
+            self.count(|st| st.limit_rejections += 1);
+        }
+        self.send(lp, conn, false, false, resp);
+    }
+
+    fn send(&self, lp: &mut Loop, conn: Tcp, keep_alive: bool, head_only: bool, resp: &Response) {
+        let (keep_alive, later) = {
+            let mut s = self.0.state.borrow_mut();
+            // A 400 means this client's bytes are not to be trusted: never read on.
+            let keep_alive = keep_alive && !s.shutting_down && resp.status != 400;
+            s.stats.bad_requests += u64::from(resp.status == 400);
             let Some(c) = s.conns.get_mut(&conn) else {
                 return;
             };
-            let req: Vec<u8> = c.buf.drain(..whole).collect();
-            c.continue_sent = false;
-            req[head.head_len..].to_vec()
-        };
-        clear_deadline(lp, sh, conn);
-        let reply = Reply {
-            conn,
-            keep_alive: head.keep_alive,
-        };
-        route(lp, sh, reply, &head, &body);
-    }
-}
-
-fn send_continue(lp: &mut Loop, sh: &Shared, conn: Tcp) {
-    let already = sh
-        .borrow_mut()
-        .conns
-        .get_mut(&conn)
-        .map(|c| std::mem::replace(&mut c.continue_sent, true));
-    if already == Some(false)
-        && lp
-            .write(conn, "HTTP/1.1 100 Continue\r\n\r\n", None::<WriteDone>)
-            .is_err()
-    {
-        drop_conn(lp, sh, conn);
-    }
-}
-
-/// A request over a limit, or unparseable: answer and close.
-pub(super) fn reject(lp: &mut Loop, sh: &Shared, conn: Tcp, resp: Response) {
-    if matches!(resp.status, 408 | 413 | 431) {
-        sh.borrow_mut().stats.limit_rejections += 1;
-    }
-    send(
-        lp,
-        sh,
-        Reply {
-            conn,
-            keep_alive: false,
-        },
-        resp,
-    );
-}
-
-/// Answer a request: the one place a response is written. Consumes the `Reply`.
-pub(super) fn send(lp: &mut Loop, sh: &Shared, reply: Reply, resp: Response) {
-    let Reply { conn, keep_alive } = reply;
-    let keep_alive = keep_alive && !sh.borrow().shutting_down;
-    if lp
-        .write(conn, resp.encode(keep_alive), None::<WriteDone>)
-        .is_err()
-    {
-        sh.borrow_mut().stats.write_errors += 1;
-        return drop_conn(lp, sh, conn);
-    }
-    if !keep_alive {
-        if let Some(c) = sh.borrow_mut().conns.get_mut(&conn) {
-            c.phase = Phase::Closing;
-        }
-        clear_deadline(lp, sh, conn);
-        let s2 = sh.clone();
-        let flushed = lp.shutdown(conn, move |lp, r| {
-            if r.is_err() {
-                s2.borrow_mut().stats.write_errors += 1;
+            if matches!(c.phase, Phase::Closing | Phase::Lingering) {
+                return;
             }
-            drop_conn(lp, &s2, conn);
-        });
-        if flushed.is_err() {
-            drop_conn(lp, sh, conn);
-        }
-        return;
-    }
-    let buffered = {
-        let mut s = sh.borrow_mut();
-        let Some(c) = s.conns.get_mut(&conn) else {
-            return;
+            let later = c.phase == Phase::Held && !c.in_route;
+            c.phase = if keep_alive {
+                Phase::Reading
+            } else {
+                Phase::Closing
+            };
+            (keep_alive, later)
         };
-        c.phase = Phase::Reading;
-        !c.buf.is_empty()
-    };
-    arm_deadline(
-        lp,
-        sh,
-        conn,
-        if buffered {
-            Deadline::Header
-        } else {
-            Deadline::Idle
-        },
-    );
-}
-
-pub(super) fn arm_deadline(lp: &mut Loop, sh: &Shared, conn: Tcp, kind: Deadline) {
-    clear_deadline(lp, sh, conn);
-    let after = {
-        let s = sh.borrow();
-        match kind {
-            Deadline::Header => s.cfg.header_timeout,
-            Deadline::Idle => s.cfg.idle_timeout,
+        let bytes = resp.encode(keep_alive, head_only);
+        if lp.write(conn, bytes, None::<WriteDone>).is_err() {
+            self.count(|st| st.write_errors += 1);
+            return self.drop_conn(lp, conn);
         }
-    };
-    let s2 = sh.clone();
-    let timer = lp.set_timeout(after, move |lp| on_deadline(lp, &s2, conn, kind));
-    if let Some(c) = sh.borrow_mut().conns.get_mut(&conn) {
-        c.deadline = Some((kind, timer));
-    } else {
-        lp.clear_timer(timer);
-    }
-}
-
-pub(super) fn clear_deadline(lp: &mut Loop, sh: &Shared, conn: Tcp) {
-    let old = sh
-        .borrow_mut()
-        .conns
-        .get_mut(&conn)
-        .and_then(|c| c.deadline.take());
-    if let Some((_, t)) = old {
-        lp.clear_timer(t);
-    }
-}
-
-fn on_deadline(lp: &mut Loop, sh: &Shared, conn: Tcp, kind: Deadline) {
-    if let Some(c) = sh.borrow_mut().conns.get_mut(&conn) {
-        c.deadline = None;
-    }
-    match kind {
-        Deadline::Header => reject(
-            lp,
-            sh,
-            conn,
-            Response::text(408, "the request head did not arrive in time"),
-        ),
-        Deadline::Idle => drop_conn(lp, sh, conn),
-    }
-}
-
-/// Forget a connection and close it. A held poll on it is aborted: removed with its
-/// timer, never written to.
-pub(super) fn drop_conn(lp: &mut Loop, sh: &Shared, conn: Tcp) {
-    let (known, waiter) = {
-        let mut s = sh.borrow_mut();
-        let known = s.conns.remove(&conn);
-        let waiter = s.waiters.remove(&conn);
-        if waiter.is_some() {
-            s.stats.aborted += 1;
+        self.after_write(lp, conn);
+        if !keep_alive {
+            self.begin_closing(lp, conn);
+        } else if later {
+            self.resume_later(lp, conn);
         }
-        (known, waiter)
-    };
-    if let Some(w) = waiter {
-        lp.clear_timer(w.timer);
     }
-    if let Some(c) = known {
-        if let Some((_, t)) = c.deadline {
+
+    /// Forget a connection and close it. A held poll on it is dropped by the routes,
+    /// with its timer, never written to.
+    fn drop_conn(&self, lp: &mut Loop, conn: Tcp) {
+        let (known, grace) = {
+            let mut s = self.0.state.borrow_mut();
+            let known = s.conns.remove(&conn);
+            let grace = if s.shutting_down && s.conns.is_empty() {
+                s.grace.take()
+            } else {
+                None
+            };
+            (known, grace)
+        };
+        let Some(c) = known else { return };
+        for t in c
+            .deadline
+            .map(|(_, t)| t)
+            .into_iter()
+            .chain(c.send_deadline)
+        {
             lp.clear_timer(t);
         }
+        self.0.routes.clone().closed(lp, conn);
         lp.close(conn, None::<CloseDone>);
+        if let Some(g) = grace {
+            lp.clear_timer(g); // the last one left: the loop may exit now
+        }
+    }
+}
+
+impl Conn {
+    fn new(peer: IpAddr) -> Conn {
+        Conn {
+            peer,
+            buf: Vec::new(),
+            phase: Phase::Reading,
+            in_route: false,
+            deadline: None,
+            send_deadline: None,
+            reading: true,
+            output_full: false,
+            yielded: false,
+            continue_sent: false,
+        }
     }
 }

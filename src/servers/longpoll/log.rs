@@ -17,6 +17,9 @@ pub struct Message {
     pub text: String,
     /// When it was published, ms since the Unix epoch.
     pub ts: u64,
+    /// The message as poll answers carry it, `{"id":..,"text":..,"ts":..}`: encoded
+    /// once, when published, not once per answer.
+    pub json: String,
 }
 
 /// The ring of retained messages.
@@ -57,24 +60,30 @@ impl MessageLog {
         if self.ring.len() == self.capacity {
             self.ring.pop_front();
         }
+        let json = serde_json::json!({ "id": self.latest, "text": text, "ts": ts }).to_string();
         self.ring.push_back(Message {
             id: self.latest,
             text,
             ts,
+            json,
         });
         self.latest
     }
 
     /// Everything after `cursor`, or a reset with everything retained.
     pub fn since(&self, cursor: u64) -> Owed<'_> {
-        let oldest = self.ring.front().map_or(self.latest + 1, |m| m.id);
-        if cursor > self.latest || cursor + 1 < oldest {
+        let oldest = self
+            .ring
+            .front()
+            .map_or(self.latest.saturating_add(1), |m| m.id);
+        if cursor > self.latest || cursor.saturating_add(1) < oldest {
             return Owed {
                 messages: self.ring.iter().collect(),
                 reset: true,
             };
         }
-        let skip = (cursor + 1 - oldest) as usize;
+        // oldest <= cursor + 1 <= latest + 1: the skip is at most the ring's length.
+        let skip = usize::try_from(cursor + 1 - oldest).unwrap_or(usize::MAX);
         Owed {
             messages: self.ring.iter().skip(skip).collect(),
             reset: false,
