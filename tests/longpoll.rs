@@ -356,3 +356,58 @@ fn graceful_shutdown_answers_waiters() {
         assert_eq!(stats.chat.aborted, 0);
     });
 }
+
+/// A cursor far behind gets its messages in capped answers that say `"more": true`;
+/// polling again from each answer's cursor (as the chat page does) gets them all, in
+/// order, once.
+#[test]
+fn long_backlogs_come_in_capped_answers_with_more() {
+    let server = Server::start(Backend::default_for_os(), |c| c.publish_burst = 300.0);
+    let mut publisher = Client::connect(server.addr);
+    for i in 0..250 {
+        assert_eq!(
+            publisher
+                .post("/publish", &format!(r#"{{"text":"m{i}"}}"#))
+                .status,
+            201
+        );
+    }
+    let mut poller = Client::connect(server.addr);
+    let (mut cursor, mut seen, mut answers) = (0, Vec::new(), 0);
+    loop {
+        let body = poller.get(&format!("/poll?cursor={cursor}")).json();
+        answers += 1;
+        seen.extend(ids(&body));
+        cursor = body["cursor"].as_u64().unwrap();
+        if body.get("more").is_none() {
+            break;
+        }
+        assert!(answers < 10, "more never ends");
+    }
+    assert_eq!(seen, (1..=250).collect::<Vec<u64>>());
+    assert_eq!((answers, cursor), (3, 250));
+    server.stop();
+}
+
+/// A client pipelining more requests than one turn allows (32) gets every answer, in
+/// order: the rest of its pipeline is taken up in the check phase, not dropped.
+#[test]
+fn a_long_pipeline_is_answered_in_order_across_turns() {
+    on_every_backend(|b| {
+        let server = Server::start(b, |_| {});
+        let mut c = Client::connect(server.addr);
+        let batch: String = (0..100)
+            .map(|i| format!("GET /poll?cursor=0&timeout=0&n={i} HTTP/1.1\r\nHost: t\r\n\r\n"))
+            .collect();
+        c.send(batch.as_bytes());
+        for i in 0..100 {
+            let r = c
+                .read_response()
+                .unwrap_or_else(|e| panic!("answer {i}: {e}"));
+            assert_eq!((i, r.status), (i, 200));
+        }
+        c.send(b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(c.read_response().unwrap().status, 404, "still served");
+        server.stop();
+    });
+}

@@ -6,7 +6,8 @@ use super::util::http::get;
 use looplab::servers::longpoll::{LongPoll, LongPollConfig, LongPollStats};
 use looplab::{Backend, CloseDone, Loop, RunMode};
 use serde_json::Value;
-use std::net::SocketAddr;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -98,4 +99,64 @@ pub fn ids(v: &Value) -> Vec<u64> {
         .iter()
         .map(|m| m["id"].as_u64().unwrap())
         .collect()
+}
+
+impl Server {
+    /// Shut down and wait at most `limit` for the loop to exit; if it has not, run
+    /// `give_up` (drop the clients that hold it) and wait for it. Returns the stats and
+    /// whether it exited within `limit`.
+    pub fn stop_within(self, limit: Duration, give_up: impl FnOnce()) -> (LongPollStats, bool) {
+        self.stop.send();
+        let deadline = Instant::now() + limit;
+        while !self.thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let in_time = self.thread.is_finished();
+        if !in_time {
+            give_up();
+        }
+        let stats = self.thread.join().expect("the server thread ends cleanly");
+        (stats, in_time)
+    }
+}
+
+/// Send `raw` on a fresh connection and read until the server closes it or `wait`
+/// passes with nothing more. Returns what came and whether the server closed.
+pub fn exchange(addr: SocketAddr, raw: &[u8], wait: Duration) -> (Vec<u8>, bool) {
+    let mut s = TcpStream::connect(addr).expect("connecting to the test server");
+    s.set_read_timeout(Some(wait)).unwrap();
+    // The server may close before taking every byte (that is the point of some tests).
+    let _ = s.write_all(raw);
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) => return (got, true),
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return (got, true),
+            Err(_) => return (got, false),
+        }
+    }
+}
+
+/// The status of every response in `bytes` (responses start a line with `HTTP/1.1 `).
+pub fn statuses(bytes: &[u8]) -> Vec<u16> {
+    let text = String::from_utf8_lossy(bytes);
+    text.split("\r\n")
+        .filter_map(|line| line.strip_prefix("HTTP/1.1 "))
+        .filter_map(|rest| rest.get(..3)?.parse().ok())
+        .collect()
+}
+
+/// A client whose receive buffer is tiny, so what the server sends it stays queued in
+/// the server instead of in the kernel.
+pub fn small_window_client(addr: SocketAddr) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None).unwrap();
+    s.set_recv_buffer_size(4096).unwrap();
+    s.connect(&addr.into()).unwrap();
+    let s: TcpStream = s.into();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
 }

@@ -5,9 +5,11 @@
 //! is the last message it carries, so the client's next poll (sent at once, as always)
 //! gets the rest. Uncapped, one 31-byte `GET /poll?cursor=0` against a ring of 1024
 //! messages of control characters (each escaped to 6 bytes) was a 24 MiB answer.
-//! Each message is JSON-encoded once, when it is published.
+//! Messages are encoded per answer, not cached encoded: a message of 4096 control
+//! characters is 24 KiB as JSON, and a ring of 1024 of them would hold 24 MiB.
 
 use super::log::MessageLog;
+use serde_json::json;
 
 /// Messages in one answer at most.
 pub const MAX_ANSWER_MESSAGES: usize = 100;
@@ -25,14 +27,15 @@ pub fn owed(log: &MessageLog, cursor: u64) -> Option<String> {
     let mut list = String::new();
     let (mut count, mut last) = (0, None);
     for m in &owed.messages {
-        let room = count < MAX_ANSWER_MESSAGES && list.len() + m.json.len() <= MAX_ANSWER_BYTES;
+        let json = json!({ "id": m.id, "text": m.text, "ts": m.ts }).to_string();
+        let room = count < MAX_ANSWER_MESSAGES && list.len() + json.len() <= MAX_ANSWER_BYTES;
         if last.is_some() && !room {
             break;
         }
         if last.is_some() {
             list.push(',');
         }
-        list.push_str(&m.json);
+        list.push_str(&json);
         count += 1;
         last = Some(m.id);
     }

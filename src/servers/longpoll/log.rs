@@ -17,9 +17,6 @@ pub struct Message {
     pub text: String,
     /// When it was published, ms since the Unix epoch.
     pub ts: u64,
-    /// The message as poll answers carry it, `{"id":..,"text":..,"ts":..}`: encoded
-    /// once, when published, not once per answer.
-    pub json: String,
 }
 
 /// The ring of retained messages.
@@ -60,12 +57,10 @@ impl MessageLog {
         if self.ring.len() == self.capacity {
             self.ring.pop_front();
         }
-        let json = serde_json::json!({ "id": self.latest, "text": text, "ts": ts }).to_string();
         self.ring.push_back(Message {
             id: self.latest,
             text,
             ts,
-            json,
         });
         self.latest
     }
