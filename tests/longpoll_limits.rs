@@ -137,7 +137,11 @@ fn a_reply_never_read_times_out() {
 fn shutdown_cuts_what_is_left_after_the_grace() {
     let server = Server::start(backend(), |c| c.shutdown_grace = Duration::from_millis(300));
     let mut stuck = small_window_client(server.addr);
-    let _ = stuck.write_all(&b"GET / HTTP/1.1\r\nHost: t\r\n\r\n".repeat(3000));
+    // Answers to pile up, the last one closing: the flush of a `Connection: close`
+    // answer once waited for as long as the client pleased.
+    let mut pipeline = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n".repeat(2999);
+    pipeline.extend_from_slice(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let _ = stuck.write_all(&pipeline);
     let mut waiter = Client::connect(server.addr);
     waiter.send(b"GET /poll?cursor=0 HTTP/1.1\r\nHost: t\r\n\r\n");
     server.wait_for("a paused client and a waiter", |s| {
