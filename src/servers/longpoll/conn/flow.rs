@@ -232,8 +232,11 @@ impl Wire {
             let s = self.0.state.borrow();
             s.conns
                 .iter()
+                // Idle: answered and flushed, nothing asked since. A fresh connection
+                // is not idle: its first request may be in the kernel, unread yet.
                 .filter(|(_, c)| {
-                    c.phase == Phase::Reading && c.buf.is_empty() && c.send_deadline.is_none()
+                    let idle = matches!(c.deadline, Some((Deadline::Idle, _)));
+                    c.phase == Phase::Reading && c.buf.is_empty() && idle
                 })
                 .map(|(t, _)| *t)
                 .collect()
