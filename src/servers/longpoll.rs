@@ -28,7 +28,7 @@ pub mod params;
 mod ratelimit;
 
 pub use answer::{MAX_ANSWER_BYTES, MAX_ANSWER_MESSAGES};
-pub use conn::{Reply, Request, WireStats, HIGH_WATER, LINGER, PIPELINE_TURN};
+pub use conn::{Reply, Request, WireStats, HIGH_WATER, LINGER, PIPELINE_TURN, TURN_BYTES};
 pub use log::{Message, MessageLog};
 pub use ratelimit::RateLimiter;
 
@@ -150,6 +150,7 @@ struct Waiter {
 struct Chat {
     cfg: LongPollConfig,
     log: MessageLog,
+    answers: answer::AnswerCache,
     waiters: HashMap<Tcp, Waiter>,
     limiter: RateLimiter,
     stats: ChatStats,
@@ -172,6 +173,7 @@ impl LongPoll {
     pub fn listen(lp: &mut Loop, cfg: LongPollConfig) -> io::Result<LongPoll> {
         let chat = ChatRoutes(Rc::new(RefCell::new(Chat {
             log: MessageLog::new(cfg.log_size),
+            answers: answer::AnswerCache::default(),
             limiter: RateLimiter::new(cfg.publish_rate, cfg.publish_burst),
             waiters: HashMap::new(),
             stats: ChatStats::default(),
@@ -289,10 +291,10 @@ impl ChatRoutes {
             Ok(p) => p,
             Err(resp) => return reply.send(lp, &resp),
         };
-        let ready = answer::owed(&self.0.borrow().log, cursor);
-        if let Some(body) = ready {
+        let ready = self.owed(cursor);
+        if let Some(resp) = ready {
             self.0.borrow_mut().stats.answered_by_message += 1;
-            return reply.send(lp, &Response::json_text(200, body));
+            return reply.send(lp, &resp);
         }
         let full = {
             let s = self.0.borrow();
@@ -352,6 +354,12 @@ impl ChatRoutes {
         self.answer_waiters(lp);
     }
 
+    /// The answer `cursor` is owed now, if any: built once per cursor and message.
+    fn owed(&self, cursor: u64) -> Option<Rc<Response>> {
+        let s = &mut *self.0.borrow_mut();
+        s.answers.get(&s.log, cursor)
+    }
+
     /// A message came: every held poll is answered now, in this tick. Waiters mostly
     /// share a cursor: each distinct answer is built once, not once a waiter.
     fn answer_waiters(&self, lp: &mut Loop) {
@@ -363,15 +371,12 @@ impl ChatRoutes {
             .map(|(_, w)| w)
             .collect();
         self.0.borrow_mut().stats.answered_by_message += waiters.len() as u64;
-        let mut answers: HashMap<u64, Response> = HashMap::new();
         for w in waiters {
             lp.clear_timer(w.timer);
-            let resp = answers.entry(w.cursor).or_insert_with(|| {
-                let body = answer::owed(&self.0.borrow().log, w.cursor)
-                    .unwrap_or_else(|| answer::empty(w.cursor, false));
-                Response::json_text(200, body)
+            let resp = self.owed(w.cursor).unwrap_or_else(|| {
+                Rc::new(Response::json_text(200, answer::empty(w.cursor, false)))
             });
-            w.reply.send(lp, resp);
+            w.reply.send(lp, &resp);
         }
     }
 

@@ -9,7 +9,10 @@
 //! characters is 24 KiB as JSON, and a ring of 1024 of them would hold 24 MiB.
 
 use super::log::MessageLog;
+use crate::servers::http::Response;
 use serde_json::json;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 /// Messages in one answer at most.
 pub const MAX_ANSWER_MESSAGES: usize = 100;
@@ -53,6 +56,37 @@ pub fn owed(log: &MessageLog, cursor: u64) -> Option<String> {
     }
     body.push('}');
     Some(body)
+}
+
+/// Distinct cursors whose answer is kept (each at most about 64 KiB).
+pub const CACHED_ANSWERS: usize = 16;
+
+/// Poll answers already built, by cursor, for the newest message: the ten thousand
+/// waiters a publish frees mostly share one cursor, and a client that asks for the
+/// same old cursor again and again costs a copy, not a JSON encoding, each time. Any
+/// publish makes every answer stale: the cache empties when `latest` moves on.
+#[derive(Default)]
+pub struct AnswerCache {
+    latest: u64,
+    by_cursor: HashMap<u64, Rc<Response>>,
+}
+
+impl AnswerCache {
+    /// The answer `cursor` is owed now (`None` if nothing yet).
+    pub fn get(&mut self, log: &MessageLog, cursor: u64) -> Option<Rc<Response>> {
+        if self.latest != log.latest() {
+            self.by_cursor.clear();
+            self.latest = log.latest();
+        }
+        if let Some(r) = self.by_cursor.get(&cursor) {
+            return Some(r.clone());
+        }
+        let r = Rc::new(Response::json_text(200, owed(log, cursor)?));
+        if self.by_cursor.len() < CACHED_ANSWERS {
+            self.by_cursor.insert(cursor, r.clone());
+        }
+        Some(r)
+    }
 }
 
 /// An answer with no message: the poll's time ran out (or it was released early, or

@@ -26,8 +26,8 @@
 //! Beside the phase, two flags stop reading (Node's `socket.pause()`): `output_full`
 //! (more than [`HIGH_WATER`] bytes queued for a client that does not read: reading and
 //! pipelined requests wait for the drain) and `yielded` (one connection answered
-//! [`PIPELINE_TURN`] requests in a row: the rest wait for the check phase, so one
-//! pipelining client cannot starve the others).
+//! [`PIPELINE_TURN`] requests, or [`TURN_BYTES`] of answers, in a row: the rest wait for
+//! the check phase, so one pipelining client cannot starve the others).
 //!
 //! Deadlines are separate timers, never cleared together: the read side has one of
 //! Header (a request head must arrive in time: 408), Idle (keep-alive with nothing
@@ -50,6 +50,9 @@ mod flow;
 pub const HIGH_WATER: usize = 64 * 1024;
 /// Requests answered in a row for one connection before it yields to the others.
 pub const PIPELINE_TURN: usize = 32;
+/// Bytes of answers written in a row for one connection before it yields: 32 small
+/// answers are cheap, 32 capped poll answers (2 MiB to build and copy) are not.
+pub const TURN_BYTES: usize = 64 * 1024;
 /// How long after our FIN we keep reading (and discarding) before closing: closing a
 /// socket with unread input sends a RST, which can destroy the answer we just sent.
 pub const LINGER: Duration = Duration::from_secs(2);
@@ -176,6 +179,8 @@ struct Conn {
     reading: bool,
     output_full: bool,
     yielded: bool,
+    /// Bytes of answers written in this turn.
+    turn_bytes: usize,
     continue_sent: bool,
 }
 
@@ -295,10 +300,12 @@ impl Wire {
 
     /// Take whole requests from the buffer while the connection may answer them.
     fn process(&self, lp: &mut Loop, conn: Tcp) {
+        self.with_conn(conn, |c| c.turn_bytes = 0);
         let mut taken = 0;
         while self.take_one(lp, conn) {
             taken += 1;
-            if taken == PIPELINE_TURN {
+            let written = self.with_conn(conn, |c| c.turn_bytes).unwrap_or(0);
+            if taken == PIPELINE_TURN || written >= TURN_BYTES {
                 self.yield_turn(lp, conn);
                 break;
             }
@@ -409,6 +416,7 @@ impl Wire {
             (keep_alive, later)
         };
         let bytes = resp.encode(keep_alive, head_only);
+        self.with_conn(conn, |c| c.turn_bytes += bytes.len());
         if lp.write(conn, bytes, None::<WriteDone>).is_err() {
             self.count(|st| st.write_errors += 1);
             return self.drop_conn(lp, conn);
@@ -463,6 +471,7 @@ impl Conn {
             reading: true,
             output_full: false,
             yielded: false,
+            turn_bytes: 0,
             continue_sent: false,
         }
     }
