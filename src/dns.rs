@@ -24,7 +24,7 @@ pub fn lookup(
                 .to_socket_addrs()
                 .map(|a| a.collect::<Vec<_>>())
         },
-        move |lp, r| {
+        move |lp, _work, r| {
             let r = match r {
                 Ok(Ok(addrs)) if addrs.is_empty() => Err(io::Error::new(
                     io::ErrorKind::NotFound,
@@ -35,9 +35,9 @@ pub fn lookup(
                     format!("resolving {shown} on the pool"),
                     e,
                 )),
-                Err(c) => Err(io::Error::new(
-                    io::ErrorKind::Interrupted,
-                    format!("resolving {shown}: {c}"),
+                Err(w) => Err(crate::error::context(
+                    format!("resolving {shown}"),
+                    io::Error::from(w),
                 )),
             };
             cb(lp, r)

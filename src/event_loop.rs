@@ -1,20 +1,27 @@
-//! The loop: one thread, one tick after another, each tick the same six phases.
+//! The loop: one thread, one tick after another, each tick the same phases.
 //!
 //! ```text
-//!   run(mode) ──► while alive && !stopped:
-//!       1. update_time     cache `now` once, so every callback of the tick agrees on it
-//!       2. run_timers      collect every due timer first, then run their callbacks
-//!       3. run_pending     callbacks deferred from the last tick (write results, re-reads)
-//!       4. poll            block in the kernel for at most `poll_timeout()`
-//!       5. run_check       immediates queued before this phase
-//!       6. run_closing     close callbacks, in the order close() was called
+//!   run(mode) ──► (Default only: update_time, run_timers: what was due before the first poll)
+//!       while alive && !stopped:
+//!       1. run_pending     callbacks deferred from the last tick (write results, re-reads)
+//!       2. poll            block in the kernel for at most `poll_timeout()`, then dispatch
+//!       3. run_check       immediates queued before this phase
+//!       4. run_closing     owed request callbacks, then close callbacks, in close() order
+//!       5. update_time     cache `now` once, so every callback of the tick agrees on it
+//!       6. run_timers      collect every due timer first, then run their callbacks
 //! ```
 //!
-//! [`Loop::alive`] is the whole exit rule: a ref'd active handle, queued or running pool
-//! work, a close in progress or a pending callback keeps the loop going; nothing else does.
+//! Timers run at the end of the tick, after the close phase, as libuv does since 1.45: so
+//! `RunMode::Once` returns after one firing of a late interval instead of blocking again,
+//! and a loop that is about to poll has just run everything that was due.
+//!
+//! [`Loop::alive`] is the whole exit rule: a handle that holds the loop (ref'd and active,
+//! a request in flight, a close in progress) or a pending callback keeps it going.
 
 mod async_handle;
 mod builder;
+mod guard;
+mod immediates;
 mod lifecycle;
 mod signals;
 mod timers;
@@ -27,11 +34,12 @@ use crate::pool::{Pool, WorkState};
 use crate::sys::selfpipe::SelfPipe;
 use crate::sys::{Backend, Event, Poller};
 use crate::tcp::{ListenerState, TcpState};
-use crate::timer::Wheel;
-use crate::trace::{Counters, TimeoutRule, Tracer};
+use crate::timer::{Expired, Wheel};
+use crate::trace::{Counters, TimeoutRule, Tracer, SLOW_CALLBACK};
 use crate::watchdog::{Phase, Watchdog};
 use async_handle::AsyncState;
 use crossbeam_channel::{Receiver, Sender};
+use immediates::ImmediateState;
 use signals::SignalState;
 use std::collections::VecDeque;
 use std::io;
@@ -44,7 +52,7 @@ use timers::TimerState;
 pub enum RunMode {
     /// Run ticks until nothing is alive or `stop()` is called.
     Default,
-    /// Run one tick, blocking in poll for at least one event if nothing else is due.
+    /// Run one tick, blocking in poll for an event if nothing else made progress.
     Once,
     /// Run one tick that polls with a zero timeout: never blocks.
     NoWait,
@@ -52,16 +60,27 @@ pub enum RunMode {
 
 /// A callback deferred to a later phase.
 pub(crate) type Deferred = Box<dyn FnOnce(&mut Loop)>;
+/// A close callback: gets the loop and the handle that closed.
+pub(crate) type OnClose = Box<dyn FnOnce(&mut Loop, Handle)>;
 
 /// Per-kind state of a handle; the common flags live in the handle table.
 pub(crate) enum State {
     Timer(TimerState),
-    Immediate(Option<Deferred>),
+    Immediate(ImmediateState),
     Signal(SignalState),
     Async(AsyncState),
     Work(WorkState),
     Listener(ListenerState),
     Tcp(Box<TcpState>),
+}
+
+/// A handle in the close phase's queue, with what it still owes.
+pub(crate) struct Closing {
+    handle: Handle,
+    /// Callbacks of requests the close cut short (writes, shutdown, connect), each with
+    /// its error: they run before the close callback, as in libuv.
+    owed: VecDeque<Deferred>,
+    then: Option<OnClose>,
 }
 
 /// Tokens that are never a handle's: generation 0 is never handed out.
@@ -70,27 +89,51 @@ pub(crate) const SIGNAL_TOKEN: u64 = 1;
 
 /// The event loop. See the crate docs for a tour of one tick.
 pub struct Loop {
+    /// The poller family, chosen at build time.
     pub(crate) backend: Backend,
+    /// epoll, kqueue or mio: where the loop blocks.
     pub(crate) poller: Poller,
+    /// Every live handle: its flags, its callback(s), its user data.
     pub(crate) handles: HandleTable<State>,
+    /// Armed timers, keyed by deadline in whole ms since `epoch`.
     pub(crate) wheel: Wheel<Handle>,
+    /// Timers collected as due whose callbacks have not run yet: empty between ticks,
+    /// unless a timer callback panicked (the rest then run next time).
+    pub(crate) due: VecDeque<Expired<Handle>>,
+    /// The instant wheel time 0 stands for.
     epoch: Instant,
+    /// The cached time of this tick (`now()`).
     now: Instant,
+    /// Immediates in the order they were set, for the check phase.
     pub(crate) immediates: VecDeque<Handle>,
+    /// Callbacks deferred to the next pending phase.
     pub(crate) pending: VecDeque<Deferred>,
-    pub(crate) closing: VecDeque<(Handle, Option<Deferred>)>,
+    /// Handles whose close callbacks run in the close phase, in close() order.
+    pub(crate) closing: VecDeque<Closing>,
+    /// `stop()` was called: return after this tick.
     stop_flag: bool,
+    /// Inside `run`: a nested `run` from a callback is refused.
+    running: bool,
     /// Woken by pool workers and async senders from other threads.
     pub(crate) waker: Arc<SelfPipe>,
+    /// Async handles that were sent to, in send order (the self-pipe says "look here").
     pub(crate) async_queue: (Sender<Handle>, Receiver<Handle>),
+    /// The pipe the signal handler writes signal numbers into, once a signal is watched.
     pub(crate) signal_pipe: Option<signals::SignalPipe>,
+    /// The thread pool, started by the first piece of work.
     pub(crate) pool: Option<Pool>,
+    /// How many workers the pool will have.
     pub(crate) pool_size: usize,
     /// One read buffer for every stream of the loop: reading allocates nothing.
     pub(crate) read_buf: Vec<u8>,
+    /// The last wait's events, and how many of them have been dispatched.
     events: Vec<Event>,
+    dispatched: usize,
+    /// The per-tick trace (`LOOPLAB_TRACE=1`).
     pub(crate) tracer: Tracer,
+    /// What `metrics()` reports.
     pub(crate) counters: Counters,
+    /// The blocked-loop watchdog thread, if asked for.
     watchdog: Option<Watchdog>,
 }
 
@@ -107,38 +150,57 @@ impl Loop {
     }
 
     /// Run ticks as `mode` says. Returns whether the loop is still alive: `false` means
-    /// nothing holds it and another `run` would return at once.
+    /// nothing holds it and another `run` would return at once. An error if called from
+    /// inside one of this loop's callbacks: `run` is not reentrant (libuv's `uv_run`
+    /// neither); return from the callback and let the running loop go on.
     pub fn run(&mut self, mode: RunMode) -> io::Result<bool> {
+        if self.running {
+            return Err(io::Error::other(
+                "Loop::run called from inside a callback of the same loop: run is not \
+                 reentrant; return from the callback instead",
+            ));
+        }
+        self.running = true;
+        self.call_guarded(|lp| lp.run_ticks(mode), Loop::leave_run)
+    }
+
+    fn run_ticks(&mut self, mode: RunMode) -> io::Result<bool> {
         let mut alive = self.alive();
-        if !alive {
-            self.update_time();
+        self.update_time();
+        // What was due before the first poll runs first (libuv keeps this for Default);
+        // after that, timers run at the end of each tick.
+        if mode == RunMode::Default && alive && !self.stop_flag {
+            self.run_timers();
         }
         while alive && !self.stop_flag {
-            self.update_time();
-            self.run_timers();
+            // Counted as it starts: callbacks of tick N see `metrics().ticks == N`, as the
+            // trace numbers it.
+            self.counters.ticks += 1;
             let ran_pending = self.run_pending();
             let (timeout, rule) = self.poll_timeout(mode, ran_pending);
-            self.poll(timeout, rule)?;
+            self.poll(timeout, rule, ran_pending)?;
             self.run_check();
             self.run_closing();
-            if mode == RunMode::Once {
-                // Once promises progress: if poll woke for a timer, fire it now (as libuv).
-                self.update_time();
-                self.run_timers();
-            }
+            self.update_time();
+            self.run_timers();
             alive = self.alive();
             self.finish_tick(alive);
             if mode != RunMode::Default {
                 break;
             }
         }
-        self.stop_flag = false;
-        self.enter(Phase::Idle);
         Ok(alive)
     }
 
-    /// The exit rule, whole: something ref'd and active, pool work, a close in progress
-    /// (all counted by the handle table), or a deferred callback still to run.
+    /// Whatever way `run` ends (return, error or a callback's panic).
+    fn leave_run(&mut self) {
+        self.running = false;
+        self.stop_flag = false;
+        self.enter(Phase::Idle);
+    }
+
+    /// The exit rule, whole: a handle that holds the loop (counted by the handle table:
+    /// ref'd and active, a request in flight, a close in progress) or a deferred callback.
     pub fn alive(&self) -> bool {
         self.handles.holding() > 0 || !self.pending.is_empty()
     }
@@ -158,52 +220,27 @@ impl Loop {
         self.backend
     }
 
-    /// Phase 1. One clock read per tick; every callback of the tick sees the same `now`.
+    /// One clock read per phase boundary; every callback of a phase sees the same `now`.
     fn update_time(&mut self) {
         self.now = Instant::now();
     }
 
-    /// Milliseconds since the loop was made: the wheel's clock (rounded down, so a timer
-    /// whose deadline is rounded up never fires early).
-    pub(crate) fn now_ms(&self) -> u64 {
-        u64::try_from(self.now.duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
-    }
-
-    /// The Instant at which wheel time `ms` begins.
-    pub(crate) fn instant_of_ms(&self, ms: u64) -> Option<Instant> {
-        self.epoch.checked_add(Duration::from_millis(ms))
-    }
-
-    /// The wheel deadline for "`after` from `at`": rounded UP, so it never fires early.
-    /// A zero wait is due at once, so it rounds down: any later time satisfies it, and a
-    /// 0 ms timer started in a callback then fires in the very next tick.
-    pub(crate) fn ms_since_epoch_ceil(&self, at: Instant, after: Duration) -> u64 {
-        let target = at.duration_since(self.epoch).saturating_add(after);
-        let whole = target.as_millis();
-        let round_up = !after.is_zero() && target > Duration::from_millis(whole as u64);
-        let ceil = if round_up { whole + 1 } else { whole };
-        u64::try_from(ceil).unwrap_or(u64::MAX)
-    }
-
-    /// Phase 3. Callbacks deferred by the last tick. Ones deferred while this runs wait
+    /// Phase 1. Callbacks deferred by the last tick. Ones deferred while this runs wait
     /// for the next tick, so a callback that re-defers itself cannot starve the poll.
     /// Returns how many ran.
     fn run_pending(&mut self) -> usize {
         self.enter(Phase::Pending);
         let batch = self.pending.len();
-        if self.tracer.enabled {
-            self.tracer.tick.pending = batch;
-        }
         for _ in 0..batch {
             match self.pending.pop_front() {
-                Some(cb) => cb(self),
+                Some(cb) => self.timed(|_| "a pending callback".into(), cb),
                 None => break,
             }
         }
         batch
     }
 
-    /// Step 4's rules, in order; the first that applies chooses the timeout.
+    /// The poll phase's rules, in order; the first that applies chooses the timeout.
     fn poll_timeout(
         &mut self,
         mode: RunMode,
@@ -234,56 +271,77 @@ impl Loop {
         if !self.closing.is_empty() {
             return (zero, TimeoutRule::Closing(self.closing.len()));
         }
-        match self.wheel.next_deadline() {
-            Some((deadline_ms, handle)) => {
-                let id = handle.id();
-                // Measured from the real clock, not the cached `now`: time spent in this
-                // tick's callbacks is already gone. The poller rounds it UP to whole ms.
-                let due_in = self.instant_of_ms(deadline_ms).map_or(Duration::MAX, |at| {
-                    at.saturating_duration_since(Instant::now())
-                });
-                let timeout = (due_in != Duration::MAX).then_some(due_in);
-                (timeout, TimeoutRule::Timer { id, due_in })
-            }
-            None => (None, TimeoutRule::Infinite),
-        }
+        self.timer_timeout()
     }
 
-    /// Phase 4. Wait in the kernel, then hand each event to its handle.
-    fn poll(&mut self, timeout: Option<Duration>, rule: TimeoutRule) -> io::Result<()> {
+    /// Phase 2. Wait in the kernel, then hand each event to its handle.
+    fn poll(
+        &mut self,
+        timeout: Option<Duration>,
+        rule: TimeoutRule,
+        ran_pending: usize,
+    ) -> io::Result<()> {
         self.enter(Phase::Poll);
-        let mut events = std::mem::take(&mut self.events);
-        let started = Instant::now();
-        let waited = self.poller.wait(&mut events, timeout);
-        let idle = started.elapsed();
-        self.counters.idle += idle;
-        if self.tracer.enabled {
-            self.tracer.tick.timeout = Some((timeout, rule));
-            self.tracer.tick.waited = idle;
+        // Events a panicking callback left undispatched go first: with an edge-triggered
+        // poller they would not be reported again.
+        if self.dispatched == self.events.len() {
+            let tick = self.counters.ticks;
+            self.tracer
+                .sleeping(self.since_epoch(), tick, ran_pending, timeout, &rule);
+            let started = Instant::now();
+            let waited = self.poller.wait(&mut self.events, timeout);
+            let blocked = started.elapsed();
+            self.dispatched = 0;
+            // Idle is time the loop could have blocked: a zero-timeout poll is busy work.
+            if timeout != Some(Duration::ZERO) {
+                self.counters.idle += blocked;
+            }
+            waited.map_err(|e| {
+                crate::error::context(format!("waiting for events ({})", self.backend), e)
+            })?;
+            self.counters.events += self.events.len() as u64;
+            if self.tracer.enabled {
+                let events: Vec<String> =
+                    self.events.iter().map(|e| self.describe_event(e)).collect();
+                let at = Instant::now().duration_since(self.epoch);
+                self.tracer
+                    .polled(at, tick, ran_pending, timeout, &rule, blocked, &events);
+            }
         }
-        waited.map_err(|e| {
-            crate::error::context(format!("waiting for events ({})", self.backend), e)
-        })?;
         self.update_time();
         self.enter(Phase::PollCallbacks);
-        self.counters.events += events.len() as u64;
-        for ev in &events {
-            self.dispatch(*ev);
+        while let Some(&ev) = self.events.get(self.dispatched) {
+            self.dispatched += 1;
+            self.timed(|lp| lp.describe_event(&ev), |lp| lp.dispatch(ev));
         }
-        self.events = events;
         Ok(())
     }
 
-    fn dispatch(&mut self, ev: Event) {
-        if self.tracer.enabled {
-            let line = self.describe_event(&ev);
-            self.tracer.tick.events.push(line);
+    /// With the trace on, name a callback site that ran longer than `SLOW_CALLBACK`.
+    pub(crate) fn timed(&mut self, what: impl FnOnce(&Loop) -> String, f: impl FnOnce(&mut Loop)) {
+        if !self.tracer.enabled {
+            return f(self);
         }
+        let started = Instant::now();
+        f(self);
+        let took = started.elapsed();
+        if took >= SLOW_CALLBACK {
+            let what = what(self);
+            self.tracer.slow(what, took);
+        }
+    }
+
+    /// Time since the loop was made: the trace's clock.
+    fn since_epoch(&self) -> Duration {
+        Instant::now().duration_since(self.epoch)
+    }
+
+    fn dispatch(&mut self, ev: Event) {
         match ev.token {
             WAKE_TOKEN => self.on_wake(),
             SIGNAL_TOKEN => self.on_signal_pipe(),
             token => {
-                let h = Handle::from_token(token);
+                let h = self.handles.handle_of_token(token);
                 match self.handles.get(h).map(|s| s.kind()) {
                     Some(HandleKind::Listener) => self.on_listener_ready(h),
                     Some(HandleKind::Tcp) => self.on_stream_ready(h, ev),
@@ -297,20 +355,19 @@ impl Loop {
     /// The self-pipe was written: async sends and pool completions are waiting.
     fn on_wake(&mut self) {
         if let Err(e) = self.waker.drain() {
-            eprintln!("looplab: draining the wake pipe failed: {e}");
+            self.tracer
+                .note(format!("draining the wake pipe failed: {e}"));
         }
         self.counters.wake_drains += 1;
-        if self.tracer.enabled {
-            self.tracer.tick.drains += 1;
-        }
+        // The pipe's byte is gone; if a callback below panics, what is still queued
+        // behind it must not wait for a byte that will never come.
+        let _rewake = guard::WakeOnUnwind(self.waker.clone());
         self.run_async_sends();
         let done = self.run_pool_completions();
         self.counters.completions += done as u64;
         self.counters.max_completions_per_drain =
             self.counters.max_completions_per_drain.max(done as u64);
-        if self.tracer.enabled {
-            self.tracer.tick.completions += done;
-        }
+        self.tracer.drained(done);
     }
 
     fn describe_event(&self, ev: &Event) -> String {
@@ -329,7 +386,7 @@ impl Loop {
             WAKE_TOKEN => format!("wake-pipe fd {} {flags}", self.waker.read_fd()),
             SIGNAL_TOKEN => format!("signal-pipe {flags}"),
             token => {
-                let h = Handle::from_token(token);
+                let h = self.handles.handle_of_token(token);
                 let fd = self.fd_of(h).map_or("?".into(), |fd| fd.to_string());
                 let kind = self.handles.get(h).map_or("stale", |s| s.kind().name());
                 format!("fd {fd} {flags} -> {kind} {h}")
@@ -337,49 +394,42 @@ impl Loop {
         }
     }
 
-    /// Phase 5. Immediates queued before the phase; new ones wait for the next tick
-    /// (Node's setImmediate: a callback that queues itself cannot starve I/O).
-    fn run_check(&mut self) {
-        self.enter(Phase::Check);
-        let batch = self.immediates.len();
-        let mut ran = 0;
-        for _ in 0..batch {
-            let Some(h) = self.immediates.pop_front() else {
-                break;
-            };
-            if self.handles.get(h).is_none_or(|s| s.is_closing()) {
-                continue;
-            }
-            if let Some(State::Immediate(cb)) = self.handles.remove(h) {
-                ran += 1;
-                if let Some(cb) = cb {
-                    cb(self);
-                }
-            }
-        }
-        if self.tracer.enabled {
-            self.tracer.tick.immediates = ran;
-        }
-    }
-
-    /// Phase 6. Close callbacks in the order close() was called (FIFO: a documented
-    /// choice; libuv runs them LIFO). Closes requested here run next tick.
+    /// Phase 4. For each handle closed, in the order close() was called (FIFO: a
+    /// documented choice; libuv runs them LIFO): the callbacks of the requests the close
+    /// cut short, then its close callback. Closes requested here run next tick.
     fn run_closing(&mut self) {
         self.enter(Phase::Closing);
-        let batch: Vec<_> = self.closing.drain(..).collect();
-        for (h, cb) in batch {
-            self.handles.remove(h);
-            if self.tracer.enabled {
-                self.tracer.tick.closes.push(h.id());
+        let mut left = self.closing.len();
+        while left > 0 {
+            let Some(front) = self.closing.front_mut() else {
+                break;
+            };
+            // One owed callback at a time, the entry staying queued: if one panics, the
+            // handle still finishes closing next time.
+            if let Some(owed) = front.owed.pop_front() {
+                let h = front.handle;
+                self.timed(|_| format!("a request owed by {h}"), owed);
+                continue;
             }
-            if let Some(cb) = cb {
-                cb(self);
+            let Some(c) = self.closing.pop_front() else {
+                break;
+            };
+            left -= 1;
+            let h = c.handle;
+            self.tracer.closed(h);
+            // The slot (and its data) lives through the close callback, the natural place
+            // to look at `data` one last time; it goes even if the callback panics.
+            match c.then {
+                Some(then) => self.call_guarded(
+                    |lp| lp.timed(|_| format!("close callback of {h}"), |lp| then(lp, h)),
+                    |lp| drop(lp.handles.remove(h)),
+                ),
+                None => drop(self.handles.remove(h)),
             }
         }
     }
 
     fn finish_tick(&mut self, alive: bool) {
-        self.counters.ticks += 1;
         if let Some(w) = &self.watchdog {
             w.tick_done();
         }
@@ -391,8 +441,8 @@ impl Loop {
             } else {
                 format!("exit: {}", self.explain_alive())
             };
-            let since = self.now.duration_since(self.epoch);
-            self.tracer.finish_tick(self.counters.ticks, since, &why);
+            let at = self.since_epoch();
+            self.tracer.finish_tick(at, self.counters.ticks, &why);
         }
     }
 

@@ -21,16 +21,16 @@ fn on_pool<T: Send + 'static>(
     lp.queue_work_in(
         Lane::Fast,
         move || job(&path),
-        move |lp, r| {
+        move |lp, _work, r| {
             let r = match r {
                 Ok(Ok(v)) => Ok(v),
                 Ok(Err(e)) => Err(crate::error::context(
                     format!("{what} {shown} on the pool"),
                     e,
                 )),
-                Err(c) => Err(io::Error::new(
-                    io::ErrorKind::Interrupted,
-                    format!("{what} {shown}: {c}"),
+                Err(w) => Err(crate::error::context(
+                    format!("{what} {shown}"),
+                    io::Error::from(w),
                 )),
             };
             cb(lp, r)

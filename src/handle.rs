@@ -1,8 +1,10 @@
 //! Handles: what the loop keeps for every timer, socket, signal, async or piece of work.
 //!
-//! A [`Handle`] is a slab key plus a generation. The slab reuses keys, so a key alone
-//! could name a newer handle after the old one closed; the generation, new for every
-//! handle, makes a stale id fail the lookup instead of acting on a stranger.
+//! A [`Handle`] is a slab key, a generation and the id of its loop. The slab reuses keys,
+//! so a key alone could name a newer handle after the old one closed; the generation, new
+//! for every handle, makes a stale id fail the lookup instead of acting on a stranger, and
+//! the loop id does the same for a handle of another loop. Every method refuses both the
+//! same way (the table in docs/design.md).
 //!
 //! Each handle has three flags, the same as libuv's:
 //! - **active**: it is doing something (a timer is armed, a socket is watched);
@@ -10,11 +12,30 @@
 //!   holding the loop: Node's `timer.unref()`);
 //! - **closing**: `close()` was called and its callback has not run yet.
 //!
+//! Beside the flags, a handle counts its **requests** in flight (a connect, queued writes,
+//! a shutdown, queued pool work). As in libuv, a request holds the loop even when its
+//! handle is unref'd: a write that was accepted will be finished or failed, never dropped
+//! because the loop exited under it.
+//!
 //! The table counts the handles that hold the loop, so the alive check is O(1) per tick
 //! even with ten thousand sockets; every flag change goes through one method that keeps
 //! the count true.
+//!
+//! **Take, call, put back.** A handle's callback lives in its slot. To run it, the loop
+//! takes it out, calls it with `&mut Loop`, and puts it back: while it runs, the callback
+//! may do anything to the loop, including closing its own handle (then there is no slot to
+//! put it back into, and it is dropped). The putting back happens in a guard
+//! ([`Loop::call_taken`](crate::Loop)), so a callback that panics still leaves its slot,
+//! the shared read buffer or a half-run batch as they must be: a caller that catches the
+//! panic around `run` gets a loop that still works. libuv keeps the callback in place and
+//! checks flags after the call instead; Rust's borrow rules make taking it out the plain
+//! way to lend the whole loop to the callback.
+//!
+//! **Per-handle data** ([`Loop::set_data`](crate::Loop::set_data)) is libuv's
+//! `handle->data`, typed: any value, stored in the slot and dropped with the handle.
 
 use slab::Slab;
+use std::any::Any;
 use std::fmt;
 
 /// The id of any handle. Every typed handle (`Timer`, `Tcp`, ...) converts into it.
@@ -22,22 +43,17 @@ use std::fmt;
 pub struct Handle {
     key: u32,
     generation: u32,
+    loop_id: u32,
 }
 
 impl Handle {
-    /// The 64-bit token the poller carries back with an event for this handle.
+    /// The 64-bit token the poller carries back with an event for this handle. The loop
+    /// id is not in it: each loop has its own poller.
     pub(crate) fn token(self) -> u64 {
         (u64::from(self.generation) << 32) | u64::from(self.key)
     }
 
-    pub(crate) fn from_token(token: u64) -> Handle {
-        Handle {
-            key: token as u32,
-            generation: (token >> 32) as u32,
-        }
-    }
-
-    /// A short number for traces and messages (`#12`); unique among live handles.
+    /// The slot number (`12` of `#12.3`); unique among live handles, reused after a close.
     pub fn id(self) -> u32 {
         self.key
     }
@@ -45,13 +61,14 @@ impl Handle {
 
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}.{}", self.key, self.generation)
+        write!(f, "#{}.{}@{}", self.key, self.generation, self.loop_id)
     }
 }
 
+/// `#slot.generation`: a reused slot shows as a new handle.
 impl fmt::Display for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}", self.key)
+        write!(f, "#{}.{}", self.key, self.generation)
     }
 }
 
@@ -95,10 +112,11 @@ impl fmt::Display for HandleKind {
     }
 }
 
-/// The alive rule for one handle, written once. Work is a request, not a handle: like
-/// libuv's uv_work_t it keeps the loop alive while queued or running, ref'd or not.
-fn holds_loop(kind: HandleKind, active: bool, has_ref: bool, closing: bool) -> bool {
-    closing || (active && (has_ref || kind == HandleKind::Work))
+/// The alive rule for one handle, written once: a close in progress, a request in
+/// flight (ref'd or not, as in libuv), or active and ref'd. Work is itself a request, like
+/// libuv's uv_work_t: it holds the loop while queued or running.
+fn holds_loop(kind: HandleKind, active: bool, has_ref: bool, closing: bool, requests: u32) -> bool {
+    closing || requests > 0 || (active && (has_ref || kind == HandleKind::Work))
 }
 
 /// One row of [`Loop::handles`](crate::Loop::handles), like libuv's `uv_walk`.
@@ -114,12 +132,20 @@ pub struct HandleInfo {
     pub has_ref: bool,
     /// `close()` was called; the callback has not run yet.
     pub closing: bool,
+    /// Requests in flight (connect, queued writes, shutdown): they hold the loop, ref'd or not.
+    pub requests: u32,
 }
 
 impl HandleInfo {
     /// Whether this handle keeps the loop alive (the rule `Loop::alive` counts).
     pub fn holds_loop(&self) -> bool {
-        holds_loop(self.kind, self.active, self.has_ref, self.closing)
+        holds_loop(
+            self.kind,
+            self.active,
+            self.has_ref,
+            self.closing,
+            self.requests,
+        )
     }
 }
 
@@ -172,6 +198,9 @@ pub(crate) struct Slot<S> {
     active: bool,
     has_ref: bool,
     closing: bool,
+    requests: u32,
+    /// The user's value (`set_data`), dropped with the slot.
+    data: Option<Box<dyn Any>>,
     pub state: S,
 }
 
@@ -184,8 +213,25 @@ impl<S> Slot<S> {
         self.closing
     }
 
+    fn info(&self, handle: Handle) -> HandleInfo {
+        HandleInfo {
+            handle,
+            kind: self.kind,
+            active: self.active,
+            has_ref: self.has_ref,
+            closing: self.closing,
+            requests: self.requests,
+        }
+    }
+
     fn holds_loop(&self) -> bool {
-        holds_loop(self.kind, self.active, self.has_ref, self.closing)
+        holds_loop(
+            self.kind,
+            self.active,
+            self.has_ref,
+            self.closing,
+            self.requests,
+        )
     }
 }
 
@@ -194,14 +240,26 @@ pub(crate) struct HandleTable<S> {
     slab: Slab<Slot<S>>,
     next_generation: u32,
     holding: usize,
+    loop_id: u32,
 }
 
 impl<S> HandleTable<S> {
-    pub fn new() -> Self {
+    /// The table of loop `loop_id`: its handles are refused by every other loop's table.
+    pub fn new(loop_id: u32) -> Self {
         HandleTable {
             slab: Slab::new(),
             next_generation: 1,
             holding: 0,
+            loop_id,
+        }
+    }
+
+    /// The handle an event's token names (it may be stale; lookups will say).
+    pub fn handle_of_token(&self, token: u64) -> Handle {
+        Handle {
+            key: token as u32,
+            generation: (token >> 32) as u32,
+            loop_id: self.loop_id,
         }
     }
 
@@ -224,6 +282,7 @@ impl<S> HandleTable<S> {
         let h = Handle {
             key: entry.key() as u32,
             generation,
+            loop_id: self.loop_id,
         };
         let slot = Slot {
             generation,
@@ -231,6 +290,8 @@ impl<S> HandleTable<S> {
             active,
             has_ref,
             closing: false,
+            requests: 0,
+            data: None,
             state: make(h),
         };
         if slot.holds_loop() {
@@ -240,17 +301,35 @@ impl<S> HandleTable<S> {
         h
     }
 
+    /// Ours and not stale: the one check every lookup makes.
+    fn owns(&self, h: Handle, s: &Slot<S>) -> bool {
+        s.generation == h.generation && h.loop_id == self.loop_id
+    }
+
     pub fn get(&self, h: Handle) -> Option<&Slot<S>> {
-        self.slab
-            .get(h.key as usize)
-            .filter(|s| s.generation == h.generation)
+        self.slab.get(h.key as usize).filter(|s| self.owns(h, s))
+    }
+
+    fn slot_mut(&mut self, h: Handle) -> Option<&mut Slot<S>> {
+        let ours = self.get(h).is_some();
+        self.slab.get_mut(h.key as usize).filter(|_| ours)
     }
 
     pub fn state_mut(&mut self, h: Handle) -> Option<&mut S> {
-        self.slab
-            .get_mut(h.key as usize)
-            .filter(|s| s.generation == h.generation)
-            .map(|s| &mut s.state)
+        self.slot_mut(h).map(|s| &mut s.state)
+    }
+
+    /// Store the user's value with the handle; false if the handle is stale.
+    pub fn set_data(&mut self, h: Handle, data: Box<dyn Any>) -> bool {
+        self.slot_mut(h).map(|s| s.data = Some(data)).is_some()
+    }
+
+    pub fn data(&self, h: Handle) -> Option<&dyn Any> {
+        self.get(h)?.data.as_deref()
+    }
+
+    pub fn data_mut(&mut self, h: Handle) -> Option<&mut dyn Any> {
+        self.slot_mut(h)?.data.as_deref_mut()
     }
 
     pub fn remove(&mut self, h: Handle) -> Option<S> {
@@ -264,11 +343,7 @@ impl<S> HandleTable<S> {
 
     /// Change a handle's flags; false if the handle is stale. The holding count follows.
     fn update(&mut self, h: Handle, change: impl FnOnce(&mut Slot<S>)) -> bool {
-        let Some(slot) = self
-            .slab
-            .get_mut(h.key as usize)
-            .filter(|s| s.generation == h.generation)
-        else {
+        let Some(slot) = self.slot_mut(h) else {
             return false;
         };
         let before = slot.holds_loop();
@@ -289,6 +364,11 @@ impl<S> HandleTable<S> {
         self.update(h, |s| s.has_ref = has_ref)
     }
 
+    /// How many requests of `h` are in flight (they hold the loop, ref'd or not).
+    pub fn set_requests(&mut self, h: Handle, requests: u32) -> bool {
+        self.update(h, |s| s.requests = requests)
+    }
+
     /// Mark closing (and no longer active). False if stale or already closing.
     pub fn begin_close(&mut self, h: Handle) -> bool {
         let mut first = false;
@@ -306,25 +386,16 @@ impl<S> HandleTable<S> {
     }
 
     pub fn info(&self, h: Handle) -> Option<HandleInfo> {
-        self.get(h).map(|s| HandleInfo {
-            handle: h,
-            kind: s.kind,
-            active: s.active,
-            has_ref: s.has_ref,
-            closing: s.closing,
-        })
+        self.get(h).map(|s| s.info(h))
     }
 
     pub fn infos(&self) -> impl Iterator<Item = HandleInfo> + '_ {
-        self.slab.iter().map(|(key, s)| HandleInfo {
-            handle: Handle {
+        self.slab.iter().map(|(key, s)| {
+            s.info(Handle {
                 key: key as u32,
                 generation: s.generation,
-            },
-            kind: s.kind,
-            active: s.active,
-            has_ref: s.has_ref,
-            closing: s.closing,
+                loop_id: self.loop_id,
+            })
         })
     }
 }
@@ -335,7 +406,7 @@ mod tests {
 
     #[test]
     fn a_reused_slot_refuses_the_old_id() {
-        let mut t = HandleTable::new();
+        let mut t = HandleTable::new(1);
         let a = t.insert(HandleKind::Timer, "a", true, true);
         assert_eq!(t.remove(a), Some("a"));
         let b = t.insert(HandleKind::Timer, "b", true, true);
@@ -347,8 +418,43 @@ mod tests {
     }
 
     #[test]
+    fn another_tables_handle_is_refused_like_a_stale_one() {
+        let mut a = HandleTable::new(1);
+        let mut b = HandleTable::new(2);
+        let ha = a.insert(HandleKind::Timer, "a", true, true);
+        let hb = b.insert(HandleKind::Timer, "b", true, true);
+        assert_eq!((ha.key, ha.generation), (hb.key, hb.generation));
+        assert!(b.get(ha).is_none());
+        assert!(!b.set_ref(ha, false));
+        assert_eq!(b.remove(ha), None);
+        assert_eq!(b.holding(), 1);
+    }
+
+    #[test]
+    fn requests_hold_the_loop_even_unrefd() {
+        let mut t = HandleTable::new(1);
+        let h = t.insert(HandleKind::Tcp, (), false, false);
+        assert_eq!(t.holding(), 0);
+        t.set_requests(h, 2);
+        assert_eq!(t.holding(), 1);
+        t.set_requests(h, 0);
+        assert_eq!(t.holding(), 0);
+    }
+
+    #[test]
+    fn data_is_typed_and_goes_with_the_handle() {
+        let mut t = HandleTable::new(1);
+        let h = t.insert(HandleKind::Tcp, (), true, true);
+        assert!(t.set_data(h, Box::new(7u32)));
+        assert_eq!(t.data(h).and_then(|d| d.downcast_ref::<u32>()), Some(&7));
+        t.remove(h);
+        let again = t.insert(HandleKind::Tcp, (), true, true);
+        assert!(t.data(again).is_none(), "a reused slot starts without data");
+    }
+
+    #[test]
     fn holding_count_follows_every_flag() {
-        let mut t = HandleTable::new();
+        let mut t = HandleTable::new(1);
         let h = t.insert(HandleKind::Tcp, (), true, true);
         assert_eq!(t.holding(), 1);
         t.set_ref(h, false);

@@ -8,7 +8,7 @@
 //! use std::time::Duration;
 //!
 //! let mut lp = Loop::new()?;
-//! lp.set_timeout(Duration::from_millis(50), |lp| {
+//! lp.set_timeout(Duration::from_millis(50), |lp, _timer| {
 //!     println!("fired at {:?}", lp.now());
 //! });
 //! let still_alive = lp.run(RunMode::Default)?; // returns when nothing holds the loop
@@ -16,27 +16,42 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! Every callback gets the loop (so it can act: start a timer, write, close), then its
+//! own handle, then what happened: `|lp, t: Timer|`, `|lp, conn: Tcp, ev: ReadEvent|`,
+//! `|lp, conn: Tcp, r: io::Result<()>|`. No callback ever runs inside the call that
+//! caused it.
+//!
 //! ## One tick
 //!
-//! 1. **Update the time** once ([`Loop::now`] is cached: every callback of the tick
-//!    agrees on it).
-//! 2. **Run due timers** from the hierarchical timing wheel ([`timer`]): all due timers
-//!    are collected first, then their callbacks run, so a timer started from a callback
-//!    waits for the next tick.
-//! 3. **Pending callbacks**: results deferred by the previous tick, such as a finished
-//!    write, so no callback ever runs inside the call that caused it.
-//! 4. **Poll**: block in the kernel (`epoll_wait`, `kevent`, or `mio::Poll`; [`sys`])
+//! 1. **Pending callbacks**: results deferred by the previous tick, such as a finished
+//!    write or a read cut short by its budget.
+//! 2. **Poll**: block in the kernel (`epoll_wait`, `kevent`, or `mio::Poll`; [`sys`])
 //!    for at most the time to the next timer, rounded *up* to a whole millisecond; not at
 //!    all if immediates, pending callbacks or closes are waiting; forever if there is no
 //!    timer. Then run the callbacks of every ready socket ([`tcp`]), the self-pipe's
 //!    wakeups from the thread pool ([`pool`], [`fs`], [`dns`]) and async senders, and
 //!    signals.
-//! 5. **Check**: immediates ([`Loop::set_immediate`]).
-//! 6. **Close callbacks**, in the order `close()` was called.
+//! 3. **Check**: immediates ([`Loop::set_immediate`]).
+//! 4. **Close**: for each handle closed, in the order `close()` was called, the
+//!    callbacks of the requests it cut short (with an error), then its close callback.
+//! 5. **Update the time** once ([`Loop::now`] is cached: every timer callback of the
+//!    tick agrees on it).
+//! 6. **Run due timers** from the hierarchical timing wheel ([`timer`]): all due timers
+//!    are collected first, then their callbacks run, so a timer started from a callback
+//!    waits for the next tick. Timers come last, as in libuv since 1.45, so the timer
+//!    whose deadline ended the poll fires in the same tick; `RunMode::Default` also runs
+//!    the timers already due before its first poll.
 //!
 //! The loop repeats while it is **alive** ([`Loop::alive`]): while a ref'd, active handle,
-//! pool work, a close in progress or a deferred callback remains. [`Loop::unref`] lets a
-//! handle work without holding the loop, like Node's `timer.unref()`.
+//! a request in flight (a connect, a write, a shutdown, pool work: ref'd or not, as in
+//! libuv), a close in progress or a deferred callback remains.
+//! [`Loop::unref_handle`] lets a handle work without holding the loop, like Node's
+//! `timer.unref()`.
+//!
+//! Per-connection state rides on the handle ([`Loop::set_data`], libuv's
+//! `handle->data`). A closed handle, or another loop's, is refused by every method the
+//! same way: `false`, or an error of kind `NotFound`. The repository's `docs/design.md`
+//! has the whole contract, that table, and where looplab differs from libuv on purpose.
 //!
 //! Run anything with `LOOPLAB_TRACE=1` to see every tick explained on stderr ([`trace`]).
 //!
@@ -50,7 +65,8 @@
 //! | the timing wheel               | `src/timer.rs`              |
 //! | handle ids, ref/unref, alive   | `src/handle.rs`             |
 //! | the tick and its phases        | `src/event_loop.rs`         |
-//! | timers, async, signals on loop | `src/event_loop/*.rs`       |
+//! | take, call, put back (guard)   | `src/event_loop/guard.rs`   |
+//! | timers, immediates, async, signals, close | `src/event_loop/*.rs` |
 //! | thread pool, fs, dns           | `src/pool.rs`, `src/fs.rs`, `src/dns.rs` |
 //! | TCP streams and listeners      | `src/tcp.rs`, `src/tcp/*.rs` |
 //! | trace and metrics              | `src/trace.rs`              |
@@ -60,6 +76,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "tools")]
 pub mod bench;
 pub mod dns;
 pub(crate) mod error;
@@ -67,6 +84,7 @@ mod event_loop;
 pub mod fs;
 mod handle;
 pub mod pool;
+#[cfg(feature = "tools")]
 pub mod servers;
 #[allow(unsafe_code)]
 pub mod sys;
@@ -80,15 +98,10 @@ pub use event_loop::{AsyncSender, Loop, LoopBuilder, RunMode};
 pub use handle::{
     Async, Handle, HandleInfo, HandleKind, Immediate, Listener, Signal, Tcp, Timer, Work,
 };
-pub use pool::{Canceled, PoolMetrics};
+pub use pool::{PoolMetrics, WorkError};
 pub use sys::rlimit::raise_nofile_limit;
 pub use sys::signal::raise as raise_signal;
 pub use sys::Backend;
-pub use tcp::Read;
+pub use tcp::ReadEvent;
 pub use trace::{Metrics, TimeoutRule};
 pub use watchdog::Phase;
-
-/// The type to name when passing no close callback: `lp.close(h, None::<CloseDone>)`.
-pub type CloseDone = fn(&mut Loop);
-/// The type to name when passing no write callback: `lp.write(c, b, None::<WriteDone>)`.
-pub type WriteDone = fn(&mut Loop, std::io::Result<()>);

@@ -37,6 +37,9 @@ enum Command {
         /// Connections over this are accepted and closed at once.
         #[arg(long, default_value_t = 100_000)]
         max_conns: usize,
+        /// Close a connection that sent nothing for this long (e.g. 30s; default: off).
+        #[arg(long, value_parser = parse_duration)]
+        idle_timeout: Option<Duration>,
     },
     /// Echo server with one OS thread per connection.
     EchoThreads {
@@ -176,7 +179,15 @@ fn main() -> ExitCode {
             addr,
             backend,
             max_conns,
-        } => run_echo(addr, backend, max_conns),
+            idle_timeout,
+        } => run_echo(
+            backend,
+            EchoConfig {
+                addr,
+                max_conns,
+                idle_timeout,
+            },
+        ),
         Command::EchoThreads { addr, max_conns } => run_echo_threads(addr, max_conns),
         Command::EchoRaw { addr } => run_echo_raw(addr),
         Command::Longpoll {
@@ -255,14 +266,15 @@ fn on_shutdown_signals(
 ) -> std::io::Result<()> {
     for signum in [libc::SIGINT, libc::SIGTERM] {
         let f = shutdown.clone();
-        lp.signal(signum, move |lp, _| f(lp))?;
+        lp.signal(signum, move |lp, _, _| f(lp))?;
     }
     Ok(())
 }
 
-fn run_echo(addr: SocketAddr, backend: Option<Backend>, max_conns: usize) -> Result {
+fn run_echo(backend: Option<Backend>, config: EchoConfig) -> Result {
     let mut lp = server_loop(backend)?;
-    let echo = Echo::listen(&mut lp, EchoConfig { addr, max_conns })?;
+    let echo = Echo::listen(&mut lp, config)?;
+    echo.on_error(|e| eprintln!("echo: {e}"));
     println!("listening on {}", echo.local_addr(&lp)?);
     let e = echo.clone();
     on_shutdown_signals(&mut lp, move |lp| e.shutdown(lp))?;
@@ -307,7 +319,7 @@ fn run_echo_threads(addr: SocketAddr, max_conns: usize) -> Result {
 fn run_echo_raw(addr: SocketAddr) -> Result {
     raise_fd_limit();
     let stop = AtomicBool::new(false);
-    looplab::sys::raw_echo::serve(addr, |bound| println!("listening on {bound}"), &stop)?;
+    looplab::servers::raw_echo::serve(addr, |bound| println!("listening on {bound}"), &stop)?;
     Ok(())
 }
 

@@ -37,26 +37,34 @@ const CANCELED: u8 = 2;
 
 /// Why a piece of work produced no value.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Canceled {
+pub enum WorkError {
     /// `cancel()` took it off the queue before a worker started it.
-    BeforeStart,
+    Canceled,
     /// It panicked on a worker (the panic's message); the worker lives on.
     Panicked(String),
     /// The pool's threads could not be started (the OS refused a thread).
     NoPool(String),
 }
 
-impl fmt::Display for Canceled {
+impl fmt::Display for WorkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Canceled::BeforeStart => f.write_str("work was cancelled before it started"),
-            Canceled::Panicked(msg) => write!(f, "work panicked on a pool thread: {msg}"),
-            Canceled::NoPool(msg) => write!(f, "the thread pool could not start: {msg}"),
+            WorkError::Canceled => f.write_str("work was canceled before it started"),
+            WorkError::Panicked(msg) => write!(f, "work panicked on a pool thread: {msg}"),
+            WorkError::NoPool(msg) => write!(f, "the thread pool could not start: {msg}"),
         }
     }
 }
 
-impl std::error::Error for Canceled {}
+impl std::error::Error for WorkError {}
+
+impl From<WorkError> for io::Error {
+    /// For fs and dns, whose callbacks take `io::Result`: the kind is `Other` (never
+    /// `Interrupted`, which std users read as "retry"), the `WorkError` is the source.
+    fn from(e: WorkError) -> io::Error {
+        io::Error::other(e)
+    }
+}
 
 /// Which channel a job waits in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,7 +74,7 @@ pub(crate) enum Lane {
 }
 
 type AnyResult = Box<dyn Any + Send>;
-type DoneFn = Box<dyn FnOnce(&mut Loop, Result<AnyResult, Canceled>)>;
+type DoneFn = Box<dyn FnOnce(&mut Loop, Work, Result<AnyResult, WorkError>)>;
 
 struct Job {
     handle: Handle,
@@ -77,7 +85,7 @@ struct Job {
 
 struct Completion {
     handle: Handle,
-    result: Result<AnyResult, Canceled>,
+    result: Result<AnyResult, WorkError>,
 }
 
 pub(crate) struct WorkState {
@@ -223,7 +231,7 @@ impl Worker {
                 .fetch_add(waited, Ordering::Relaxed);
             self.stats.wait_max_us.fetch_max(waited, Ordering::Relaxed);
             let result = catch_unwind(AssertUnwindSafe(job.run))
-                .map_err(|p| Canceled::Panicked(panic_message(&*p)));
+                .map_err(|p| WorkError::Panicked(panic_message(&*p)));
             self.stats.done.fetch_add(1, Ordering::Relaxed);
             if self
                 .done
@@ -235,9 +243,9 @@ impl Worker {
             {
                 return;
             }
-            if let Err(e) = self.waker.wake() {
-                eprintln!("looplab: a pool worker could not wake the loop: {e}");
-            }
+            // wake() treats a full pipe as woken and retries EINTR; an error left means the
+            // loop's pipe is gone, and the loop with it.
+            let _ = self.waker.wake();
         }
     }
 
@@ -269,7 +277,7 @@ impl Loop {
     pub fn queue_work<T: Send + 'static>(
         &mut self,
         work: impl FnOnce() -> T + Send + 'static,
-        done: impl FnOnce(&mut Loop, Result<T, Canceled>) + 'static,
+        done: impl FnOnce(&mut Loop, Work, Result<T, WorkError>) + 'static,
     ) -> Work {
         self.queue_work_in(Lane::Fast, work, done)
     }
@@ -279,7 +287,7 @@ impl Loop {
     pub fn queue_slow_work<T: Send + 'static>(
         &mut self,
         work: impl FnOnce() -> T + Send + 'static,
-        done: impl FnOnce(&mut Loop, Result<T, Canceled>) + 'static,
+        done: impl FnOnce(&mut Loop, Work, Result<T, WorkError>) + 'static,
     ) -> Work {
         self.queue_work_in(Lane::Slow, work, done)
     }
@@ -288,16 +296,16 @@ impl Loop {
         &mut self,
         lane: Lane,
         work: impl FnOnce() -> T + Send + 'static,
-        done: impl FnOnce(&mut Loop, Result<T, Canceled>) + 'static,
+        done: impl FnOnce(&mut Loop, Work, Result<T, WorkError>) + 'static,
     ) -> Work {
         let job_state = Arc::new(AtomicU8::new(QUEUED));
-        let done: DoneFn = Box::new(move |lp, r| {
+        let done: DoneFn = Box::new(move |lp, w, r| {
             let typed = r.and_then(|any| {
                 any.downcast::<T>()
                     .map(|v| *v)
-                    .map_err(|_| Canceled::Panicked("result of an unexpected type".into()))
+                    .map_err(|_| WorkError::Panicked("result of an unexpected type".into()))
             });
-            done(lp, typed)
+            done(lp, w, typed)
         });
         let state = WorkState {
             job: job_state.clone(),
@@ -313,7 +321,7 @@ impl Loop {
             match Pool::start(self.pool_size, self.waker.clone()) {
                 Ok(p) => self.pool = Some(p),
                 Err(e) => {
-                    self.finish_work_early(h, Canceled::NoPool(e.to_string()));
+                    self.finish_work_early(h, WorkError::NoPool(e.to_string()));
                     return Work(h);
                 }
             }
@@ -326,13 +334,13 @@ impl Loop {
         };
         let sent = self.pool.as_ref().is_some_and(|p| p.submit(lane, job));
         if !sent {
-            self.finish_work_early(h, Canceled::NoPool("the pool has shut down".into()));
+            self.finish_work_early(h, WorkError::NoPool("the pool has shut down".into()));
         }
         Work(h)
     }
 
     /// Cancel work that no worker has started: true, and its `done` gets
-    /// `Err(Canceled::BeforeStart)` in the next pending phase. Running or finished work
+    /// `Err(WorkError::Canceled)` in the next pending phase. Running or finished work
     /// cannot be cancelled: false.
     pub fn cancel(&mut self, w: Work) -> bool {
         let h: Handle = w.into();
@@ -349,15 +357,15 @@ impl Loop {
         if let Some(p) = &self.pool {
             p.stats.depth.fetch_sub(1, Ordering::Relaxed);
         }
-        self.finish_work_early(h, Canceled::BeforeStart);
+        self.finish_work_early(h, WorkError::Canceled);
         true
     }
 
     /// Deliver `why` to the work's `done` in the next pending phase (never synchronously).
-    fn finish_work_early(&mut self, h: Handle, why: Canceled) {
+    fn finish_work_early(&mut self, h: Handle, why: WorkError) {
         if let Some(crate::event_loop::State::Work(mut ws)) = self.handles.remove(h) {
             if let Some(done) = ws.done.take() {
-                self.defer(move |lp| done(lp, Err(why)));
+                self.defer(move |lp| done(lp, Work(h), Err(why)));
             }
         }
     }
@@ -391,7 +399,7 @@ impl Loop {
             }
             if let Some(crate::event_loop::State::Work(mut ws)) = self.handles.remove(c.handle) {
                 if let Some(done) = ws.done.take() {
-                    done(self, c.result);
+                    done(self, Work(c.handle), c.result);
                 }
             }
         }

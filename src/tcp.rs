@@ -10,9 +10,12 @@
 //!   queue is non-empty is the stream registered for writability (a level-triggered
 //!   poller would otherwise report "writable" every tick: a busy loop);
 //! - one read buffer per loop, lent to the callback: no allocation per read;
-//! - `SIGPIPE` never fires: `MSG_NOSIGNAL` on send (Linux), `SO_NOSIGPIPE` elsewhere;
+//! - `SIGPIPE` never fires: `MSG_NOSIGNAL` and/or `SO_NOSIGPIPE`, per OS (`sys/net.rs`);
 //! - a stream is *active* (holds the loop, if ref'd) while reading, writing, connecting or
-//!   shutting down, as a libuv stream is.
+//!   shutting down, as a libuv stream is; its requests (connect, queued writes, shutdown)
+//!   hold the loop even when it is unref'd;
+//! - a stream is closed only by `close` (a failed connect leaves it open and failed, as in
+//!   libuv); what `close` cuts short is called back with an error before the close callback.
 
 mod connect;
 mod listener;
@@ -27,7 +30,7 @@ use std::net::SocketAddr;
 
 /// What a read callback is told.
 #[derive(Debug)]
-pub enum Read<'a> {
+pub enum ReadEvent<'a> {
     /// Bytes from the peer. The slice is the loop's buffer, valid during the callback.
     Data(&'a [u8]),
     /// The peer closed its sending side; reading has stopped. Writing may go on.
@@ -41,18 +44,13 @@ pub(crate) fn new_socket(addr: SocketAddr) -> io::Result<Socket> {
     // socket2 sets close-on-exec on creation on every Unix.
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_nonblocking(true)?;
-    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
-    socket.set_nosigpipe(true)?;
+    crate::sys::net::no_sigpipe(&socket)?;
     Ok(socket)
 }
 
 /// send(2) that never raises SIGPIPE.
 pub(crate) fn send(socket: &Socket, buf: &[u8]) -> io::Result<usize> {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    let flags = libc::MSG_NOSIGNAL;
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let flags = 0;
-    socket.send_with_flags(buf, flags)
+    socket.send_with_flags(buf, crate::sys::net::SEND_FLAGS)
 }
 
 /// The peer is gone: the errors a dead connection gives, as opposed to a local fault.

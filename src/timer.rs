@@ -95,6 +95,15 @@ pub struct Wheel<T> {
     next_seq: u64,
 }
 
+/// What `insert` returns and `cancel` takes: the entry's index and the sequence number
+/// it was inserted with. Entries are reused like handle slots, so the index alone could
+/// cancel a newer timer; the sequence number makes an old key miss instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimerKey {
+    index: usize,
+    seq: u64,
+}
+
 /// A timer that came due: its deadline and its value.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Expired<T> {
@@ -144,7 +153,7 @@ impl<T> Wheel<T> {
 
     /// Add a timer due at `deadline` ms; a deadline in the past fires at the next
     /// `advance`. Returns a key for `cancel`, valid until the timer fires or is cancelled.
-    pub fn insert(&mut self, deadline: u64, value: T) -> usize {
+    pub fn insert(&mut self, deadline: u64, value: T) -> TimerKey {
         let deadline = deadline.max(self.elapsed);
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -158,16 +167,17 @@ impl<T> Wheel<T> {
             slot: 0,
         });
         self.link(key);
-        key
+        TimerKey { index: key, seq }
     }
 
-    /// Remove a timer before it fires. `None` if the key holds no timer.
-    pub fn cancel(&mut self, key: usize) -> Option<T> {
-        if !self.entries.contains(key) {
+    /// Remove a timer before it fires. `None` if the key's timer already fired or was
+    /// cancelled (even if its entry now holds another timer).
+    pub fn cancel(&mut self, key: TimerKey) -> Option<T> {
+        if self.entries.get(key.index).is_none_or(|e| e.seq != key.seq) {
             return None;
         }
-        self.unlink(key);
-        Some(self.entries.remove(key).value)
+        self.unlink(key.index);
+        Some(self.entries.remove(key.index).value)
     }
 
     /// The earliest deadline and the value of the timer that will fire first.
@@ -345,6 +355,14 @@ mod tests {
         assert_eq!(w.next_deadline(), Some((3, &'c')));
         assert_eq!(w.cancel(k), Some('c'));
         assert_eq!(w.cancel(k), None, "a cancelled key is gone");
+        let reused = w.insert(7, 'd');
+        assert_eq!(reused.index, k.index, "the slab reused the entry");
+        assert_eq!(
+            w.cancel(k),
+            None,
+            "an old key does not cancel the new timer"
+        );
+        assert_eq!(w.cancel(reused), Some('d'));
         assert_eq!(w.next_deadline(), Some((4500, &'a')));
     }
 

@@ -1,11 +1,22 @@
-//! What the loop did and why: one trace line per tick, and counters for `metrics()`.
+//! What the loop did and why: the trace, in time, and counters for `metrics()`.
 //!
-//! The trace is the thing no production runtime shows you: for every tick, which timers
-//! fired, the poll timeout and *which rule chose it*, how long the kernel really kept us
-//! waiting, every event and whose handle it was for, pool completions and how many
-//! self-pipe drains delivered them, immediates, closes, and why the loop goes on or exits.
+//! The trace is the thing no production runtime shows you: for every tick, the poll
+//! timeout and *which rule chose it*, how long the kernel really kept us waiting, every
+//! event and whose handle it was for, pool completions and how many self-pipe drains
+//! delivered them, immediates, closes, timers fired, callbacks that ran long, and why the
+//! loop goes on or exits. It is printed as it happens, so a callback's own output falls
+//! between the lines that frame it:
+//!
+//! ```text
+//! [looplab +12.3ms] tick 4 | sleeping up to 25000.0ms (next timer #4.2 due in 25000.0ms)
+//! [looplab +25012.4ms] tick 4 | poll waited 25000.1ms | events: fd 9 r -> tcp #3.2
+//! [looplab +25012.9ms] tick 4 done | closed #3.2 | timers fired #4.2 | alive: ref'd: 1 listener
+//! ```
+//!
+//! Times are from the loop's creation; handles are `#slot.generation`, so a reused slot
+//! is visibly a new handle.
 
-use crate::handle::HandleKind;
+use crate::handle::{Handle, HandleKind};
 use std::fmt::{self, Write as _};
 use std::io::Write;
 use std::time::Duration;
@@ -27,10 +38,10 @@ pub enum TimeoutRule {
     Immediates(usize),
     /// Handles are closing; their callbacks run in this tick's close phase.
     Closing(usize),
-    /// Until the next timer, by its handle id.
+    /// Until the next timer.
     Timer {
-        /// The handle id of the timer that fires first.
-        id: u32,
+        /// The timer that fires first.
+        handle: Handle,
         /// How long until it is due.
         due_in: Duration,
     },
@@ -48,8 +59,8 @@ impl fmt::Display for TimeoutRule {
             TimeoutRule::OnceRanPending(n) => write!(f, "Once: {n} pending ran"),
             TimeoutRule::Immediates(n) => write!(f, "{n} immediates"),
             TimeoutRule::Closing(n) => write!(f, "{n} closing"),
-            TimeoutRule::Timer { id, due_in } => {
-                write!(f, "next timer #{id} due in {}", ms(*due_in))
+            TimeoutRule::Timer { handle, due_in } => {
+                write!(f, "next timer {handle} due in {}", ms(*due_in))
             }
             TimeoutRule::Infinite => f.write_str("infinite: no timer"),
         }
@@ -111,19 +122,21 @@ pub struct Metrics {
     pub pool: crate::pool::PoolMetrics,
 }
 
-/// The record of one tick, filled as the phases run, printed at its end.
+/// A callback that runs longer than this is named in the trace line of its tick.
+pub(crate) const SLOW_CALLBACK: Duration = Duration::from_millis(10);
+
+/// What happened after the poll, printed at the end of the tick.
 #[derive(Default)]
 pub(crate) struct TickRecord {
-    pub fired: Vec<u32>,
-    pub next_due: Option<(u32, Duration)>,
-    pub timeout: Option<(Option<Duration>, TimeoutRule)>,
-    pub waited: Duration,
-    pub events: Vec<String>,
+    pub fired: Vec<Handle>,
     pub completions: usize,
     pub drains: usize,
-    pub pending: usize,
     pub immediates: usize,
-    pub closes: Vec<u32>,
+    pub closes: Vec<Handle>,
+    /// Callbacks that ran longer than [`SLOW_CALLBACK`].
+    pub slow: Vec<(String, Duration)>,
+    /// What went wrong that no caller could be told (a failed drain, a socket option).
+    pub notes: Vec<String>,
 }
 
 pub(crate) struct Tracer {
@@ -141,46 +154,140 @@ impl Tracer {
         }
     }
 
-    /// Print this tick's line and start a fresh record. `alive` explains what holds the
-    /// loop (or says why it exits).
-    pub fn finish_tick(&mut self, tick: u64, since_start: Duration, alive: &str) {
+    fn line(&mut self, since_start: Duration, tick: u64, rest: &str) {
+        // A trace that cannot be written is not worth failing the loop for.
+        let _ = writeln!(self.out, "[looplab +{}] tick {tick}{rest}", ms(since_start));
+        let _ = self.out.flush();
+    }
+
+    /// Before a poll that may block: said now, so a long sleep never looks like a hang.
+    pub fn sleeping(
+        &mut self,
+        at: Duration,
+        tick: u64,
+        pending: usize,
+        timeout: Option<Duration>,
+        rule: &TimeoutRule,
+    ) {
+        if !self.enabled || timeout == Some(Duration::ZERO) {
+            return;
+        }
+        let mut rest = String::new();
+        if pending > 0 {
+            let _ = write!(rest, " | pending {pending} ran");
+        }
+        match timeout {
+            Some(t) => {
+                let _ = write!(rest, " | sleeping up to {} ({rule})", ms(t));
+            }
+            None => {
+                let _ = write!(rest, " | sleeping until an event ({rule})");
+            }
+        }
+        self.line(at, tick, &rest);
+    }
+
+    /// Right after the poll, before any event is dispatched.
+    #[allow(clippy::too_many_arguments)]
+    pub fn polled(
+        &mut self,
+        at: Duration,
+        tick: u64,
+        pending: usize,
+        timeout: Option<Duration>,
+        rule: &TimeoutRule,
+        waited: Duration,
+        events: &[String],
+    ) {
+        if !self.enabled {
+            return;
+        }
+        let mut rest = String::new();
+        if timeout == Some(Duration::ZERO) {
+            if pending > 0 {
+                let _ = write!(rest, " | pending {pending} ran");
+            }
+            let _ = write!(rest, " | poll 0ms ({rule})");
+        } else {
+            let _ = write!(rest, " | poll waited {}", ms(waited));
+        }
+        if !events.is_empty() {
+            let _ = write!(rest, " | events: {}", events.join(", "));
+        }
+        self.line(at, tick, &rest);
+    }
+
+    pub fn drained(&mut self, completions: usize) {
+        if self.enabled {
+            self.tick.drains += 1;
+            self.tick.completions += completions;
+        }
+    }
+
+    pub fn fired(&mut self, h: Handle) {
+        if self.enabled {
+            self.tick.fired.push(h);
+        }
+    }
+
+    pub fn immediates(&mut self, n: usize) {
+        if self.enabled {
+            self.tick.immediates = n;
+        }
+    }
+
+    pub fn closed(&mut self, h: Handle) {
+        if self.enabled {
+            self.tick.closes.push(h);
+        }
+    }
+
+    pub fn slow(&mut self, what: String, took: Duration) {
+        if self.enabled {
+            self.tick.slow.push((what, took));
+        }
+    }
+
+    pub fn note(&mut self, note: String) {
+        if self.enabled {
+            self.tick.notes.push(note);
+        }
+    }
+
+    /// The end of the tick: what ran after the poll, and why the loop goes on or exits.
+    pub fn finish_tick(&mut self, at: Duration, tick: u64, alive: &str) {
         let t = std::mem::take(&mut self.tick);
-        let mut line = format!("[looplab] tick {tick} @{}", ms(since_start));
-        if !t.fired.is_empty() {
-            let ids: Vec<String> = t.fired.iter().map(|id| format!("#{id}")).collect();
-            let _ = write!(line, " | timers fired {}", ids.join(" "));
-        }
-        if let Some((id, due)) = t.next_due {
-            let _ = write!(line, " | next timer #{id} in {}", ms(due));
-        }
-        if t.pending > 0 {
-            let _ = write!(line, " | pending {}", t.pending);
-        }
-        if let Some((timeout, rule)) = &t.timeout {
-            let chosen = timeout.map_or("forever".to_string(), ms);
-            let _ = write!(line, " | poll {chosen} ({rule}), waited {}", ms(t.waited));
-        }
-        if !t.events.is_empty() {
-            let _ = write!(line, " | events: {}", t.events.join(", "));
-        }
+        let mut rest = String::from(" done");
         if t.drains > 0 || t.completions > 0 {
             let _ = write!(
-                line,
+                rest,
                 " | self-pipe: {} drain(s), {} pool completion(s)",
                 t.drains, t.completions
             );
         }
         if t.immediates > 0 {
-            let _ = write!(line, " | immediates {}", t.immediates);
+            let _ = write!(rest, " | immediates {}", t.immediates);
         }
         if !t.closes.is_empty() {
-            let ids: Vec<String> = t.closes.iter().map(|id| format!("#{id}")).collect();
-            let _ = write!(line, " | closed {}", ids.join(" "));
+            let _ = write!(rest, " | closed {}", handles(&t.closes));
         }
-        let _ = write!(line, " | {alive}");
-        // A trace that cannot be written is not worth failing the loop for.
-        let _ = writeln!(self.out, "{line}");
+        if !t.fired.is_empty() {
+            let _ = write!(rest, " | timers fired {}", handles(&t.fired));
+        }
+        for (what, took) in &t.slow {
+            let _ = write!(rest, " | slow callback: {what} took {}", ms(*took));
+        }
+        for note in &t.notes {
+            let _ = write!(rest, " | note: {note}");
+        }
+        let _ = write!(rest, " | {alive}");
+        self.line(at, tick, &rest);
     }
+}
+
+fn handles(hs: &[Handle]) -> String {
+    let shown: Vec<String> = hs.iter().map(|h| h.to_string()).collect();
+    shown.join(" ")
 }
 
 /// "2 timer, 1 tcp": a count of handles by kind, in a stable order.

@@ -12,7 +12,7 @@
 //! 2. **warmup**: traffic flows, nothing is recorded;
 //! 3. **window**: round trips and latencies are recorded, then every connection closes.
 
-use crate::{CloseDone, Loop, Read, RunMode, Tcp, WriteDone};
+use crate::{Loop, ReadEvent, RunMode, Tcp};
 use hdrhistogram::Histogram;
 use std::cell::RefCell;
 use std::io;
@@ -234,17 +234,20 @@ fn client_thread(
                 connected: false,
             }));
             let (s, c) = (state.clone(), conn.clone());
-            let started = lp.tcp_connect(cfg.addr, move |_, r| {
+            let started = lp.tcp_connect(cfg.addr, move |lp, tcp, r| {
                 let mut st = s.borrow_mut();
                 st.pending_connects -= 1;
                 match r {
-                    Ok(tcp) => {
+                    Ok(()) => {
                         st.connected += 1;
                         let mut c = c.borrow_mut();
                         c.tcp = Some(tcp);
                         c.connected = true;
                     }
-                    Err(_) => st.connect_failures += 1,
+                    Err(_) => {
+                        st.connect_failures += 1;
+                        lp.close(tcp);
+                    }
                 }
             });
             match started {
@@ -269,13 +272,13 @@ fn client_thread(
 
     // 2 and 3. Warmup, then the window; then close everything.
     let s = state.clone();
-    lp.set_timeout(cfg.warmup, move |lp| {
+    lp.set_timeout(cfg.warmup, move |lp, _| {
         let mut st = s.borrow_mut();
         st.measuring = true;
         st.window_started = Some(lp.now());
     });
     let s = state.clone();
-    lp.set_timeout(cfg.warmup + cfg.duration, move |lp| {
+    lp.set_timeout(cfg.warmup + cfg.duration, move |lp, _| {
         let mut st = s.borrow_mut();
         st.measuring = false;
         st.window = st
@@ -285,11 +288,11 @@ fn client_thread(
     // The load stays on a little past the window, so the server is sampled under load
     // (a thread-per-connection server lets its threads go as soon as clients leave).
     let (s, a) = (state.clone(), all.clone());
-    lp.set_timeout(cfg.warmup + cfg.duration + CLOSE_GRACE, move |lp| {
+    lp.set_timeout(cfg.warmup + cfg.duration + CLOSE_GRACE, move |lp, _| {
         s.borrow_mut().finished = true;
         for c in a.borrow().iter() {
             if let Some(tcp) = c.borrow_mut().tcp.take() {
-                lp.close(tcp, None::<CloseDone>);
+                lp.close(tcp);
             }
         }
     });
@@ -342,19 +345,19 @@ fn send_next(lp: &mut Loop, state: &State, conn: &Rc<RefCell<Conn>>) {
     c.received = 0;
     c.corrupt = false;
     c.sent_at = Instant::now();
-    let sent = lp.write(tcp, &st.message[..size], None::<WriteDone>);
+    let sent = lp.write(tcp, &st.message[..size]);
     if sent.is_err() {
         st.errors += 1;
         c.tcp = None;
         drop((st, c));
-        lp.close(tcp, None::<CloseDone>);
+        lp.close(tcp);
     }
 }
 
-fn on_echo(lp: &mut Loop, state: &State, conn: &Rc<RefCell<Conn>>, tcp: Tcp, ev: Read<'_>) {
+fn on_echo(lp: &mut Loop, state: &State, conn: &Rc<RefCell<Conn>>, tcp: Tcp, ev: ReadEvent<'_>) {
     let bytes = match ev {
-        Read::Data(b) => b,
-        Read::Eof | Read::Error(_) => {
+        ReadEvent::Data(b) => b,
+        ReadEvent::Eof | ReadEvent::Error(_) => {
             // The server dropped us mid-run (not our own close at the end).
             let mut st = state.borrow_mut();
             if !st.finished {
@@ -362,7 +365,7 @@ fn on_echo(lp: &mut Loop, state: &State, conn: &Rc<RefCell<Conn>>, tcp: Tcp, ev:
             }
             conn.borrow_mut().tcp = None;
             drop(st);
-            lp.close(tcp, None::<CloseDone>);
+            lp.close(tcp);
             return;
         }
     };

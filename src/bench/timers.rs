@@ -47,7 +47,7 @@ impl Phases {
 pub fn run_wheel(deadlines: &[u64]) -> Phases {
     let mut wheel = Wheel::new();
     let t = Instant::now();
-    let keys: Vec<usize> = deadlines
+    let keys: Vec<_> = deadlines
         .iter()
         .enumerate()
         .map(|(i, &d)| wheel.insert(d, i))

@@ -5,7 +5,7 @@
 //! does a held request cost, and how fast can one thread answer them all?
 
 use super::procstat;
-use crate::{CloseDone, Loop, Read, RunMode, Tcp, WriteDone};
+use crate::{Loop, ReadEvent, RunMode, Tcp};
 use std::cell::RefCell;
 use std::io::{self, BufRead, BufReader, Read as _, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -133,11 +133,14 @@ fn hold_polls(
         let batch = 200.min(n - opened);
         for i in opened..opened + batch {
             let s = st.clone();
-            lp.tcp_connect(addr, move |lp, r| {
-                let Ok(conn) = r else { return };
+            lp.tcp_connect(addr, move |lp, conn, r| {
+                if r.is_err() {
+                    lp.close(conn);
+                    return;
+                }
                 s.borrow_mut().conns.push(conn);
                 let request = "GET /poll?cursor=0&timeout=120 HTTP/1.1\r\nHost: bench\r\n\r\n";
-                if lp.write(conn, request, None::<WriteDone>).is_ok() {
+                if lp.write(conn, request).is_ok() {
                     s.borrow_mut().sent += 1;
                 }
                 let s2 = s.clone();
@@ -152,21 +155,21 @@ fn hold_polls(
         }
     }
     let _ = ready.send(());
-    let deadline = lp.set_timeout(Duration::from_secs(60), |lp| lp.stop());
-    lp.unref(deadline);
+    let deadline = lp.set_timeout(Duration::from_secs(60), |lp, _| lp.stop());
+    lp.unref_handle(deadline);
     lp.run(RunMode::Default)?;
     let conns: Vec<Tcp> = st.borrow_mut().conns.drain(..).collect();
     for c in conns {
-        lp.close(c, None::<CloseDone>);
+        lp.close(c);
     }
     lp.run(RunMode::NoWait)?;
     let s = st.borrow();
     Ok((s.answered, s.last))
 }
 
-fn on_data(lp: &mut Loop, st: &Rc<RefCell<Clients>>, i: usize, conn: Tcp, ev: Read<'_>) {
-    let Read::Data(d) = ev else {
-        lp.close(conn, None::<CloseDone>);
+fn on_data(lp: &mut Loop, st: &Rc<RefCell<Clients>>, i: usize, conn: Tcp, ev: ReadEvent<'_>) {
+    let ReadEvent::Data(d) = ev else {
+        lp.close(conn);
         return;
     };
     let mut s = st.borrow_mut();

@@ -20,7 +20,7 @@ struct Shared {
     waker: Arc<SelfPipe>,
 }
 
-type AsyncCallback = Box<dyn FnMut(&mut Loop)>;
+type AsyncCallback = Box<dyn FnMut(&mut Loop, Async)>;
 
 pub(crate) struct AsyncState {
     shared: Arc<Shared>,
@@ -46,12 +46,9 @@ impl AsyncSender {
         if !s.pending.swap(true, Ordering::AcqRel) {
             // The loop owns the receiver for as long as the handle can be sent to.
             let _ = s.queue.send(s.handle);
-            if let Err(e) = s.waker.wake() {
-                eprintln!(
-                    "looplab: waking the loop for async {} failed: {e}",
-                    s.handle
-                );
-            }
+            // wake() treats a full pipe as woken and retries EINTR; what is left (a closed
+            // pipe) means the loop is gone, and then there is no one to run the callback.
+            let _ = s.waker.wake();
         }
         true
     }
@@ -60,7 +57,10 @@ impl AsyncSender {
 impl Loop {
     /// A handle another thread can use to run `cb` on this loop. Active and ref'd: it
     /// keeps the loop alive until closed (or unref'd).
-    pub fn async_handle(&mut self, cb: impl FnMut(&mut Loop) + 'static) -> (Async, AsyncSender) {
+    pub fn async_handle(
+        &mut self,
+        cb: impl FnMut(&mut Loop, Async) + 'static,
+    ) -> (Async, AsyncSender) {
         let mut sender = None;
         let h = self
             .handles
@@ -80,7 +80,8 @@ impl Loop {
                     callback: Some(Box::new(cb)),
                 })
             });
-        (Async(h), sender.expect("insert_with calls its constructor"))
+        let sender = sender.unwrap_or_else(|| unreachable!("insert_with calls its constructor"));
+        (Async(h), sender)
     }
 
     pub(crate) fn stop_async(&mut self, h: Handle) {
@@ -99,15 +100,20 @@ impl Loop {
             if a.shared.closed.load(Ordering::Acquire) {
                 continue;
             }
-            let Some(mut cb) = a.callback.take() else {
+            let Some(cb) = a.callback.take() else {
                 continue;
             };
-            cb(self);
-            if let Some(State::Async(a)) = self.handles.state_mut(h) {
-                if a.callback.is_none() {
-                    a.callback = Some(cb);
-                }
-            }
+            self.call_taken(
+                cb,
+                |lp, cb| cb(lp, Async(h)),
+                |lp, cb| {
+                    if let Some(State::Async(a @ AsyncState { callback: None, .. })) =
+                        lp.handles.state_mut(h)
+                    {
+                        a.callback = Some(cb);
+                    }
+                },
+            );
         }
     }
 }

@@ -10,9 +10,12 @@ use crate::trace::{Counters, Tracer};
 use crate::watchdog::Watchdog;
 use std::collections::VecDeque;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Every loop of the process gets its own id; handles carry it.
+static NEXT_LOOP_ID: AtomicU32 = AtomicU32::new(1);
 
 /// libuv's bounds for UV_THREADPOOL_SIZE.
 const DEFAULT_POOL_SIZE: usize = 4;
@@ -27,7 +30,7 @@ pub struct LoopBuilder {
     threadpool_size: Option<usize>,
     trace: Option<bool>,
     trace_to: Option<Box<dyn Write + Send>>,
-    watchdog: Option<Duration>,
+    watchdog: Option<(Duration, Option<Box<dyn Write + Send>>)>,
 }
 
 impl LoopBuilder {
@@ -60,7 +63,13 @@ impl LoopBuilder {
     /// Report on stderr when one tick runs longer than `threshold`: which phase a
     /// callback is stuck in, and for how long.
     pub fn watchdog(mut self, threshold: Duration) -> Self {
-        self.watchdog = Some(threshold);
+        self.watchdog = Some((threshold, None));
+        self
+    }
+
+    /// The watchdog, reporting into `out` instead of stderr; tests read it back.
+    pub fn watchdog_to(mut self, threshold: Duration, out: impl Write + Send + 'static) -> Self {
+        self.watchdog = Some((threshold, Some(Box::new(out))));
         self
     }
 
@@ -81,17 +90,22 @@ impl LoopBuilder {
         );
         poller.register(waker.read_fd(), WAKE_TOKEN, Interest::READABLE)?;
         let now = Instant::now();
+        // Every handle carries its loop's id, so another loop's handle is refused like a
+        // stale one. Wrapping after 2^32 loops is harmless: both would have to be alive.
+        let id = NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed);
         Ok(Loop {
             backend,
             poller,
-            handles: HandleTable::new(),
+            handles: HandleTable::new(id),
             wheel: Wheel::new(),
+            due: VecDeque::new(),
             epoch: now,
             now,
             immediates: VecDeque::new(),
             pending: VecDeque::new(),
             closing: VecDeque::new(),
             stop_flag: false,
+            running: false,
             waker,
             async_queue: crossbeam_channel::unbounded(),
             signal_pipe: None,
@@ -99,22 +113,23 @@ impl LoopBuilder {
             pool_size,
             read_buf: vec![0; READ_BUFFER_SIZE],
             events: Vec::with_capacity(1024),
+            dispatched: 0,
             tracer: Tracer::new(trace, self.trace_to),
             counters: Counters::default(),
-            watchdog: self.watchdog.map(Watchdog::start).transpose()?,
+            watchdog: self
+                .watchdog
+                .map(|(threshold, out)| {
+                    let out = out.unwrap_or_else(|| Box::new(io::stderr()));
+                    Watchdog::start(threshold, out)
+                })
+                .transpose()?,
         })
     }
 }
 
+/// Out of range is clamped silently, as libuv does with UV_THREADPOOL_SIZE.
 fn clamp_pool_size(n: usize) -> usize {
-    static SAID: AtomicBool = AtomicBool::new(false);
-    let clamped = n.clamp(1, MAX_POOL_SIZE);
-    if clamped != n && !SAID.swap(true, Ordering::Relaxed) {
-        eprintln!(
-            "looplab: thread pool size {n} is out of range; using {clamped} (1..={MAX_POOL_SIZE})"
-        );
-    }
-    clamped
+    n.clamp(1, MAX_POOL_SIZE)
 }
 
 fn pool_size_from_env() -> io::Result<usize> {

@@ -1,16 +1,18 @@
 //! The life of any handle: ref and unref, close, the walk over all handles, and the
 //! answer to "why is my loop still running?".
 
-use super::{Loop, State};
+use super::{Closing, Loop, OnClose, State};
 use crate::handle::{Handle, HandleInfo, HandleKind};
 use crate::sys::Fd;
 use crate::trace::{count_by_kind, Metrics};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 impl Loop {
     /// Let `h` work without keeping the loop alive (Node's `unref()`). Flags, not counts:
-    /// unref twice then ref once leaves it ref'd. False if the handle is stale.
-    pub fn unref(&mut self, h: impl Into<Handle>) -> bool {
+    /// unref twice then ref once leaves it ref'd. Requests in flight (a connect, a write)
+    /// still hold the loop. False if the handle is stale or another loop's.
+    pub fn unref_handle(&mut self, h: impl Into<Handle>) -> bool {
         self.handles.set_ref(h.into(), false)
     }
 
@@ -25,31 +27,77 @@ impl Loop {
     }
 
     /// Close any handle: it stops at once (timer disarmed, fd deregistered and closed,
-    /// queued work cancelled), and `cb` runs in this tick's close phase, never inside this
-    /// call. Returns false if the handle is stale or already closing.
-    pub fn close<F: FnOnce(&mut Loop) + 'static>(
+    /// queued work cancelled); requests it still owes get their callbacks with an error in
+    /// this tick's close phase, and then the handle is gone. Never calls back inside this
+    /// call. False if the handle is stale, another loop's, or already closing.
+    pub fn close(&mut self, h: impl Into<Handle>) -> bool {
+        self.begin_close(h.into(), None)
+    }
+
+    /// `close`, then `cb(lp, handle)` in the close phase, after every owed callback.
+    pub fn close_then(
         &mut self,
         h: impl Into<Handle>,
-        cb: Option<F>,
+        cb: impl FnOnce(&mut Loop, Handle) + 'static,
     ) -> bool {
-        let h = h.into();
+        self.begin_close(h.into(), Some(Box::new(cb)))
+    }
+
+    fn begin_close(&mut self, h: Handle, then: Option<OnClose>) -> bool {
         let Some(kind) = self.handles.get(h).map(|s| s.kind()) else {
             return false;
         };
         if !self.handles.begin_close(h) {
             return false;
         }
-        match kind {
-            HandleKind::Timer => self.disarm_timer(h),
-            HandleKind::Signal => self.stop_signal(h),
-            HandleKind::Async => self.stop_async(h),
-            HandleKind::Work => self.stop_work(h),
-            HandleKind::Listener | HandleKind::Tcp => self.stop_socket(h),
-            HandleKind::Immediate => {}
-        }
-        self.closing
-            .push_back((h, cb.map(|f| Box::new(f) as super::Deferred)));
+        let owed = match kind {
+            HandleKind::Timer => {
+                self.disarm_timer(h);
+                VecDeque::new()
+            }
+            HandleKind::Signal => {
+                self.stop_signal(h);
+                VecDeque::new()
+            }
+            HandleKind::Async => {
+                self.stop_async(h);
+                VecDeque::new()
+            }
+            HandleKind::Work => {
+                self.stop_work(h);
+                VecDeque::new()
+            }
+            HandleKind::Listener => {
+                self.stop_listener(h);
+                VecDeque::new()
+            }
+            HandleKind::Tcp => self.stop_stream(h),
+            HandleKind::Immediate => VecDeque::new(),
+        };
+        self.handles.set_requests(h, 0);
+        self.closing.push_back(Closing {
+            handle: h,
+            owed,
+            then,
+        });
         true
+    }
+
+    /// Keep `value` with `h` (libuv's `handle->data`, typed): per-connection state rides on
+    /// the connection. Replaces an earlier value; dropped when the handle is gone. False
+    /// if the handle is stale or another loop's.
+    pub fn set_data<T: 'static>(&mut self, h: impl Into<Handle>, value: T) -> bool {
+        self.handles.set_data(h.into(), Box::new(value))
+    }
+
+    /// The value kept with `h`, if there is one of type `T`.
+    pub fn data<T: 'static>(&self, h: impl Into<Handle>) -> Option<&T> {
+        self.handles.data(h.into())?.downcast_ref()
+    }
+
+    /// The value kept with `h`, mutably, if there is one of type `T`.
+    pub fn data_mut<T: 'static>(&mut self, h: impl Into<Handle>) -> Option<&mut T> {
+        self.handles.data_mut(h.into())?.downcast_mut()
     }
 
     /// Every live handle with its flags, like libuv's `uv_walk`.
@@ -60,9 +108,18 @@ impl Loop {
     /// In words: what keeps the loop alive, or that nothing does.
     pub fn explain_alive(&self) -> String {
         let infos: Vec<HandleInfo> = self.handles.infos().collect();
-        let holding = infos.iter().filter(|i| i.holds_loop() && !i.closing);
+        // Held by the handle itself; requests of unref'd handles are counted apart.
+        let holding = infos.iter().filter(|i| {
+            let without_requests = HandleInfo { requests: 0, ..**i };
+            without_requests.holds_loop() && !i.closing
+        });
         let ref_d = count_by_kind(holding.map(|i| i.kind));
         let closing = infos.iter().filter(|i| i.closing).count();
+        let requests: u32 = infos
+            .iter()
+            .filter(|i| !i.closing)
+            .map(|i| i.requests)
+            .sum();
         let unref_d = count_by_kind(
             infos
                 .iter()
@@ -72,6 +129,9 @@ impl Loop {
         let mut parts = Vec::new();
         if !ref_d.is_empty() {
             parts.push(format!("ref'd: {ref_d}"));
+        }
+        if requests > 0 {
+            parts.push(format!("{requests} request(s) in flight"));
         }
         if closing > 0 {
             parts.push(format!("{closing} closing"));
@@ -124,7 +184,7 @@ impl Loop {
     /// The fd behind a handle, for sockets.
     pub(crate) fn fd_of(&self, h: Handle) -> Option<Fd> {
         match &self.handles.get(h)?.state {
-            State::Listener(l) => Some(l.fd()),
+            State::Listener(l) => l.fd(),
             State::Tcp(t) => t.fd(),
             _ => None,
         }

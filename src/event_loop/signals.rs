@@ -23,10 +23,12 @@ impl Drop for SignalPipe {
     }
 }
 
-type SignalCallback = Box<dyn FnMut(&mut Loop, i32)>;
+type SignalCallback = Box<dyn FnMut(&mut Loop, Signal, i32)>;
 
 pub(crate) struct SignalState {
     signum: i32,
+    /// Registered with the process-wide table until close (or the loop's drop).
+    watching: bool,
     callback: Option<SignalCallback>,
 }
 
@@ -35,13 +37,14 @@ impl Loop {
     pub fn signal(
         &mut self,
         signum: i32,
-        cb: impl FnMut(&mut Loop, i32) + 'static,
+        cb: impl FnMut(&mut Loop, Signal, i32) + 'static,
     ) -> io::Result<Signal> {
-        self.ensure_signal_pipe()?;
-        sys_signal::watch(signum)
+        let slot = self.ensure_signal_pipe()?;
+        sys_signal::watch(slot, signum)
             .map_err(|e| crate::error::context(format!("watching signal {signum}"), e))?;
         let state = SignalState {
             signum,
+            watching: true,
             callback: Some(Box::new(cb)),
         };
         let h = self
@@ -50,9 +53,9 @@ impl Loop {
         Ok(Signal(h))
     }
 
-    fn ensure_signal_pipe(&mut self) -> io::Result<()> {
-        if self.signal_pipe.is_some() {
-            return Ok(());
+    fn ensure_signal_pipe(&mut self) -> io::Result<usize> {
+        if let Some(sp) = &self.signal_pipe {
+            return Ok(sp.slot);
         }
         let pipe =
             SelfPipe::new().map_err(|e| crate::error::context("creating the signal pipe", e))?;
@@ -60,15 +63,15 @@ impl Loop {
             .register(pipe.read_fd(), SIGNAL_TOKEN, Interest::READABLE)?;
         let slot = sys_signal::add_pipe(pipe.write_fd())?;
         self.signal_pipe = Some(SignalPipe { pipe, slot });
-        Ok(())
+        Ok(slot)
     }
 
     /// Stop watching (close, or the loop is dropped). Idempotent per handle.
     pub(crate) fn stop_signal(&mut self, h: Handle) {
-        if let Some(State::Signal(s)) = self.handles.state_mut(h) {
-            if s.signum != 0 {
-                sys_signal::unwatch(s.signum);
-                s.signum = 0;
+        let slot = self.signal_pipe.as_ref().map(|sp| sp.slot);
+        if let (Some(State::Signal(s)), Some(slot)) = (self.handles.state_mut(h), slot) {
+            if std::mem::replace(&mut s.watching, false) {
+                sys_signal::unwatch(slot, s.signum);
             }
         }
     }
@@ -78,7 +81,8 @@ impl Loop {
         let mut signums = Vec::new();
         if let Some(sp) = &self.signal_pipe {
             if let Err(e) = sp.pipe.read_into(&mut signums) {
-                eprintln!("looplab: reading the signal pipe failed: {e}");
+                self.tracer
+                    .note(format!("reading the signal pipe failed: {e}"));
             }
         }
         for signum in signums {
@@ -98,17 +102,22 @@ impl Loop {
         let Some(State::Signal(s)) = self.handles.state_mut(h) else {
             return;
         };
-        if s.signum != signum {
+        if s.signum != signum || !s.watching {
             return;
         }
-        let Some(mut cb) = s.callback.take() else {
+        let Some(cb) = s.callback.take() else {
             return;
         };
-        cb(self, signum);
-        if let Some(State::Signal(s)) = self.handles.state_mut(h) {
-            if s.callback.is_none() {
-                s.callback = Some(cb);
-            }
-        }
+        self.call_taken(
+            cb,
+            |lp, cb| cb(lp, Signal(h), signum),
+            |lp, cb| {
+                if let Some(State::Signal(s @ SignalState { callback: None, .. })) =
+                    lp.handles.state_mut(h)
+                {
+                    s.callback = Some(cb);
+                }
+            },
+        );
     }
 }

@@ -1,64 +1,86 @@
-//! Timers and immediates on the loop: `set_timeout`, `set_interval`, `clear_timer`,
-//! `set_immediate`, and phase 2 (run due timers).
+//! Timers on the loop: `set_timeout`, `set_interval`, `clear_timer`, the poll timeout they
+//! imply, and the timers phase. The wheel itself (`src/timer.rs`) counts whole
+//! milliseconds since the loop's epoch; the conversions between that and `Instant` live
+//! here, next to the only code that needs them.
 
 use super::{Loop, State};
-use crate::handle::{Handle, HandleKind, Immediate, Timer};
-use crate::timer::Expired;
+use crate::handle::{Handle, HandleKind, Timer};
+use crate::timer::{Expired, TimerKey};
+use crate::trace::TimeoutRule;
 use crate::watchdog::Phase;
 use std::time::{Duration, Instant};
 
-pub(crate) enum TimerCallback {
-    Once(Box<dyn FnOnce(&mut Loop)>),
-    Repeat(Box<dyn FnMut(&mut Loop)>),
+type OnTimeout = Box<dyn FnOnce(&mut Loop, Timer)>;
+type OnInterval = Box<dyn FnMut(&mut Loop, Timer)>;
+
+/// A one-shot timer runs its callback once; a repeating one carries its period, so a
+/// period without a repeating callback (or the reverse) cannot be written.
+pub(crate) enum TimerKind {
+    Timeout(OnTimeout),
+    /// The callback is `None` only while it runs (taken out, see handle.rs).
+    Interval {
+        every: Duration,
+        callback: Option<OnInterval>,
+    },
 }
 
 pub(crate) struct TimerState {
-    /// The wheel entry while armed; `None` once it has fired or been collected.
-    wheel_key: Option<usize>,
-    interval: Option<Duration>,
-    /// Taken out while the callback runs, so the callback may clear its own timer.
-    callback: Option<TimerCallback>,
+    /// The wheel entry while armed; `None` once collected as due.
+    wheel_key: Option<TimerKey>,
+    kind: TimerKind,
 }
 
 impl Loop {
     /// Run `cb` once, `after` from now. A timeout is measured from the real clock at the
     /// call (libuv measures from the tick's cached time, which lets a timer started late
     /// in a long tick fire early relative to the call; looplab never fires early).
-    pub fn set_timeout(&mut self, after: Duration, cb: impl FnOnce(&mut Loop) + 'static) -> Timer {
-        self.start_timer(after, None, TimerCallback::Once(Box::new(cb)))
-    }
-
-    /// Run `cb` every `every`, until `clear_timer` or `close`. It re-arms from the tick's
-    /// cached `now` before the callback runs, so a late tick delays every later firing.
-    /// A zero interval is treated as 1 ms, so an interval can never spin the loop.
-    pub fn set_interval(&mut self, every: Duration, cb: impl FnMut(&mut Loop) + 'static) -> Timer {
-        let every = every.max(Duration::from_millis(1));
-        self.start_timer(every, Some(every), TimerCallback::Repeat(Box::new(cb)))
-    }
-
-    fn start_timer(
+    pub fn set_timeout(
         &mut self,
         after: Duration,
-        interval: Option<Duration>,
-        callback: TimerCallback,
+        cb: impl FnOnce(&mut Loop, Timer) + 'static,
     ) -> Timer {
+        self.start_timer(after, TimerKind::Timeout(Box::new(cb)))
+    }
+
+    /// Run `cb` every `every`, until `clear_timer` or `close` (the callback gets its own
+    /// `Timer`, so it may clear itself). It re-arms from the tick's cached `now` before the
+    /// callback runs, so a late tick delays every later firing. A zero interval is treated
+    /// as 1 ms, so an interval can never spin the loop.
+    pub fn set_interval(
+        &mut self,
+        every: Duration,
+        cb: impl FnMut(&mut Loop, Timer) + 'static,
+    ) -> Timer {
+        let every = every.max(Duration::from_millis(1));
+        let kind = TimerKind::Interval {
+            every,
+            callback: Some(Box::new(cb)),
+        };
+        self.start_timer(every, kind)
+    }
+
+    fn start_timer(&mut self, after: Duration, kind: TimerKind) -> Timer {
         let state = TimerState {
             wheel_key: None,
-            interval,
-            callback: Some(callback),
+            kind,
         };
         let h = self
             .handles
             .insert(HandleKind::Timer, State::Timer(state), true, true);
         let deadline = self.ms_since_epoch_ceil(Instant::now(), after);
-        let key = self.wheel.insert(deadline, h);
-        if let Some(State::Timer(t)) = self.handles.state_mut(h) {
-            t.wheel_key = Some(key);
-        }
+        self.arm(h, deadline);
         Timer(h)
     }
 
-    /// Stop a timer. False if it already fired (one-shot), was cleared, or closed.
+    fn arm(&mut self, h: Handle, deadline_ms: u64) {
+        let key = self.wheel.insert(deadline_ms, h);
+        if let Some(State::Timer(t)) = self.handles.state_mut(h) {
+            t.wheel_key = Some(key);
+        }
+    }
+
+    /// Stop a timer. False if it already fired (one-shot), was cleared, is closing, or is
+    /// not this loop's.
     pub fn clear_timer(&mut self, t: Timer) -> bool {
         let h: Handle = t.into();
         if self.handles.get(h).is_none_or(|s| s.is_closing()) {
@@ -77,82 +99,123 @@ impl Loop {
         }
     }
 
-    /// Queue `cb` for the check phase of this tick (after poll), or the next one if
-    /// called from the check phase itself.
-    pub fn set_immediate(&mut self, cb: impl FnOnce(&mut Loop) + 'static) -> Immediate {
-        let h = self.handles.insert(
-            HandleKind::Immediate,
-            State::Immediate(Some(Box::new(cb))),
-            true,
-            true,
-        );
-        self.immediates.push_back(h);
-        Immediate(h)
+    /// The poll timeout the next timer asks for: the time to its deadline, from the real
+    /// clock (time spent in this tick's callbacks is already gone); the poller rounds it
+    /// UP to whole ms. Infinite without a timer.
+    pub(super) fn timer_timeout(&self) -> (Option<Duration>, TimeoutRule) {
+        match self.wheel.next_deadline() {
+            Some((deadline_ms, handle)) => {
+                let handle = *handle;
+                let due_in = self.instant_of_ms(deadline_ms).map_or(Duration::MAX, |at| {
+                    at.saturating_duration_since(Instant::now())
+                });
+                let timeout = (due_in != Duration::MAX).then_some(due_in);
+                (timeout, TimeoutRule::Timer { handle, due_in })
+            }
+            None => (None, TimeoutRule::Infinite),
+        }
     }
 
-    /// Phase 2. Collect every due timer first, then run the callbacks: a timer started
-    /// (even with 0 ms) from a callback is not in this batch and fires next tick.
+    /// The timers phase. Collect every due timer first, then run the callbacks: a timer
+    /// started (even with 0 ms) from a callback is not in this batch and fires next tick.
     pub(super) fn run_timers(&mut self) {
         self.enter(Phase::Timers);
-        let now_ms = self.now_ms();
         let mut due: Vec<Expired<Handle>> = Vec::new();
-        self.wheel.advance(now_ms, &mut due);
-        // Their wheel keys are free now and may be reused by timers the callbacks start.
+        self.wheel.advance(self.now_ms(), &mut due);
         for e in &due {
             if let Some(State::Timer(t)) = self.handles.state_mut(e.value) {
                 t.wheel_key = None;
             }
         }
-        for e in due {
-            self.fire_timer(e.value, e.deadline, now_ms);
-        }
-        if self.tracer.enabled {
-            self.tracer.tick.next_due = self.wheel.next_deadline().map(|(ms, h)| {
-                let at = self.instant_of_ms(ms).unwrap_or(self.now());
-                (h.id(), at.saturating_duration_since(self.now()))
-            });
+        // Kept in the loop, not in a local: if a callback panics, the rest still fire.
+        self.due.extend(due);
+        while let Some(e) = self.due.pop_front() {
+            let h = e.value;
+            self.timed(|_| format!("timer {h}"), |lp| lp.fire_timer(h, e.deadline));
         }
     }
 
-    fn fire_timer(&mut self, h: Handle, deadline_ms: u64, now_ms: u64) {
-        // Cleared or closed by an earlier callback of this batch.
-        let Some(State::Timer(t)) = self.handles.state_mut(h) else {
+    fn fire_timer(&mut self, h: Handle, deadline_ms: u64) {
+        // Cleared or closed by an earlier callback of this batch: no call (as libuv takes
+        // a stopped timer off its queue).
+        if self.handles.get(h).is_none_or(|s| s.is_closing()) {
+            return;
+        }
+        let every = match self.handles.state_mut(h) {
+            Some(State::Timer(t)) => match &t.kind {
+                TimerKind::Timeout(_) => None,
+                TimerKind::Interval { every, .. } => Some(*every),
+            },
+            _ => return,
+        };
+        self.count_lateness(deadline_ms);
+        self.tracer.fired(h);
+        let Some(every) = every else {
+            if let Some(State::Timer(TimerState {
+                kind: TimerKind::Timeout(cb),
+                ..
+            })) = self.handles.remove(h)
+            {
+                cb(self, Timer(h));
+            }
             return;
         };
-        let Some(callback) = t.callback.take() else {
+        let next = self.ms_since_epoch_ceil(self.now(), every);
+        self.arm(h, next);
+        let Some(cb) = self.interval_callback(h).and_then(Option::take) else {
             return;
         };
-        let interval = t.interval;
-        let late = Duration::from_millis(now_ms.saturating_sub(deadline_ms));
+        self.call_taken(
+            cb,
+            |lp, cb| cb(lp, Timer(h)),
+            |lp, cb| {
+                // Back in its slot, unless the callback cleared or closed its own timer.
+                if let Some(slot @ None) = lp.interval_callback(h) {
+                    *slot = Some(cb);
+                }
+            },
+        );
+    }
+
+    fn interval_callback(&mut self, h: Handle) -> Option<&mut Option<OnInterval>> {
+        match self.handles.state_mut(h) {
+            Some(State::Timer(TimerState {
+                kind: TimerKind::Interval { callback, .. },
+                ..
+            })) => Some(callback),
+            _ => None,
+        }
+    }
+
+    /// Lateness is measured from the clock as each callback starts, not from the batch's
+    /// cached time: a slow callback makes the ones after it late, and that must show.
+    fn count_lateness(&mut self, deadline_ms: u64) {
+        let due_at = self.instant_of_ms(deadline_ms).unwrap_or(self.now());
+        let late = Instant::now().saturating_duration_since(due_at);
         self.counters.timers_fired += 1;
         self.counters.lateness_total += late;
         self.counters.lateness_max = self.counters.lateness_max.max(late);
-        if self.tracer.enabled {
-            self.tracer.tick.fired.push(h.id());
-        }
-        match (callback, interval) {
-            (TimerCallback::Repeat(mut cb), Some(every)) => {
-                let next = self.ms_since_epoch_ceil(self.now(), every);
-                let key = self.wheel.insert(next, h);
-                if let Some(State::Timer(t)) = self.handles.state_mut(h) {
-                    t.wheel_key = Some(key);
-                }
-                cb(self);
-                // Put it back unless the callback cleared or closed its own timer.
-                match self.handles.state_mut(h) {
-                    Some(State::Timer(t)) if t.callback.is_none() => {
-                        t.callback = Some(TimerCallback::Repeat(cb))
-                    }
-                    _ => {}
-                }
-            }
-            (TimerCallback::Once(cb), _) => {
-                self.handles.remove(h);
-                cb(self);
-            }
-            (TimerCallback::Repeat(_), None) => {
-                self.handles.remove(h);
-            }
-        }
+    }
+
+    /// Milliseconds since the loop was made: the wheel's clock (rounded down, so a timer
+    /// whose deadline is rounded up never fires early).
+    pub(crate) fn now_ms(&self) -> u64 {
+        u64::try_from(self.now().duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The Instant at which wheel time `ms` begins.
+    pub(crate) fn instant_of_ms(&self, ms: u64) -> Option<Instant> {
+        self.epoch.checked_add(Duration::from_millis(ms))
+    }
+
+    /// The wheel deadline for "`after` from `at`": rounded UP, so it never fires early.
+    /// A zero wait is due at once, so it rounds down: any later time satisfies it, and a
+    /// 0 ms timer started in a callback then fires in the very next tick.
+    pub(crate) fn ms_since_epoch_ceil(&self, at: Instant, after: Duration) -> u64 {
+        let target = at.duration_since(self.epoch).saturating_add(after);
+        let whole = target.as_millis();
+        let round_up = !after.is_zero() && target > Duration::from_millis(whole as u64);
+        let ceil = if round_up { whole + 1 } else { whole };
+        u64::try_from(ceil).unwrap_or(u64::MAX)
     }
 }

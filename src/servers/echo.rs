@@ -11,13 +11,14 @@
 //!   so the ones already accepted keep their service.
 //! - **Peers that vanish** (reset, broken pipe) close only their own connection.
 
-use crate::handle::{Listener, Tcp};
-use crate::{CloseDone, Loop, Read, WriteDone};
+use crate::handle::{Listener, Tcp, Timer};
+use crate::{Loop, ReadEvent};
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 /// Stop reading a connection whose echo queue holds more than this...
 pub const HIGH_WATER: usize = 1024 * 1024;
@@ -33,6 +34,9 @@ pub struct EchoConfig {
     pub addr: SocketAddr,
     /// More connections than this are accepted and closed at once.
     pub max_conns: usize,
+    /// Close a connection that has sent nothing for this long (off when `None`): a peer
+    /// that vanished without a FIN would otherwise hold its connection forever.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for EchoConfig {
@@ -40,6 +44,7 @@ impl Default for EchoConfig {
         EchoConfig {
             addr: ([127, 0, 0, 1], 7878).into(),
             max_conns: 100_000,
+            idle_timeout: None,
         }
     }
 }
@@ -61,12 +66,24 @@ pub struct EchoStats {
     pub max_queue: usize,
     /// Connections that ended with an error (reset, broken pipe).
     pub errors: u64,
+    /// Connections closed by the idle timeout.
+    pub idle_closed: u64,
+    /// Accepts that failed (out of fds: once per episode).
+    pub accept_errors: u64,
 }
+
+/// What the server keeps per connection, on the connection's handle (`set_data`).
+struct EchoConn {
+    last_active: Instant,
+}
+
+type OnError = Box<dyn FnMut(&io::Error)>;
 
 struct Shared {
     config: EchoConfig,
     stats: EchoStats,
     conns: HashSet<Tcp>,
+    on_error: Option<OnError>,
 }
 
 /// A running echo server: its listener, its connections and its stats.
@@ -83,10 +100,19 @@ impl Echo {
             config: config.clone(),
             stats: EchoStats::default(),
             conns: HashSet::new(),
+            on_error: None,
         }));
         let s = shared.clone();
-        let listener = lp.tcp_listen(config.addr, move |lp, conn| on_connection(lp, &s, conn))?;
+        let listener = lp.tcp_listen(config.addr, move |lp, _, r| match r {
+            Ok(conn) => on_connection(lp, &s, conn),
+            Err(e) => report(&s, &e),
+        })?;
         Ok(Echo { listener, shared })
+    }
+
+    /// Tell `f` about errors no client sees (a failed accept); the library prints nothing.
+    pub fn on_error(&self, f: impl FnMut(&io::Error) + 'static) {
+        self.shared.borrow_mut().on_error = Some(Box::new(f));
     }
 
     /// The bound address (the real port when listening on port 0).
@@ -105,37 +131,88 @@ impl Echo {
 
     /// Graceful stop: no more accepts; every connection is closed. The loop then exits.
     pub fn shutdown(&self, lp: &mut Loop) {
-        lp.close(self.listener, None::<CloseDone>);
+        lp.close(self.listener);
         let conns: Vec<Tcp> = self.shared.borrow_mut().conns.drain().collect();
         for conn in conns {
-            lp.close(conn, None::<CloseDone>);
+            lp.close(conn);
         }
+    }
+}
+
+fn report(shared: &Rc<RefCell<Shared>>, e: &io::Error) {
+    let mut s = shared.borrow_mut();
+    s.stats.accept_errors += 1;
+    if let Some(f) = s.on_error.as_mut() {
+        f(e);
     }
 }
 
 fn on_connection(lp: &mut Loop, shared: &Rc<RefCell<Shared>>, conn: Tcp) {
-    {
+    let idle = {
         let mut s = shared.borrow_mut();
         if s.conns.len() >= s.config.max_conns {
             s.stats.shed += 1;
             drop(s);
-            lp.close(conn, None::<CloseDone>);
+            lp.close(conn);
             return;
         }
         s.conns.insert(conn);
         s.stats.accepted += 1;
+        s.config.idle_timeout
+    };
+    lp.set_data(
+        conn,
+        EchoConn {
+            last_active: lp.now(),
+        },
+    );
+    if let Some(idle) = idle {
+        watch_idle(lp, shared, conn, idle, idle);
     }
     let s = shared.clone();
-    if let Err(e) = lp.read_start(conn, move |lp, conn, ev| on_read(lp, &s, conn, ev)) {
-        eprintln!("echo: cannot read from a new connection: {e}");
+    if lp
+        .read_start(conn, move |lp, conn, ev| on_read(lp, &s, conn, ev))
+        .is_err()
+    {
         finish(lp, shared, conn, true);
     }
 }
 
-fn on_read(lp: &mut Loop, shared: &Rc<RefCell<Shared>>, conn: Tcp, ev: Read<'_>) {
+/// One timer per connection, re-armed lazily: a read only stamps `last_active`; when the
+/// timer fires it closes the connection or sleeps for the rest of the idle window. No
+/// timer operation per read.
+fn watch_idle(
+    lp: &mut Loop,
+    shared: &Rc<RefCell<Shared>>,
+    conn: Tcp,
+    idle: Duration,
+    wait: Duration,
+) {
+    let s = shared.clone();
+    let timer: Timer = lp.set_timeout(wait, move |lp, _| {
+        let Some(last) = lp.data::<EchoConn>(conn).map(|c| c.last_active) else {
+            return; // closed meanwhile
+        };
+        let quiet = lp.now().saturating_duration_since(last);
+        if quiet >= idle {
+            s.borrow_mut().stats.idle_closed += 1;
+            finish(lp, &s, conn, false);
+        } else {
+            watch_idle(lp, &s, conn, idle, idle - quiet);
+        }
+    });
+    // The connection holds the loop, not its idle timer.
+    lp.unref_handle(timer);
+}
+
+fn on_read(lp: &mut Loop, shared: &Rc<RefCell<Shared>>, conn: Tcp, ev: ReadEvent<'_>) {
     match ev {
-        Read::Data(bytes) => {
-            if lp.write(conn, bytes, None::<WriteDone>).is_err() {
+        ReadEvent::Data(bytes) => {
+            let now = lp.now();
+            if let Some(c) = lp.data_mut::<EchoConn>(conn) {
+                c.last_active = now;
+            }
+            if lp.write(conn, bytes).is_err() {
                 return finish(lp, shared, conn, true);
             }
             let queued = lp.write_queue_len(conn);
@@ -155,15 +232,15 @@ fn on_read(lp: &mut Loop, shared: &Rc<RefCell<Shared>>, conn: Tcp, ev: Read<'_>)
                 }
             }
         }
-        Read::Eof => {
+        ReadEvent::Eof => {
             // Half-close: the echoes still queued go out first, then our FIN, then close.
             let s = shared.clone();
-            let shut = lp.shutdown(conn, move |lp, r| finish(lp, &s, conn, r.is_err()));
+            let shut = lp.shutdown(conn, move |lp, conn, r| finish(lp, &s, conn, r.is_err()));
             if shut.is_err() {
                 finish(lp, shared, conn, false);
             }
         }
-        Read::Error(_) => finish(lp, shared, conn, true),
+        ReadEvent::Error(_) => finish(lp, shared, conn, true),
     }
 }
 
@@ -174,6 +251,6 @@ fn finish(lp: &mut Loop, shared: &Rc<RefCell<Shared>>, conn: Tcp, failed: bool) 
             s.stats.errors += 1;
         }
         drop(s);
-        lp.close(conn, None::<CloseDone>);
+        lp.close(conn);
     }
 }

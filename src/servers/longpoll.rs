@@ -33,7 +33,7 @@ pub use log::{Message, MessageLog};
 pub use ratelimit::RateLimiter;
 
 use super::http::{Limits, Response};
-use crate::{CloseDone, Listener, Loop, Tcp, Timer};
+use crate::{Listener, Loop, Tcp, Timer};
 use conn::{Routes, Wire, WireConfig};
 use serde_json::{json, Value};
 use std::cell::RefCell;
@@ -181,7 +181,7 @@ impl LongPoll {
         })));
         let wire = Wire::new(cfg.wire(), Rc::new(chat.clone()));
         let w = wire.clone();
-        let listener = lp.tcp_listen(cfg.addr, move |lp, conn| w.accept(lp, conn))?;
+        let listener = lp.tcp_listen(cfg.addr, move |lp, _, accepted| w.accept(lp, accepted))?;
         Ok(LongPoll {
             listener,
             wire,
@@ -212,7 +212,7 @@ impl LongPoll {
     /// may finish within `shutdown_grace`, then are cut (counted in `cut_at_shutdown`).
     /// Called again, it cuts at once.
     pub fn shutdown(&self, lp: &mut Loop) {
-        lp.close(self.listener, None::<CloseDone>);
+        lp.close(self.listener);
         self.wire.shutdown(lp);
         let waiters: Vec<Waiter> = self
             .chat
@@ -309,7 +309,7 @@ impl ChatRoutes {
         }
         let conn = reply.conn();
         let me = self.clone();
-        let timer = lp.set_timeout(timeout, move |lp| me.on_poll_timeout(lp, conn));
+        let timer = lp.set_timeout(timeout, move |lp, _| me.on_poll_timeout(lp, conn));
         let waiter = Waiter {
             reply,
             cursor,

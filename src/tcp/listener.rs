@@ -3,12 +3,13 @@
 //! Out of fds (`EMFILE`/`ENFILE`) is the classic way an accept loop melts down: the
 //! pending connection stays in the backlog, the listener stays readable, and a
 //! level-triggered loop spins at 100% CPU retrying accept. Here the listener steps
-//! back instead: it is deregistered, says so once on stderr, and a timer re-arms it
-//! after [`ACCEPT_BACKOFF`]; existing connections are served meanwhile.
+//! back instead: it is deregistered, its callback hears the error once per episode, and
+//! an unref'd timer re-arms it after [`ACCEPT_BACKOFF`]; existing connections are served
+//! meanwhile.
 
-use super::{new_socket, TcpState};
+use super::TcpState;
 use crate::event_loop::{Loop, State};
-use crate::handle::{Handle, HandleKind, Listener, Tcp};
+use crate::handle::{Handle, HandleKind, Listener, Tcp, Timer};
 use crate::sys::{Fd, Interest};
 use socket2::Socket;
 use std::io;
@@ -21,32 +22,37 @@ const BACKLOG: i32 = 1024;
 /// How long an fd-starved listener waits before trying accept again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-type OnConnection = Box<dyn FnMut(&mut Loop, Tcp)>;
+type OnConnection = Box<dyn FnMut(&mut Loop, Listener, io::Result<Tcp>)>;
 
 pub(crate) struct ListenerState {
-    socket: Socket,
+    /// `None` once closed: `close` closes the socket at once (as libuv), so no
+    /// connection completes its handshake against a listener that is going away.
+    socket: Option<Socket>,
     on_connection: Option<OnConnection>,
-    /// Deregistered while backing off from fd exhaustion.
-    paused: bool,
+    /// The backoff timer while out of fds (the listener is deregistered meanwhile).
+    backoff: Option<Timer>,
+    /// This episode of fd exhaustion was already reported to the callback.
     told_about_fds: bool,
 }
 
 impl ListenerState {
-    pub fn fd(&self) -> Fd {
-        self.socket.as_raw_fd()
+    pub fn fd(&self) -> Option<Fd> {
+        self.socket.as_ref().map(|s| s.as_raw_fd())
     }
 }
 
 impl Loop {
     /// Listen on `addr` (IPv4 or IPv6; port 0 picks a free port, see `local_addr`).
-    /// `on_connection` runs for each accepted stream; call `read_start` on it to read.
+    /// `on_connection(lp, listener, Ok(conn))` runs for each accepted stream (call
+    /// `read_start` on it to read); `Err(e)` reports an accept that failed (out of fds:
+    /// once per episode, while the listener backs off).
     pub fn tcp_listen(
         &mut self,
         addr: SocketAddr,
-        on_connection: impl FnMut(&mut Loop, Tcp) + 'static,
+        on_connection: impl FnMut(&mut Loop, Listener, io::Result<Tcp>) + 'static,
     ) -> io::Result<Listener> {
         let ctx = |what: &str, e| crate::error::context(format!("{what} {addr}"), e);
-        let socket = new_socket(addr).map_err(|e| ctx("creating a socket for", e))?;
+        let socket = super::new_socket(addr).map_err(|e| ctx("creating a socket for", e))?;
         socket
             .set_reuse_address(true)
             .map_err(|e| ctx("setting SO_REUSEADDR on", e))?;
@@ -60,9 +66,9 @@ impl Loop {
         socket.listen(BACKLOG).map_err(|e| ctx("listening on", e))?;
         let fd = socket.as_raw_fd();
         let state = ListenerState {
-            socket,
+            socket: Some(socket),
             on_connection: Some(Box::new(on_connection)),
-            paused: false,
+            backoff: None,
             told_about_fds: false,
         };
         let h = self
@@ -79,7 +85,7 @@ impl Loop {
     pub fn local_addr(&self, h: impl Into<Handle>) -> io::Result<SocketAddr> {
         let h = h.into();
         let socket = match self.handles.get(h).map(|s| &s.state) {
-            Some(State::Listener(l)) => Some(&l.socket),
+            Some(State::Listener(l)) => l.socket.as_ref(),
             Some(State::Tcp(t)) => t.socket(),
             _ => None,
         };
@@ -90,16 +96,35 @@ impl Loop {
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an IP socket"))
     }
 
+    fn listener(&mut self, h: Handle) -> Option<&mut ListenerState> {
+        match self.handles.state_mut(h) {
+            Some(State::Listener(l)) if l.socket.is_some() => Some(l),
+            _ => None,
+        }
+    }
+
     /// The listener is readable: accept until the kernel says `WouldBlock`.
     pub(crate) fn on_listener_ready(&mut self, h: Handle) {
         loop {
-            let accepted = match self.handles.get(h).map(|s| &s.state) {
-                Some(State::Listener(l)) if !l.paused => l.socket.accept(),
-                _ => return, // closed or paused by a callback of this batch
+            let accepted = match self.listener(h) {
+                Some(l) if l.backoff.is_none() => match l.socket.as_ref() {
+                    Some(s) => s.accept(),
+                    None => return,
+                },
+                _ => return, // closed or backing off since, by a callback of this batch
             };
             match accepted {
-                Ok((socket, _peer)) => self.adopt(h, socket),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Ok((socket, _peer)) => {
+                    let conn = self.adopt(socket);
+                    self.deliver_connection(h, conn);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // The backlog is empty: an fd-exhaustion episode, if any, is over.
+                    if let Some(l) = self.listener(h) {
+                        l.told_about_fds = false;
+                    }
+                    return;
+                }
                 // The peer gave up before we accepted; the next one may be fine.
                 Err(e)
                     if matches!(
@@ -110,81 +135,108 @@ impl Loop {
                     return self.back_off_accepting(h, e);
                 }
                 Err(e) => {
-                    eprintln!("looplab: accept on listener {h} failed: {e}");
-                    return;
+                    let e = crate::error::context(format!("accepting on listener {h}"), e);
+                    return self.deliver_connection(h, Err(e));
                 }
             }
         }
     }
 
-    fn adopt(&mut self, listener: Handle, socket: Socket) {
-        let prepared = socket
+    /// Make an accepted socket a stream handle (non-blocking, no Nagle, no SIGPIPE).
+    fn adopt(&mut self, socket: Socket) -> io::Result<Tcp> {
+        socket
             .set_nonblocking(true)
-            .and_then(|()| socket.set_tcp_nodelay(true));
-        if let Err(e) = prepared {
-            eprintln!("looplab: preparing an accepted socket failed, dropping it: {e}");
-            return;
-        }
-        #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
-        let _ = socket.set_nosigpipe(true);
-        let conn = self.handles.insert(
+            .and_then(|()| socket.set_tcp_nodelay(true))
+            .and_then(|()| crate::sys::net::no_sigpipe(&socket))
+            .map_err(|e| crate::error::context("preparing an accepted socket", e))?;
+        let state = State::Tcp(Box::new(TcpState::new(socket)));
+        Ok(Tcp(self.handles.insert(
             HandleKind::Tcp,
-            State::Tcp(Box::new(TcpState::new(socket))),
+            state,
             false,
             true,
+        )))
+    }
+
+    fn deliver_connection(&mut self, h: Handle, conn: io::Result<Tcp>) {
+        let Some(cb) = self.listener(h).and_then(|l| l.on_connection.take()) else {
+            return;
+        };
+        self.call_taken(
+            cb,
+            |lp, cb| cb(lp, Listener(h), conn),
+            |lp, cb| {
+                if let Some(
+                    l @ ListenerState {
+                        on_connection: None,
+                        ..
+                    },
+                ) = lp.listener(h)
+                {
+                    l.on_connection = Some(cb);
+                }
+            },
         );
-        let Some(State::Listener(l)) = self.handles.state_mut(listener) else {
-            return;
-        };
-        let Some(mut cb) = l.on_connection.take() else {
-            return;
-        };
-        cb(self, Tcp(conn));
-        if let Some(State::Listener(l)) = self.handles.state_mut(listener) {
-            if l.on_connection.is_none() {
-                l.on_connection = Some(cb);
-            }
-        }
     }
 
     fn back_off_accepting(&mut self, h: Handle, e: io::Error) {
-        let Some(State::Listener(l)) = self.handles.state_mut(h) else {
+        let timer = self.set_timeout(ACCEPT_BACKOFF, move |lp, _| lp.resume_accepting(h));
+        // The backoff timer alone must not keep the loop alive; the listener does.
+        self.unref_handle(timer);
+        let Some(l) = self.listener(h) else {
+            self.clear_timer(timer);
             return;
         };
-        l.paused = true;
+        l.backoff = Some(timer);
         let fd = l.fd();
-        if !std::mem::replace(&mut l.told_about_fds, true) {
-            eprintln!(
-                "looplab: listener {h} is out of file descriptors ({e}); pausing accept for {} ms at a time and serving existing connections",
-                ACCEPT_BACKOFF.as_millis()
-            );
+        let first = !std::mem::replace(&mut l.told_about_fds, true);
+        if let Some(fd) = fd {
+            // Not watching is the point; if deregister fails the timer still re-arms.
+            let _ = self.poller.deregister(fd);
         }
-        let _ = self.poller.deregister(fd);
-        let t = self.set_timeout(ACCEPT_BACKOFF, move |lp| lp.resume_accepting(h));
-        // The backoff timer alone must not keep the loop alive; the listener does.
-        self.unref(t);
+        self.tracer.note(format!(
+            "listener {h} out of fds; accept paused {} ms",
+            ACCEPT_BACKOFF.as_millis()
+        ));
+        if first {
+            let e = crate::error::context(
+                format!(
+                    "accepting on listener {h}: out of file descriptors; pausing accept for {} ms at a time, serving existing connections",
+                    ACCEPT_BACKOFF.as_millis()
+                ),
+                e,
+            );
+            self.deliver_connection(h, Err(e));
+        }
     }
 
     fn resume_accepting(&mut self, h: Handle) {
-        let Some(State::Listener(l)) = self.handles.state_mut(h) else {
-            return;
-        };
-        l.paused = false;
-        let fd = l.fd();
+        let Some(l) = self.listener(h) else { return };
+        l.backoff = None;
+        let Some(fd) = l.fd() else { return };
         if let Err(e) = self.poller.register(fd, h.token(), Interest::READABLE) {
-            eprintln!("looplab: re-watching listener {h} failed: {e}");
-            return;
+            let e = crate::error::context(format!("re-watching listener {h}"), e);
+            return self.deliver_connection(h, Err(e));
         }
         // Edge-triggered backends will not report connections that queued meanwhile.
         self.on_listener_ready(h);
     }
 
-    /// close(): stop watching; the socket closes when the state is dropped.
+    /// close(): stop watching and close the socket now.
     pub(crate) fn stop_listener(&mut self, h: Handle) {
-        if let Some(State::Listener(l)) = self.handles.get(h).map(|s| &s.state) {
-            if !l.paused {
-                let _ = self.poller.deregister(l.fd());
+        let Some(State::Listener(l)) = self.handles.state_mut(h) else {
+            return;
+        };
+        let backoff = l.backoff.take();
+        l.on_connection = None;
+        if let Some(socket) = l.socket.take() {
+            if backoff.is_none() {
+                // The socket closes next line; a failed deregister leaves nothing behind.
+                let _ = self.poller.deregister(socket.as_raw_fd());
             }
+        }
+        if let Some(t) = backoff {
+            self.clear_timer(t);
         }
     }
 }

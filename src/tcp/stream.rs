@@ -1,8 +1,13 @@
-//! Connected streams: connect, read, the write queue, shutdown, close.
+//! Connected streams: read, the write queue, shutdown, and what close owes.
+//!
+//! A write, a shutdown and a connect are **requests**: each ends in exactly one callback,
+//! never inside the call that made it. A request that finishes is queued on its stream
+//! (`done`) and called back in the next pending phase; `close` moves everything still
+//! owed (finished, queued, in flight) into the close phase, ahead of the close callback.
 
-use super::{is_disconnect, send, Read};
-use crate::event_loop::{Loop, State};
-use crate::handle::{Handle, HandleKind, Tcp};
+use super::{is_disconnect, send, ReadEvent};
+use crate::event_loop::{Deferred, Loop, State};
+use crate::handle::{Handle, Tcp};
 use crate::sys::{Event, Fd, Interest};
 use socket2::Socket;
 use std::collections::VecDeque;
@@ -14,9 +19,9 @@ use std::os::unix::io::AsRawFd;
 /// A stream cut off by the budget is re-read in the next pending phase.
 const READ_BUDGET: usize = 16;
 
-type OnRead = Box<dyn FnMut(&mut Loop, Tcp, Read<'_>)>;
-pub(super) type OnConnect = Box<dyn FnOnce(&mut Loop, io::Result<Tcp>)>;
-type OnDone = Box<dyn FnOnce(&mut Loop, io::Result<()>)>;
+type OnRead = Box<dyn FnMut(&mut Loop, Tcp, ReadEvent<'_>)>;
+pub(super) type OnConnect = Box<dyn FnOnce(&mut Loop, Tcp, io::Result<()>)>;
+pub(super) type OnDone = Box<dyn FnOnce(&mut Loop, Tcp, io::Result<()>)>;
 type OnDrain = Box<dyn FnOnce(&mut Loop, Tcp)>;
 
 struct WriteReq {
@@ -26,19 +31,26 @@ struct WriteReq {
 }
 
 pub(crate) struct TcpState {
+    /// `None` once closed: the fd is closed at `close`, the slot lives to the close phase.
     pub(super) socket: Option<Socket>,
     pub(super) connecting: Option<OnConnect>,
+    /// The connect failed: the socket is dead; reads and writes are refused until close.
+    pub(super) failed: bool,
     on_read: Option<OnRead>,
-    reading: bool,
+    pub(super) reading: bool,
     queue: VecDeque<WriteReq>,
     queued_bytes: usize,
     shutdown: Option<OnDone>,
     /// The write side is shut (or shutting): no more writes.
     write_closed: bool,
+    /// An earlier write failed (the peer is gone): what it failed with, for later writes.
+    write_failed: Option<(io::ErrorKind, String)>,
     /// What the poller watches now; `None` when not registered at all.
     registered: Option<Interest>,
     /// Run once when the queue falls to this many bytes (Node's 'drain').
     drain: Option<(usize, OnDrain)>,
+    /// Finished requests waiting for the pending phase, oldest first.
+    done: VecDeque<(Option<OnDone>, io::Result<()>)>,
 }
 
 impl TcpState {
@@ -46,14 +58,17 @@ impl TcpState {
         TcpState {
             socket: Some(socket),
             connecting: None,
+            failed: false,
             on_read: None,
             reading: false,
             queue: VecDeque::new(),
             queued_bytes: 0,
             shutdown: None,
             write_closed: false,
+            write_failed: None,
             registered: None,
             drain: None,
+            done: VecDeque::new(),
         }
     }
 
@@ -67,20 +82,42 @@ impl TcpState {
 
     /// What the stream needs from the poller right now.
     fn wanted(&self) -> Option<Interest> {
-        let readable = self.reading;
-        let writable = self.connecting.is_some() || !self.queue.is_empty();
+        let readable = self.reading && !self.failed;
+        let writable = self.connecting.is_some()
+            || (!self.failed && (!self.queue.is_empty() || self.shutdown.is_some()));
         (readable || writable).then_some(Interest { readable, writable })
     }
 
-    fn busy(&self) -> bool {
-        self.wanted().is_some() || self.shutdown.is_some()
+    /// Take the callbacks of queued writes and a pending shutdown (their bytes are dropped).
+    pub(super) fn take_requests(&mut self) -> Vec<OnDone> {
+        let mut owed: Vec<OnDone> = self.queue.drain(..).filter_map(|r| r.done).collect();
+        owed.extend(self.shutdown.take());
+        self.queued_bytes = 0;
+        owed
+    }
+
+    /// Requests in flight: each holds the loop, ref'd or not.
+    fn requests(&self) -> u32 {
+        let n = self.queue.len()
+            + self.done.len()
+            + usize::from(self.connecting.is_some())
+            + usize::from(self.shutdown.is_some());
+        u32::try_from(n).unwrap_or(u32::MAX)
     }
 }
 
-pub(super) fn closed_error(what: &str) -> io::Error {
+/// The error a request gets when `close` cuts it short (libuv's `UV_ECANCELED`).
+pub(super) fn canceled(what: &str, h: Handle) -> io::Error {
     io::Error::new(
         io::ErrorKind::ConnectionAborted,
-        format!("{what}: the stream was closed first"),
+        format!("{what} on tcp {h} canceled: the stream was closed first"),
+    )
+}
+
+fn not_connected(op: &str, h: Handle) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        format!("{op}: tcp {h} failed to connect; close it"),
     )
 }
 
@@ -92,69 +129,81 @@ impl Loop {
         }
     }
 
-    /// Bring the poller registration and the active flag in line with the stream's state.
-    pub(super) fn sync_interest(&mut self, h: Handle) {
-        let Some(t) = self.stream(h) else { return };
-        let (wanted, had, busy) = (t.wanted(), t.registered, t.busy());
-        let Some(fd) = t.fd() else { return };
+    fn stream_for(&mut self, op: &str, h: Handle) -> io::Result<&mut TcpState> {
+        self.stream(h).ok_or_else(|| crate::error::stale(op, h))
+    }
+
+    /// Bring the poller registration, the active flag and the request count in line with
+    /// the stream's state. An error leaves the registration as it was.
+    pub(super) fn sync_interest(&mut self, h: Handle) -> io::Result<()> {
+        let Some(t) = self.stream(h) else {
+            return Ok(());
+        };
+        let (wanted, had, requests) = (t.wanted(), t.registered, t.requests());
+        let busy = wanted.is_some() || t.shutdown.is_some();
+        let Some(fd) = t.fd() else { return Ok(()) };
         if wanted != had {
             let token = h.token();
-            let result = match (had, wanted) {
+            match (had, wanted) {
                 (None, Some(i)) => self.poller.register(fd, token, i),
                 (Some(_), Some(i)) => self.poller.reregister(fd, token, i),
                 (Some(_), None) => self.poller.deregister(fd),
                 (None, None) => Ok(()),
-            };
-            match result {
-                Ok(()) => {
-                    if let Some(t) = self.stream(h) {
-                        t.registered = wanted;
-                    }
-                }
-                Err(e) => {
-                    eprintln!("looplab: updating the poller for tcp {h} (fd {fd}) failed: {e}")
-                }
+            }
+            .map_err(|e| crate::error::context(format!("watching tcp {h} (fd {fd})"), e))?;
+            if let Some(t) = self.stream(h) {
+                t.registered = wanted;
             }
         }
         self.handles.set_active(h, busy);
+        self.handles.set_requests(h, requests);
+        Ok(())
     }
 
-    /// Start delivering reads to `cb`. Tries a read in the next pending phase too: data
-    /// that arrived while reading was stopped is not reported again by an edge-triggered
-    /// poller.
+    /// Start delivering reads to `cb`. An error if the stream is already reading (libuv's
+    /// `EALREADY`: a second reader would silently replace the first). Tries a read in the
+    /// next pending phase too: data that arrived while reading was stopped is not reported
+    /// again by an edge-triggered poller.
     pub fn read_start(
         &mut self,
         conn: Tcp,
-        cb: impl FnMut(&mut Loop, Tcp, Read<'_>) + 'static,
+        cb: impl FnMut(&mut Loop, Tcp, ReadEvent<'_>) + 'static,
     ) -> io::Result<()> {
         let h: Handle = conn.into();
-        let t = self
-            .stream(h)
-            .ok_or_else(|| crate::error::stale("read_start", h))?;
+        let t = self.stream_for("read_start", h)?;
+        if t.reading {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("read_start: tcp {h} is already reading (EALREADY); read_stop first"),
+            ));
+        }
         t.on_read = Some(Box::new(cb));
         self.resume_reading(h)
     }
 
     /// Stop reading (backpressure): the kernel buffers, then the peer's sends block.
+    /// False if the stream is stale or closed.
     pub fn read_stop(&mut self, conn: Tcp) -> bool {
         let h: Handle = conn.into();
         let Some(t) = self.stream(h) else {
             return false;
         };
         t.reading = false;
-        self.sync_interest(h);
+        // Stopping watching cannot leave us reading; a failed deregister is harmless here.
+        let _ = self.sync_interest(h);
         true
     }
 
-    /// Read again with the callback given to the last `read_start`.
+    /// Read again with the callback given to the last `read_start` (Node's `resume()`).
     pub fn read_resume(&mut self, conn: Tcp) -> io::Result<()> {
         self.resume_reading(conn.into())
     }
 
     fn resume_reading(&mut self, h: Handle) -> io::Result<()> {
-        let t = self
-            .stream(h)
-            .ok_or_else(|| crate::error::stale("read_resume", h))?;
+        let t = self.stream_for("read_resume", h)?;
+        if t.failed {
+            return Err(not_connected("read", h));
+        }
         if t.on_read.is_none() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -162,8 +211,14 @@ impl Loop {
             ));
         }
         let was_reading = std::mem::replace(&mut t.reading, true);
-        self.sync_interest(h);
-        if !was_reading {
+        if let Err(e) = self.sync_interest(h) {
+            if let Some(t) = self.stream(h) {
+                t.reading = was_reading;
+            }
+            return Err(e);
+        }
+        let connecting = self.stream(h).is_some_and(|t| t.connecting.is_some());
+        if !was_reading && !connecting {
             self.defer(move |lp| lp.read_some(h));
         }
         Ok(())
@@ -185,69 +240,93 @@ impl Loop {
         }
     }
 
-    /// Read until WouldBlock, EOF, an error, the callback stopping us, or the budget.
-    fn read_some(&mut self, h: Handle) {
-        let mut buf = std::mem::take(&mut self.read_buf);
-        for _ in 0..READ_BUDGET {
-            let Some(t) = self.stream(h) else { break };
-            if !t.reading {
-                break;
-            }
-            let Some(socket) = t.socket.as_ref() else {
-                break;
-            };
-            let outcome = match (&mut &*socket).read(&mut buf) {
-                Ok(0) => Some(Read::Eof),
-                Ok(n) => Some(Read::Data(&buf[..n])),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => Some(Read::Error(e)),
-            };
-            let Some(outcome) = outcome else {
-                self.read_buf = buf;
-                return;
-            };
-            let last = !matches!(outcome, Read::Data(_));
-            if last {
-                t.reading = false;
-            }
-            let Some(mut cb) = t.on_read.take() else {
-                break;
-            };
-            cb(self, Tcp(h), outcome);
-            if let Some(t) = self.stream(h) {
-                if t.on_read.is_none() {
-                    t.on_read = Some(cb);
-                }
-            }
-            if last {
-                self.sync_interest(h);
-                self.read_buf = buf;
-                return;
-            }
-        }
-        self.read_buf = buf;
+    /// Read with the loop's shared buffer, lent out through a guard (handle.rs).
+    pub(super) fn read_some(&mut self, h: Handle) {
+        let buf = std::mem::take(&mut self.read_buf);
+        let more = self.call_taken(
+            buf,
+            |lp, buf| lp.read_into(h, buf),
+            |lp, buf| lp.read_buf = buf,
+        );
         // Out of budget while still reading: more may be waiting and an edge-triggered
         // poller will not tell us again, so look once more next tick.
-        if self.stream(h).is_some_and(|t| t.reading) {
+        if more {
             self.defer(move |lp| lp.read_some(h));
         }
     }
 
+    /// Read until WouldBlock, EOF, an error, the callback stopping us, or the budget.
+    /// True if the budget ran out while still reading.
+    fn read_into(&mut self, h: Handle, buf: &mut [u8]) -> bool {
+        for _ in 0..READ_BUDGET {
+            let Some(t) = self.stream(h) else {
+                return false;
+            };
+            let Some(socket) = t.socket.as_ref().filter(|_| t.reading) else {
+                return false;
+            };
+            let event = match (&mut &*socket).read(buf) {
+                Ok(0) => ReadEvent::Eof,
+                Ok(n) => ReadEvent::Data(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => ReadEvent::Error(crate::error::context(format!("reading tcp {h}"), e)),
+            };
+            let last = !matches!(event, ReadEvent::Data(_));
+            if last {
+                t.reading = false;
+            }
+            let Some(cb) = t.on_read.take() else {
+                return false;
+            };
+            self.call_taken(
+                cb,
+                |lp, cb| cb(lp, Tcp(h), event),
+                |lp, cb| {
+                    if let Some(t @ TcpState { on_read: None, .. }) = lp.stream(h) {
+                        t.on_read = Some(cb);
+                    }
+                },
+            );
+            if last {
+                let _ = self.sync_interest(h); // only ever narrows what is watched
+                return false;
+            }
+        }
+        self.stream(h).is_some_and(|t| t.reading)
+    }
+
     /// Write `bytes`. The kernel gets them at once if it takes them; the rest is copied to
-    /// the stream's queue and sent when writable. `cb` runs when all are handed to the
-    /// kernel, or with the error if one comes later; never inside this call. An error the
-    /// kernel gives at once (the peer is gone) is returned instead, and `cb` is not called:
-    /// each failure is reported exactly once.
-    pub fn write<F>(&mut self, conn: Tcp, bytes: impl AsRef<[u8]>, cb: Option<F>) -> io::Result<()>
-    where
-        F: FnOnce(&mut Loop, io::Result<()>) + 'static,
-    {
-        let h: Handle = conn.into();
-        let bytes = bytes.as_ref();
-        let t = self
-            .stream(h)
-            .ok_or_else(|| crate::error::stale("write", h))?;
+    /// the stream's queue and sent when writable (writes made while connecting wait for
+    /// the connection). An error the kernel gives at once (the peer is gone) is returned,
+    /// and that is the only report of it.
+    pub fn write(&mut self, conn: Tcp, bytes: impl AsRef<[u8]>) -> io::Result<()> {
+        self.write_request(conn.into(), bytes.as_ref(), None)
+    }
+
+    /// `write`, then `cb(lp, conn, result)` once every byte is handed to the kernel, or
+    /// with the error if one comes later; never inside this call. If `write_then` itself
+    /// returns an error, `cb` is not called: each failure is reported exactly once.
+    pub fn write_then(
+        &mut self,
+        conn: Tcp,
+        bytes: impl AsRef<[u8]>,
+        cb: impl FnOnce(&mut Loop, Tcp, io::Result<()>) + 'static,
+    ) -> io::Result<()> {
+        self.write_request(conn.into(), bytes.as_ref(), Some(Box::new(cb)))
+    }
+
+    fn write_request(&mut self, h: Handle, bytes: &[u8], done: Option<OnDone>) -> io::Result<()> {
+        let t = self.stream_for("write", h)?;
+        if t.failed {
+            return Err(not_connected("write", h));
+        }
+        if let Some((kind, why)) = &t.write_failed {
+            return Err(io::Error::new(
+                *kind,
+                format!("write on tcp {h}: an earlier write failed ({why})"),
+            ));
+        }
         if t.write_closed {
             return Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
@@ -255,7 +334,7 @@ impl Loop {
             ));
         }
         let mut written = 0;
-        if t.queue.is_empty() {
+        if t.queue.is_empty() && t.connecting.is_none() {
             let Some(socket) = t.socket.as_ref() else {
                 return Err(crate::error::stale("write", h));
             };
@@ -264,13 +343,12 @@ impl Loop {
                     Ok(n) => written += n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    // Reported once, here; `cb` is dropped uncalled.
                     Err(e) => return Err(crate::error::context(format!("writing to tcp {h}"), e)),
                 }
             }
             if written == bytes.len() {
-                if let Some(cb) = cb {
-                    self.defer(move |lp| cb(lp, Ok(())));
+                if done.is_some() {
+                    self.complete(h, done, Ok(()));
                 }
                 return Ok(());
             }
@@ -280,10 +358,38 @@ impl Loop {
         t.queue.push_back(WriteReq {
             data: rest,
             written: 0,
-            done: cb.map(|f| Box::new(f) as OnDone),
+            done,
         });
-        self.sync_interest(h);
+        if let Err(e) = self.sync_interest(h) {
+            // Never sent and never will be: take it back and say so now, once.
+            if let Some(t) = self.stream(h) {
+                if let Some(req) = t.queue.pop_back() {
+                    t.queued_bytes -= req.data.len() - req.written;
+                }
+            }
+            return Err(e);
+        }
         Ok(())
+    }
+
+    /// A request finished: its callback runs in the next pending phase (or in the close
+    /// phase, if the stream is closed first).
+    pub(super) fn complete(&mut self, h: Handle, done: Option<OnDone>, r: io::Result<()>) {
+        let Some(t) = self.stream(h) else { return };
+        t.done.push_back((done, r));
+        let _ = self.sync_interest(h); // the request count only
+        self.defer(move |lp| lp.deliver_done(h));
+    }
+
+    /// One finished request's callback (each `complete` defers one of these).
+    fn deliver_done(&mut self, h: Handle) {
+        let Some((done, r)) = self.stream(h).and_then(|t| t.done.pop_front()) else {
+            return; // closed meanwhile: the close phase delivered it
+        };
+        let _ = self.sync_interest(h);
+        if let Some(done) = done {
+            done(self, Tcp(h), r);
+        }
     }
 
     /// Bytes accepted by `write` that the kernel has not taken yet.
@@ -295,9 +401,12 @@ impl Loop {
     }
 
     /// Writable: send queued bytes until the queue is empty or the kernel is full.
-    fn flush(&mut self, h: Handle) {
-        let mut finished: Vec<(OnDone, io::Result<()>)> = Vec::new();
+    pub(super) fn flush(&mut self, h: Handle) {
         let Some(t) = self.stream(h) else { return };
+        if t.connecting.is_some() {
+            return;
+        }
+        let mut finished: Vec<Option<OnDone>> = Vec::new();
         let mut failure = None;
         while let Some(req) = t.queue.front_mut() {
             let Some(socket) = t.socket.as_ref() else {
@@ -308,9 +417,7 @@ impl Loop {
                     req.written += n;
                     t.queued_bytes -= n;
                     if req.written == req.data.len() {
-                        if let Some(done) = t.queue.pop_front().and_then(|r| r.done) {
-                            finished.push((done, Ok(())));
-                        }
+                        finished.extend(t.queue.pop_front().map(|r| r.done));
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -321,47 +428,58 @@ impl Loop {
                 }
             }
         }
-        if let Some(e) = failure {
-            // The peer is gone (EPIPE, ECONNRESET) or the socket failed: every queued
-            // write fails with the same error, and the reader hears of it too.
-            let kind = e.kind();
-            let msg = format!("writing to tcp {h}: {e}");
-            for req in t.queue.drain(..) {
-                if let Some(done) = req.done {
-                    finished.push((done, Err(io::Error::new(kind, msg.clone()))));
-                }
-            }
-            t.queued_bytes = 0;
-            t.write_closed = true;
-            if let Some(done) = t.shutdown.take() {
-                finished.push((done, Err(io::Error::new(kind, msg.clone()))));
-            }
-            if !is_disconnect(&e) {
-                eprintln!("looplab: {msg}");
-            }
-        } else if t.queue.is_empty() {
-            if let Some(done) = t.shutdown.take() {
+        let shut = if failure.is_none() && t.queue.is_empty() {
+            t.shutdown.take().map(|done| {
                 let r = t
                     .socket
                     .as_ref()
                     .map_or(Ok(()), |s| s.shutdown(std::net::Shutdown::Write));
-                finished.push((done, r));
-            }
-        }
+                (done, r)
+            })
+        } else {
+            None
+        };
         let drained = match t.drain.take() {
-            Some((low, cb)) if t.queued_bytes <= low => Some(cb),
+            Some((low, cb)) if t.queued_bytes <= low && failure.is_none() => Some(cb),
             other => {
                 t.drain = other;
                 None
             }
         };
-        self.sync_interest(h);
-        for (done, r) in finished {
-            done(self, r);
+        for done in finished {
+            self.complete(h, done, Ok(()));
+        }
+        if let Some((done, r)) = shut {
+            self.complete(h, Some(done), r);
+        }
+        if let Some(e) = failure {
+            self.fail_writes(h, &e);
+        }
+        if let Err(e) = self.sync_interest(h) {
+            self.fail_writes(h, &e);
         }
         if let Some(cb) = drained {
             cb(self, Tcp(h));
         }
+    }
+
+    /// The peer is gone (EPIPE, ECONNRESET) or the socket failed: every queued write and
+    /// a pending shutdown fail with the same error, and no more writes are taken.
+    fn fail_writes(&mut self, h: Handle, e: &io::Error) {
+        let Some(t) = self.stream(h) else { return };
+        let kind = e.kind();
+        let msg = format!("writing to tcp {h}: {e}");
+        let owed = t.take_requests();
+        t.write_closed = true;
+        t.write_failed = Some((kind, e.to_string()));
+        t.drain = None;
+        if !is_disconnect(e) {
+            self.tracer.note(msg.clone());
+        }
+        for done in owed {
+            self.complete(h, Some(done), Err(io::Error::new(kind, msg.clone())));
+        }
+        let _ = self.sync_interest(h); // only ever narrows what is watched
     }
 
     /// Run `cb` once when the write queue has fallen to `low_water` bytes or fewer: the
@@ -374,9 +492,7 @@ impl Loop {
         cb: impl FnOnce(&mut Loop, Tcp) + 'static,
     ) -> io::Result<()> {
         let h: Handle = conn.into();
-        let t = self
-            .stream(h)
-            .ok_or_else(|| crate::error::stale("on_drain", h))?;
+        let t = self.stream_for("on_drain", h)?;
         if t.queued_bytes <= low_water {
             t.drain = None;
             self.defer(move |lp| cb(lp, conn));
@@ -387,65 +503,72 @@ impl Loop {
     }
 
     /// Close the write side once the queue has drained (a TCP FIN: the peer reads EOF).
-    /// `cb` gets the result; never inside this call.
+    /// `cb(lp, conn, result)` runs later, never inside this call.
     pub fn shutdown(
         &mut self,
         conn: Tcp,
-        cb: impl FnOnce(&mut Loop, io::Result<()>) + 'static,
+        cb: impl FnOnce(&mut Loop, Tcp, io::Result<()>) + 'static,
     ) -> io::Result<()> {
         let h: Handle = conn.into();
-        let t = self
-            .stream(h)
-            .ok_or_else(|| crate::error::stale("shutdown", h))?;
+        let t = self.stream_for("shutdown", h)?;
+        if t.failed {
+            return Err(not_connected("shutdown", h));
+        }
         if std::mem::replace(&mut t.write_closed, true) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("tcp {h} is already shut down"),
             ));
         }
-        if t.queue.is_empty() {
-            let r = t
-                .socket
-                .as_ref()
-                .map_or(Ok(()), |s| s.shutdown(std::net::Shutdown::Write));
-            self.defer(move |lp| cb(lp, r));
-        } else {
-            t.shutdown = Some(Box::new(cb));
-            self.sync_interest(h);
+        t.shutdown = Some(Box::new(cb));
+        if t.queue.is_empty() && t.connecting.is_none() {
+            self.flush(h);
+            return Ok(());
         }
-        Ok(())
+        self.sync_interest(h)
     }
 
-    /// close(): deregister and close the fd now; queued writes, a pending connect or
-    /// shutdown get an error in the next pending phase (before the close callback).
-    pub(crate) fn stop_socket(&mut self, h: Handle) {
-        match self.handles.get(h).map(|s| s.kind()) {
-            Some(HandleKind::Listener) => return self.stop_listener(h),
-            Some(HandleKind::Tcp) => {}
-            _ => return,
-        }
+    /// close(): deregister and close the fd now. Returns what the stream still owes, in
+    /// order: the connect, finished requests, queued writes, the shutdown; the close phase
+    /// calls them, each with its result or a cancel error, before the close callback.
+    pub(crate) fn stop_stream(&mut self, h: Handle) -> VecDeque<Deferred> {
+        let mut owed: VecDeque<Deferred> = VecDeque::new();
         let Some(State::Tcp(t)) = self.handles.state_mut(h) else {
-            return;
+            return owed;
         };
         let socket = t.socket.take();
         let registered = t.registered.take().is_some();
-        let mut owed: Vec<OnDone> = t.queue.drain(..).filter_map(|r| r.done).collect();
-        owed.extend(t.shutdown.take());
+        let conn = Tcp(h);
+        if let Some(cb) = t.connecting.take() {
+            owed.push_back(Box::new(move |lp| {
+                cb(lp, conn, Err(canceled("connect", h)))
+            }));
+        }
+        for (done, r) in t.done.drain(..) {
+            if let Some(done) = done {
+                owed.push_back(Box::new(move |lp| done(lp, conn, r)));
+            }
+        }
+        for done in t.queue.drain(..).filter_map(|r| r.done) {
+            owed.push_back(Box::new(move |lp| {
+                done(lp, conn, Err(canceled("write", h)))
+            }));
+        }
+        if let Some(done) = t.shutdown.take() {
+            owed.push_back(Box::new(move |lp| {
+                done(lp, conn, Err(canceled("shutdown", h)))
+            }));
+        }
         t.queued_bytes = 0;
         t.on_read = None;
         t.reading = false;
         t.drain = None;
-        let connect = t.connecting.take();
         if let (Some(s), true) = (&socket, registered) {
+            // The fd closes next line; a failed deregister leaves nothing to clean.
             let _ = self.poller.deregister(s.as_raw_fd());
         }
         drop(socket);
-        for done in owed {
-            self.defer(move |lp| done(lp, Err(closed_error("write"))));
-        }
-        if let Some(cb) = connect {
-            self.defer(move |lp| cb(lp, Err(closed_error("connect"))));
-        }
+        owed
     }
 
     /// The address of the peer of a connected stream.

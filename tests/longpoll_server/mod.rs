@@ -1,15 +1,30 @@
 //! A long-poll server on its own loop thread, for the in-process tests
-//! (`tests/longpoll.rs`, `tests/longpoll_limits.rs`).
+//! (`tests/longpoll.rs`, `tests/longpoll_limits.rs`, `tests/http_parse.rs`), and the
+//! blocking HTTP client they talk to it with.
 #![allow(dead_code)]
 
-use super::util::http::get;
+#[path = "../util/http.rs"]
+pub mod http;
+
+use http::get;
 use looplab::servers::longpoll::{LongPoll, LongPollConfig, LongPollStats};
-use looplab::{Backend, CloseDone, Loop, RunMode};
+use looplab::{Backend, Loop, RunMode};
 use serde_json::Value;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+/// Run `test` once per backend this OS offers, naming the backend in any panic.
+pub fn on_every_backend(test: impl Fn(Backend)) {
+    for backend in Backend::available() {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(backend)));
+        if let Err(e) = result {
+            eprintln!("-- failed on the {backend} backend --");
+            std::panic::resume_unwind(e);
+        }
+    }
+}
 
 /// A long-poll server on its own loop thread; `stop` shuts it down gracefully.
 pub struct Server {
@@ -37,16 +52,11 @@ impl Server {
             tweak(&mut cfg);
             let server = LongPoll::listen(&mut lp, cfg).unwrap();
             let s = server.clone();
-            let me = std::rc::Rc::new(std::cell::Cell::new(None));
-            let m = me.clone();
-            let (h, stop) = lp.async_handle(move |lp| {
+            let (h, stop) = lp.async_handle(move |lp, me| {
                 s.shutdown(lp);
-                if let Some(h) = m.get() {
-                    lp.close(h, None::<CloseDone>);
-                }
+                lp.close(me);
             });
-            me.set(Some(h));
-            lp.unref(h);
+            lp.unref_handle(h);
             tx.send((server.local_addr(&lp).unwrap(), stop)).unwrap();
             lp.run(RunMode::Default).unwrap();
             assert!(

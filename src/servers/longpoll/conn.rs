@@ -23,6 +23,10 @@
 //!   └ any state ── EOF / reset / Idle or Header deadline / send timeout / grace cut ──► closed
 //! ```
 //!
+//! A connection's state (`Conn`) rides on its handle (`lp.set_data`, libuv's
+//! `handle->data`) and goes with it; the wire keeps only the set of open connections,
+//! for `/stats` and for shutdown.
+//!
 //! Beside the phase, two flags stop reading (Node's `socket.pause()`): `output_full`
 //! (more than [`HIGH_WATER`] bytes queued for a client that does not read: reading and
 //! pipelined requests wait for the drain) and `yielded` (one connection answered
@@ -36,14 +40,18 @@
 //! `send_timeout` is closed, whatever state it is in.
 
 use crate::servers::http::{parse_head, Head, Limits, Parsed, Response};
-use crate::{CloseDone, Loop, Read, Tcp, Timer, WriteDone};
+use crate::{Loop, ReadEvent, Tcp, Timer};
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::HashSet;
+use std::io;
 use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
 mod flow;
+mod reply;
+
+pub use reply::Reply;
 
 /// Queued output above which a connection stops being read (Node's default
 /// `highWaterMark` for sockets is 16 KiB; we answer in bigger pieces).
@@ -102,6 +110,8 @@ pub struct WireConfig {
 pub struct WireStats {
     /// Connections accepted in all.
     pub accepted: u64,
+    /// Accepts that failed (out of fds: the listener backs off by itself).
+    pub accept_errors: u64,
     /// Connections accepted and closed at once (too many connections).
     pub shed_connections: u64,
     /// Requests refused with 431, 413 or 408.
@@ -118,46 +128,14 @@ pub struct WireStats {
     pub cut_at_shutdown: u64,
 }
 
-/// The right to answer one request. `send` consumes it: a request is answered once.
-/// The routes must send it or keep it; the wire drops kept ones when the client leaves.
-#[must_use = "a request must be answered, or kept to answer later"]
-pub struct Reply {
-    wire: Wire,
-    conn: Tcp,
-    keep_alive: bool,
-    head_only: bool,
-}
-
-impl std::fmt::Debug for Reply {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Reply({:?}, keep_alive: {})", self.conn, self.keep_alive)
-    }
-}
-
-impl Reply {
-    /// The connection this answer goes to.
-    pub fn conn(&self) -> Tcp {
-        self.conn
-    }
-
-    /// Answer the request: the one place a response is written.
-    pub fn send(self, lp: &mut Loop, resp: &Response) {
-        let Reply {
-            wire,
-            conn,
-            keep_alive,
-            head_only,
-        } = self;
-        wire.send(lp, conn, keep_alive, head_only, resp);
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Reading,
     Held,
     Closing,
     Lingering,
+    /// Closed by the wire; the handle (and this state) goes in the close phase.
+    Closed,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,6 +145,7 @@ enum Deadline {
     Linger,
 }
 
+/// One connection's state, kept on its handle.
 struct Conn {
     peer: IpAddr,
     buf: Vec<u8>,
@@ -186,7 +165,7 @@ struct Conn {
 
 struct State {
     cfg: WireConfig,
-    conns: HashMap<Tcp, Conn>,
+    open: HashSet<Tcp>,
     stats: WireStats,
     shutting_down: bool,
     grace: Option<Timer>,
@@ -208,7 +187,7 @@ impl Wire {
     pub fn new(cfg: WireConfig, routes: Rc<dyn Routes>) -> Wire {
         let state = State {
             cfg,
-            conns: HashMap::new(),
+            open: HashSet::new(),
             stats: WireStats::default(),
             shutting_down: false,
             grace: None,
@@ -222,7 +201,7 @@ impl Wire {
 
     /// Open connections.
     pub fn connections(&self) -> usize {
-        self.0.state.borrow().conns.len()
+        self.0.state.borrow().open.len()
     }
 
     /// The counters so far.
@@ -243,27 +222,34 @@ impl Wire {
         f(&mut self.0.state.borrow_mut().stats);
     }
 
-    fn with_conn<T>(&self, conn: Tcp, f: impl FnOnce(&mut Conn) -> T) -> Option<T> {
-        self.0.state.borrow_mut().conns.get_mut(&conn).map(f)
+    /// The state of an open connection (`None` once the wire has closed it).
+    fn with_conn<T>(&self, lp: &mut Loop, conn: Tcp, f: impl FnOnce(&mut Conn) -> T) -> Option<T> {
+        lp.data_mut::<Conn>(conn)
+            .filter(|c| c.phase != Phase::Closed)
+            .map(f)
     }
 
-    /// A new connection from the listener.
-    pub fn accept(&self, lp: &mut Loop, conn: Tcp) {
+    /// What the listener gives: a new connection, or the error of a failed accept.
+    pub fn accept(&self, lp: &mut Loop, accepted: io::Result<Tcp>) {
+        let Ok(conn) = accepted else {
+            return self.count(|st| st.accept_errors += 1);
+        };
         let Ok(peer) = lp.peer_addr(conn).map(|a| a.ip()) else {
-            lp.close(conn, None::<CloseDone>);
+            lp.close(conn);
             return;
         };
         {
             let mut s = self.0.state.borrow_mut();
-            if s.shutting_down || s.conns.len() >= s.cfg.max_conns {
+            if s.shutting_down || s.open.len() >= s.cfg.max_conns {
                 s.stats.shed_connections += 1;
                 drop(s);
-                lp.close(conn, None::<CloseDone>);
+                lp.close(conn);
                 return;
             }
             s.stats.accepted += 1;
-            s.conns.insert(conn, Conn::new(peer));
+            s.open.insert(conn);
         }
+        lp.set_data(conn, Conn::new(peer));
         self.arm(lp, conn, Deadline::Header);
         let w = self.clone();
         if lp
@@ -274,22 +260,22 @@ impl Wire {
         }
     }
 
-    fn on_read(&self, lp: &mut Loop, conn: Tcp, ev: Read<'_>) {
+    fn on_read(&self, lp: &mut Loop, conn: Tcp, ev: ReadEvent<'_>) {
         let data = match ev {
-            Read::Data(d) => d,
+            ReadEvent::Data(d) => d,
             // The client is gone: a held poll is dropped this tick, never written to.
-            Read::Eof | Read::Error(_) => return self.drop_conn(lp, conn),
+            ReadEvent::Eof | ReadEvent::Error(_) => return self.drop_conn(lp, conn),
         };
         let bound = {
             let limits = self.cfg().limits;
             limits.max_header_bytes + limits.max_body
         };
-        let step = self.with_conn(conn, |c| match c.phase {
-            Phase::Closing | Phase::Lingering => None, // answered for good: discard
-            phase => {
+        let step = self.with_conn(lp, conn, |c| match c.phase {
+            Phase::Reading | Phase::Held => {
                 c.buf.extend_from_slice(data);
-                Some((phase, c.buf.len() > bound))
+                Some((c.phase, c.buf.len() > bound))
             }
+            _ => None, // answered for good: discard
         });
         match step.flatten() {
             Some((Phase::Held, true)) => self.0.routes.clone().release(lp, conn),
@@ -300,11 +286,11 @@ impl Wire {
 
     /// Take whole requests from the buffer while the connection may answer them.
     fn process(&self, lp: &mut Loop, conn: Tcp) {
-        self.with_conn(conn, |c| c.turn_bytes = 0);
+        self.with_conn(lp, conn, |c| c.turn_bytes = 0);
         let mut taken = 0;
         while self.take_one(lp, conn) {
             taken += 1;
-            let written = self.with_conn(conn, |c| c.turn_bytes).unwrap_or(0);
+            let written = self.with_conn(lp, conn, |c| c.turn_bytes).unwrap_or(0);
             if taken == PIPELINE_TURN || written >= TURN_BYTES {
                 self.yield_turn(lp, conn);
                 break;
@@ -316,15 +302,16 @@ impl Wire {
     /// Route one whole request; false when there is none to take now.
     fn take_one(&self, lp: &mut Loop, conn: Tcp) -> bool {
         let limits = self.cfg().limits;
-        let parsed = {
-            let s = self.0.state.borrow();
-            let Some(c) = s.conns.get(&conn) else {
-                return false;
-            };
-            if c.phase != Phase::Reading || c.output_full || c.yielded || c.buf.is_empty() {
-                return false;
+        let parsed = match lp.data::<Conn>(conn) {
+            Some(c)
+                if c.phase == Phase::Reading
+                    && !c.output_full
+                    && !c.yielded
+                    && !c.buf.is_empty() =>
+            {
+                parse_head(&c.buf, &limits)
             }
-            parse_head(&c.buf, &limits)
+            _ => return false,
         };
         let head = match parsed {
             Parsed::Partial => return false,
@@ -343,7 +330,7 @@ impl Wire {
             return false;
         }
         let whole = head.head_len + head.content_length;
-        let taken = self.with_conn(conn, |c| {
+        let taken = self.with_conn(lp, conn, |c| {
             if c.buf.len() < whole {
                 return None;
             }
@@ -361,98 +348,40 @@ impl Wire {
             return false;
         };
         self.clear_deadline(lp, conn);
-        let reply = Reply {
-            wire: self.clone(),
-            conn,
-            keep_alive: head.keep_alive,
-            head_only: head.method == "HEAD",
-        };
+        let reply = Reply::new(self.clone(), conn, &head);
         let req = Request { head, body, peer };
         self.0.routes.clone().request(lp, self, reply, req);
-        let phase = self.with_conn(conn, |c| {
+        let phase = self.with_conn(lp, conn, |c| {
             c.in_route = false;
             c.phase
         });
         phase == Some(Phase::Reading)
     }
 
-    fn send_continue(&self, lp: &mut Loop, conn: Tcp) {
-        let already = self.with_conn(conn, |c| std::mem::replace(&mut c.continue_sent, true));
-        if already == Some(false)
-            && lp
-                .write(conn, "HTTP/1.1 100 Continue\r\n\r\n", None::<WriteDone>)
-                .is_err()
-        {
-            self.drop_conn(lp, conn);
-        }
-    }
-
-    /// A request over a limit, or unparseable: answer and close.
-    fn reject(&self, lp: &mut Loop, conn: Tcp, resp: &Response) {
-        if matches!(resp.status, 408 | 413 | 431) {
-            self.count(|st| st.limit_rejections += 1);
-        }
-        self.send(lp, conn, false, false, resp);
-    }
-
-    fn send(&self, lp: &mut Loop, conn: Tcp, keep_alive: bool, head_only: bool, resp: &Response) {
-        let (keep_alive, later) = {
-            let mut s = self.0.state.borrow_mut();
-            // A 400 means this client's bytes are not to be trusted: never read on.
-            let keep_alive = keep_alive && !s.shutting_down && resp.status != 400;
-            s.stats.bad_requests += u64::from(resp.status == 400);
-            let Some(c) = s.conns.get_mut(&conn) else {
-                return;
-            };
-            if matches!(c.phase, Phase::Closing | Phase::Lingering) {
-                return;
-            }
-            let later = c.phase == Phase::Held && !c.in_route;
-            c.phase = if keep_alive {
-                Phase::Reading
-            } else {
-                Phase::Closing
-            };
-            (keep_alive, later)
-        };
-        let bytes = resp.encode(keep_alive, head_only);
-        self.with_conn(conn, |c| c.turn_bytes += bytes.len());
-        if lp.write(conn, bytes, None::<WriteDone>).is_err() {
-            self.count(|st| st.write_errors += 1);
-            return self.drop_conn(lp, conn);
-        }
-        self.after_write(lp, conn);
-        if !keep_alive {
-            self.begin_closing(lp, conn);
-        } else if later {
-            self.resume_later(lp, conn);
-        }
-    }
-
     /// Forget a connection and close it. A held poll on it is dropped by the routes,
     /// with its timer, never written to.
     fn drop_conn(&self, lp: &mut Loop, conn: Tcp) {
-        let (known, grace) = {
+        let grace = {
             let mut s = self.0.state.borrow_mut();
-            let known = s.conns.remove(&conn);
-            let grace = if s.shutting_down && s.conns.is_empty() {
+            if !s.open.remove(&conn) {
+                return;
+            }
+            if s.shutting_down && s.open.is_empty() {
                 s.grace.take()
             } else {
                 None
-            };
-            (known, grace)
+            }
         };
-        let Some(c) = known else { return };
-        for t in c
-            .deadline
-            .map(|(_, t)| t)
-            .into_iter()
-            .chain(c.send_deadline)
-        {
+        let timers = self.with_conn(lp, conn, |c| {
+            c.phase = Phase::Closed;
+            let read_side = c.deadline.take().map(|(_, t)| t);
+            read_side.into_iter().chain(c.send_deadline.take())
+        });
+        for t in timers.into_iter().flatten() {
             lp.clear_timer(t);
         }
         self.0.routes.clone().closed(lp, conn);
-        lp.close(conn, None::<CloseDone>);
+        lp.close(conn);
         if let Some(g) = grace {
             lp.clear_timer(g); // the last one left: the loop may exit now
         }

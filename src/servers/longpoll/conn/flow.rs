@@ -10,13 +10,13 @@ impl Wire {
     /// After a pass over the buffer: the one read-side deadline the state asks for.
     /// (Closing and Lingering keep theirs.)
     pub(super) fn settle(&self, lp: &mut Loop, conn: Tcp) {
-        let state = self.with_conn(conn, |c| {
+        let state = self.with_conn(lp, conn, |c| {
             let want = match c.phase {
                 Phase::Reading if !c.buf.is_empty() => Some(Deadline::Header),
                 // Idle starts once the answers are flushed (`on_drained` settles again).
                 Phase::Reading if c.send_deadline.is_none() => Some(Deadline::Idle),
                 Phase::Reading | Phase::Held => None,
-                Phase::Closing | Phase::Lingering => return None,
+                Phase::Closing | Phase::Lingering | Phase::Closed => return None,
             };
             Some((want, c.deadline.map(|(k, _)| k)))
         });
@@ -42,9 +42,9 @@ impl Wire {
             Deadline::Linger => LINGER,
         };
         let w = self.clone();
-        let timer = lp.set_timeout(after, move |lp| w.on_deadline(lp, conn, kind));
+        let timer = lp.set_timeout(after, move |lp, _| w.on_deadline(lp, conn, kind));
         if self
-            .with_conn(conn, |c| c.deadline = Some((kind, timer)))
+            .with_conn(lp, conn, |c| c.deadline = Some((kind, timer)))
             .is_none()
         {
             lp.clear_timer(timer);
@@ -52,13 +52,13 @@ impl Wire {
     }
 
     pub(super) fn clear_deadline(&self, lp: &mut Loop, conn: Tcp) {
-        if let Some((_, t)) = self.with_conn(conn, |c| c.deadline.take()).flatten() {
+        if let Some((_, t)) = self.with_conn(lp, conn, |c| c.deadline.take()).flatten() {
             lp.clear_timer(t);
         }
     }
 
     fn on_deadline(&self, lp: &mut Loop, conn: Tcp, kind: Deadline) {
-        let phase = self.with_conn(conn, |c| {
+        let phase = self.with_conn(lp, conn, |c| {
             c.deadline = None;
             c.phase
         });
@@ -81,7 +81,7 @@ impl Wire {
             return;
         }
         let full = queued > HIGH_WATER;
-        let (arm, newly_full) = match self.with_conn(conn, |c| {
+        let (arm, newly_full) = match self.with_conn(lp, conn, |c| {
             let newly_full = full && !c.output_full;
             c.output_full |= full;
             (c.send_deadline.is_none(), newly_full)
@@ -98,8 +98,8 @@ impl Wire {
         }
         let after = self.cfg().send_timeout;
         let w = self.clone();
-        let timer = lp.set_timeout(after, move |lp| w.on_send_timeout(lp, conn));
-        self.with_conn(conn, |c| c.send_deadline = Some(timer));
+        let timer = lp.set_timeout(after, move |lp, _| w.on_send_timeout(lp, conn));
+        self.with_conn(lp, conn, |c| c.send_deadline = Some(timer));
         let w = self.clone();
         if lp
             .on_drain(conn, 0, move |lp, conn| w.on_drained(lp, conn))
@@ -112,7 +112,7 @@ impl Wire {
     /// Everything queued reached the kernel: the send deadline is met, reading resumes,
     /// and pipelined requests that waited are taken up.
     fn on_drained(&self, lp: &mut Loop, conn: Tcp) {
-        let Some((timer, phase)) = self.with_conn(conn, |c| {
+        let Some((timer, phase)) = self.with_conn(lp, conn, |c| {
             c.output_full = false;
             (c.send_deadline.take(), c.phase)
         }) else {
@@ -128,7 +128,10 @@ impl Wire {
     }
 
     fn on_send_timeout(&self, lp: &mut Loop, conn: Tcp) {
-        if self.with_conn(conn, |c| c.send_deadline = None).is_some() {
+        if self
+            .with_conn(lp, conn, |c| c.send_deadline = None)
+            .is_some()
+        {
             self.count(|st| st.send_timeouts += 1);
             self.drop_conn(lp, conn);
         }
@@ -136,7 +139,7 @@ impl Wire {
 
     /// Read exactly when nothing holds the connection back.
     pub(super) fn sync_reading(&self, lp: &mut Loop, conn: Tcp) {
-        let change = self.with_conn(conn, |c: &mut Conn| {
+        let change = self.with_conn(lp, conn, |c: &mut Conn| {
             let want = !c.output_full && !c.yielded;
             (want != std::mem::replace(&mut c.reading, want)).then_some(want)
         });
@@ -152,7 +155,7 @@ impl Wire {
     /// This connection had its turn: stop reading it and take up the rest of its
     /// pipeline in the check phase, after the other connections' events.
     pub(super) fn yield_turn(&self, lp: &mut Loop, conn: Tcp) {
-        self.with_conn(conn, |c| c.yielded = true);
+        self.with_conn(lp, conn, |c| c.yielded = true);
         self.sync_reading(lp, conn);
         self.resume_later(lp, conn);
     }
@@ -170,10 +173,10 @@ impl Wire {
             return;
         }
         let w = self.clone();
-        lp.set_immediate(move |lp| {
+        lp.set_immediate(move |lp, _| {
             let conns = std::mem::take(&mut w.0.state.borrow_mut().resume);
             for conn in conns {
-                if w.with_conn(conn, |c| c.yielded = false).is_some() {
+                if w.with_conn(lp, conn, |c| c.yielded = false).is_some() {
                     w.sync_reading(lp, conn);
                     w.process(lp, conn);
                 }
@@ -186,7 +189,7 @@ impl Wire {
         self.clear_deadline(lp, conn);
         let w = self.clone();
         if lp
-            .shutdown(conn, move |lp, r| w.on_flushed(lp, conn, r))
+            .shutdown(conn, move |lp, conn, r| w.on_flushed(lp, conn, r))
             .is_err()
         {
             self.drop_conn(lp, conn);
@@ -202,7 +205,7 @@ impl Wire {
             return self.drop_conn(lp, conn); // the answer is out; no time to linger
         }
         if self
-            .with_conn(conn, |c| c.phase = Phase::Lingering)
+            .with_conn(lp, conn, |c| c.phase = Phase::Lingering)
             .is_some()
         {
             self.arm(lp, conn, Deadline::Linger);
@@ -226,21 +229,18 @@ impl Wire {
             return self.cut_all(lp);
         };
         let w = self.clone();
-        let timer = lp.set_timeout(grace, move |lp| w.cut_all(lp));
+        let timer = lp.set_timeout(grace, move |lp, _| w.cut_all(lp));
         self.0.state.borrow_mut().grace = Some(timer);
-        let idle: Vec<Tcp> = {
-            let s = self.0.state.borrow();
-            s.conns
-                .iter()
-                // Idle: answered and flushed, nothing asked since. A fresh connection
-                // is not idle: its first request may be in the kernel, unread yet.
-                .filter(|(_, c)| {
-                    let idle = matches!(c.deadline, Some((Deadline::Idle, _)));
-                    c.phase == Phase::Reading && c.buf.is_empty() && idle
-                })
-                .map(|(t, _)| *t)
-                .collect()
-        };
+        let open: Vec<Tcp> = self.0.state.borrow().open.iter().copied().collect();
+        // Idle: answered and flushed, nothing asked since. A fresh connection is not
+        // idle: its first request may be in the kernel, unread yet.
+        let idle = open.into_iter().filter(|&conn| {
+            lp.data::<Conn>(conn).is_some_and(|c| {
+                let waiting = matches!(c.deadline, Some((Deadline::Idle, _)));
+                c.phase == Phase::Reading && c.buf.is_empty() && waiting
+            })
+        });
+        let idle: Vec<Tcp> = idle.collect();
         for conn in idle {
             self.drop_conn(lp, conn);
         }
@@ -255,8 +255,8 @@ impl Wire {
         let left: Vec<Tcp> = {
             let mut s = self.0.state.borrow_mut();
             s.grace = None;
-            s.stats.cut_at_shutdown += s.conns.len() as u64;
-            s.conns.keys().copied().collect()
+            s.stats.cut_at_shutdown += s.open.len() as u64;
+            s.open.iter().copied().collect()
         };
         for conn in left {
             self.drop_conn(lp, conn);
