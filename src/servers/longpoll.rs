@@ -22,20 +22,24 @@
 //! Retry-After), retained messages (a ring: old cursors get `reset`).
 
 mod answer;
+mod config;
 mod conn;
 mod log;
 pub mod params;
 mod ratelimit;
+mod stats;
 
 pub use answer::{MAX_ANSWER_BYTES, MAX_ANSWER_MESSAGES};
+pub use config::LongPollConfig;
 pub use conn::{Reply, Request, WireStats, HIGH_WATER, LINGER, PIPELINE_TURN, TURN_BYTES};
 pub use log::{Message, MessageLog};
 pub use ratelimit::RateLimiter;
+pub use stats::{ChatStats, LongPollStats};
 
-use super::http::{Limits, Response};
+use super::http::Response;
 use crate::{Listener, Loop, Tcp, Timer};
-use conn::{Routes, Wire, WireConfig};
-use serde_json::{json, Value};
+use conn::{Routes, Wire};
+use serde_json::json;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
@@ -47,99 +51,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const CHAT_PAGE: &str = include_str!("chat.html");
 /// The longest hold a client may ask for.
 pub const MAX_POLL_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// How the server is set up; every limit has a flag on the command line.
-#[derive(Clone, Debug)]
-pub struct LongPollConfig {
-    /// Where to listen.
-    pub addr: SocketAddr,
-    /// How long a poll is held when the client does not say (at most 120 s).
-    pub poll_timeout: Duration,
-    /// Held polls at most; more get 503.
-    pub max_waiters: usize,
-    /// Connections at most; more are accepted and closed.
-    pub max_conns: usize,
-    /// Messages retained.
-    pub log_size: usize,
-    /// Longest message text, bytes; longer gets 413.
-    pub max_text: usize,
-    /// A request head must be complete this soon after it starts (408).
-    pub header_timeout: Duration,
-    /// An idle keep-alive connection is closed after this.
-    pub idle_timeout: Duration,
-    /// A reply left unread this long closes its connection.
-    pub send_timeout: Duration,
-    /// At shutdown, connections still open after this are cut.
-    pub shutdown_grace: Duration,
-    /// Publishes per second per client address, and the burst allowed (429).
-    pub publish_rate: f64,
-    /// The burst of publishes a client may save up.
-    pub publish_burst: f64,
-    /// Request size limits.
-    pub limits: Limits,
-}
-
-impl Default for LongPollConfig {
-    fn default() -> Self {
-        LongPollConfig {
-            addr: ([127, 0, 0, 1], 8080).into(),
-            poll_timeout: Duration::from_secs(25),
-            max_waiters: 10_000,
-            max_conns: 100_000,
-            log_size: 1024,
-            max_text: 4096,
-            header_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(5),
-            send_timeout: Duration::from_secs(10),
-            shutdown_grace: Duration::from_secs(5),
-            publish_rate: 20.0,
-            publish_burst: 40.0,
-            limits: Limits::default(),
-        }
-    }
-}
-
-impl LongPollConfig {
-    fn wire(&self) -> WireConfig {
-        WireConfig {
-            limits: self.limits,
-            header_timeout: self.header_timeout,
-            idle_timeout: self.idle_timeout,
-            send_timeout: self.send_timeout,
-            max_conns: self.max_conns,
-            shutdown_grace: self.shutdown_grace,
-        }
-    }
-}
-
-/// What the routes counted (the wire's counters are in [`WireStats`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ChatStats {
-    /// Messages published.
-    pub published: u64,
-    /// Polls answered because a message came (or was already there).
-    pub answered_by_message: u64,
-    /// Polls answered empty when their timeout passed.
-    pub answered_by_timeout: u64,
-    /// Held polls answered empty at once because the client pipelined more than one
-    /// request's worth of bytes behind them.
-    pub answered_early: u64,
-    /// Held polls whose client went away first: never written to.
-    pub aborted: u64,
-    /// Polls refused with 503 (too many waiters).
-    pub shed_polls: u64,
-    /// Publishes refused with 429.
-    pub rate_limited: u64,
-}
-
-/// What the server has done (also served as `GET /stats`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LongPollStats {
-    /// The routes' counters.
-    pub chat: ChatStats,
-    /// The wire's counters.
-    pub wire: WireStats,
-}
 
 struct Waiter {
     reply: Reply,
@@ -253,8 +164,15 @@ impl Routes for ChatRoutes {
             "/poll" => self.poll(lp, wire, reply, &req),
             "/publish" => self.publish(lp, reply, &req),
             _ => {
-                let body = self.stats_json(lp, wire);
-                reply.send(lp, &Response::json(200, &body));
+                let now = {
+                    let s = self.0.borrow();
+                    stats::ChatNow {
+                        stats: s.stats,
+                        waiters: s.waiters.len(),
+                        latest: s.log.latest(),
+                    }
+                };
+                reply.send(lp, &Response::json(200, &stats::json(lp, wire, &now)));
             }
         }
     }
@@ -378,39 +296,5 @@ impl ChatRoutes {
             });
             w.reply.send(lp, &resp);
         }
-    }
-
-    fn stats_json(&self, lp: &Loop, wire: &Wire) -> Value {
-        let s = self.0.borrow();
-        let (st, ws, m) = (&s.stats, wire.stats(), lp.metrics());
-        json!({
-            "connections": wire.connections(),
-            "waiters": s.waiters.len(),
-            "latest": s.log.latest(),
-            "accepted": ws.accepted,
-            "published": st.published,
-            "answered_by_message": st.answered_by_message,
-            "answered_by_timeout": st.answered_by_timeout,
-            "answered_early": st.answered_early,
-            "aborted": st.aborted,
-            "shed_polls": st.shed_polls,
-            "shed_connections": ws.shed_connections,
-            "rate_limited": st.rate_limited,
-            "limit_rejections": ws.limit_rejections,
-            "bad_requests": ws.bad_requests,
-            "write_errors": ws.write_errors,
-            "send_timeouts": ws.send_timeouts,
-            "paused_for_output": ws.paused_for_output,
-            "cut_at_shutdown": ws.cut_at_shutdown,
-            "loop": {
-                "backend": lp.backend().name(),
-                "ticks": m.ticks,
-                "events": m.events,
-                "idle_ms": u64::try_from(m.idle.as_millis()).unwrap_or(u64::MAX),
-                "timers_fired": m.timers_fired,
-                "timer_lateness_max_ms": u64::try_from(m.timer_lateness_max.as_millis()).unwrap_or(u64::MAX),
-                "handles": m.handles,
-            }
-        })
     }
 }
