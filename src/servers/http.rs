@@ -16,7 +16,12 @@
 //! one `Host` is a 400 too.
 
 use std::fmt::Write as _;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+mod date;
+
+pub use date::imf_fixdate;
+use date::push_date;
 
 /// The limits on one request.
 #[derive(Clone, Copy, Debug)]
@@ -317,10 +322,11 @@ impl Response {
     /// Content-Length included, and no body.
     pub fn encode(&self, keep_alive: bool, head_only: bool) -> Vec<u8> {
         let mut head = format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
+        head.push_str("Date: ");
+        push_date(&mut head);
         let _ = write!(
             head,
-            "Date: {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
-            imf_fixdate(SystemTime::now()),
+            "\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
             self.content_type,
             self.body.len()
         );
@@ -341,41 +347,6 @@ impl Response {
         }
         bytes
     }
-}
-
-/// `Sun, 06 Nov 1994 08:49:37 GMT`: the one date format HTTP senders use (RFC 9110 §5.6.7).
-pub fn imf_fixdate(t: SystemTime) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = secs / 86_400;
-    let (y, m, d) = civil_from_days(days);
-    let s = secs % 86_400;
-    format!(
-        "{}, {d:02} {} {y} {:02}:{:02}:{:02} GMT",
-        DAYS[(days % 7) as usize],
-        MONTHS[(m - 1) as usize],
-        s / 3600,
-        s % 3600 / 60,
-        s % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month 1-12, day 1-31): Howard Hinnant's algorithm,
-/// counted in 400-year eras of 146 097 days that start on March 1st.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
 }
 
 /// The reason phrase of the codes this server sends.
