@@ -7,7 +7,8 @@ mod longpoll_server;
 
 use longpoll_server::http::{get, Client};
 use longpoll_server::{exchange, ids, small_window_client, statuses, Server};
-use looplab::Backend;
+use looplab::servers::longpoll::{LongPoll, LongPollConfig};
+use looplab::{Backend, Loop, RunMode};
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
@@ -339,4 +340,36 @@ fn bytes_pipelined_behind_a_held_poll_release_it() {
     }
     assert_eq!(server.stats()["answered_early"], 1);
     server.stop();
+}
+
+/// Observation 3: a second shutdown (the CLI's second Ctrl-C) cuts what is left at once,
+/// without waiting for the grace.
+#[test]
+fn a_second_shutdown_cuts_at_once() {
+    let mut lp = Loop::new().unwrap();
+    let cfg = LongPollConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        shutdown_grace: Duration::from_secs(30),
+        ..LongPollConfig::default()
+    };
+    let server = LongPoll::listen(&mut lp, cfg).unwrap();
+    let addr = server.local_addr(&lp).unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut stuck = small_window_client(addr);
+        let _ = stuck.write_all(&b"GET / HTTP/1.1\r\nHost: t\r\n\r\n".repeat(3000));
+        stuck // kept open, never read, until the test ends
+    });
+    for at in [500, 700] {
+        let s = server.clone();
+        lp.set_timeout(Duration::from_millis(at), move |lp, _| s.shutdown(lp));
+    }
+    let guard = lp.set_timeout(Duration::from_secs(10), |_, _| panic!("still running"));
+    lp.unref_handle(guard);
+    let t = Instant::now();
+    lp.run(RunMode::Default).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    lp.clear_timer(guard);
+    assert!(lp.handles().is_empty(), "{:?}", lp.handles());
+    assert_eq!(server.stats().wire.cut_at_shutdown, 1);
+    drop(writer.join());
 }

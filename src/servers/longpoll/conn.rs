@@ -249,7 +249,9 @@ impl Wire {
             s.stats.accepted += 1;
             s.open.insert(conn);
         }
-        lp.set_data(conn, Conn::new(peer));
+        if !lp.set_data(conn, Conn::new(peer)) {
+            return self.drop_conn(lp, conn);
+        }
         self.arm(lp, conn, Deadline::Header);
         let w = self.clone();
         if lp

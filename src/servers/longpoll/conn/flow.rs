@@ -213,9 +213,9 @@ impl Wire {
         }
     }
 
-    /// Stop: no new connections; idle ones close now, the others may finish their
-    /// answer (always with `Connection: close`) within the grace; a second call, or the
-    /// grace running out, cuts what is left.
+    /// Stop: no new connections; idle and lingering ones close now, the others may
+    /// finish their answer (always with `Connection: close`) within the grace; a second
+    /// call, or the grace running out, cuts what is left.
     pub fn shutdown(&self, lp: &mut Loop) {
         let grace = {
             let mut s = self.0.state.borrow_mut();
@@ -232,16 +232,18 @@ impl Wire {
         let timer = lp.set_timeout(grace, move |lp, _| w.cut_all(lp));
         self.0.state.borrow_mut().grace = Some(timer);
         let open: Vec<Tcp> = self.0.state.borrow().open.iter().copied().collect();
-        // Idle: answered and flushed, nothing asked since. A fresh connection is not
-        // idle: its first request may be in the kernel, unread yet.
-        let idle = open.into_iter().filter(|&conn| {
+        // Done with: idle (answered and flushed, nothing asked since) or lingering after
+        // its last answer. A fresh connection is not idle: its first request may be in
+        // the kernel, unread yet.
+        let done = open.into_iter().filter(|&conn| {
             lp.data::<Conn>(conn).is_some_and(|c| {
                 let waiting = matches!(c.deadline, Some((Deadline::Idle, _)));
-                c.phase == Phase::Reading && c.buf.is_empty() && waiting
+                let idle = c.phase == Phase::Reading && c.buf.is_empty() && waiting;
+                idle || c.phase == Phase::Lingering
             })
         });
-        let idle: Vec<Tcp> = idle.collect();
-        for conn in idle {
+        let done: Vec<Tcp> = done.collect();
+        for conn in done {
             self.drop_conn(lp, conn);
         }
         if self.connections() == 0 {
@@ -252,12 +254,15 @@ impl Wire {
     }
 
     fn cut_all(&self, lp: &mut Loop) {
-        let left: Vec<Tcp> = {
+        let (left, grace) = {
             let mut s = self.0.state.borrow_mut();
-            s.grace = None;
             s.stats.cut_at_shutdown += s.open.len() as u64;
-            s.open.iter().copied().collect()
+            let left: Vec<Tcp> = s.open.iter().copied().collect();
+            (left, s.grace.take())
         };
+        if let Some(t) = grace {
+            lp.clear_timer(t); // cut early by a second signal: the grace must not hold the loop
+        }
         for conn in left {
             self.drop_conn(lp, conn);
         }

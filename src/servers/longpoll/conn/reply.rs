@@ -51,9 +51,13 @@ impl Reply {
 impl Wire {
     pub(super) fn send_continue(&self, lp: &mut Loop, conn: Tcp) {
         let already = self.with_conn(lp, conn, |c| std::mem::replace(&mut c.continue_sent, true));
-        if already == Some(false) && lp.write(conn, "HTTP/1.1 100 Continue\r\n\r\n").is_err() {
-            self.drop_conn(lp, conn);
+        if already != Some(false) {
+            return;
         }
+        if lp.write(conn, "HTTP/1.1 100 Continue\r\n\r\n").is_err() {
+            return self.drop_conn(lp, conn);
+        }
+        self.after_write(lp, conn);
     }
 
     /// A request over a limit, or unparseable: answer and close.
