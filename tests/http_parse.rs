@@ -7,6 +7,7 @@
 //!   a close, and the server is alive at the end.
 
 mod longpoll_server;
+mod util;
 
 use longpoll_server::{exchange, statuses, Server};
 use looplab::servers::http::{

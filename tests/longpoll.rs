@@ -2,12 +2,14 @@
 //! crashes other servers, 1000 waiters, every limit, pipelining, graceful shutdown.
 
 mod longpoll_server;
+mod util;
 
-use longpoll_server::http::{get, post, Client};
-use longpoll_server::{ids, on_every_backend, Server};
+use longpoll_server::{ids, Server};
 use looplab::Backend;
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
+use util::http::{get, post, Client};
+use util::on_every_backend;
 
 /// A poll with nothing new is held, and answered as soon as a message is published.
 #[test]

@@ -4,13 +4,14 @@
 //! that trusted its peers.
 
 mod longpoll_server;
+mod util;
 
-use longpoll_server::http::{get, Client};
 use longpoll_server::{exchange, ids, small_window_client, statuses, Server};
 use looplab::servers::longpoll::{LongPoll, LongPollConfig};
 use looplab::{Backend, Loop, RunMode};
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
+use util::http::{get, Client};
 
 const WAIT: Duration = Duration::from_secs(3);
 

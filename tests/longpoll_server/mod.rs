@@ -1,12 +1,8 @@
 //! A long-poll server on its own loop thread, for the in-process tests
-//! (`tests/longpoll.rs`, `tests/longpoll_limits.rs`, `tests/http_parse.rs`), and the
-//! blocking HTTP client they talk to it with.
+//! (`tests/longpoll.rs`, `tests/longpoll_limits.rs`, `tests/http_parse.rs`).
 #![allow(dead_code)]
 
-#[path = "../util/http.rs"]
-pub mod http;
-
-use http::get;
+use super::util::http::get;
 use looplab::servers::longpoll::{LongPoll, LongPollConfig, LongPollStats};
 use looplab::{Backend, Loop, RunMode};
 use serde_json::Value;
@@ -14,17 +10,6 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-/// Run `test` once per backend this OS offers, naming the backend in any panic.
-pub fn on_every_backend(test: impl Fn(Backend)) {
-    for backend in Backend::available() {
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(backend)));
-        if let Err(e) = result {
-            eprintln!("-- failed on the {backend} backend --");
-            std::panic::resume_unwind(e);
-        }
-    }
-}
 
 /// A long-poll server on its own loop thread; `stop` shuts it down gracefully.
 pub struct Server {
