@@ -11,16 +11,19 @@
 //!                 ▼        whole request: the routes answer at once (keep-alive)
 //!   ┌───────► Reading ◄──────────────────────────────────────────────┐
 //!   │             │  └── the routes keep the Reply ──► Held ── answer ┘ (pipeline
-//!   │             │                                     │    resumes in the check phase)
+//!   │             │      (a poll)                       │    resumes in the check
+//!   │             │                                     │    phase; answered early
+//!   │             │                                     │    if a request's worth
+//!   │             │                                     │    is pipelined behind)
 //!   │             │ 400 / 408 / 413 / 431 / 501,        │ same, when the answer says
 //!   │             │ Connection: close, shutdown         │ Connection: close
 //!   │             ▼                                     │
 //!   │          Closing ◄────────────────────────────────┘
 //!   │             │ queue flushed, FIN sent
 //!   │             ▼
-//!   │         Lingering ── EOF, or LINGER passed ──► closed
+//!   │         Lingering ── EOF, LINGER passed, or shutdown ──► closed
 //!   │
-//!   └ any state ── EOF / reset / Idle or Header deadline / send timeout / grace cut ──► closed
+//!   └ any state ── EOF / reset / Idle deadline / send timeout / grace cut ──► closed
 //! ```
 //!
 //! A connection's state (`Conn`) rides on its handle (`lp.set_data`, libuv's
