@@ -1,4 +1,4 @@
-//! The long-poll chat server: the routes, on top of the wire in [`conn`].
+//! The long-poll chat server: the routes, on top of the wire in `longpoll/conn.rs`.
 //!
 //! The bug it is built against: a client opens a long poll and closes it at once; the
 //! server's error path answers and finishes the response; later the poll's timer fires
