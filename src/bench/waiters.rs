@@ -27,6 +27,9 @@ pub struct WaitersReport {
     pub threads: u64,
     /// From sending the publish to the last answer read by the clients.
     pub publish_to_last: Duration,
+    /// The server's share: from taking the publish up to the last answer written (its
+    /// `/stats` `last_fanout_us`).
+    pub server_fanout: Duration,
     /// Answers that carried the published message.
     pub answered: usize,
 }
@@ -99,12 +102,16 @@ pub fn run(n: usize, pin: Option<&(Vec<usize>, Vec<usize>)>) -> io::Result<Waite
         let (answered, last) = clients
             .join()
             .map_err(|_| io::Error::other("the client thread panicked"))??;
+        let stats: serde_json::Value =
+            serde_json::from_str(&http_get(addr, "/stats")?).map_err(io::Error::other)?;
+        let fanout_us = stats["last_fanout_us"].as_u64().unwrap_or(0);
         Ok(WaitersReport {
             waiters: n,
             rss_idle_kib,
             rss_held_kib: held.rss_kib,
             threads: held.threads,
             publish_to_last: last.map_or(Duration::ZERO, |l| l.saturating_duration_since(t0)),
+            server_fanout: Duration::from_micros(fanout_us),
             answered,
         })
     })();
@@ -253,9 +260,10 @@ pub fn print(r: &WaitersReport) {
     println!("  server RSS idle {:.1} MiB, with every poll held {:.1} MiB ({per:.2} KiB per held poll), {} thread(s)",
         r.rss_idle_kib as f64 / 1024.0, r.rss_held_kib as f64 / 1024.0, r.threads);
     println!(
-        "  one publish -> last of {} answers read: {:.1} ms ({} answered)",
+        "  one publish -> last of {} answers read: {:.1} ms ({} answered; the server wrote them in {:.1} ms)",
         r.waiters,
         r.publish_to_last.as_secs_f64() * 1e3,
-        r.answered
+        r.answered,
+        r.server_fanout.as_secs_f64() * 1e3
     );
 }

@@ -291,6 +291,7 @@ impl ChatRoutes {
             .map(|(_, w)| w)
             .collect();
         self.0.borrow_mut().stats.answered_by_message += waiters.len() as u64;
+        let started = Instant::now();
         let mut timers = Vec::with_capacity(waiters.len());
         for w in waiters {
             let resp = self.owed(w.cursor).unwrap_or_else(|| {
@@ -298,6 +299,10 @@ impl ChatRoutes {
             });
             w.reply.send(lp, &resp);
             timers.push(w.timer);
+        }
+        if !timers.is_empty() {
+            let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            self.0.borrow_mut().stats.last_fanout_us = us;
         }
         for t in timers {
             lp.clear_timer(t);

@@ -23,6 +23,10 @@ pub struct ChatStats {
     pub shed_polls: u64,
     /// Publishes refused with 429.
     pub rate_limited: u64,
+    /// How long the last publish that freed held polls took to write all their
+    /// answers, µs (not a count: the fan-out cost, the server's share of
+    /// `bench --waiters`).
+    pub last_fanout_us: u64,
 }
 
 /// What the server has done (also served as `GET /stats`).
@@ -58,6 +62,7 @@ pub(super) fn json(lp: &Loop, wire: &Wire, chat: &ChatNow) -> Value {
         "shed_polls": st.shed_polls,
         "shed_connections": ws.shed_connections,
         "rate_limited": st.rate_limited,
+        "last_fanout_us": st.last_fanout_us,
         "limit_rejections": ws.limit_rejections,
         "bad_requests": ws.bad_requests,
         "write_errors": ws.write_errors,
