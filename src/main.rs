@@ -90,6 +90,12 @@ enum Command {
         /// Idle keep-alive connections close after this.
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
         idle_timeout: Duration,
+        /// A reply left unread (queued, not drained) this long closes its connection.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        send_timeout: Duration,
+        /// On SIGINT/SIGTERM, connections still open after this are cut.
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        shutdown_grace: Duration,
         /// Poller: epoll, kqueue or mio.
         #[arg(long)]
         backend: Option<Backend>,
@@ -212,6 +218,8 @@ fn main() -> ExitCode {
             publish_burst,
             header_timeout,
             idle_timeout,
+            send_timeout,
+            shutdown_grace,
             backend,
         } => {
             let cfg = LongPollConfig {
@@ -224,6 +232,8 @@ fn main() -> ExitCode {
                 publish_burst,
                 header_timeout,
                 idle_timeout,
+                send_timeout,
+                shutdown_grace,
                 ..LongPollConfig::default()
             };
             run_longpoll(cfg, backend)
@@ -299,14 +309,19 @@ fn run_longpoll(cfg: LongPollConfig, backend: Option<Backend>) -> Result {
     let mut lp = server_loop(backend)?;
     let server = LongPoll::listen(&mut lp, cfg)?;
     println!("listening on http://{}/", server.local_addr(&lp)?);
-    // Held polls are answered with "shutdown": true before their connections close.
+    // Held polls are answered with "shutdown": true before their connections close;
+    // what is still open after the grace is cut (a second signal cuts at once).
     let s = server.clone();
     on_shutdown_signals(&mut lp, move |lp| s.shutdown(lp))?;
     lp.run(RunMode::Default)?;
     let st = server.stats();
     eprintln!(
         "longpoll: {} published, {} polls answered by message, {} by timeout, {} aborted by clients",
-        st.published, st.answered_by_message, st.answered_by_timeout, st.aborted
+        st.chat.published, st.chat.answered_by_message, st.chat.answered_by_timeout, st.chat.aborted
+    );
+    eprintln!(
+        "longpoll: {} connection(s) cut at shutdown, {} closed by the send timeout",
+        st.wire.cut_at_shutdown, st.wire.send_timeouts
     );
     Ok(())
 }
