@@ -6,6 +6,7 @@
 
 use super::{Loop, State};
 use crate::handle::{Handle, HandleKind, Timer};
+use crate::metrics::Site;
 use crate::timer::{Expired, TimerKey};
 use crate::trace::TimeoutRule;
 use crate::watchdog::Phase;
@@ -188,7 +189,8 @@ impl Loop {
     /// The timers phase. Collect every due timer first, then run the callbacks: a timer
     /// started (even with 0 ms) from a callback is not in this batch and fires next tick.
     pub(super) fn run_timers(&mut self) {
-        self.enter(Phase::Timers);
+        // Both callers have just updated `now`: that read is the phase's boundary.
+        self.enter_at(Phase::Timers, self.now());
         let mut due: Vec<Expired<Handle>> = Vec::new();
         self.wheel.advance(self.now_ms(), &mut due);
         for e in &due {
@@ -200,7 +202,12 @@ impl Loop {
         self.due.extend(due);
         while let Some(e) = self.due.pop_front() {
             let h = e.value;
-            self.timed(|_| format!("timer {h}"), |lp| lp.fire_timer(h, e.deadline));
+            let site = Site::of(HandleKind::Timer, h);
+            self.timed(
+                site,
+                |_| format!("timer {h}"),
+                |lp| lp.fire_timer(h, e.deadline),
+            );
         }
     }
 
@@ -266,6 +273,7 @@ impl Loop {
         self.counters.timers_fired += 1;
         self.counters.lateness_total += late;
         self.counters.lateness_max = self.counters.lateness_max.max(late);
+        self.meters.lag(late);
     }
 
     /// Milliseconds since the loop was made: the wheel's clock (rounded down, so a timer
