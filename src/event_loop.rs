@@ -71,6 +71,8 @@ pub enum RunMode {
 
 /// A callback deferred to a later phase.
 pub(crate) type Deferred = Box<dyn FnOnce(&mut Loop)>;
+/// A deferred callback, with the handle it acts for (for the metrics' slowest callback).
+type PendingCallback = (Handle, Deferred);
 /// A close callback: gets the loop and the handle that closed.
 pub(crate) type OnClose = Box<dyn FnOnce(&mut Loop, Handle)>;
 
@@ -122,7 +124,7 @@ pub struct Loop {
     /// Immediates in the order they were set, for the check phase.
     pub(crate) immediates: VecDeque<Handle>,
     /// Callbacks deferred to the next pending phase.
-    pub(crate) pending: VecDeque<Deferred>,
+    pub(crate) pending: VecDeque<PendingCallback>,
     /// Handles whose close callbacks run in the close phase, in close() order.
     pub(crate) closing: VecDeque<Closing>,
     /// `stop()` was called: return after this tick.
@@ -247,6 +249,7 @@ impl Loop {
     /// One clock read per phase boundary; every callback of a phase sees the same `now`.
     fn update_time(&mut self) {
         self.now = Instant::now();
+        self.meters.read_at(self.now);
     }
 
     /// Phase 1. Callbacks deferred by the last tick. Ones deferred while this runs wait
@@ -257,7 +260,15 @@ impl Loop {
         let batch = self.pending.len();
         for _ in 0..batch {
             match self.pending.pop_front() {
-                Some(cb) => self.timed(Site::default(), |_| "a pending callback".into(), cb),
+                Some((h, cb)) => {
+                    // The handle may be gone (a work's early result): then no kind.
+                    let kind = self.handles.get(h).map(|s| s.kind());
+                    let site = Site {
+                        kind,
+                        handle: Some(h),
+                    };
+                    self.timed(site, |_| "a pending callback".into(), cb)
+                }
                 None => break,
             }
         }
@@ -319,6 +330,7 @@ impl Loop {
             self.tracer
                 .sleeping(self.since_epoch(), tick, ran_pending, timeout, &rule);
             let started = Instant::now();
+            self.meters.read_at(started);
             let waited = self.poller.wait(&mut self.events, timeout);
             let blocked = started.elapsed();
             self.dispatched = 0;
@@ -342,7 +354,7 @@ impl Loop {
             }
         }
         self.update_time();
-        self.enter_at(Phase::PollCallbacks, self.now);
+        self.enter(Phase::PollCallbacks);
         while let Some(&ev) = self.events.get(self.dispatched) {
             self.dispatched += 1;
             // The self-pipes carry other handles' callbacks (async, pool, signals,
@@ -513,18 +525,10 @@ impl Loop {
         self.meters.enter(phase);
     }
 
-    /// `enter`, at a clock read just made (after the poll, before the timers).
-    pub(crate) fn enter_at(&mut self, phase: Phase, at: Instant) {
-        if let Some(w) = &self.watchdog {
-            w.enter(phase);
-        }
-        self.meters.enter_at(phase, at);
-    }
-
-    /// Run `cb` in the next pending phase: how results are delivered without ever calling
-    /// a user callback from inside the call that caused it.
-    pub(crate) fn defer(&mut self, cb: impl FnOnce(&mut Loop) + 'static) {
-        self.pending.push_back(Box::new(cb));
+    /// Run `cb`, which acts for handle `h`, in the next pending phase: how results are
+    /// delivered without ever calling a user callback from inside the call that caused it.
+    pub(crate) fn defer(&mut self, h: Handle, cb: impl FnOnce(&mut Loop) + 'static) {
+        self.pending.push_back((h, Box::new(cb)));
     }
 }
 

@@ -5,10 +5,12 @@
 //! window by whoever watches (`looplab top`, the `/loop` page, `/metrics`):
 //!
 //! - **time per phase** per tick: pending, idle+prepare, poll wait, poll I/O callbacks,
-//!   check, close, timers. The loop already reads the clock around its poll; with
-//!   metrics on it reads it once more at each phase boundary and once after each
-//!   callback, and the difference between two reads is the time of whatever ran between
-//!   them. No read is made twice: a callback starts where the last read left off.
+//!   check, close, timers. The loop already reads the clock three times a tick (before
+//!   and after its poll, before the timers); with metrics on it reads it once more after
+//!   each callback, and nowhere else. Each read charges the time since the previous
+//!   read to the phase the loop is in: a callback's time, plus the loop's bookkeeping
+//!   since the last read (a few nanoseconds to microseconds; an empty phase's
+//!   bookkeeping goes to the next phase that reads). A phase boundary costs nothing.
 //! - **event-loop utilization**, 1 − idle/total, where idle is the time blocked in a poll
 //!   that could block (Node's `eventLoopUtilization`, libuv's `uv_metrics_idle_time`);
 //! - **loop lag**: how late each timer's callback started, as a histogram that starts
@@ -76,9 +78,8 @@ impl Acc {
 /// The loop's meters: written at phase boundaries and after callbacks, read per window.
 pub(crate) struct Meters {
     on: bool,
-    /// The phase being timed, and when it began.
+    /// The phase the loop is in: the next read's time is charged to it.
     phase: Phase,
-    phase_started: Instant,
     /// The last clock read: the next callback's time runs from there.
     mark: Instant,
     /// The tick in progress.
@@ -100,7 +101,6 @@ impl Meters {
         Meters {
             on,
             phase: Phase::Idle,
-            phase_started: epoch,
             mark: epoch,
             tick: PhaseTimes::default(),
             window: Acc::default(),
@@ -118,30 +118,21 @@ impl Meters {
         self.on
     }
 
-    /// A phase boundary: one clock read, unless the phase goes on (idle then prepare).
+    /// A phase boundary: no clock read, the next read charges this phase.
     pub fn enter(&mut self, phase: Phase) {
-        if self.on && phase != self.phase {
-            self.enter_at(phase, Instant::now());
-        }
+        self.phase = phase;
     }
 
-    /// A phase boundary at `at`, a clock read the loop made anyway.
-    pub fn enter_at(&mut self, phase: Phase, at: Instant) {
+    /// The clock read `at`: the time since the last read goes to the current phase
+    /// (to nothing outside the ticks, `Phase::Idle`).
+    pub fn read_at(&mut self, at: Instant) {
         if !self.on {
             return;
         }
         if let Some(i) = slot(self.phase) {
-            self.tick
-                .add_to(i, at.saturating_duration_since(self.phase_started));
+            self.tick.add_to(i, at.saturating_duration_since(self.mark));
         }
-        self.phase = phase;
-        self.phase_started = at;
-        self.mark = at;
-    }
-
-    /// A clock read made between callbacks (before a pool job's `done`).
-    pub fn set_mark(&mut self, at: Instant) {
-        self.mark = at;
+        self.mark = self.mark.max(at);
     }
 
     /// Where the next callback's time starts: the last clock read (`None` when off).
@@ -154,6 +145,7 @@ impl Meters {
         if !self.on {
             return;
         }
+        self.read_at(ended);
         let took = ended.saturating_duration_since(started);
         self.window.callbacks += 1;
         if self.window.slowest.is_none_or(|s| took > s.took) {
@@ -164,7 +156,6 @@ impl Meters {
                 tick,
             });
         }
-        self.mark = self.mark.max(ended);
     }
 
     /// A poll returned `events` events after blocking for `idle` (`None`: a zero timeout).
@@ -205,12 +196,12 @@ impl Meters {
         *max = (*max).max(depth);
     }
 
-    /// The tick numbered `tick` ended: its phase times join the window.
+    /// The tick numbered `tick` ended: its phase times join the window. No clock read:
+    /// what ran since the tick's last read is charged to the next tick.
     pub fn finish_tick(&mut self, tick: u64) {
         if !self.on {
             return;
         }
-        self.enter_at(Phase::Idle, Instant::now());
         let mut t = std::mem::take(&mut self.tick);
         t.tick = tick;
         self.window.ticks += 1;

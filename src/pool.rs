@@ -383,7 +383,7 @@ impl Loop {
     fn finish_work_early(&mut self, h: Handle, why: WorkError) {
         if let Some(crate::event_loop::State::Work(mut ws)) = self.handles.remove(h) {
             if let Some(done) = ws.done.take() {
-                self.defer(move |lp| done(lp, Work(h), Err(why)));
+                self.defer(h, move |lp| done(lp, Work(h), Err(why)));
             }
         }
     }
@@ -426,7 +426,7 @@ impl Loop {
                     let wake = at.map(|at| at.saturating_duration_since(c.finished));
                     self.meters.pool_done(c.waited, c.ran, wake);
                     if let Some(at) = at {
-                        self.meters.set_mark(at);
+                        self.meters.read_at(at);
                     }
                     let (h, result) = (c.handle, c.result);
                     let site = Site::of(HandleKind::Work, h);

@@ -189,8 +189,7 @@ impl Loop {
     /// The timers phase. Collect every due timer first, then run the callbacks: a timer
     /// started (even with 0 ms) from a callback is not in this batch and fires next tick.
     pub(super) fn run_timers(&mut self) {
-        // Both callers have just updated `now`: that read is the phase's boundary.
-        self.enter_at(Phase::Timers, self.now());
+        self.enter(Phase::Timers);
         let mut due: Vec<Expired<Handle>> = Vec::new();
         self.wheel.advance(self.now_ms(), &mut due);
         for e in &due {

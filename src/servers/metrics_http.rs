@@ -10,11 +10,13 @@
 //!
 //! Every `window` an interval timer takes the loop's window ([`Loop::take_window`]),
 //! draws it once as JSON, keeps a minute of history, and answers every held poll.
-//! A second interval, the **probe** (every 10 ms, as Node's `monitorEventLoopDelay`
-//! samples), keeps the figures alive on a server with no timers or pool work of its
-//! own: its lateness is the loop lag, and the no-op job it sends to the pool (one at a
-//! time) measures the self-pipe wake. Both timers are unref'd: watching never keeps a
-//! loop alive. The watcher is in the figures too: a page polling once a second costs a
+//! Two **probes** keep the figures alive on a server with no timers or pool work of its
+//! own: a timer every 10 ms (Node's `monitorEventLoopDelay` samples at that resolution)
+//! whose lateness is the loop lag, and a no-op job sent to the pool every 100 ms (one at
+//! a time) whose `done` measures the self-pipe wake. The pool probe starts the pool's
+//! threads; it is rarer than the lag probe because each job wakes a worker, a context
+//! switch on a busy core. All these timers are unref'd: watching never keeps a loop
+//! alive. The watcher is in the figures too: a page polling once a second costs a
 //! callback or two per window.
 
 mod prometheus;
@@ -46,8 +48,10 @@ pub struct MetricsConfig {
     pub window: Duration,
     /// Windows kept for the minute-long lines.
     pub history: usize,
-    /// The probe's period (`None`: no probe).
-    pub probe_every: Option<Duration>,
+    /// The lag probe's period (`None`: none; the lag is then only the server's timers').
+    pub lag_probe: Option<Duration>,
+    /// The pool probe's period (`None`: none; the wake is then only the server's jobs').
+    pub pool_probe: Option<Duration>,
     /// Held `/loop/poll` requests at most; more get 503.
     pub max_waiters: usize,
     /// Connections at most; more are accepted and closed.
@@ -60,7 +64,8 @@ impl Default for MetricsConfig {
             addr: ([127, 0, 0, 1], 9100).into(),
             window: Duration::from_secs(1),
             history: 60,
-            probe_every: Some(Duration::from_millis(10)),
+            lag_probe: Some(Duration::from_millis(10)),
+            pool_probe: Some(Duration::from_millis(100)),
             max_waiters: 64,
             max_conns: 256,
         }
@@ -112,9 +117,13 @@ impl MetricsServer {
         let ticker = lp.set_interval(cfg.window, move |lp, _| r.end_window(lp));
         lp.unref_handle(ticker);
         routes.0.borrow_mut().timers.push(ticker);
-        if let Some(every) = cfg.probe_every {
-            let probe = start_probe(lp, every);
-            routes.0.borrow_mut().timers.push(probe);
+        let probes = [
+            cfg.lag_probe.map(|every| lp.set_interval(every, |_, _| {})),
+            cfg.pool_probe.map(|every| start_pool_probe(lp, every)),
+        ];
+        for t in probes.into_iter().flatten() {
+            lp.unref_handle(t);
+            routes.0.borrow_mut().timers.push(t);
         }
         Ok(MetricsServer {
             listener,
@@ -166,20 +175,17 @@ fn wire_config(cfg: &MetricsConfig) -> WireConfig {
     }
 }
 
-/// Every `every`: a timer whose lateness is the loop's lag, and a no-op pool job (when
-/// none is in flight, so a starved pool does not pile probes up) whose `done` measures
-/// the wake.
-fn start_probe(lp: &mut Loop, every: Duration) -> Timer {
+/// Every `every`, a no-op pool job whose `done` measures the wake; only one in flight,
+/// so a starved pool does not pile probes up.
+fn start_pool_probe(lp: &mut Loop, every: Duration) -> Timer {
     let in_flight = Rc::new(Cell::new(false));
-    let t = lp.set_interval(every, move |lp, _| {
+    lp.set_interval(every, move |lp, _| {
         if in_flight.replace(true) {
             return;
         }
         let flag = in_flight.clone();
         lp.queue_work(|| (), move |_, _, _| flag.set(false));
-    });
-    lp.unref_handle(t);
-    t
+    })
 }
 
 impl MetricsRoutes {

@@ -6,6 +6,7 @@ pub mod browser;
 pub mod child;
 pub mod http;
 pub mod process;
+pub mod prometheus;
 pub mod tcp;
 pub mod trace;
 pub mod wire;
