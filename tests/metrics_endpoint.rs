@@ -9,14 +9,14 @@ mod util;
 use looplab::metrics::LoopWindow;
 use looplab::servers::metrics_http::{MetricsConfig, MetricsServer};
 use looplab::{AsyncSender, HandleKind, Loop, Phase, ReadEvent, RunMode};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use util::http::Client;
 use util::prometheus::{self, Exposition, Kind};
+use util::watched::ServerWithMetrics;
 use util::{new_loop, on_every_backend};
 
 const BLOCK: Duration = Duration::from_millis(200);
@@ -63,46 +63,6 @@ impl Drop for Served {
                 joined.unwrap();
             }
         }
-    }
-}
-
-/// `looplab ARGS` with `--metrics-addr`: its server address and its metrics address.
-struct ServerWithMetrics {
-    child: Child,
-    addr: SocketAddr,
-    metrics: SocketAddr,
-}
-
-impl ServerWithMetrics {
-    fn start(args: &[&str]) -> ServerWithMetrics {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_looplab"))
-            .args(args)
-            .args(["--metrics-addr", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let (mut first, mut second) = (String::new(), String::new());
-        out.read_line(&mut first).unwrap();
-        out.read_line(&mut second).unwrap();
-        let addr = first.trim().strip_prefix("listening on ").unwrap();
-        let addr = addr.trim_start_matches("http://").trim_end_matches('/');
-        let metrics = second.strip_prefix("metrics on http://").unwrap();
-        let metrics = metrics.split('/').next().unwrap();
-        ServerWithMetrics {
-            child,
-            addr: addr.parse().unwrap(),
-            metrics: metrics.parse().unwrap(),
-        }
-    }
-}
-
-impl Drop for ServerWithMetrics {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

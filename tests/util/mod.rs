@@ -9,6 +9,7 @@ pub mod process;
 pub mod prometheus;
 pub mod tcp;
 pub mod trace;
+pub mod watched;
 pub mod wire;
 
 use looplab::{Backend, Loop};
