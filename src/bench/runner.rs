@@ -190,8 +190,16 @@ impl Server {
     fn start(kind: ServerKind) -> io::Result<Server> {
         let exe = std::env::current_exe()?;
         let mut cmd = Command::new(exe);
-        if matches!(kind, ServerKind::LoopBare(_)) {
-            cmd.env("LOOPLAB_METRICS", "0");
+        match kind {
+            ServerKind::LoopBare(_) => {
+                cmd.env("LOOPLAB_METRICS", "0");
+            }
+            // The metrics' pool probe starts the pool: one worker is all it needs, so
+            // the loop server runs two threads, the loop and that worker.
+            ServerKind::Loop(_) => {
+                cmd.env("LOOPLAB_THREADPOOL_SIZE", "1");
+            }
+            _ => {}
         }
         let mut child = cmd
             .args(kind.args())
