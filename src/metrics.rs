@@ -23,9 +23,14 @@
 //!   id: the one to look at when the loop stalls (tokio-console's question).
 //!
 //! [`Loop::take_window`] ends a window and starts the next; [`Loop::loop_totals`] sums
-//! every window so far (what Prometheus wants: counters that only grow). Metrics are on
-//! unless the builder says `.metrics(false)` or the environment `LOOPLAB_METRICS=0`;
-//! with them off the loop reads the clock only where it always did.
+//! every window so far (what Prometheus wants: counters that only grow).
+//!
+//! **Off unless watched.** One clock read per callback is cheap, not free: measured on
+//! the echo benchmark at 1000 connections, a server with `--metrics-addr` spends a few
+//! percent more CPU per round trip than one without (docs/12-watching-the-loop.md). So
+//! a loop keeps no metrics unless asked: `LoopBuilder::metrics(true)`,
+//! `LOOPLAB_METRICS=1`, or [`Loop::set_metrics`], which the metrics endpoint calls.
+//! Off, the loop reads the clock only where it always did.
 //!
 //! Everything here runs on the loop thread: pool workers stamp their times into the
 //! completion they send back, and the loop records them when it drains it.
@@ -116,6 +121,12 @@ impl Meters {
 
     pub fn on(&self) -> bool {
         self.on
+    }
+
+    /// Turn timing on or off from now: the time since the last read is nobody's.
+    pub fn set_on(&mut self, on: bool, now: Instant) {
+        self.on = on;
+        self.mark = now;
     }
 
     /// A phase boundary: no clock read, the next read charges this phase.
@@ -283,6 +294,12 @@ impl Loop {
     /// Whether the loop times its phases and callbacks (`LoopBuilder::metrics`).
     pub fn metrics_enabled(&self) -> bool {
         self.meters.on()
+    }
+
+    /// Start (or stop) timing phases and callbacks from now on; what a window holds
+    /// from before is kept. The metrics endpoint turns it on for the loop it serves.
+    pub fn set_metrics(&mut self, on: bool) {
+        self.meters.set_on(on, Instant::now());
     }
 
     /// Live handles by kind and state, in a stable order: the alive rule as numbers.

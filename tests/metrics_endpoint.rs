@@ -34,6 +34,7 @@ fn serve(cfg: MetricsConfig, setup: impl FnOnce(&mut Loop) -> String + Send + 's
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::spawn(move || {
         let mut lp = Loop::builder().threadpool_size(2).build().unwrap();
+        assert!(!lp.metrics_enabled(), "off unless asked");
         let m = MetricsServer::listen(&mut lp, cfg).unwrap();
         let said = setup(&mut lp);
         let server = m.clone();
@@ -206,6 +207,7 @@ fn a_blocked_timer_is_the_windows_slowest_with_its_phase_and_handle() {
 fn a_blocked_read_is_the_slowest_in_poll_io_under_its_tcp_handle() {
     on_every_backend(|b| {
         let mut lp = new_loop(b);
+        lp.set_metrics(true);
         let conn_seen = std::rc::Rc::new(std::cell::Cell::new(None));
         let seen = conn_seen.clone();
         let l = lp
@@ -250,6 +252,7 @@ fn a_blocked_read_is_the_slowest_in_poll_io_under_its_tcp_handle() {
 fn phase_times_add_up_and_a_wait_is_idle() {
     on_every_backend(|b| {
         let mut lp = new_loop(b);
+        lp.set_metrics(true);
         lp.take_window();
         lp.set_timeout(Duration::from_millis(50), |_, _| {});
         lp.run(RunMode::Default).unwrap();
@@ -286,6 +289,7 @@ fn phase_times_add_up_and_a_wait_is_idle() {
 fn pool_wait_run_and_wake_are_measured_per_job() {
     on_every_backend(|b| {
         let mut lp = Loop::builder()
+            .metrics(true)
             .backend(b)
             .threadpool_size(1)
             .build()
@@ -326,6 +330,11 @@ fn metrics_off_keeps_nothing() {
     assert_eq!((w.ticks, w.callbacks), (0, 0));
     assert!(w.slowest.is_none() && w.lag.is_empty());
     assert!(lp.metrics().ticks >= 1, "metrics() still counts");
+    // Turned on later, it counts from then on.
+    lp.set_metrics(true);
+    lp.set_timeout(Duration::from_millis(1), |_, _| {});
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(lp.take_window().lag.count(), 1);
 }
 
 /// `/loop/poll`: no `since` answers at once, `since=ID` waits for the next window, a bad

@@ -20,8 +20,8 @@ pub enum ServerKind {
     /// `looplab echo` on one of the loop's backends, with `--metrics-addr`: its phase
     /// times and pool wake are read from `/metrics` at the window's start and end.
     Loop(Backend),
-    /// The same with metrics off (`LOOPLAB_METRICS=0`, no endpoint): `epoll-bare` beside
-    /// `epoll` is what watching the loop costs.
+    /// The same with no endpoint and metrics off (`LOOPLAB_METRICS=0`, as by default):
+    /// `epoll-bare` beside `epoll` is what watching the loop costs.
     LoopBare(Backend),
     /// `looplab echo-raw`: the hand-written libc epoll loop, the floor.
     Raw,

@@ -75,8 +75,9 @@ impl LoopBuilder {
         self
     }
 
-    /// Time every phase and callback for `take_window` and `loop_totals` (default: on,
-    /// unless `LOOPLAB_METRICS=0`). Off, the loop reads the clock only where it must.
+    /// Time every phase and callback for `take_window` and `loop_totals` (default: off,
+    /// unless `LOOPLAB_METRICS=1`; a metrics endpoint turns it on with `set_metrics`).
+    /// Off, the loop reads the clock only where it must.
     pub fn metrics(mut self, on: bool) -> Self {
         self.metrics = Some(on);
         self
@@ -94,7 +95,7 @@ impl LoopBuilder {
             .unwrap_or_else(|| std::env::var("LOOPLAB_TRACE").is_ok_and(|v| v == "1"));
         let metrics = self
             .metrics
-            .unwrap_or_else(|| std::env::var("LOOPLAB_METRICS").map_or(true, |v| v != "0"));
+            .unwrap_or_else(|| std::env::var("LOOPLAB_METRICS").is_ok_and(|v| v == "1"));
         let poller = Poller::new(backend)
             .map_err(|e| crate::error::context(format!("creating the {backend} poller"), e))?;
         let waker = Arc::new(

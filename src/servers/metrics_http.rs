@@ -8,6 +8,9 @@
 //!   than `ID` (omit `since` for the newest at once): the page and `looplab top` long-poll
 //!   it, so each gets one answer per window and nothing in between.
 //!
+//! Serving turns the loop's metrics on ([`Loop::set_metrics`]): they are off unless
+//! watched, since they cost a clock read per callback.
+//!
 //! Every `window` an interval timer takes the loop's window ([`Loop::take_window`]),
 //! draws it once as JSON, keeps a minute of history, and answers every held poll.
 //! Two **probes** keep the figures alive on a server with no timers or pool work of its
@@ -111,7 +114,8 @@ impl MetricsServer {
         let wire = Wire::new(wire_config(&cfg), Rc::new(routes.clone()));
         let w = wire.clone();
         let listener = lp.tcp_listen(cfg.addr, move |lp, _, accepted| w.accept(lp, accepted))?;
-        // The first window starts now, not when the loop was built.
+        // A watched loop keeps metrics; the first window starts now.
+        lp.set_metrics(true);
         lp.take_window();
         let r = routes.clone();
         let ticker = lp.set_interval(cfg.window, move |lp, _| r.end_window(lp));

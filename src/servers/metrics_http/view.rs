@@ -16,7 +16,7 @@ pub struct WindowView {
     pub id: u64,
     /// The poller.
     pub backend: String,
-    /// Whether the loop times its phases (`LOOPLAB_METRICS=0` turns it off).
+    /// Whether the loop times its phases (`Loop::set_metrics`).
     pub metrics_on: bool,
     /// Seconds since the loop was built, at the window's end.
     pub uptime_s: f64,
