@@ -368,24 +368,8 @@ fn row(
         rounds: 1,
         rt_per_s_min: r.round_trips as f64 / window,
         rt_per_s_max: r.round_trips as f64 / window,
-        ..loop_figures(s)
+        ..scrape::row_figures(&s.scrapes)
     }
-}
-
-/// The `Row` fields a loop server's `/metrics` gives (defaults for the others).
-fn loop_figures(s: &Sampler) -> Row {
-    let mut row = Row::default();
-    if let (Some(start), Some(end)) = &s.scrapes {
-        let f = scrape::between(start, end);
-        row.phase_s = f.phase_s;
-        row.loop_utilization = Some(f.utilization);
-        if f.wakes > 0 {
-            row.pool_wake_p50_us = Some(f.wake_p50_us);
-            row.pool_wake_p99_us = Some(f.wake_p99_us);
-        }
-        row.pool_wakes = f.wakes;
-    }
-    row
 }
 
 /// Fill `vs_raw` for every row with a `raw` row at the same connection count.

@@ -5,6 +5,7 @@
 //! This reader only takes what our own endpoint writes (`name{labels} value` lines);
 //! the strict parser of the format lives with the tests (tests/util/prometheus.rs).
 
+use super::runner::Row;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -127,4 +128,21 @@ fn quantile(start: &Scrape, end: &Scrape, name: &str, q: f64) -> f64 {
         (lower, below) = (le, cum);
     }
     lower
+}
+
+/// The `Row` fields a loop server's `/metrics` gives, from the scrapes at the window's
+/// start and end (defaults for the rest, and for a server without them).
+pub fn row_figures(scrapes: &(Option<Scrape>, Option<Scrape>)) -> Row {
+    let mut row = Row::default();
+    if let (Some(start), Some(end)) = scrapes {
+        let f = between(start, end);
+        row.phase_s = f.phase_s;
+        row.loop_utilization = Some(f.utilization);
+        if f.wakes > 0 {
+            row.pool_wake_p50_us = Some(f.wake_p50_us);
+            row.pool_wake_p99_us = Some(f.wake_p99_us);
+        }
+        row.pool_wakes = f.wakes;
+    }
+    row
 }

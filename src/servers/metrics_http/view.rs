@@ -2,7 +2,7 @@
 //! `looplab top` reads back (the same types, serialized here, deserialized there).
 //! Times are in microseconds unless a field says otherwise.
 
-use crate::metrics::{phase_key, Histogram, LoopWindow, PhaseTimes, PHASES};
+use crate::metrics::{phase_key, Histogram, LoopWindow, PhaseTimes, SlowCallback, PHASES};
 use crate::watchdog::Phase;
 use crate::Loop;
 use serde::{Deserialize, Serialize};
@@ -221,24 +221,6 @@ pub fn history_point(w: &LoopWindow, pool_depth: usize) -> HistoryPoint {
 
 /// Draw window `w` of `lp`, with the minute behind it.
 pub fn window(lp: &Loop, w: &LoopWindow, history: &VecDeque<HistoryPoint>) -> WindowView {
-    let pool = lp.metrics().pool;
-    let slowest = w.slowest.map(|s| SlowView {
-        us: us(s.took),
-        phase: phase_key(s.phase).to_string(),
-        phase_label: phase_label(s.phase).to_string(),
-        kind: s.site.kind.map_or("deferred", |k| k.name()).to_string(),
-        handle: s.site.handle.map_or(String::new(), |h| h.to_string()),
-        tick: s.tick,
-    });
-    let kinds = lp.handle_counts().into_iter().map(|c| KindView {
-        kind: c.kind.name().to_string(),
-        refd: c.refd,
-        unrefd: c.unrefd,
-        inactive: c.inactive,
-        closing: c.closing,
-        requests: c.requests,
-        holding: c.holding,
-    });
     WindowView {
         id: w.id,
         backend: lp.backend().name().to_string(),
@@ -256,20 +238,49 @@ pub fn window(lp: &Loop, w: &LoopWindow, history: &VecDeque<HistoryPoint>) -> Wi
         longest_tick: w.longest_tick.as_ref().map(tick_view),
         lag: time_quantiles(&w.lag),
         events_per_tick: count_quantiles(&w.events_per_tick),
-        slowest,
-        pool: PoolView {
-            threads: pool.threads,
-            depth: pool.queue_depth,
-            max_depth: w.pool.max_depth,
-            queue_wait: time_quantiles(&w.pool.queue_wait),
-            run: time_quantiles(&w.pool.run),
-            wake: time_quantiles(&w.pool.wake),
-        },
-        alive: AliveView {
-            why: lp.explain_alive(),
-            pending: lp.pending_callbacks(),
-            kinds: kinds.collect(),
-        },
+        slowest: w.slowest.as_ref().map(slow_view),
+        pool: pool_view(lp, w),
+        alive: alive_view(lp),
         history: history.iter().copied().collect(),
+    }
+}
+
+fn slow_view(s: &SlowCallback) -> SlowView {
+    SlowView {
+        us: us(s.took),
+        phase: phase_key(s.phase).to_string(),
+        phase_label: phase_label(s.phase).to_string(),
+        kind: s.site.kind.map_or("deferred", |k| k.name()).to_string(),
+        handle: s.site.handle.map_or(String::new(), |h| h.to_string()),
+        tick: s.tick,
+    }
+}
+
+fn pool_view(lp: &Loop, w: &LoopWindow) -> PoolView {
+    let pool = lp.metrics().pool;
+    PoolView {
+        threads: pool.threads,
+        depth: pool.queue_depth,
+        max_depth: w.pool.max_depth,
+        queue_wait: time_quantiles(&w.pool.queue_wait),
+        run: time_quantiles(&w.pool.run),
+        wake: time_quantiles(&w.pool.wake),
+    }
+}
+
+fn alive_view(lp: &Loop) -> AliveView {
+    let kinds = lp.handle_counts().into_iter().map(|c| KindView {
+        kind: c.kind.name().to_string(),
+        refd: c.refd,
+        unrefd: c.unrefd,
+        inactive: c.inactive,
+        closing: c.closing,
+        requests: c.requests,
+        holding: c.holding,
+    });
+    AliveView {
+        why: lp.explain_alive(),
+        pending: lp.pending_callbacks(),
+        kinds: kinds.collect(),
     }
 }
