@@ -18,9 +18,20 @@
 //! **In production** move blocking calls to the pool (`queue_work`, `looplab::fs`).
 
 use looplab::{Loop, RunMode};
+use std::process::ExitCode;
 use std::time::Duration;
 
-fn main() -> std::io::Result<()> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("07_blocked_loop: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> std::io::Result<()> {
     let mut lp = Loop::builder()
         .watchdog(Duration::from_millis(100))
         .build()?;

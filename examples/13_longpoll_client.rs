@@ -28,6 +28,7 @@
 use looplab::{Loop, ReadEvent, RunMode, Tcp};
 use std::io;
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 /// A response bigger than this is not one this server sends: the client gives up on it
@@ -43,7 +44,17 @@ struct PollConn {
     cycles_left: u32,
 }
 
-fn main() -> io::Result<()> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("13_longpoll_client: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> io::Result<()> {
     let (flags, args): (Vec<String>, Vec<String>) =
         std::env::args().skip(1).partition(|a| a.starts_with("--"));
     let publishing = match flags.first().map(String::as_str) {

@@ -61,7 +61,8 @@ enum Command {
         /// Address to listen on; port 0 picks a free port.
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
-        /// How long a poll is held when the client does not ask (at most 120s).
+        /// How long a poll is held when the client does not ask. The server holds a poll
+        /// at most 120s: a longer value is lowered to that, and the server says so.
         #[arg(long, default_value = "25s", value_parser = parse_duration)]
         poll_timeout: Duration,
         /// Held polls at most; more get 503 with Retry-After.
@@ -145,7 +146,8 @@ struct BenchArgs {
     waiters: Option<usize>,
 }
 
-/// "3s", "500ms", "1.5s", "2m".
+/// "3s", "500ms", "1.5s", "2m", "1h"; a bare number is seconds. Between 1 ms and 1 h:
+/// anything outside is an error naming the range, never quietly moved into it.
 fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = s
@@ -158,9 +160,14 @@ fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
         "ms" => n / 1000.0,
         "s" => n,
         "m" => n * 60.0,
-        other => return Err(format!("unknown unit '{other}' in '{s}' (use ms, s or m)")),
+        "h" => n * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit '{other}' in '{s}' (use ms, s, m or h)"
+            ))
+        }
     };
-    if !secs.is_finite() || secs <= 0.0 || secs > 3600.0 {
+    if !(0.001..=3600.0).contains(&secs) {
         return Err(format!("'{s}' must be between 1ms and 1h"));
     }
     Ok(Duration::from_secs_f64(secs))
@@ -196,9 +203,15 @@ fn main() -> ExitCode {
             idle_timeout,
             backend,
         } => {
+            let max = looplab::servers::longpoll::MAX_POLL_TIMEOUT;
+            if poll_timeout > max {
+                eprintln!(
+                    "looplab: --poll-timeout {poll_timeout:?} is over the server's maximum; polls are held at most {max:?}"
+                );
+            }
             let cfg = LongPollConfig {
                 addr,
-                poll_timeout: poll_timeout.min(looplab::servers::longpoll::MAX_POLL_TIMEOUT),
+                poll_timeout: poll_timeout.min(max),
                 max_waiters,
                 max_conns,
                 log_size,
@@ -426,4 +439,34 @@ fn run_bench(args: BenchArgs) -> Result {
     report::write_svg(&report, &svg)?;
     println!("wrote {} and {}", json.display(), svg.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    /// Every unit the error message names is accepted; the range ends are errors, not
+    /// clamps.
+    #[test]
+    fn durations_in_every_unit_and_out_of_range() {
+        let ok = |s: &str| parse_duration(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert_eq!(ok("500ms"), Duration::from_millis(500));
+        assert_eq!(ok("3s"), Duration::from_secs(3));
+        assert_eq!(ok("3"), Duration::from_secs(3));
+        assert_eq!(ok("1.5s"), Duration::from_millis(1500));
+        assert_eq!(ok("2m"), Duration::from_secs(120));
+        assert_eq!(ok("1h"), Duration::from_secs(3600));
+        assert_eq!(ok("1ms"), Duration::from_millis(1));
+        for bad in ["2h", "3601s", "0.5ms", "0s", "-1s", "1e3s", "5d", "s", ""] {
+            let e = parse_duration(bad).expect_err(bad);
+            assert!(
+                e.contains("between 1ms and 1h")
+                    || e.contains("unit")
+                    || e.contains("not a duration"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(parse_duration("5d").unwrap_err().contains("ms, s, m or h"));
+    }
 }
