@@ -1,7 +1,7 @@
 # looplab: the two commands the README promises, and a few more.
 #   make bench   thread-per-connection vs the event loop: a quick sweep, table + plot
-#   make test    fmt check, clippy -D warnings, build examples, every test (installs
-#                chromium for the browser test when it is missing)
+#   make test    fmt check, clippy -D warnings, build examples, every test and doctest,
+#                then one total line (installs chromium for the browser test when missing)
 
 CARGO ?= cargo
 OUT   ?= bench-out
@@ -15,7 +15,7 @@ test:
 	$(CARGO) clippy --features peer-tokio -- -D warnings
 	$(CARGO) clippy --no-default-features --lib -- -D warnings   # the core alone: mio, libc, slab, socket2, crossbeam-channel, thiserror
 	$(CARGO) build --examples
-	$(CARGO) test --all-targets
+	bash .ci/tests-with-total "$(CARGO)"
 
 bench:
 	$(CARGO) run --release -- bench --out $(OUT)
