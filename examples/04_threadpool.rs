@@ -61,8 +61,12 @@ fn run() -> std::io::Result<()> {
     lp.run(RunMode::Default)?;
     let m = lp.metrics();
     println!(
-        "pool: {} threads, {} jobs done, mean wait in queue {:?}; {} completions in {} self-pipe drain(s)",
-        m.pool.threads, m.pool.done, m.pool.wait_mean, m.completions, m.wake_drains
+        "pool: {} threads, {} jobs done, mean wait in queue {:.2}ms; {} completions in {} self-pipe drain(s)",
+        m.pool.threads,
+        m.pool.done,
+        m.pool.wait_mean.as_secs_f64() * 1000.0,
+        m.completions,
+        m.wake_drains
     );
     Ok(())
 }

@@ -47,9 +47,9 @@ fn run() -> std::io::Result<()> {
     lp.run(RunMode::Default)?;
     let m = lp.metrics();
     println!(
-        "timers fired {}, worst lateness {:?} (the interval waited out the block), watchdog reports: {}",
+        "timers fired {}, worst lateness {:.1}ms (the interval waited out the block), watchdog reports: {}",
         m.timers_fired,
-        m.timer_lateness_max,
+        m.timer_lateness_max.as_secs_f64() * 1000.0,
         lp.watchdog_reports().len()
     );
     Ok(())

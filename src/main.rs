@@ -113,10 +113,10 @@ struct BenchArgs {
     /// Message size in bytes.
     #[arg(long, default_value_t = 64)]
     size: usize,
-    /// Recorded window per cell, e.g. 3s or 500ms (default 2s; 3s with --full).
+    /// Recorded window per cell, e.g. 3s or 500ms (default 800ms; 3s with --full).
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
-    /// Traffic before the window (default 500ms; 1s with --full).
+    /// Traffic before the window (default 200ms; 1s with --full).
     #[arg(long, value_parser = parse_duration)]
     warmup: Option<Duration>,
     /// Load generator threads.
@@ -125,8 +125,9 @@ struct BenchArgs {
     /// Directory for results.json and echo.svg (overwritten).
     #[arg(long, default_value = "bench-out")]
     out: PathBuf,
-    /// Run the sweep this many times and keep each cell's median round (by rt/s).
-    #[arg(long, default_value_t = 1)]
+    /// Run the sweep this many times and keep each cell's median round (by rt/s), so one
+    /// disturbed cell cannot make the table: three short rounds by default.
+    #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// Redraw the table and echo.svg from OUT/results.json, measuring nothing.
     #[arg(long)]
@@ -359,8 +360,8 @@ fn run_bench(args: BenchArgs) -> Result {
     } else {
         (
             vec![10, 100, 1000, 5000],
-            Duration::from_secs(2),
-            Duration::from_millis(500),
+            Duration::from_millis(800),
+            Duration::from_millis(200),
         )
     };
     let cfg = BenchConfig {
