@@ -2,9 +2,9 @@
 //!
 //! **What it shows.** Node's guide to the event loop centres on this question, and the
 //! answer depends on *where* you ask it, because it depends on which phase of the tick is
-//! running. The example asks it three times, each on a fresh loop: from the main program
-//! (before `run`), from an I/O callback (a connection accepted, in the poll phase) and
-//! from a timer callback (the timers phase). Each callback prints the tick it ran in
+//! running. The example asks it four times, each on a fresh loop: from the main program
+//! (before `run`), from an I/O callback (a connection accepted, in the poll phase), from
+//! a timer callback (the timers phase) and from an immediate (the check phase). Each callback prints the tick it ran in
 //! (`lp.metrics().ticks`; tick 0 is the pass over due timers that `run` makes before
 //! the first tick).
 //!
@@ -22,7 +22,10 @@
 //! - from a timer callback: `immediate (tick 2)`, then `timeout (tick 2)`: a timer
 //!   started in the timers phase is not in the batch being run, so both wait for the next
 //!   tick, where the check phase comes before the timers phase (Node: immediate first
-//!   too, in the same iteration's check phase).
+//!   too, in the same iteration's check phase);
+//! - from an immediate: `timeout (tick 1)`, then `immediate (tick 2)`: the order flips.
+//!   The check phase runs only the immediates queued before it began, so the new one
+//!   waits for tick 2, while the timers phase at the end of tick 1 finds the timeout due.
 //!
 //! In the trace, the I/O case reads `events: fd N r -> listener #0.1` on the poll line and
 //! `immediates 1 | ... | timers fired #3.2` on the same tick's `done` line.
@@ -75,6 +78,10 @@ fn run() -> io::Result<()> {
     )?;
     show("from a timer callback", |lp, order| {
         lp.set_timeout(Duration::from_millis(10), move |lp, _| both(lp, &order));
+        Ok(())
+    })?;
+    show("from an immediate", |lp, order| {
+        lp.set_immediate(move |lp, _| both(lp, &order));
         Ok(())
     })
 }
