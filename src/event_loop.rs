@@ -364,7 +364,6 @@ impl Loop {
         let _rewake = guard::WakeOnUnwind(self.waker.clone());
         self.run_async_sends();
         let done = self.run_pool_completions();
-        self.counters.completions += done as u64;
         self.counters.max_completions_per_drain =
             self.counters.max_completions_per_drain.max(done as u64);
         self.tracer.drained(done);

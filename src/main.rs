@@ -318,7 +318,7 @@ fn run_echo_threads(addr: SocketAddr, max_conns: usize) -> Result {
 fn run_echo_raw(addr: SocketAddr) -> Result {
     raise_fd_limit();
     let stop = AtomicBool::new(false);
-    looplab::sys::raw_echo::serve(addr, |bound| println!("listening on {bound}"), &stop)?;
+    looplab::servers::raw_echo::serve(addr, |bound| println!("listening on {bound}"), &stop)?;
     Ok(())
 }
 
