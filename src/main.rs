@@ -116,7 +116,8 @@ struct BenchArgs {
     /// Recorded window per cell, e.g. 3s or 500ms (default 800ms; 3s with --full).
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
-    /// Traffic before the window (default 200ms; 1s with --full).
+    /// Traffic before the window (default 200ms; 1s with --full), and at least 0.2 ms
+    /// per connection, so that every connection is served before the window opens.
     #[arg(long, value_parser = parse_duration)]
     warmup: Option<Duration>,
     /// Load generator threads.
@@ -279,9 +280,10 @@ fn run_echo(backend: Option<Backend>, config: EchoConfig) -> Result {
     let mut lp = server_loop(backend)?;
     let echo = Echo::listen(&mut lp, config)?;
     echo.on_error(|e| eprintln!("echo: {e}"));
-    println!("listening on {}", echo.local_addr(&lp)?);
     let e = echo.clone();
     on_shutdown_signals(&mut lp, move |lp| e.shutdown(lp))?;
+    // Said once the signals are handled: a script may send SIGINT as soon as it reads it.
+    println!("listening on {}", echo.local_addr(&lp)?);
     lp.run(RunMode::Default)?;
     let s = echo.stats();
     eprintln!(
@@ -294,10 +296,11 @@ fn run_echo(backend: Option<Backend>, config: EchoConfig) -> Result {
 fn run_longpoll(cfg: LongPollConfig, backend: Option<Backend>) -> Result {
     let mut lp = server_loop(backend)?;
     let server = LongPoll::listen(&mut lp, cfg)?;
-    println!("listening on http://{}/", server.local_addr(&lp)?);
     // Held polls are answered with "shutdown": true before their connections close.
     let s = server.clone();
     on_shutdown_signals(&mut lp, move |lp| s.shutdown(lp))?;
+    // Said once the signals are handled: a script may send SIGINT as soon as it reads it.
+    println!("listening on http://{}/", server.local_addr(&lp)?);
     lp.run(RunMode::Default)?;
     let st = server.stats();
     eprintln!(

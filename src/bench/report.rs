@@ -127,8 +127,13 @@ impl Report {
             )
         };
         format!(
-            "{} B messages, {:.1} s window after {:.1} s warmup, {} client thread(s), median of {} round(s); {pinning}",
-            self.size, self.duration_s, self.warmup_s, self.client_threads, self.rounds
+            "{} B messages, {:.1} s window after {:.1} s warmup ({} ms per connection at least), {} client thread(s), median of {} round(s); {pinning}",
+            self.size,
+            self.duration_s,
+            self.warmup_s,
+            super::runner::WARMUP_PER_CONN.as_secs_f64() * 1000.0,
+            self.client_threads,
+            self.rounds
         )
     }
 }

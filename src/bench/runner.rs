@@ -222,6 +222,18 @@ impl WindowObserver for Sampler {
     }
 }
 
+/// Warmup per connection, at the least: every connection must have made a few round trips
+/// before the window opens, and a server that accepts slowly must have accepted them all
+/// (a connection whose handshake the server's full backlog dropped comes back about a
+/// second later). 0.2 ms per connection gives 5000 connections a full second.
+pub const WARMUP_PER_CONN: Duration = Duration::from_micros(200);
+
+/// The warmup a cell of `conns` connections gets: `configured`, or more for many.
+pub fn warmup_for(conns: usize, configured: Duration) -> Duration {
+    let per_conn = WARMUP_PER_CONN.saturating_mul(u32::try_from(conns).unwrap_or(u32::MAX));
+    configured.max(per_conn)
+}
+
 /// Measure one cell: a fresh server process, the load, the figures.
 pub fn measure(kind: ServerKind, conns: usize, cfg: &BenchConfig) -> io::Result<Row> {
     // The server inherits the cores of the thread that starts it; the load generator's
@@ -240,7 +252,7 @@ pub fn measure(kind: ServerKind, conns: usize, cfg: &BenchConfig) -> io::Result<
         addr: server.addr,
         conns,
         size: cfg.size,
-        warmup: cfg.warmup,
+        warmup: warmup_for(conns, cfg.warmup),
         duration: cfg.duration,
         threads: cfg.client_threads,
     };
