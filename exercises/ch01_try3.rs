@@ -6,11 +6,14 @@
 //! **Run it.** `LOOPLAB_TRACE=1 cargo run --example ch01_try3`
 //!
 //! **Look for** the two 50 ms timeouts printing at about 70 ms instead of 50: they were
-//! due while the interval's first run (at 30 ms) slept until 70. Every run of the
-//! interval now ends 40 ms after it starts, so the runs drift to about 30, 100, 170 and
-//! 240 ms; the final line's worst lateness is about 20 ms or more, and the trace names the
-//! culprit on each of its ticks: `slow callback: timer #2.3 took 40.1ms`. One thread
-//! runs one callback at a time: chapter 6 moves such work to the pool.
+//! due while the interval's first run (at 30 ms) slept until 70. The interval re-arms
+//! from the tick's cached time before its callback runs, so its next deadline (60 ms) has
+//! passed by the time the callback returns: from then on the loop never sleeps (every
+//! tick is `poll 0ms (next timer #2.3 due in 0.0ms)`), and the runs follow each other
+//! 40 ms apart, at about 30, 70, 110 and 150 ms. The trace names the culprit on each of
+//! its ticks, `slow callback: timer #2.3 took 40.1ms`, and the final line's worst
+//! lateness is 20 ms or more. One thread runs one callback at a time: chapter 6 moves
+//! such work to the pool.
 
 use looplab::{Loop, RunMode};
 use std::process::ExitCode;

@@ -8,7 +8,7 @@
 //! **Look for** the poll timeouts while the near timers run: `sleeping up to 30.8ms (next
 //! timer #2.3 ...)`, never an hour: the wheel's next deadline is the *earliest* one, so a
 //! far timer costs nothing until it is next. When the near timers are done, the trace's
-//! last line is `sleeping up to 3599879.6ms (next timer #4.1 due in 3599879.6ms)`: the
+//! last line is `sleeping up to 3599864.8ms (next timer #3.4 due in 3599864.8ms)`: the
 //! loop will sleep for an hour, because a ref'd timer holds it. That line is printed
 //! *before* the sleep, so the program has not hung: it is waiting, and says for what.
 //! Press Ctrl-C. With `--unref` the far timer is unref'd, and the run ends with the others:

@@ -9,10 +9,12 @@
 //! **Run it.** `LOOPLAB_TRACE=1 cargo run --example ch05_try2` (stop it with Ctrl-C), then
 //! `LOOPLAB_TRACE=1 cargo run --example ch05_try2 -- --unref`.
 //!
-//! **Look for** the end of the trace's `done` lines: `alive: ref'd: 1 async`, after the
-//! timeout has fired, and then `sleeping until an event (infinite: no timer)`. The program
-//! prints `explain_alive()` before `run` too: `ref'd: 1 async, 1 timer`. With `--unref`:
-//! `exit: nothing ref'd is active (unref'd, not holding the loop: 1 async, 1 timer)`.
+//! **Look for** the end of the trace's `done` lines once the timeout has fired:
+//! `alive: ref'd: 1 async; unref'd: 1 timer`. The loop still wakes every 50 ms for the
+//! unref'd heartbeat (an unref'd timer still sets the poll timeout; it only does not hold
+//! the loop), and it never exits. The program prints `explain_alive()` before `run`:
+//! `ref'd: 1 timer, 1 async; unref'd: 1 timer`. With `--unref`: `exit: nothing ref'd is
+//! active (unref'd, not holding the loop: 1 timer, 1 async)`.
 
 use looplab::{Loop, RunMode};
 use std::process::ExitCode;
