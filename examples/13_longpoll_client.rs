@@ -5,7 +5,9 @@
 //! message is published or 3 s pass; the answer carries the new cursor, and the client
 //! asks again at once on the same keep-alive connection. A timer publishes a message
 //! every 2 s on a fresh connection, so the answer is "held 2.0 s, got 1 message"; with
-//! `--no-publish` nothing is published and every answer is "held 3.0 s, timed out".
+//! `--no-publish` nothing is published and every answer is "held 3.0 s, timed out". The
+//! client starts at cursor 0, so on a server that already holds messages the first
+//! answer comes at once with all of them: start a fresh server to see every poll held.
 //! The poll connection's state (its buffer, cursor, cycles left) rides on its handle
 //! (`lp.set_data`); the publisher writes its request right after `tcp_connect`, and the
 //! write waits in the stream's queue until the connection is made.

@@ -35,3 +35,5 @@ mod ch09;
 mod ch10;
 #[path = "exercises/cli.rs"]
 mod cli;
+#[path = "exercises/headers.rs"]
+mod headers;

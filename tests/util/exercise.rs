@@ -167,6 +167,24 @@ impl Run {
         }
     }
 
+    /// Wait until `cond` holds of everything seen so far (both streams, as stored).
+    pub fn wait_until(&mut self, what: &str, within: Duration, cond: impl Fn(&Run) -> bool) {
+        let deadline = Instant::now() + within;
+        while !cond(self) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(item) => {
+                    self.take(item);
+                }
+                Err(_) => panic!(
+                    "{}: no {what} within {within:?}\n{}",
+                    self.name,
+                    self.transcript()
+                ),
+            }
+        }
+    }
+
     /// Like `wait_for`, but a line already seen counts too: stdout and stderr are read by
     /// two threads, so a line printed after another may arrive before it.
     pub fn seen_or_wait_for(
