@@ -1,9 +1,12 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod attack;
 pub mod browser;
+pub mod child;
 pub mod http;
 pub mod tcp;
+pub mod wire;
 
 use looplab::{Backend, Loop};
 use std::io::{Read, Write};
