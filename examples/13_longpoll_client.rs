@@ -118,7 +118,7 @@ fn bad(what: &str) -> io::Error {
 fn publish(lp: &mut Loop, addr: SocketAddr, n: u32) -> io::Result<()> {
     let body = format!("{{\"text\":\"tick {n} from the example\"}}");
     let request = format!(
-        "POST /publish HTTP/1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST /publish HTTP/1.1\r\nHost: example\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     let conn = lp.tcp_connect(addr, |lp, conn, r| {
@@ -127,9 +127,18 @@ fn publish(lp: &mut Loop, addr: SocketAddr, n: u32) -> io::Result<()> {
         }
     })?;
     lp.write(conn, request)?;
-    // The server answers and closes: read until EOF, then close our side.
-    lp.read_start(conn, |lp, conn, ev| {
-        if !matches!(ev, ReadEvent::Data(_)) {
+    // The server answers and closes: read until EOF, then close our side. An answer
+    // other than 201 Created is said (a 429 when publishing too fast, say).
+    let mut first = true;
+    lp.read_start(conn, move |lp, conn, ev| match ev {
+        ReadEvent::Data(bytes) => {
+            if std::mem::take(&mut first) && !bytes.starts_with(b"HTTP/1.1 201") {
+                let status = String::from_utf8_lossy(bytes);
+                let status = status.lines().next().unwrap_or("");
+                eprintln!("publish {n} was refused: {status}");
+            }
+        }
+        ReadEvent::Eof | ReadEvent::Error(_) => {
             lp.close(conn);
         }
     })

@@ -153,6 +153,11 @@ fn example_13_long_poll_cycle() {
         .filter(|l| l.starts_with("<- held"))
         .collect();
     assert_eq!(answers.len(), 2, "{}", run.transcript());
+    assert!(
+        !run.stderr().contains("refused"),
+        "a publish was refused: {}",
+        run.transcript()
+    );
     for a in &answers {
         assert!(a.contains("got 1 message(s)"), "{a}");
         assert!(
