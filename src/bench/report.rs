@@ -250,8 +250,14 @@ const CAPTION_HEIGHT: u32 = 110;
 /// axis is logarithmic (latency spans four decades between 10 and 5000 connections).
 type Panel = (&'static str, &'static str, fn(&Row) -> f64, bool);
 
+/// The throughput panel also draws each cell's range over its rounds, lowest to highest.
 const PANELS: [Panel; 3] = [
-    ("Throughput", "round trips / s", |r| r.rt_per_s, false),
+    (
+        THROUGHPUT,
+        "round trips / s (bars: lowest to highest round)",
+        |r| r.rt_per_s,
+        false,
+    ),
     ("p99 latency", "ms (log scale)", |r| r.p99_ms, true),
     (
         "Server memory (peak RSS)",
@@ -260,6 +266,7 @@ const PANELS: [Panel; 3] = [
         false,
     ),
 ];
+const THROUGHPUT: &str = "Throughput";
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 
@@ -342,8 +349,21 @@ fn draw_panel(area: &Area, report: &Report, servers: &[&str], panel: Panel) -> D
     };
     // Room beyond the first and last count, so no point sits on the frame.
     let x_range = (lo / 1.6..hi * 1.6).log_scale().with_key_points(conns);
+    let ranges = title == THROUGHPUT;
     let values: Vec<f64> = report.rows.iter().map(value).filter(|v| *v > 0.0).collect();
-    let top = values.iter().copied().fold(0.0f64, f64::max).max(1e-3);
+    let highest = |r: &Row| {
+        if ranges {
+            r.rt_per_s_max.max(value(r))
+        } else {
+            value(r)
+        }
+    };
+    let top = report
+        .rows
+        .iter()
+        .map(highest)
+        .fold(0.0f64, f64::max)
+        .max(1e-3);
     let bottom = values.iter().copied().fold(top, f64::min);
     let label = ("sans-serif", TEXT_PX);
     let mut builder = ChartBuilder::on(area);
@@ -371,6 +391,16 @@ fn draw_panel(area: &Area, report: &Report, servers: &[&str], panel: Panel) -> D
     } else {
         let mut chart = builder.build_cartesian_2d(x_range, 0f64..top * 1.1)?;
         mesh(&mut chart, unit, label)?;
+        if ranges {
+            // Behind the lines, each server's bar a little to the side of the others'.
+            let bars = report.rows.iter().filter(|r| r.rounds > 1).map(|r| {
+                let i = servers.iter().position(|s| *s == r.server).unwrap_or(0) as f64;
+                let x = r.conns as f64 * 1.07f64.powf(i - (servers.len() as f64 - 1.0) / 2.0);
+                let line = vec![(x, r.rt_per_s_min), (x, r.rt_per_s_max)];
+                PathElement::new(line, color_of(&r.server).mix(0.45).stroke_width(3))
+            });
+            chart.draw_series(bars)?;
+        }
         for server in servers {
             series(&mut chart, points(server), color_of(server))?;
         }
