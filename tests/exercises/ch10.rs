@@ -103,3 +103,45 @@ fn try_3_held_polls_cost_memory_and_one_publish_answers_them() {
     assert!(out.contains("KiB per held poll"), "{out}");
     assert!(out.contains("(200 answered"), "{out}");
 }
+
+/// The published figure: README's caption gives the command docs/benchmarks.md gives, the
+/// SVG is what that run's results.json draws (a replot of it is byte for byte the same),
+/// and the caption's figures are that run's.
+#[test]
+fn the_published_plot_is_its_results_and_its_caption() {
+    let command = "cargo run --release -- bench --out docs/img";
+    says("README.md", command);
+    says("docs/benchmarks.md", command);
+    let out = out_dir("replot");
+    std::fs::create_dir_all(&out).unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/img");
+    std::fs::copy(root.join("results.json"), out.join("results.json")).unwrap();
+    let dir = out.to_string_lossy().into_owned();
+    run_to_end_of(looplab(), &["bench", "--replot", "--out", &dir], LIMIT);
+    let drawn = std::fs::read_to_string(out.join("echo.svg")).unwrap();
+    let published = std::fs::read_to_string(root.join("echo.svg")).unwrap();
+    assert!(drawn == published, "docs/img/echo.svg is not what docs/img/results.json draws: run `looplab bench --replot --out docs/img`");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let row = |server: &str| {
+        json["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["server"] == server && r["conns"] == 5000)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {server} row at 5000"))
+    };
+    let (threads, epoll) = (row("threads"), row("epoll"));
+    let mib = |r: &serde_json::Value| r["peak_rss_kib"].as_f64().unwrap() / 1024.0;
+    let caption = format!(
+        "holds {} threads and {:.0} MiB with a p99 of {:.1} s; the loop holds one thread and {:.1} MiB with a p99 of {:.2} s",
+        threads["threads"],
+        mib(&threads),
+        threads["p99_ms"].as_f64().unwrap() / 1000.0,
+        mib(&epoll),
+        epoll["p99_ms"].as_f64().unwrap() / 1000.0
+    );
+    says("README.md", &caption);
+    std::fs::remove_dir_all(&out).unwrap();
+}
