@@ -118,7 +118,8 @@ fn bad(what: &str) -> io::Error {
 fn publish(lp: &mut Loop, addr: SocketAddr, n: u32) -> io::Result<()> {
     let body = format!("{{\"text\":\"tick {n} from the example\"}}");
     let request = format!(
-        "POST /publish HTTP/1.1\r\nHost: example\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST /publish HTTP/1.1\r\nHost: example\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     let conn = lp.tcp_connect(addr, |lp, conn, r| {
