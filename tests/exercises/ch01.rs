@@ -1,5 +1,5 @@
 //! Chapter 1: one tick, phase by phase; example 01's trace, the three exercise variants,
-//! and example 14's question (set_timeout(0) or set_immediate).
+//! and example 01b's question (set_timeout(0) or set_immediate).
 
 use crate::exercise::{
     assert_lines_in_order, assert_quoted, number_after, quoted_trace, read, run_to_end, says, shape,
@@ -122,12 +122,12 @@ fn try_3_a_slow_callback_makes_the_others_late() {
     assert!(worst >= 19.0, "{}", run.transcript());
 }
 
-/// Example 14 and the chapter's section: the orders from the main program, an I/O
+/// Example 01b and the chapter's section: the orders from the main program, an I/O
 /// callback, a timer callback and an immediate, with the tick each ran in.
 #[test]
 fn example_14_answers_the_timeout_or_immediate_question() {
     let run = run_to_end(
-        "14_timeout_or_immediate",
+        "01b_timeout_or_immediate",
         &[],
         &[("LOOPLAB_TRACE", "1")],
         LIMIT,
@@ -180,5 +180,5 @@ fn example_14_answers_the_timeout_or_immediate_question() {
         "{}",
         run.transcript()
     );
-    assert_quoted(&quoted[1], &run.err, "14_timeout_or_immediate");
+    assert_quoted(&quoted[1], &run.err, "01b_timeout_or_immediate");
 }

@@ -8,7 +8,7 @@
 //! (`lp.metrics().ticks`; tick 0 is the pass over due timers that `run` makes before
 //! the first tick).
 //!
-//! **Run it.** `LOOPLAB_TRACE=1 cargo run --example 14_timeout_or_immediate`
+//! **Run it.** `LOOPLAB_TRACE=1 cargo run --example 01b_timeout_or_immediate`
 //!
 //! **Look for** on stdout:
 //! - from the main program: `timeout (tick 0)`, then `immediate (tick 1)`. `run` fires
@@ -48,7 +48,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("14_timeout_or_immediate: {e}");
+            eprintln!("01b_timeout_or_immediate: {e}");
             ExitCode::FAILURE
         }
     }
