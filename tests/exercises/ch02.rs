@@ -1,11 +1,10 @@
 //! Chapter 2: readiness. Rung 4's trace, the EPOLLOUT spin, both pollers against the same
 //! client, and backpressure.
 
-use crate::exercise::{
-    assert_quoted, example, looplab, number_after, run_example, run_to_end, says, start,
-};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use crate::exercise::{assert_quoted, looplab, number_after, run_example, run_to_end, says, start};
+use std::time::Duration;
+#[cfg(target_os = "linux")]
+use {crate::exercise::example, std::net::TcpStream, std::time::Instant};
 
 const CH: &str = "docs/02-file-descriptors-and-readiness.md";
 
@@ -52,6 +51,7 @@ fn rung_4_traces_what_the_chapter_quotes() {
 }
 
 /// CPU seconds (user + system) the process has used so far, from /proc/PID/stat.
+#[cfg(target_os = "linux")]
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
     // Fields after the command name, which is in parentheses and may hold spaces.
@@ -62,6 +62,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 }
 
 /// CPU used over `wall` as a share of it.
+#[cfg(target_os = "linux")]
 fn cpu_share(pid: u32, wall: Duration) -> f64 {
     let (cpu0, t0) = (cpu_seconds(pid), Instant::now());
     std::thread::sleep(wall);
