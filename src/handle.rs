@@ -47,6 +47,15 @@ pub struct Handle {
 }
 
 impl Handle {
+    /// A handle no table ever holds (generation 0 is never handed out): every method
+    /// refuses it as stale. A task spawned from inside a task has this until the loop
+    /// has made it (right after the spawning task's poll).
+    pub(crate) const NONE: Handle = Handle {
+        key: u32::MAX,
+        generation: 0,
+        loop_id: 0,
+    };
+
     /// The 64-bit token the poller carries back with an event for this handle. The loop
     /// id is not in it: each loop has its own poller.
     pub(crate) fn token(self) -> u64 {
@@ -89,6 +98,8 @@ pub enum HandleKind {
     Async,
     /// `queue_work` (and fs, dns).
     Work,
+    /// A future spawned on the loop (`spawn`, `block_on`).
+    Task,
 }
 
 impl HandleKind {
@@ -102,6 +113,7 @@ impl HandleKind {
             HandleKind::Tcp => "tcp",
             HandleKind::Async => "async",
             HandleKind::Work => "work",
+            HandleKind::Task => "task",
         }
     }
 }
@@ -190,6 +202,10 @@ typed_handle!(
 typed_handle!(
     /// A job on the thread pool (`queue_work`).
     Work
+);
+typed_handle!(
+    /// A future running on the loop (`spawn`); its `JoinHandle` converts into it.
+    Task
 );
 
 pub(crate) struct Slot<S> {

@@ -31,8 +31,11 @@
 //!    timer. Then run the callbacks of every ready socket ([`tcp`]), the self-pipe's
 //!    wakeups from the thread pool ([`pool`], [`fs`], [`dns`]) and async senders, and
 //!    signals.
-//! 5. **Check**: immediates ([`Loop::set_immediate`]).
-//! 6. **Close callbacks**, in the order `close()` was called.
+//! 5. **Tasks**: futures whose wakers were called (mostly by the callbacks just run) are
+//!    polled once each; what they ask of the loop is done right after each poll
+//!    ([`task`]: `async`/`await` on the same reactor).
+//! 6. **Check**: immediates ([`Loop::set_immediate`]).
+//! 7. **Close callbacks**, in the order `close()` was called.
 //!
 //! The loop repeats while it is **alive** ([`Loop::alive`]): while a ref'd, active handle,
 //! pool work, a close in progress or a deferred callback remains. [`Loop::unref`] lets a
@@ -55,6 +58,7 @@
 //! | TCP streams and listeners      | `src/tcp.rs`, `src/tcp/*.rs` |
 //! | trace and metrics              | `src/trace.rs`              |
 //! | blocked-loop watchdog          | `src/watchdog.rs`           |
+//! | futures, wakers, async/await   | `src/task.rs`, `src/task/*.rs` |
 //! | the echo servers, the bench    | `src/servers/`, `src/bench/` |
 
 #![deny(unsafe_code)]
@@ -72,6 +76,7 @@ pub mod pool;
 pub mod servers;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod task;
 pub mod tcp;
 pub mod timer;
 pub mod trace;
@@ -80,7 +85,7 @@ mod watchdog;
 pub use error::Error;
 pub use event_loop::{AsyncSender, Loop, LoopBuilder, RunMode};
 pub use handle::{
-    Async, Handle, HandleInfo, HandleKind, Immediate, Listener, Signal, Tcp, Timer, Work,
+    Async, Handle, HandleInfo, HandleKind, Immediate, Listener, Signal, Task, Tcp, Timer, Work,
 };
 pub use pool::{PoolMetrics, WorkError};
 pub use sys::rlimit::raise_nofile_limit;

@@ -38,6 +38,9 @@ pub enum TimeoutRule {
     Immediates(usize),
     /// Handles are closing; their callbacks run in this tick's close phase.
     Closing(usize),
+    /// Tasks were woken (or leaf futures asked the loop for something) since the tasks
+    /// phase last ran.
+    Tasks(usize),
     /// Until the next timer.
     Timer {
         /// The timer that fires first.
@@ -59,6 +62,7 @@ impl fmt::Display for TimeoutRule {
             TimeoutRule::OnceRanPending(n) => write!(f, "Once: {n} pending ran"),
             TimeoutRule::Immediates(n) => write!(f, "{n} immediates"),
             TimeoutRule::Closing(n) => write!(f, "{n} closing"),
+            TimeoutRule::Tasks(n) => write!(f, "{n} tasks ready"),
             TimeoutRule::Timer { handle, due_in } => {
                 write!(f, "next timer {handle} due in {}", ms(*due_in))
             }
@@ -120,6 +124,12 @@ pub struct Metrics {
     pub max_completions_per_drain: u64,
     /// Thread pool figures (zero until the pool has started).
     pub pool: crate::pool::PoolMetrics,
+    /// Tasks spawned so far.
+    pub tasks_spawned: u64,
+    /// Task polls so far (a task is polled once per wake, coalesced).
+    pub tasks_polled: u64,
+    /// Tasks that have not ended yet.
+    pub tasks_alive: usize,
 }
 
 /// A callback that runs longer than this is named in the trace line of its tick.
@@ -132,6 +142,8 @@ pub(crate) struct TickRecord {
     pub completions: usize,
     pub drains: usize,
     pub immediates: usize,
+    /// The tasks phase: what was polled and what woke each.
+    pub tasks: Option<String>,
     pub closes: Vec<Handle>,
     /// Callbacks that ran longer than [`SLOW_CALLBACK`].
     pub slow: Vec<(String, Duration)>,
@@ -236,6 +248,12 @@ impl Tracer {
         }
     }
 
+    pub fn tasks(&mut self, line: String) {
+        if self.enabled {
+            self.tick.tasks = Some(line);
+        }
+    }
+
     pub fn closed(&mut self, h: Handle) {
         if self.enabled {
             self.tick.closes.push(h);
@@ -264,6 +282,9 @@ impl Tracer {
                 " | self-pipe: {} drain(s), {} pool completion(s)",
                 t.drains, t.completions
             );
+        }
+        if let Some(tasks) = &t.tasks {
+            let _ = write!(rest, " | tasks: {tasks}");
         }
         if t.immediates > 0 {
             let _ = write!(rest, " | immediates {}", t.immediates);

@@ -6,6 +6,7 @@
 //! once on stderr ("a callback has blocked the loop for 312 ms in the timers phase").
 //! Waiting in poll is idleness, not blocking, and is never reported.
 
+use crate::handle::Handle;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,6 +31,8 @@ pub enum Phase {
     Check,
     /// Running close callbacks.
     Closing,
+    /// Polling tasks (futures).
+    Tasks,
 }
 
 impl Phase {
@@ -41,6 +44,7 @@ impl Phase {
             4 => Phase::PollCallbacks,
             5 => Phase::Check,
             6 => Phase::Closing,
+            7 => Phase::Tasks,
             _ => Phase::Idle,
         }
     }
@@ -55,6 +59,7 @@ impl Phase {
             Phase::PollCallbacks => "poll (I/O callbacks)",
             Phase::Check => "check (immediates)",
             Phase::Closing => "close callbacks",
+            Phase::Tasks => "tasks",
         }
     }
 }
@@ -64,6 +69,8 @@ struct Heartbeat {
     phase: AtomicU8,
     /// When the current phase was entered, in µs since `epoch`.
     since_us: AtomicU64,
+    /// In the tasks phase: the token of the task being polled (0: none).
+    task: AtomicU64,
     reports: Mutex<Vec<String>>,
 }
 
@@ -80,6 +87,7 @@ impl Watchdog {
             epoch: Instant::now(),
             phase: AtomicU8::new(Phase::Idle as u8),
             since_us: AtomicU64::new(0),
+            task: AtomicU64::new(0),
             reports: Mutex::new(Vec::new()),
         });
         let (stop, stopped) = crossbeam_channel::bounded(0);
@@ -95,9 +103,16 @@ impl Watchdog {
     }
 
     pub fn enter(&self, phase: Phase) {
+        self.beat.task.store(0, Ordering::Release);
         let us = self.beat.epoch.elapsed().as_micros() as u64;
         self.beat.since_us.store(us, Ordering::Release);
         self.beat.phase.store(phase as u8, Ordering::Release);
+    }
+
+    /// One task's poll begins: a report then names the task, and measures this poll.
+    pub fn enter_task(&self, h: Handle) {
+        self.enter(Phase::Tasks);
+        self.beat.task.store(h.token(), Ordering::Release);
     }
 
     pub fn tick_done(&self) {
@@ -140,11 +155,21 @@ fn watch(beat: &Heartbeat, threshold: Duration, stopped: &Receiver<()>) {
             Duration::from_micros((beat.epoch.elapsed().as_micros() as u64).saturating_sub(since));
         if stuck >= threshold {
             reported_episode = since;
-            let msg = format!(
-                "looplab watchdog: a callback has blocked the loop for {} ms in the {} phase",
-                stuck.as_millis(),
-                phase.name()
-            );
+            let task = beat.task.load(Ordering::Acquire);
+            let msg = if phase == Phase::Tasks && task != 0 {
+                format!(
+                    "looplab watchdog: task #{}.{} has run {} ms in one poll, blocking the loop in the tasks phase",
+                    task & u64::from(u32::MAX),
+                    task >> 32,
+                    stuck.as_millis()
+                )
+            } else {
+                format!(
+                    "looplab watchdog: a callback has blocked the loop for {} ms in the {} phase",
+                    stuck.as_millis(),
+                    phase.name()
+                )
+            };
             eprintln!("{msg}");
             if let Ok(mut r) = beat.reports.lock() {
                 r.push(msg);

@@ -100,7 +100,7 @@ impl LoopBuilder {
             closing: VecDeque::new(),
             stop_flag: false,
             running: false,
-            waker,
+            waker: waker.clone(),
             async_queue: crossbeam_channel::unbounded(),
             signal_pipe: None,
             pool: None,
@@ -111,6 +111,7 @@ impl LoopBuilder {
             tracer: Tracer::new(trace, self.trace_to),
             counters: Counters::default(),
             watchdog: self.watchdog.map(Watchdog::start).transpose()?,
+            tasks: crate::task::Executor::new(waker),
         })
     }
 }

@@ -1,0 +1,341 @@
+//! The executor: tasks are handles, and ready tasks are polled in the tasks phase.
+//!
+//! A task is a future boxed in a handle slot (`HandleKind::Task`): ref'd by default,
+//! so it holds the loop while it lives; `unref_handle` lets it run without holding it;
+//! `close` drops it. It is polled only when its waker says so, in the **tasks phase**,
+//! which comes right after the poll phase's callbacks (they are what wakes most tasks:
+//! a read callback filled an inbox, a timer fired) and before check:
+//!
+//! ```text
+//!   poll ─► I/O callbacks, self-pipe, signals   (wakers called here queue their task)
+//!   tasks ─► act on asks made outside a poll; poll each task that was ready when the
+//!            phase began; after each poll, act on what it asked (arm, read, write...)
+//!   check ─► immediates
+//! ```
+//!
+//! Tasks woken during the phase wait for the next tick (the poll timeout is then 0):
+//! a task that wakes itself in every poll cannot starve I/O, the same rule as
+//! immediates. A task's panic is caught around its poll: it ends that task (its
+//! `JoinHandle` gets the panic) and the loop goes on.
+
+use super::cause::Cause;
+use super::join::{self, Failure, Finisher, JoinHandle};
+use super::reactor::{self, Reactor};
+use super::waker::{Ready, TaskWaker};
+use crate::event_loop::{Loop, RunMode, State};
+use crate::handle::{Handle, HandleKind, Task};
+use crate::sys::selfpipe::SelfPipe;
+use crate::watchdog::Phase;
+use crossbeam_channel::{Receiver, Sender};
+use std::future::{poll_fn, Future};
+use std::io;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::pin::{pin, Pin};
+use std::rc::Rc;
+use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+/// How a task's future ended (the outcome itself is in its `JoinHandle`'s cell).
+pub(crate) enum Ended {
+    Finished,
+    Panicked,
+}
+
+type TaskFuture = Pin<Box<dyn Future<Output = Ended>>>;
+
+pub(crate) struct TaskState {
+    /// `None` once `close` has dropped it.
+    future: Option<TaskFuture>,
+    /// Made once from `shared`: every poll gets the same waker.
+    waker: Waker,
+    shared: Arc<TaskWaker>,
+}
+
+/// The references a task holds to its own waker (`shared`, and the `Waker` made from
+/// it). If there are no others after a `Pending` poll, nothing can ever wake the task.
+const OWN_WAKER_REFS: usize = 2;
+
+/// The loop's part of running tasks.
+pub(crate) struct Executor {
+    pub reactor: Rc<Reactor>,
+    ready_tx: Sender<Ready>,
+    ready_rx: Receiver<Ready>,
+    pipe: Arc<SelfPipe>,
+    /// The task `block_on` is waiting for, and whether it was found unwakeable.
+    root: Option<Handle>,
+    root_stuck: bool,
+    pub spawned: u64,
+    pub polled: u64,
+}
+
+impl Executor {
+    pub fn new(pipe: Arc<SelfPipe>) -> Executor {
+        let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
+        Executor {
+            reactor: Reactor::new(),
+            ready_tx,
+            ready_rx,
+            pipe,
+            root: None,
+            root_stuck: false,
+            spawned: 0,
+            polled: 0,
+        }
+    }
+
+    /// Tasks woken and asks queued: the poll phase must not sleep while there are any.
+    pub fn runnable(&self) -> usize {
+        self.ready_rx.len() + self.reactor.asks_waiting()
+    }
+}
+
+/// The task around the user's future: catches its panic, and hands its outcome to the
+/// `JoinHandle`'s cell (dropped unfinished, the `Finisher` records `Aborted`).
+pub(crate) fn wrap<F: Future + 'static>(fut: F, finisher: Finisher<F::Output>) -> TaskFuture {
+    Box::pin(async move {
+        let mut fut = pin!(fut);
+        let outcome =
+            poll_fn(
+                |cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+                    Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+                    Ok(Poll::Pending) => Poll::Pending,
+                    Err(payload) => Poll::Ready(Err(Failure::Panicked(payload))),
+                },
+            )
+            .await;
+        let ended = match outcome {
+            Ok(_) => Ended::Finished,
+            Err(_) => Ended::Panicked,
+        };
+        finisher.finish(outcome);
+        ended
+    })
+}
+
+impl Loop {
+    /// Run `fut` on this loop as a task; its output comes back through the
+    /// `JoinHandle`. The task is ref'd: it holds the loop until it finishes (unless
+    /// unref'd). It is first polled in the next tasks phase, never inside this call.
+    pub fn spawn<F>(&mut self, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+    {
+        let cell = join::new_cell();
+        let finisher = Finisher(cell.clone());
+        self.spawn_task(move |h| {
+            finisher.set_task(h);
+            wrap(fut, finisher)
+        });
+        JoinHandle::new(cell, self.tasks.reactor.clone())
+    }
+
+    /// Make the task handle, and queue the task for its first poll.
+    pub(crate) fn spawn_task(&mut self, make: impl FnOnce(Handle) -> TaskFuture) -> Handle {
+        let (ready, pipe) = (self.tasks.ready_tx.clone(), self.tasks.pipe.clone());
+        let h = self
+            .handles
+            .insert_with(HandleKind::Task, true, true, move |h| {
+                let shared = TaskWaker::new(h, ready, pipe);
+                State::Task(TaskState {
+                    future: Some(make(h)),
+                    waker: Waker::from(shared.clone()),
+                    shared,
+                })
+            });
+        if let Some(State::Task(t)) = self.handles.state_mut(h) {
+            t.shared.schedule_spawned();
+        }
+        self.tasks.spawned += 1;
+        h
+    }
+
+    /// Run the loop until `fut` completes, and return its output. The loop runs as in
+    /// `run(RunMode::Default)`, so other tasks and callbacks make progress meanwhile;
+    /// `block_on` returns as soon as `fut` is done, even if unref'd (or ref'd) work
+    /// remains. A panic in `fut` resumes here. An error if `fut` can never complete: it
+    /// returned `Pending` without keeping its waker anywhere (nothing can wake it), it
+    /// was closed, `stop()` was called first, or `run` is already running (not reentrant).
+    pub fn block_on<F>(&mut self, fut: F) -> io::Result<F::Output>
+    where
+        F: Future + 'static,
+    {
+        let root = self.spawn(fut);
+        let h = Handle::from(&root);
+        self.tasks.root = Some(h);
+        self.tasks.root_stuck = false;
+        let ran = self.run(RunMode::Default);
+        self.tasks.root = None;
+        let stuck = std::mem::take(&mut self.tasks.root_stuck);
+        let outcome = root.take_result();
+        if outcome.is_none() {
+            self.close(Task(h));
+        }
+        ran?;
+        match outcome {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(Failure::Panicked(payload))) => resume_unwind(payload),
+            Some(Err(Failure::Aborted)) => Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                format!("block_on: its task {h} was closed before the future finished"),
+            )),
+            None if stuck => Err(io::Error::other(format!(
+                "block_on: the future (task {h}) returned Pending but kept no waker, so nothing \
+                 can ever wake it; a hand-written future must store cx.waker() before Pending"
+            ))),
+            None => Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                format!("block_on: the loop stopped before the future (task {h}) finished"),
+            )),
+        }
+    }
+
+    /// The tasks phase (see the module doc).
+    pub(crate) fn run_tasks(&mut self) {
+        self.enter(Phase::Tasks);
+        self.act_on_asks();
+        let batch = self.tasks.ready_rx.len();
+        let mut seen = Vec::new();
+        let mut polled = 0;
+        for _ in 0..batch {
+            let Ok((h, cause)) = self.tasks.ready_rx.try_recv() else {
+                break;
+            };
+            let why = self.tracer.enabled.then(|| cause.describe(self, h));
+            let Some(outcome) = self.poll_task(h) else {
+                continue; // ended or closed since it was woken
+            };
+            polled += 1;
+            if let Some(why) = why {
+                seen.push(polled_line(h, &why, &outcome));
+            }
+        }
+        self.tasks.polled += polled;
+        if self.tracer.enabled && polled > 0 {
+            self.tracer.tasks(phase_line(polled, &seen));
+        }
+    }
+
+    /// Poll `h` once, act on what it asked, and settle its handle.
+    fn poll_task(&mut self, h: Handle) -> Option<Poll<Ended>> {
+        let reactor = self.tasks.reactor.clone();
+        if let Some(w) = self.watchdog_ref() {
+            w.enter_task(h);
+        }
+        let mut outcome = None;
+        self.timed(
+            |_| format!("task {h} (one poll)"),
+            |lp| outcome = lp.poll_in_place(&reactor, h),
+        );
+        let outcome = outcome?;
+        self.act_on_asks();
+        match &outcome {
+            Poll::Pending => self.check_wakeable(h),
+            Poll::Ready(_) => {
+                self.handles.remove(h);
+                if self.tasks.root == Some(h) {
+                    self.stop();
+                }
+            }
+        }
+        Some(outcome)
+    }
+
+    /// The poll itself: the future stays in its slot (it gets no `&mut Loop`, so it
+    /// cannot reach the table); the flag is cleared first, so a wake during the poll
+    /// queues the task again.
+    fn poll_in_place(&mut self, reactor: &Rc<Reactor>, h: Handle) -> Option<Poll<Ended>> {
+        let Some(State::Task(t)) = self.handles.state_mut(h) else {
+            return None;
+        };
+        let future = t.future.as_mut()?;
+        t.shared.unschedule();
+        let _entered = reactor::enter(reactor, h);
+        let _cause = Cause::Task(h).enter();
+        Some(future.as_mut().poll(&mut Context::from_waker(&t.waker)))
+    }
+
+    /// A task that returned `Pending` and kept its waker nowhere can never run again
+    /// (a hand-written future that forgot to store `cx.waker()`). Say so in the trace,
+    /// and stop it holding the loop; `block_on` reports it as an error.
+    fn check_wakeable(&mut self, h: Handle) {
+        let Some(State::Task(t)) = self.handles.state_mut(h) else {
+            return;
+        };
+        let refs = Arc::strong_count(&t.shared);
+        // Pairs with the Release of a waker clone's drop: a wake made before that drop
+        // is then seen by `is_scheduled`, so a woken task is never taken for stuck.
+        fence(Ordering::Acquire);
+        if refs > OWN_WAKER_REFS || t.shared.is_scheduled() || t.future.is_none() {
+            return;
+        }
+        self.tracer.note(format!(
+            "task {h} returned Pending but kept no waker: nothing can wake it again"
+        ));
+        if self.tasks.root == Some(h) {
+            self.tasks.root_stuck = true;
+            self.stop();
+        } else {
+            self.handles.set_active(h, false);
+        }
+    }
+
+    /// Run every op asked so far, oldest first (an op may ask for more).
+    pub(crate) fn act_on_asks(&mut self) {
+        if self.tasks.reactor.asks_waiting() == 0 {
+            return;
+        }
+        let reactor = self.tasks.reactor.clone();
+        while let Some(op) = reactor.next_ask() {
+            op(self);
+        }
+    }
+
+    /// close() on a task: drop its future now. Its leaf futures ask the loop to undo
+    /// what they started (clear a timer, stop reading, cancel queued work), and the loop
+    /// does so here; its `JoinHandle` gets `Aborted`.
+    pub(crate) fn stop_task(&mut self, h: Handle) {
+        let future = match self.handles.state_mut(h) {
+            Some(State::Task(t)) => t.future.take(),
+            _ => None,
+        };
+        drop(future);
+        self.act_on_asks();
+    }
+
+    /// " (tasks waiting on: fd 9 readable, sleep 120 ms)" for the tasks that hold the
+    /// loop, or nothing.
+    pub(crate) fn tasks_waiting_on(&self) -> String {
+        let holds = |t: Handle| self.handles.info(t).is_some_and(|i| i.holds_loop());
+        let waits = self.tasks.reactor.waits(self, holds);
+        if waits.is_empty() {
+            return String::new();
+        }
+        format!(" (tasks waiting on: {})", waits.join(", "))
+    }
+}
+
+/// At most this many tasks are named on a trace line; the rest are counted.
+const TRACE_TASKS: usize = 8;
+
+/// "#4.1 woken by fd 9 readable", with how the poll ended if it did.
+fn polled_line(h: Handle, why: &str, outcome: &Poll<Ended>) -> String {
+    let end = match outcome {
+        Poll::Pending => "",
+        Poll::Ready(Ended::Finished) => " (finished)",
+        Poll::Ready(Ended::Panicked) => " (panicked)",
+    };
+    format!("{h} by {why}{end}")
+}
+
+/// "polled 3 — #4.1 woken by fd 9 readable, #7.1 by timer #2.3, #2.1 by the pool".
+fn phase_line(polled: u64, seen: &[String]) -> String {
+    let mut shown: Vec<String> = seen.iter().take(TRACE_TASKS).cloned().collect();
+    if let Some(first) = shown.first_mut() {
+        *first = first.replacen(" by ", " woken by ", 1);
+    }
+    if seen.len() > TRACE_TASKS {
+        shown.push(format!("and {} more", seen.len() - TRACE_TASKS));
+    }
+    format!("polled {polled} \u{2014} {}", shown.join(", "))
+}
