@@ -115,6 +115,11 @@ impl Watchdog {
         self.beat.task.store(h.token(), Ordering::Release);
     }
 
+    /// The phase the loop is in now.
+    pub fn phase(&self) -> Phase {
+        Phase::from_u8(self.beat.phase.load(Ordering::Acquire))
+    }
+
     pub fn tick_done(&self) {
         self.enter(Phase::Idle);
     }

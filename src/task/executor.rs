@@ -20,17 +20,16 @@
 
 use super::cause::Cause;
 use super::join::{self, Failure, Finisher, JoinHandle};
-use super::reactor::{self, Reactor};
-use super::waker::{Ready, TaskWaker};
+use super::reactor::{self, Reactor, Waiting};
+use super::waker::{Ready, ReadyList, TaskWaker};
 use crate::event_loop::{Loop, RunMode, State};
 use crate::handle::{Handle, HandleKind, Task};
 use crate::sys::selfpipe::SelfPipe;
 use crate::watchdog::Phase;
-use crossbeam_channel::{Receiver, Sender};
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::io;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
@@ -50,6 +49,8 @@ pub(crate) struct TaskState {
     /// Made once from `shared`: every poll gets the same waker.
     waker: Waker,
     shared: Arc<TaskWaker>,
+    /// What its leaf futures said they wait on in its last poll.
+    waits: Vec<Waiting>,
 }
 
 /// The references a task holds to its own waker (`shared`, and the `Waker` made from
@@ -59,26 +60,37 @@ const OWN_WAKER_REFS: usize = 2;
 /// The loop's part of running tasks.
 pub(crate) struct Executor {
     pub reactor: Rc<Reactor>,
-    ready_tx: Sender<Ready>,
-    ready_rx: Receiver<Ready>,
+    ready: Arc<ReadyList>,
     pipe: Arc<SelfPipe>,
     /// The task `block_on` is waiting for, and whether it was found unwakeable.
     root: Option<Handle>,
     root_stuck: bool,
+    /// Wakes that wait for the tasks phase (not caused by the event of a checkpoint).
+    later: Vec<Ready>,
+    /// The batch being polled (kept to reuse its allocation).
+    batch: Vec<Ready>,
+    /// A batch is being polled (a checkpoint must not start another inside it).
+    in_batch: bool,
+    /// With the trace on: this tick's polls, for its "tasks:" line.
+    traced: Vec<String>,
+    traced_polls: u64,
     pub spawned: u64,
     pub polled: u64,
 }
 
 impl Executor {
     pub fn new(pipe: Arc<SelfPipe>) -> Executor {
-        let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
         Executor {
             reactor: Reactor::new(),
-            ready_tx,
-            ready_rx,
+            ready: Arc::default(),
             pipe,
             root: None,
             root_stuck: false,
+            later: Vec::new(),
+            batch: Vec::new(),
+            in_batch: false,
+            traced: Vec::new(),
+            traced_polls: 0,
             spawned: 0,
             polled: 0,
         }
@@ -86,30 +98,45 @@ impl Executor {
 
     /// Tasks woken and asks queued: the poll phase must not sleep while there are any.
     pub fn runnable(&self) -> usize {
-        self.ready_rx.len() + self.reactor.asks_waiting()
+        self.ready.len() + self.later.len() + self.reactor.asks_waiting()
     }
 }
 
 /// The task around the user's future: catches its panic, and hands its outcome to the
 /// `JoinHandle`'s cell (dropped unfinished, the `Finisher` records `Aborted`).
+///
+/// The user's future gets its own box. Written as an `async` block that awaits it, the
+/// wrapper would hold the future twice (once captured, once pinned for the await: rustc
+/// does not overlap the two), doubling every task's size; a box also makes `Wrapped`
+/// `Unpin`, so it needs no pin projection.
+struct Wrapped<F: Future> {
+    fut: Pin<Box<F>>,
+    finisher: Finisher<F::Output>,
+}
+
+impl<F: Future> Future for Wrapped<F> {
+    type Output = Ended;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ended> {
+        let this = &mut *self;
+        match catch_unwind(AssertUnwindSafe(|| this.fut.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => {
+                this.finisher.finish(Ok(v));
+                Poll::Ready(Ended::Finished)
+            }
+            Err(payload) => {
+                this.finisher.finish(Err(Failure::Panicked(payload)));
+                Poll::Ready(Ended::Panicked)
+            }
+        }
+    }
+}
+
 pub(crate) fn wrap<F: Future + 'static>(fut: F, finisher: Finisher<F::Output>) -> TaskFuture {
-    Box::pin(async move {
-        let mut fut = pin!(fut);
-        let outcome =
-            poll_fn(
-                |cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-                    Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-                    Ok(Poll::Pending) => Poll::Pending,
-                    Err(payload) => Poll::Ready(Err(Failure::Panicked(payload))),
-                },
-            )
-            .await;
-        let ended = match outcome {
-            Ok(_) => Ended::Finished,
-            Err(_) => Ended::Panicked,
-        };
-        finisher.finish(outcome);
-        ended
+    Box::pin(Wrapped {
+        fut: Box::pin(fut),
+        finisher,
     })
 }
 
@@ -132,7 +159,7 @@ impl Loop {
 
     /// Make the task handle, and queue the task for its first poll.
     pub(crate) fn spawn_task(&mut self, make: impl FnOnce(Handle) -> TaskFuture) -> Handle {
-        let (ready, pipe) = (self.tasks.ready_tx.clone(), self.tasks.pipe.clone());
+        let (ready, pipe) = (self.tasks.ready.clone(), self.tasks.pipe.clone());
         let h = self
             .handles
             .insert_with(HandleKind::Task, true, true, move |h| {
@@ -141,6 +168,7 @@ impl Loop {
                     future: Some(make(h)),
                     waker: Waker::from(shared.clone()),
                     shared,
+                    waits: Vec::new(),
                 })
             });
         if let Some(State::Task(t)) = self.handles.state_mut(h) {
@@ -190,78 +218,145 @@ impl Loop {
         }
     }
 
-    /// The tasks phase (see the module doc).
+    /// The tasks phase (see the module doc): the wakes that waited for it, then every
+    /// task woken since; wakes during the phase wait for the next tick.
     pub(crate) fn run_tasks(&mut self) {
         self.enter(Phase::Tasks);
         self.act_on_asks();
-        let batch = self.tasks.ready_rx.len();
-        let mut seen = Vec::new();
-        let mut polled = 0;
-        for _ in 0..batch {
-            let Ok((h, cause)) = self.tasks.ready_rx.try_recv() else {
-                break;
-            };
-            let why = self.tracer.enabled.then(|| cause.describe(self, h));
-            let Some(outcome) = self.poll_task(h) else {
-                continue; // ended or closed since it was woken
-            };
-            polled += 1;
-            if let Some(why) = why {
-                seen.push(polled_line(h, &why, &outcome));
-            }
-        }
-        self.tasks.polled += polled;
-        if self.tracer.enabled && polled > 0 {
-            self.tracer.tasks(phase_line(polled, &seen));
+        let mut batch = std::mem::take(&mut self.tasks.batch);
+        batch.append(&mut self.tasks.later);
+        self.tasks.ready.drain_into(&mut batch);
+        self.poll_batch(batch);
+        if self.tracer.enabled && self.tasks.traced_polls > 0 {
+            let seen = std::mem::take(&mut self.tasks.traced);
+            let polls = std::mem::take(&mut self.tasks.traced_polls);
+            self.tracer.tasks(phase_line(polls, &seen));
         }
     }
 
-    /// Poll `h` once, act on what it asked, and settle its handle.
-    fn poll_task(&mut self, h: Handle) -> Option<Poll<Ended>> {
+    /// At the end of a task layer's I/O callback (a read, an accept, a connect): poll
+    /// the tasks that callback woke, now, while their stream's state is in the cache.
+    /// Node drains its microtasks after each callback for the same reason. Only wakes
+    /// caused by I/O are polled here; every other wake (a timer, the pool, a task waking
+    /// itself) waits for the tasks phase.
+    pub(crate) fn task_checkpoint(&mut self) {
+        if self.tasks.in_batch {
+            return; // a callback run by an ask of a task being polled: the phase decides
+        }
+        let phase = self.watchdog_ref().map(|w| w.phase());
+        let mut woken = std::mem::take(&mut self.tasks.batch);
+        self.tasks.ready.drain_into(&mut woken);
+        if woken.is_empty() {
+            self.tasks.batch = woken;
+            return;
+        }
+        if woken
+            .iter()
+            .any(|(_, cause)| !matches!(cause, Cause::Io { .. }))
+        {
+            let later = &mut self.tasks.later;
+            woken.retain(|&(h, cause)| {
+                let now = matches!(cause, Cause::Io { .. });
+                if !now {
+                    later.push((h, cause));
+                }
+                now
+            });
+        }
+        self.poll_batch(woken);
+        if let Some(phase) = phase {
+            self.enter(phase);
+        }
+    }
+
+    /// Poll each task of `batch` once. The batch stays in the executor while it runs, so
+    /// a panic escaping a poll (from a drop, say) leaves the rest queued for next time.
+    fn poll_batch(&mut self, batch: Vec<Ready>) {
+        if batch.is_empty() {
+            self.tasks.batch = batch;
+            return;
+        }
         let reactor = self.tasks.reactor.clone();
+        let _entered = reactor::enter(&reactor);
+        self.tasks.in_batch = true;
+        self.call_taken(
+            (batch, 0),
+            |lp, (batch, next)| {
+                while let Some(&(h, cause)) = batch.get(*next) {
+                    *next += 1;
+                    lp.poll_one(&reactor, h, cause);
+                }
+            },
+            |lp, (mut batch, next)| {
+                lp.tasks.in_batch = false;
+                // All polled, unless a panic cut the batch short: the rest go first next time.
+                if next < batch.len() {
+                    lp.tasks.later.extend(batch.drain(next..));
+                }
+                batch.clear();
+                lp.tasks.batch = batch;
+            },
+        );
+    }
+
+    /// Poll `h` once, act on what it asked, and settle its handle.
+    fn poll_one(&mut self, reactor: &Rc<Reactor>, h: Handle, cause: Cause) {
+        let why = self.tracer.enabled.then(|| cause.describe(self, h));
         if let Some(w) = self.watchdog_ref() {
             w.enter_task(h);
         }
+        // What the poll and the acts on its asks wake, this task woke.
+        let _cause = Cause::Task(h).enter();
         let mut outcome = None;
         self.timed(
             |_| format!("task {h} (one poll)"),
-            |lp| outcome = lp.poll_in_place(&reactor, h),
+            |lp| outcome = lp.poll_in_place(reactor, h),
         );
-        let outcome = outcome?;
+        let Some(outcome) = outcome else {
+            return; // ended or closed since it was woken
+        };
+        self.tasks.polled += 1;
         self.act_on_asks();
-        match &outcome {
-            Poll::Pending => self.check_wakeable(h),
+        if let Some(why) = why {
+            self.tasks.traced_polls += 1;
+            if self.tasks.traced.len() < TRACE_TASKS + 1 {
+                self.tasks.traced.push(polled_line(h, &why, &outcome));
+            }
+        }
+        match outcome {
+            Poll::Pending => self.settle_pending(reactor, h),
             Poll::Ready(_) => {
+                reactor.drop_notes();
                 self.handles.remove(h);
                 if self.tasks.root == Some(h) {
                     self.stop();
                 }
             }
         }
-        Some(outcome)
     }
 
     /// The poll itself: the future stays in its slot (it gets no `&mut Loop`, so it
     /// cannot reach the table); the flag is cleared first, so a wake during the poll
     /// queues the task again.
-    fn poll_in_place(&mut self, reactor: &Rc<Reactor>, h: Handle) -> Option<Poll<Ended>> {
+    fn poll_in_place(&mut self, reactor: &Reactor, h: Handle) -> Option<Poll<Ended>> {
         let Some(State::Task(t)) = self.handles.state_mut(h) else {
             return None;
         };
         let future = t.future.as_mut()?;
         t.shared.unschedule();
-        let _entered = reactor::enter(reactor, h);
-        let _cause = Cause::Task(h).enter();
+        let _polling = reactor.polling_task(h);
         Some(future.as_mut().poll(&mut Context::from_waker(&t.waker)))
     }
 
-    /// A task that returned `Pending` and kept its waker nowhere can never run again
-    /// (a hand-written future that forgot to store `cx.waker()`). Say so in the trace,
-    /// and stop it holding the loop; `block_on` reports it as an error.
-    fn check_wakeable(&mut self, h: Handle) {
+    /// After a `Pending` poll: keep what the task now waits on; and a task that kept its
+    /// waker nowhere can never run again (a hand-written future that forgot to store
+    /// `cx.waker()`): say so in the trace, and stop it holding the loop (`block_on`
+    /// reports it as an error).
+    fn settle_pending(&mut self, reactor: &Reactor, h: Handle) {
         let Some(State::Task(t)) = self.handles.state_mut(h) else {
-            return;
+            return; // closed by its own ask
         };
+        reactor.take_notes(&mut t.waits);
         let refs = Arc::strong_count(&t.shared);
         // Pairs with the Release of a waker clone's drop: a wake made before that drop
         // is then seen by `is_scheduled`, so a woken task is never taken for stuck.
@@ -286,8 +381,8 @@ impl Loop {
             return;
         }
         let reactor = self.tasks.reactor.clone();
-        while let Some(op) = reactor.next_ask() {
-            op(self);
+        while let Some(ask) = reactor.next_ask() {
+            ask.run(self);
         }
     }
 
@@ -306,8 +401,15 @@ impl Loop {
     /// " (tasks waiting on: fd 9 readable, sleep 120 ms)" for the tasks that hold the
     /// loop, or nothing.
     pub(crate) fn tasks_waiting_on(&self) -> String {
-        let holds = |t: Handle| self.handles.info(t).is_some_and(|i| i.holds_loop());
-        let waits = self.tasks.reactor.waits(self, holds);
+        let mut waits = Vec::new();
+        for info in self.handles.infos() {
+            if info.kind != HandleKind::Task || !info.holds_loop() {
+                continue;
+            }
+            if let Some(State::Task(t)) = self.handles.get(info.handle).map(|s| &s.state) {
+                waits.extend(t.waits.iter().map(|w| w.describe(self)));
+            }
+        }
         if waits.is_empty() {
             return String::new();
         }
@@ -334,8 +436,9 @@ fn phase_line(polled: u64, seen: &[String]) -> String {
     if let Some(first) = shown.first_mut() {
         *first = first.replacen(" by ", " woken by ", 1);
     }
-    if seen.len() > TRACE_TASKS {
-        shown.push(format!("and {} more", seen.len() - TRACE_TASKS));
+    let named = shown.len() as u64;
+    if polled > named {
+        shown.push(format!("and {} more", polled - named));
     }
     format!("polled {polled} \u{2014} {}", shown.join(", "))
 }

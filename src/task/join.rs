@@ -6,7 +6,7 @@
 //! when the task panics or is dropped before finishing (abort, close). A dropped
 //! `JoinHandle` detaches: the task runs on.
 
-use super::reactor::{self, Reactor, WaitRecord, Waiting};
+use super::reactor::{self, Reactor, Waiting};
 use crate::handle::{Handle, Task};
 use std::any::Any;
 use std::cell::RefCell;
@@ -104,16 +104,11 @@ impl<T> Drop for Finisher<T> {
 pub struct JoinHandle<T> {
     cell: SharedCell<T>,
     reactor: Rc<Reactor>,
-    wait: Option<WaitRecord>,
 }
 
 impl<T> JoinHandle<T> {
     pub(crate) fn new(cell: SharedCell<T>, reactor: Rc<Reactor>) -> JoinHandle<T> {
-        JoinHandle {
-            cell,
-            reactor,
-            wait: None,
-        }
+        JoinHandle { cell, reactor }
     }
 
     /// The task's handle, for `unref_handle`, `close`, `handles()`. A task spawned with
@@ -166,11 +161,10 @@ impl<T> From<JoinHandle<T>> for Handle {
 impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut c = self.cell.borrow_mut();
         if let Some(result) = c.result.take() {
             drop(c);
-            self.wait = None;
             return Poll::Ready(result.map_err(|f| match f {
                 Failure::Panicked(p) => JoinError::Panicked(crate::pool::panic_message(&*p)),
                 Failure::Aborted => JoinError::Aborted,
@@ -181,7 +175,7 @@ impl<T> Future for JoinHandle<T> {
         drop(c);
         // Awaiting a handle needs no loop, only its cell; inside a task it is recorded.
         if let Ok(r) = reactor::current("JoinHandle") {
-            reactor::waiting(&mut self.wait, &r, Waiting::Join(task));
+            r.waits_on(Waiting::Join(task));
         }
         Poll::Pending
     }

@@ -15,7 +15,7 @@ mod stream;
 
 pub use stream::{ReadFuture, Shutdown, TcpStream, WriteAll, INBOX_HIGH, INBOX_LOW, OUTBOX_HIGH};
 
-use super::reactor::{self, Reactor, WaitRecord, Waiting};
+use super::reactor::{self, Reactor, Waiting};
 use crate::event_loop::Loop;
 use crate::handle::{Handle, Listener, Tcp};
 use std::cell::RefCell;
@@ -85,11 +85,7 @@ fn take<T>(cell: &OutcomeCell<T>, cx: &Context<'_>) -> Poll<io::Result<T>> {
 impl TcpListener {
     /// Listen on `addr` (port 0: any free port; see `local_addr`).
     pub fn bind(addr: SocketAddr) -> Bind {
-        Bind {
-            addr,
-            asked: None,
-            wait: None,
-        }
+        Bind { addr, asked: None }
     }
 
     /// The address it listens on (the real port after port 0).
@@ -107,7 +103,7 @@ impl TcpListener {
     pub fn accept(&self) -> Accept<'_> {
         Accept {
             listener: self,
-            wait: None,
+            waiting: false,
         }
     }
 }
@@ -142,13 +138,14 @@ fn on_connection(lp: &mut Loop, shared: &Rc<RefCell<Listen>>, r: io::Result<Tcp>
     if let Some(w) = s.acceptor.take() {
         w.wake();
     }
+    drop(s);
+    lp.task_checkpoint();
 }
 
 /// The future of [`TcpListener::bind`].
 pub struct Bind {
     addr: SocketAddr,
     asked: Option<(Rc<Reactor>, OutcomeCell<TcpListener>)>,
-    wait: Option<WaitRecord>,
 }
 
 impl Future for Bind {
@@ -164,9 +161,8 @@ impl Future for Bind {
             (r.clone(), cell)
         });
         let polled = take(cell, cx);
-        match polled {
-            Poll::Pending => reactor::waiting(&mut self.wait, &r, Waiting::Listen(addr)),
-            Poll::Ready(_) => self.wait = None,
+        if polled.is_pending() {
+            r.waits_on(Waiting::Listen(addr));
         }
         polled
     }
@@ -194,7 +190,8 @@ fn listen(lp: &mut Loop, addr: SocketAddr, reactor: Rc<Reactor>) -> io::Result<T
 /// The future of [`TcpListener::accept`].
 pub struct Accept<'a> {
     listener: &'a TcpListener,
-    wait: Option<WaitRecord>,
+    /// It returned `Pending` and has not finished since.
+    waiting: bool,
 }
 
 impl Future for Accept<'_> {
@@ -205,7 +202,7 @@ impl Future for Accept<'_> {
         let mut s = self.listener.shared.borrow_mut();
         if let Some(next) = s.backlog.pop_front() {
             drop(s);
-            self.wait = None;
+            self.waiting = false;
             return Poll::Ready(next.map(|(tcp, peer)| TcpStream::new(tcp, peer, r)));
         }
         reactor::store_waker(&mut s.acceptor, cx);
@@ -220,7 +217,8 @@ impl Future for Accept<'_> {
                 }
             });
         }
-        reactor::waiting(&mut self.wait, &r, Waiting::Accept(listener));
+        r.waits_on(Waiting::Accept(listener));
+        self.waiting = true;
         Poll::Pending
     }
 }
@@ -229,7 +227,7 @@ impl Drop for Accept<'_> {
     /// An accept dropped while waiting withdraws its interest: the loop stops watching
     /// the listener until the next `accept`.
     fn drop(&mut self) {
-        if self.wait.take().is_none() {
+        if !self.waiting {
             return;
         }
         self.listener.shared.borrow_mut().acceptor = None;
@@ -247,11 +245,7 @@ impl Drop for Accept<'_> {
 impl TcpStream {
     /// Connect to `addr`.
     pub fn connect(addr: SocketAddr) -> Connect {
-        Connect {
-            addr,
-            asked: None,
-            wait: None,
-        }
+        Connect { addr, asked: None }
     }
 }
 
@@ -265,7 +259,6 @@ struct Connecting {
 pub struct Connect {
     addr: SocketAddr,
     asked: Option<(Rc<Reactor>, Rc<RefCell<Connecting>>)>,
-    wait: Option<WaitRecord>,
 }
 
 impl Future for Connect {
@@ -291,11 +284,10 @@ impl Future for Connect {
         let result = match take(&cell, cx) {
             Poll::Ready(result) => result,
             Poll::Pending => {
-                reactor::waiting(&mut self.wait, &r, Waiting::Connect(addr));
+                r.waits_on(Waiting::Connect(addr));
                 return Poll::Pending;
             }
         };
-        self.wait = None;
         let tcp = connecting.borrow_mut().tcp.take();
         Poll::Ready(match (result, tcp) {
             (Ok(()), Some(tcp)) => Ok(TcpStream::new(tcp, Some(addr), r)),
@@ -317,7 +309,11 @@ impl Future for Connect {
 fn start_connect(lp: &mut Loop, addr: SocketAddr, c: &Rc<RefCell<Connecting>>) {
     let done = c.borrow().outcome.clone();
     let cb_done = done.clone();
-    match lp.tcp_connect(addr, move |_, _, r| fill(&cb_done, r)) {
+    let connected = lp.tcp_connect(addr, move |lp, _, r| {
+        fill(&cb_done, r);
+        lp.task_checkpoint();
+    });
+    match connected {
         Ok(tcp) => {
             lp.unref_handle(tcp);
             c.borrow_mut().tcp = Some(tcp);

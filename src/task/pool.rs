@@ -6,7 +6,7 @@
 //! future before the job has started cancels it (`Loop::cancel`): no worker will run
 //! it. A job that has started finishes, and its result is dropped.
 
-use super::reactor::{self, Reactor, WaitRecord, Waiting};
+use super::reactor::{self, Reactor, Waiting};
 use crate::event_loop::Loop;
 use crate::handle::Work;
 use std::cell::RefCell;
@@ -30,7 +30,6 @@ pub struct OnPool<T: 'static> {
     what: &'static str,
     start: Option<Start<T>>,
     asked: Option<(Rc<Reactor>, Shared<T>)>,
-    wait: Option<WaitRecord>,
 }
 
 /// The callback end: fill the cell and wake the task.
@@ -51,7 +50,6 @@ fn on_pool<T: 'static>(
         what,
         start: Some(Box::new(start)),
         asked: None,
-        wait: None,
     }
 }
 
@@ -98,13 +96,12 @@ impl<T: 'static> Future for OnPool<T> {
         let mut c = cell.borrow_mut();
         if let Some(result) = c.result.take() {
             drop(c);
-            self.wait = None;
             return Poll::Ready(result);
         }
         reactor::store_waker(&mut c.waker, cx);
         drop(c);
         let what = self.what;
-        reactor::waiting(&mut self.wait, &r, Waiting::Pool(what));
+        r.waits_on(Waiting::Pool(what));
         Poll::Pending
     }
 }

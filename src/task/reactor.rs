@@ -11,12 +11,13 @@
 //! waker stored there. The reactor is a system call interface: the future is user
 //! space, the ops are the calls, the loop is the kernel.
 //!
-//! A leaf future also records what it waits on, for `explain_alive` ("tasks waiting on:
-//! fd 9 readable, sleep 120 ms"); the record goes when the future finishes or is dropped.
+//! A leaf future also notes what it waits on as it returns `Pending`; the loop keeps
+//! the notes of a task's last poll with the task, for `explain_alive` ("tasks waiting
+//! on: fd 9 readable, sleep 120 ms"). A task changes what it waits on only while it is
+//! polled, so the notes of its last poll are always current.
 
 use crate::event_loop::Loop;
 use crate::handle::{Handle, Listener, Tcp};
-use slab::Slab;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
@@ -25,6 +26,27 @@ use std::time::Instant;
 
 /// Something the loop does on a future's behalf, right after the poll that asked.
 pub(crate) type Op = Box<dyn FnOnce(&mut Loop)>;
+
+/// An op that is a shared object instead of a boxed closure, for asks made in every
+/// poll (a stream's flush): asking costs a reference count, not an allocation.
+pub(crate) trait Act {
+    fn act(self: Rc<Self>, lp: &mut Loop);
+}
+
+/// One queued ask.
+pub(crate) enum Ask {
+    Once(Op),
+    Shared(Rc<dyn Act>),
+}
+
+impl Ask {
+    pub fn run(self, lp: &mut Loop) {
+        match self {
+            Ask::Once(op) => op(lp),
+            Ask::Shared(who) => who.act(lp),
+        }
+    }
+}
 
 /// What a leaf future waits on, in words for `explain_alive`.
 #[derive(Clone, Debug)]
@@ -65,12 +87,22 @@ impl Waiting {
     }
 }
 
+/// Spare buffers kept for streams, at most...
+const SPARE_BUFFERS: usize = 256;
+/// ...and only ones no larger than this (a buffer grown by one bulk transfer is dropped).
+const SPARE_BUFFER_MAX: usize = 64 * 1024;
+
 /// The per-loop context leaf futures reach while a task is polled.
 pub(crate) struct Reactor {
-    asks: RefCell<VecDeque<Op>>,
+    asks: RefCell<VecDeque<Ask>>,
     /// The task being polled, if any.
     polling: Cell<Option<Handle>>,
-    waits: RefCell<Slab<(Handle, Waiting)>>,
+    /// What the leaf futures of the current poll wait on.
+    noted: RefCell<Vec<Waiting>>,
+    /// Empty buffers, last returned first: a stream holds a buffer only while bytes sit
+    /// in its inbox or outbox, so ten thousand idle streams hold none, and a busy one
+    /// writes into a buffer that another stream just left warm in the cache.
+    spare: RefCell<Vec<Vec<u8>>>,
 }
 
 thread_local! {
@@ -83,18 +115,38 @@ impl Reactor {
         Rc::new(Reactor {
             asks: RefCell::new(VecDeque::new()),
             polling: Cell::new(None),
-            waits: RefCell::new(Slab::new()),
+            noted: RefCell::new(Vec::new()),
+            spare: RefCell::new(Vec::new()),
         })
+    }
+
+    /// An empty buffer: a spare one if there is one.
+    pub fn buffer(&self) -> Vec<u8> {
+        self.spare.borrow_mut().pop().unwrap_or_default()
+    }
+
+    /// Give an emptied buffer back for the next stream that needs one.
+    pub fn recycle(&self, mut buf: Vec<u8>) {
+        let mut spare = self.spare.borrow_mut();
+        if buf.capacity() > 0 && buf.capacity() <= SPARE_BUFFER_MAX && spare.len() < SPARE_BUFFERS {
+            buf.clear();
+            spare.push(buf);
+        }
     }
 
     /// Queue `op` for the loop: it runs right after the current poll returns (or, asked
     /// outside a poll, as the next tasks phase begins).
     pub fn ask(&self, op: impl FnOnce(&mut Loop) + 'static) {
-        self.asks.borrow_mut().push_back(Box::new(op));
+        self.asks.borrow_mut().push_back(Ask::Once(Box::new(op)));
+    }
+
+    /// `ask`, for an op that is an object (see [`Act`]).
+    pub fn ask_act(&self, who: Rc<dyn Act>) {
+        self.asks.borrow_mut().push_back(Ask::Shared(who));
     }
 
     /// The oldest op not acted on yet. One at a time: an op may ask for more.
-    pub fn next_ask(&self) -> Option<Op> {
+    pub fn next_ask(&self) -> Option<Ask> {
         self.asks.borrow_mut().pop_front()
     }
 
@@ -107,58 +159,22 @@ impl Reactor {
         self.polling.get()
     }
 
-    /// Record that the task being polled waits on `what`, until the record drops.
-    pub fn wait(self: &Rc<Self>, what: Waiting) -> WaitRecord {
-        let task = self.polling().unwrap_or(Handle::NONE);
-        let key = self.waits.borrow_mut().insert((task, what));
-        WaitRecord {
-            reactor: self.clone(),
-            key,
-        }
+    /// Note that the task being polled waits on `what` (a leaf future says so as it
+    /// returns `Pending`). After the poll the loop keeps the notes with the task: they
+    /// are what it waits on until its next poll.
+    pub fn waits_on(&self, what: Waiting) {
+        self.noted.borrow_mut().push(what);
     }
 
-    /// What the tasks accepted by `include` wait on, in words.
-    pub fn waits(&self, lp: &Loop, include: impl Fn(Handle) -> bool) -> Vec<String> {
-        let waits = self.waits.borrow();
-        waits
-            .iter()
-            .filter(|(_, (task, _))| include(*task))
-            .map(|(_, (_, what))| what.describe(lp))
-            .collect()
+    /// Hand this poll's notes over (into `waits`, whose old notes are dropped).
+    pub fn take_notes(&self, waits: &mut Vec<Waiting>) {
+        waits.clear();
+        std::mem::swap(&mut *self.noted.borrow_mut(), waits);
     }
-}
 
-/// One entry of "waiting on"; removed when dropped.
-pub(crate) struct WaitRecord {
-    reactor: Rc<Reactor>,
-    key: usize,
-}
-
-impl WaitRecord {
-    /// The future moved to another task (it was polled with that task's waker).
-    pub fn retask(&self) {
-        if let Some(task) = self.reactor.polling() {
-            if let Some(w) = self.reactor.waits.borrow_mut().get_mut(self.key) {
-                w.0 = task;
-            }
-        }
-    }
-}
-
-impl Drop for WaitRecord {
-    fn drop(&mut self) {
-        let mut waits = self.reactor.waits.borrow_mut();
-        if waits.contains(self.key) {
-            waits.remove(self.key);
-        }
-    }
-}
-
-/// Keep `wait` up to date for a future that is about to return `Pending`.
-pub(crate) fn waiting(wait: &mut Option<WaitRecord>, reactor: &Rc<Reactor>, what: Waiting) {
-    match wait {
-        Some(w) => w.retask(),
-        None => *wait = Some(reactor.wait(what)),
+    /// Forget this poll's notes (the task finished).
+    pub fn drop_notes(&self) {
+        self.noted.borrow_mut().clear();
     }
 }
 
@@ -167,6 +183,7 @@ pub(crate) fn waiting(wait: &mut Option<WaitRecord>, reactor: &Rc<Reactor>, what
 pub(crate) fn current(what: &str) -> io::Result<Rc<Reactor>> {
     CURRENT
         .with_borrow(|c| c.clone())
+        .filter(|r| r.polling().is_some())
         .ok_or_else(|| outside(what))
 }
 
@@ -176,28 +193,46 @@ pub(crate) fn outside(what: &str) -> io::Error {
     ))
 }
 
-/// While a task is polled: the thread-local points at its loop's reactor.
-pub(crate) struct Entered {
-    previous: Option<Rc<Reactor>>,
-    previous_task: Option<Handle>,
+/// Whether a task of `reactor`'s loop is being polled on this thread (a stream made
+/// by one loop and polled in another loop's task, or outside any, is refused).
+pub(crate) fn check(reactor: &Rc<Reactor>, what: &str) -> io::Result<()> {
+    let inside = CURRENT.with_borrow(|c| c.as_ref().is_some_and(|c| Rc::ptr_eq(c, reactor)));
+    if inside && reactor.polling().is_some() {
+        Ok(())
+    } else {
+        Err(outside(what))
+    }
 }
 
-/// Make `reactor` current for the poll of `task` (until the guard drops).
-pub(crate) fn enter(reactor: &Rc<Reactor>, task: Handle) -> Entered {
-    let previous_task = reactor.polling.replace(Some(task));
+/// While the loop polls tasks: the thread-local points at its reactor (set once for a
+/// batch of polls; `polling` names the task of each).
+pub(crate) struct Entered {
+    previous: Option<Rc<Reactor>>,
+}
+
+pub(crate) fn enter(reactor: &Rc<Reactor>) -> Entered {
     let previous = CURRENT.with_borrow_mut(|c| c.replace(reactor.clone()));
-    Entered {
-        previous,
-        previous_task,
-    }
+    Entered { previous }
 }
 
 impl Drop for Entered {
     fn drop(&mut self) {
-        let mine = CURRENT.with_borrow_mut(|c| std::mem::replace(c, self.previous.take()));
-        if let Some(r) = mine {
-            r.polling.set(self.previous_task);
-        }
+        CURRENT.with_borrow_mut(|c| *c = self.previous.take());
+    }
+}
+
+/// The poll of one task: `polling` names it until the guard drops.
+pub(crate) struct Polling<'a>(&'a Reactor, Option<Handle>);
+
+impl Reactor {
+    pub(crate) fn polling_task(&self, task: Handle) -> Polling<'_> {
+        Polling(self, self.polling.replace(Some(task)))
+    }
+}
+
+impl Drop for Polling<'_> {
+    fn drop(&mut self) {
+        self.0.polling.set(self.1);
     }
 }
 

@@ -5,7 +5,7 @@
 //! Deliveries that arrive between two `next()` calls are counted, not queued, so a
 //! signal storm costs one integer. Dropping the stream stops watching.
 
-use super::reactor::{self, Reactor, WaitRecord, Waiting};
+use super::reactor::{self, Reactor, Waiting};
 use crate::handle::Signal;
 use std::cell::RefCell;
 use std::future::Future;
@@ -42,10 +42,7 @@ impl Signals {
     /// (The name streams use; it returns a future, so it cannot be `Iterator::next`.)
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> NextSignal<'_> {
-        NextSignal {
-            signals: self,
-            wait: None,
-        }
+        NextSignal { signals: self }
     }
 }
 
@@ -64,7 +61,6 @@ impl Drop for Signals {
 /// The future of [`Signals::next`].
 pub struct NextSignal<'a> {
     signals: &'a mut Signals,
-    wait: Option<WaitRecord>,
 }
 
 impl Future for NextSignal<'_> {
@@ -110,12 +106,11 @@ impl Future for NextSignal<'_> {
         if c.arrived > 0 {
             c.arrived -= 1;
             drop(c);
-            self.wait = None;
             return Poll::Ready(Ok(signum));
         }
         reactor::store_waker(&mut c.waker, cx);
         drop(c);
-        reactor::waiting(&mut self.wait, &r, Waiting::Signal(signum));
+        r.waits_on(Waiting::Signal(signum));
         Poll::Pending
     }
 }

@@ -2,7 +2,7 @@
 //! and `yield_now`.
 
 use super::race::{race, Either};
-use super::reactor::{self, Reactor, WaitRecord, Waiting};
+use super::reactor::{self, Reactor, Waiting};
 use crate::handle::Timer;
 use std::cell::RefCell;
 use std::future::Future;
@@ -30,7 +30,6 @@ pub struct Sleep {
     armed: Option<(Rc<Reactor>, Rc<RefCell<Shared>>)>,
     /// The deadline, for `explain_alive` (the timer itself is on the wheel).
     until: Option<Instant>,
-    wait: Option<WaitRecord>,
 }
 
 /// Sleep for `after` (measured from the first poll). Polled outside a looplab task,
@@ -40,7 +39,6 @@ pub fn sleep(after: Duration) -> Sleep {
         after,
         armed: None,
         until: None,
-        wait: None,
     }
 }
 
@@ -79,13 +77,12 @@ impl Future for Sleep {
         let mut s = shared.borrow_mut();
         if s.fired {
             drop(s);
-            self.wait = None;
             return Poll::Ready(Ok(()));
         }
         reactor::store_waker(&mut s.waker, cx);
         drop(s);
         let until = self.until.unwrap_or_else(Instant::now);
-        reactor::waiting(&mut self.wait, &r, Waiting::Sleep(until));
+        r.waits_on(Waiting::Sleep(until));
         Poll::Pending
     }
 }

@@ -21,12 +21,11 @@
 
 use crate::event_loop::Loop;
 use crate::handle::Tcp;
-use crate::task::reactor::{self, Reactor, WaitRecord, Waiting};
+use crate::task::reactor::{self, Act, Reactor, Waiting};
 use crate::ReadEvent;
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::future::Future;
-use std::io::{self, Read as _};
+use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -40,24 +39,78 @@ pub const INBOX_LOW: usize = 16 * 1024;
 pub const OUTBOX_HIGH: usize = 64 * 1024;
 const _: () = assert!(INBOX_LOW < INBOX_HIGH);
 
-/// An error kept for every later call (an `io::Error` cannot be cloned).
+/// An error kept for every later call (an `io::Error` cannot be cloned); boxed, since
+/// it is rare and a stream's state should stay small.
 #[derive(Clone)]
-struct Sticky(io::ErrorKind, String);
+struct Sticky(Box<(io::ErrorKind, String)>);
 
 impl Sticky {
     fn of(e: &io::Error) -> Sticky {
-        Sticky(e.kind(), e.to_string())
+        Sticky(Box::new((e.kind(), e.to_string())))
     }
 
     fn error(&self) -> io::Error {
-        io::Error::new(self.0, self.1.clone())
+        io::Error::new(self.0 .0, self.0 .1.clone())
+    }
+}
+
+/// Bytes in transit (an inbox or an outbox). A small buffer stays with its stream; one
+/// that a bulk transfer grew past [`KEEP`] goes back to the reactor's spares as soon as
+/// it is empty, so an idle stream never holds more than `KEEP` bytes per direction.
+const KEEP: usize = 4096;
+
+#[derive(Default)]
+struct Bytes {
+    buf: Vec<u8>,
+    /// How much of `buf` was taken already.
+    pos: usize,
+}
+
+impl Bytes {
+    fn len(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    fn push(&mut self, r: &Reactor, bytes: &[u8]) {
+        if self.buf.capacity() == 0 {
+            self.buf = r.buffer();
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Move up to `out.len()` bytes into `out`.
+    fn take_into(&mut self, r: &Reactor, out: &mut [u8]) -> usize {
+        let n = self.len().min(out.len());
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        if self.is_empty() {
+            self.release(r);
+        }
+        n
+    }
+
+    fn release(&mut self, r: &Reactor) {
+        self.pos = 0;
+        if self.buf.capacity() > KEEP {
+            r.recycle(std::mem::take(&mut self.buf));
+        } else {
+            self.buf.clear();
+        }
     }
 }
 
 /// What a stream's futures and its loop callbacks share.
 pub(crate) struct Conn {
     tcp: Tcp,
-    inbox: VecDeque<u8>,
+    inbox: Bytes,
     /// The loop is reading into the inbox.
     reading: bool,
     /// `read_start` was called once (later starts are `read_resume`).
@@ -66,7 +119,7 @@ pub(crate) struct Conn {
     eof: bool,
     read_err: Option<Sticky>,
     reader: Option<Waker>,
-    outbox: Vec<u8>,
+    outbox: Bytes,
     flush_asked: bool,
     /// The loop's write queue for this stream is not empty: the next flush waits.
     blocked: bool,
@@ -103,14 +156,14 @@ impl TcpStream {
     pub(crate) fn new(tcp: Tcp, peer: Option<SocketAddr>, reactor: Rc<Reactor>) -> TcpStream {
         let conn = Rc::new(RefCell::new(Conn {
             tcp,
-            inbox: VecDeque::new(),
+            inbox: Bytes::default(),
             reading: false,
             started: false,
             read_asked: false,
             eof: false,
             read_err: None,
             reader: None,
-            outbox: Vec::new(),
+            outbox: Bytes::default(),
             flush_asked: false,
             blocked: false,
             write_err: None,
@@ -141,7 +194,7 @@ impl TcpStream {
             conn: &self.conn,
             reactor: &self.reactor,
             buf,
-            wait: None,
+            waiting: false,
         }
     }
 
@@ -149,9 +202,9 @@ impl TcpStream {
     pub fn write_all<'a>(&'a mut self, buf: &'a [u8]) -> WriteAll<'a> {
         WriteAll {
             conn: &self.conn,
+            reactor: &self.reactor,
             buf,
             done: 0,
-            wait: None,
         }
     }
 
@@ -160,7 +213,7 @@ impl TcpStream {
     pub fn shutdown(&mut self) -> Shutdown<'_> {
         Shutdown {
             conn: &self.conn,
-            wait: None,
+            reactor: &self.reactor,
         }
     }
 }
@@ -181,7 +234,7 @@ fn on_read(lp: &mut Loop, conn: &Shared, ev: ReadEvent<'_>) {
     let mut c = conn.borrow_mut();
     match ev {
         ReadEvent::Data(bytes) => {
-            c.inbox.extend(bytes);
+            c.inbox.push(&lp.tasks.reactor, bytes);
             if c.inbox.len() >= INBOX_HIGH {
                 c.reading = false;
                 lp.read_stop(c.tcp);
@@ -197,6 +250,10 @@ fn on_read(lp: &mut Loop, conn: &Shared, ev: ReadEvent<'_>) {
         }
     }
     wake(&mut c.reader);
+    drop(c);
+    // The reader runs now, before the loop reads this socket again: its echo may be on
+    // the wire before that read, as a read callback's would be.
+    lp.task_checkpoint();
 }
 
 /// Ask the loop to (re)start reading, unless it is or will be.
@@ -234,37 +291,42 @@ pub struct ReadFuture<'a> {
     conn: &'a Shared,
     reactor: &'a Rc<Reactor>,
     buf: &'a mut [u8],
-    wait: Option<WaitRecord>,
+    /// It returned `Pending` and has not finished since.
+    waiting: bool,
 }
 
 impl Future for ReadFuture<'_> {
     type Output = io::Result<usize>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let r = reactor::current("TcpStream::read")?;
         let this = &mut *self;
+        let r = this.reactor;
+        reactor::check(r, "TcpStream::read")?;
         let mut c = this.conn.borrow_mut();
         if !c.inbox.is_empty() && !this.buf.is_empty() {
-            let n = c.inbox.read(this.buf)?;
+            let n = c.inbox.take_into(r, this.buf);
             let resume = !c.reading && c.inbox.len() <= INBOX_LOW;
             drop(c);
-            this.wait = None;
             if resume {
-                ask_reading(&r, this.conn);
+                ask_reading(r, this.conn);
             }
+            this.waiting = false;
             return Poll::Ready(Ok(n));
         }
         if let Some(e) = &c.read_err {
+            this.waiting = false;
             return Poll::Ready(Err(e.error()));
         }
         if c.eof || this.buf.is_empty() {
+            this.waiting = false;
             return Poll::Ready(Ok(0));
         }
         reactor::store_waker(&mut c.reader, cx);
         let tcp = c.tcp;
         drop(c);
-        ask_reading(&r, this.conn);
-        reactor::waiting(&mut this.wait, &r, Waiting::Readable(tcp));
+        ask_reading(r, this.conn);
+        r.waits_on(Waiting::Readable(tcp));
+        this.waiting = true;
         Poll::Pending
     }
 }
@@ -272,7 +334,7 @@ impl Future for ReadFuture<'_> {
 impl Drop for ReadFuture<'_> {
     /// A read dropped while waiting (a lost race, a timeout) withdraws its interest.
     fn drop(&mut self) {
-        if self.wait.take().is_none() {
+        if !self.waiting {
             return; // finished, or never waited
         }
         self.conn.borrow_mut().reader = None;
@@ -296,8 +358,8 @@ fn flush(lp: &mut Loop, conn: &Shared) {
         return;
     }
     let tcp = c.tcp;
-    let sent = lp.write(tcp, &c.outbox);
-    c.outbox.clear();
+    let sent = lp.write(tcp, c.outbox.as_slice());
+    c.outbox.release(&lp.tasks.reactor);
     let queued = lp.write_queue_len(tcp) > 0;
     let marked = match sent {
         Ok(()) if queued => {
@@ -324,6 +386,7 @@ fn drained(lp: &mut Loop, conn: &Shared, r: io::Result<()>) {
     wake(&mut c.writer);
     drop(c);
     flush(lp, conn);
+    lp.task_checkpoint();
 }
 
 fn ask_flush(r: &Reactor, conn: &Shared) {
@@ -332,24 +395,32 @@ fn ask_flush(r: &Reactor, conn: &Shared) {
         return; // a flush is coming, or `drained` will do it
     }
     c.flush_asked = true;
-    let conn = conn.clone();
-    r.ask(move |lp| flush(lp, &conn));
+    drop(c);
+    r.ask_act(conn.clone());
+}
+
+/// The flush is asked in every poll that writes: as an object, it allocates nothing.
+impl Act for RefCell<Conn> {
+    fn act(self: Rc<Self>, lp: &mut Loop) {
+        flush(lp, &self);
+    }
 }
 
 /// The future of [`TcpStream::write_all`].
 pub struct WriteAll<'a> {
     conn: &'a Shared,
+    reactor: &'a Rc<Reactor>,
     buf: &'a [u8],
     done: usize,
-    wait: Option<WaitRecord>,
 }
 
 impl Future for WriteAll<'_> {
     type Output = io::Result<()>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let r = reactor::current("TcpStream::write_all")?;
         let this = &mut *self;
+        let r = this.reactor;
+        reactor::check(r, "TcpStream::write_all")?;
         let mut c = this.conn.borrow_mut();
         if let Some(e) = &c.write_err {
             return Poll::Ready(Err(e.error()));
@@ -362,23 +433,21 @@ impl Future for WriteAll<'_> {
         }
         let room = OUTBOX_HIGH.saturating_sub(c.outbox.len());
         let take = room.min(this.buf.len() - this.done);
-        c.outbox
-            .extend_from_slice(&this.buf[this.done..this.done + take]);
+        c.outbox.push(r, &this.buf[this.done..this.done + take]);
         this.done += take;
         if take > 0 || !c.outbox.is_empty() {
             drop(c);
-            ask_flush(&r, this.conn);
+            ask_flush(r, this.conn);
             c = this.conn.borrow_mut();
         }
         if this.done == this.buf.len() {
             drop(c);
-            this.wait = None;
             return Poll::Ready(Ok(()));
         }
         reactor::store_waker(&mut c.writer, cx);
         let tcp = c.tcp;
         drop(c);
-        reactor::waiting(&mut this.wait, &r, Waiting::Writable(tcp));
+        r.waits_on(Waiting::Writable(tcp));
         Poll::Pending
     }
 }
@@ -386,19 +455,19 @@ impl Future for WriteAll<'_> {
 /// The future of [`TcpStream::shutdown`].
 pub struct Shutdown<'a> {
     conn: &'a Shared,
-    wait: Option<WaitRecord>,
+    reactor: &'a Rc<Reactor>,
 }
 
 impl Future for Shutdown<'_> {
     type Output = io::Result<()>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let r = reactor::current("TcpStream::shutdown")?;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = self.reactor;
+        reactor::check(r, "TcpStream::shutdown")?;
         let mut c = self.conn.borrow_mut();
         if let Shut::Done(result) = &c.shut {
             let result = result.clone().map_err(|e| e.error());
             drop(c);
-            self.wait = None;
             return Poll::Ready(result);
         }
         if let Some(e) = &c.write_err {
@@ -427,9 +496,9 @@ impl Future for Shutdown<'_> {
         let tcp = c.tcp;
         drop(c);
         if !flushed {
-            ask_flush(&r, self.conn);
+            ask_flush(r, self.conn);
         }
-        reactor::waiting(&mut self.wait, &r, Waiting::Shutdown(tcp));
+        r.waits_on(Waiting::Shutdown(tcp));
         Poll::Pending
     }
 }
