@@ -1,5 +1,5 @@
 //! Names for the two families of kernel pollers, so each list of OSes is written once:
-//! `epoll_os` (Linux, Android) and `kqueue_os` (macOS, iOS and the BSDs).
+//! `epoll_os` (Linux, Android) and `kqueue_os` (Apple's systems and the BSDs).
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(epoll_os)");
@@ -8,7 +8,8 @@ fn main() {
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     match os.as_str() {
         "linux" | "android" => println!("cargo::rustc-cfg=epoll_os"),
-        "macos" | "ios" | "freebsd" | "netbsd" | "openbsd" | "dragonfly" => {
+        "macos" | "ios" | "tvos" | "watchos" | "visionos" | "freebsd" | "netbsd" | "openbsd"
+        | "dragonfly" => {
             println!("cargo::rustc-cfg=kqueue_os")
         }
         _ => {}

@@ -1,37 +1,38 @@
 //! # 02 — When does the loop exit? ref and unref
 //!
 //! **What it shows.** `run` returns when nothing *ref'd* is active. Here a ref'd 200 ms
-//! timeout holds the loop; a 50 ms interval is unref'd (Node's `setInterval(..).unref()`):
-//! it keeps firing while the loop runs for other reasons, but it does not hold the loop.
-//! When the timeout fires, only the unref'd interval is left, and the loop exits, with
-//! the interval still armed.
+//! timeout holds the loop; a 50 ms interval is unref'd with `lp.unref_handle(heartbeat)`
+//! (Node's `setInterval(..).unref()`): it keeps firing while the loop runs for other
+//! reasons, but it does not hold the loop. When the timeout fires, only the unref'd
+//! interval is left, and the loop exits, with the interval still armed.
 //!
 //! **Run it.** `LOOPLAB_TRACE=1 cargo run --example 02_when_does_the_loop_exit`
 //!
-//! **Look for** at the end of each trace line: `alive: ref'd: 1 timer; unref'd: 1 timer`
-//! while the timeout is pending, then on the last tick
-//! `exit: nothing ref'd is active (unref'd, not holding the loop: 1 timer)`.
-//! The program prints `explain_alive()` before and after `run`: the same answer as text.
+//! **Look for** at the end of each `done` line of the trace:
+//! `alive: ref'd: 1 timer; unref'd: 1 timer` while the timeout is pending, then on the
+//! last tick `timers fired #1.2 | exit: nothing ref'd is active (unref'd, not holding the
+//! loop: 1 timer)`. The program prints `explain_alive()` before and after `run`: the same
+//! answer as text.
 //!
 //! **In production** this is how a server lets a metrics interval or a signal watcher
 //! run without keeping the process alive after the real work is done.
 
 use looplab::{Loop, RunMode};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn main() -> std::io::Result<()> {
     let mut lp = Loop::new()?;
+    let start = Instant::now();
 
-    let heartbeat = lp.set_interval(Duration::from_millis(50), |lp| {
-        println!(
-            "heartbeat (unref'd interval) at tick {}",
-            lp.metrics().ticks
-        );
+    let heartbeat = lp.set_interval(Duration::from_millis(50), move |lp, _| {
+        let at = lp.now().duration_since(start).as_millis();
+        println!("{at:>4} ms heartbeat (the unref'd interval)");
     });
-    lp.unref(heartbeat);
+    lp.unref_handle(heartbeat);
 
-    lp.set_timeout(Duration::from_millis(200), |_| {
-        println!("the ref'd 200 ms timeout fired: nothing ref'd is left");
+    lp.set_timeout(Duration::from_millis(200), move |lp, _| {
+        let at = lp.now().duration_since(start).as_millis();
+        println!("{at:>4} ms the ref'd 200 ms timeout fired: nothing ref'd is left");
     });
 
     println!("before run: {}", lp.explain_alive());

@@ -1,62 +1,67 @@
 //! # 03 — Waking the loop from another thread (the self-pipe)
 //!
 //! **What it shows.** The loop thread is asleep in epoll_wait with no timer at all (the
-//! trace says `poll forever (infinite: no timer)`). Another thread calls
+//! trace says `sleeping until an event (infinite: no timer)`). Another thread calls
 //! `AsyncSender::send()`, which writes one byte into the loop's self-pipe; the pipe's
 //! read end becomes readable, epoll_wait returns, the loop drains the pipe and runs the
 //! async callback *on the loop thread*. Sends that happen before the callback runs
-//! coalesce into one callback.
+//! coalesce into one callback. The callback gets its own `Async` handle, so it closes it
+//! when the last item is in; nothing else holds the loop, and `run` returns.
 //!
 //! **Run it.** `LOOPLAB_TRACE=1 cargo run --example 03_async_wakeup`
 //!
-//! **Look for** `events: wake-pipe fd N r` and `self-pipe: 1 drain(s)` in the trace, and
-//! in the final figures: far fewer pipe writes than sends (coalescing).
+//! **Look for** in the trace `poll waited 20.0ms | events: wake-pipe fd 4 r` (woken by
+//! the pipe), then the callback's own line, then `done | self-pipe: 1 drain(s)`; and in
+//! the final figures: far fewer callbacks and pipe writes than sends (coalescing).
 //!
 //! **In production** this is how a worker thread, a channel or a GUI thread hands work
-//! to an event loop (libuv's `uv_async_t`, tokio's waker).
+//! to an event loop (libuv's `uv_async_t`, tokio's waker). The callback must look at the
+//! shared *state* (here the counter), never count its own calls.
 
-use looplab::{CloseDone, Loop, RunMode};
+use looplab::{Loop, RunMode};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+const BATCHES: usize = 10;
+const PER_BATCH: usize = 100;
+
 fn main() -> std::io::Result<()> {
     let mut lp = Loop::new()?;
     let produced = Arc::new(AtomicUsize::new(0));
     let callbacks = Rc::new(Cell::new(0));
-    let me = Rc::new(Cell::new(None));
 
-    let (p, c, m) = (produced.clone(), callbacks.clone(), me.clone());
-    let (handle, sender) = lp.async_handle(move |lp| {
+    let (p, c) = (produced.clone(), callbacks.clone());
+    let (_handle, sender) = lp.async_handle(move |lp, me| {
         c.set(c.get() + 1);
         let seen = p.load(Ordering::SeqCst);
         println!("loop thread: woken, {seen} items produced so far");
-        if seen == 1000 {
-            if let Some(h) = m.get() {
-                lp.close(h, None::<CloseDone>); // nothing else holds the loop: it exits
-            }
+        if seen == BATCHES * PER_BATCH {
+            lp.close(me); // nothing else holds the loop: it exits
         }
     });
-    me.set(Some(handle));
 
     let producer = std::thread::spawn(move || {
-        for batch in 0..10 {
+        for batch in 0..BATCHES {
             std::thread::sleep(Duration::from_millis(20));
-            for _ in 0..100 {
+            for _ in 0..PER_BATCH {
                 produced.fetch_add(1, Ordering::SeqCst);
                 sender.send();
             }
-            println!("producer: batch {batch} sent (100 sends)");
+            println!("producer: batch {batch} sent ({PER_BATCH} sends)");
         }
     });
 
     lp.run(RunMode::Default)?;
-    producer.join().expect("the producer thread finished");
+    if producer.join().is_err() {
+        eprintln!("the producer thread panicked");
+    }
     let m = lp.metrics();
     println!(
-        "1000 sends -> {} callbacks; {} wake requests, {} bytes written to the pipe",
+        "{} sends -> {} callbacks; {} wake requests, {} bytes written to the pipe",
+        BATCHES * PER_BATCH,
         callbacks.get(),
         m.wake_requests,
         m.wake_writes

@@ -8,9 +8,12 @@
 //!
 //! **Run it.** `LOOPLAB_TRACE=1 cargo run --example 04_threadpool`
 //!
-//! **Look for** `events: wake-pipe fd N r | self-pipe: 1 drain(s), K pool completion(s)`:
-//! one wakeup can deliver several completions (wakes coalesce), and
-//! `alive: ref'd: N work` while jobs are in flight: pool work keeps the loop alive.
+//! **Look for** on stdout `queued 4 jobs; alive because: ref'd: 4 work`: pool work holds
+//! the loop (as a libuv request does, even on an unref'd handle). In the trace,
+//! `poll waited 0.3ms | events: wake-pipe fd 4 r`, the callbacks' own lines, then
+//! `done | self-pipe: 1 drain(s), 4 pool completion(s)`: one wakeup can deliver several
+//! completions (wakes coalesce; on a busy machine they may take two or three wakes).
+//! The fs and dns callbacks take `(lp, result)`, like Node's `fs.readFile`.
 //!
 //! **In production** libuv does the same for fs, dns and zlib (`UV_THREADPOOL_SIZE`).
 

@@ -22,14 +22,14 @@ use std::time::Duration;
 
 fn main() -> std::io::Result<()> {
     let mut lp = Loop::new()?;
-    let countdown = lp.set_interval(Duration::from_secs(1), |_| {
+    let countdown = lp.set_interval(Duration::from_secs(1), |_, _| {
         println!("waiting for Ctrl-C...")
     });
-    let deadline = lp.set_timeout(Duration::from_secs(5), move |lp| {
+    let deadline = lp.set_timeout(Duration::from_secs(5), move |lp, _| {
         println!("no Ctrl-C within 5 s; stopping the countdown");
         lp.clear_timer(countdown);
     });
-    lp.signal(libc::SIGINT, move |lp, signum| {
+    lp.signal(libc::SIGINT, move |lp, _sigint, signum| {
         println!("got signal {signum} on the loop thread; clearing the timers");
         lp.clear_timer(countdown);
         lp.clear_timer(deadline);

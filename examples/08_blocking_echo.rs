@@ -9,6 +9,11 @@
 //! `nc 127.0.0.1 7878`. Type in the second: nothing comes back until you close the first.
 //! Or: `cargo run --example 12_echo_client -- 127.0.0.1:7878 1 100` (one client works).
 //!
+//! **Look for** `serving ...; everyone else waits` and `client left; accepting the next
+//! one` on the server's side; with `12_echo_client -- 127.0.0.1:7878 2 10` the client
+//! gives up after 5 s with `connection 1, message 0: ... (is the server serving more than
+//! one client?)`. There is no trace: this rung has no loop.
+//!
 //! **In production** nobody serves like this; it is the baseline that shows why the next
 //! rungs exist.
 

@@ -5,11 +5,13 @@
 //! epoll_wait, accept4, read, send), made correct: every fd non-blocking, a partial write
 //! keeps the rest in a per-connection buffer, and EPOLLOUT is asked for only while that
 //! buffer is non-empty (otherwise level-triggered epoll reports "writable" on every wait
-//! and the loop spins).
+//! and the loop spins). Out of fds, it sheds waiting clients with a reserve fd instead of
+//! spinning on accept (chapter 3 shows it under `ulimit -n 64`).
 //!
-//! **Read it.** The code is in `src/sys/raw_echo.rs` (raw syscalls are `unsafe`, and
-//! looplab keeps every `unsafe` in `src/sys`); this example runs it, and so does
-//! `looplab echo-raw`, which the benchmark uses as its floor: one source, not a copy.
+//! **Read it.** The code is in `src/servers/raw_echo.rs` (raw syscalls are `unsafe`; this
+//! rung is the one place outside `src/sys` allowed them, each block with its SAFETY
+//! line); this example runs it, and so does `looplab echo-raw`, which the benchmark uses
+//! as its floor: one source, not a copy.
 //!
 //! **Run it.** `cargo run --release --example 10_epoll_by_hand`, then
 //! `cargo run --release --example 12_echo_client -- 127.0.0.1:7878 1000 20`.
@@ -28,5 +30,5 @@ fn main() -> std::io::Result<()> {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{addr}: {e}"))
     })?;
     let never = AtomicBool::new(false); // runs until Ctrl-C
-    looplab::sys::raw_echo::serve(addr, |bound| println!("listening on {bound}"), &never)
+    looplab::servers::raw_echo::serve(addr, |bound| println!("listening on {bound}"), &never)
 }

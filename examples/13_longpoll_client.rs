@@ -4,30 +4,39 @@
 //! connection asks `GET /poll?cursor=N&timeout=3`; the server holds the request until a
 //! message is published or 3 s pass; the answer carries the new cursor, and the client
 //! asks again at once on the same keep-alive connection. A timer publishes a message
-//! every 2 s on a second connection, so you see both kinds of answer: "held 2.0 s, got
-//! 1 message" and, if you stop the publisher, "held 3.0 s, timed out".
+//! every 2 s on a fresh connection, so the answer is "held 2.0 s, got 1 message"; with
+//! `--no-publish` nothing is published and every answer is "held 3.0 s, timed out".
+//! The poll connection's state (its buffer, cursor, cycles left) rides on its handle
+//! (`lp.set_data`); the publisher writes its request right after `tcp_connect`, and the
+//! write waits in the stream's queue until the connection is made.
 //!
 //! **Run it.** In one terminal `cargo run -- longpoll`, in another
 //! `LOOPLAB_TRACE=1 cargo run --example 13_longpoll_client -- 127.0.0.1:8080 5`
-//! (the address, and how many cycles). Open http://127.0.0.1:8080/ in a browser to see
-//! the same messages arrive in the chat page.
+//! (the address, how many cycles, and `--no-publish` if you like). Open
+//! http://127.0.0.1:8080/ in a browser to see the same messages arrive in the chat page.
 //!
-//! **Look for** in the trace: while a poll is held the loop sleeps in
-//! `poll ... (next timer #N due in ...)`, waiting for the publish timer; then the events
-//! of the publish connection and the poll's answer, in consecutive ticks.
+//! **Look for** in the trace: while a poll is held the loop is
+//! `sleeping up to 2000.7ms (next timer #1.2 due in 2000.7ms)`, waiting for the publish
+//! timer (`alive: ref'd: 1 tcp; ...; unref'd: 1 timer`: only the poll holds the loop);
+//! then `timers fired #1.2` with `2 request(s) in flight` (the publish connect and its
+//! queued write), the publish connection's events, and `events: fd 6 r -> tcp #0.1`: the
+//! poll's answer, a few ticks later.
 //!
 //! **In production** a client also backs off on 503/429 (the server says `Retry-After`),
 //! and starts over from the answer's cursor when it says `"reset": true`.
 
-use looplab::{CloseDone, Loop, Read, RunMode, Tcp, WriteDone};
-use std::cell::RefCell;
+use looplab::{Loop, ReadEvent, RunMode, Tcp};
 use std::io;
 use std::net::SocketAddr;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-struct Poller {
-    conn: Option<Tcp>,
+/// A response bigger than this is not one this server sends: the client gives up on it
+/// rather than buffer without end.
+const MAX_RESPONSE: usize = 1024 * 1024;
+
+/// What the client keeps for its poll connection, on the connection's handle
+/// (`lp.set_data`, libuv's `handle->data`): no `Rc<RefCell<..>>` beside the loop.
+struct PollConn {
     buf: Vec<u8>,
     cursor: u64,
     asked_at: Instant,
@@ -35,7 +44,13 @@ struct Poller {
 }
 
 fn main() -> io::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (flags, args): (Vec<String>, Vec<String>) =
+        std::env::args().skip(1).partition(|a| a.starts_with("--"));
+    let publishing = match flags.first().map(String::as_str) {
+        None => true,
+        Some("--no-publish") if flags.len() == 1 => false,
+        Some(_) => return Err(bad("the only flag is --no-publish")),
+    };
     let addr: SocketAddr = args
         .first()
         .map_or("127.0.0.1:8080", String::as_str)
@@ -46,53 +61,37 @@ fn main() -> io::Result<()> {
         .map_or(Ok(5), |s| s.parse())
         .map_err(|_| bad("CYCLES must be a number"))?;
     let mut lp = Loop::new()?;
-    let poller = Rc::new(RefCell::new(Poller {
-        conn: None,
-        buf: Vec::new(),
-        cursor: 0,
-        asked_at: Instant::now(),
-        cycles_left: cycles,
-    }));
 
-    let p = poller.clone();
-    lp.tcp_connect(addr, move |lp, r| match r {
-        Ok(conn) => {
-            p.borrow_mut().conn = Some(conn);
-            let p2 = p.clone();
-            if lp
-                .read_start(conn, move |lp, conn, ev| on_answer(lp, &p2, conn, ev))
-                .is_ok()
-            {
-                ask(lp, &p);
-            }
+    let conn = lp.tcp_connect(addr, move |lp, conn, r| match r {
+        Ok(()) => ask(lp, conn),
+        Err(e) => {
+            eprintln!("cannot connect to {addr}: {e} (is `looplab longpoll` running?)");
+            lp.close(conn); // a failed connect leaves the stream open, as in libuv
         }
-        Err(e) => eprintln!("cannot connect to {addr}: {e} (is `looplab longpoll` running?)"),
     })?;
+    lp.set_data(
+        conn,
+        PollConn {
+            buf: Vec::new(),
+            cursor: 0,
+            asked_at: Instant::now(),
+            cycles_left: cycles,
+        },
+    );
+    // Reading may start before the connect completes: it begins once connected.
+    lp.read_start(conn, on_answer)?;
 
     // Publish every 2 s on a fresh connection; unref'd, so only the poller holds the loop.
     let mut n = 0;
-    let publisher = lp.set_interval(Duration::from_secs(2), move |lp| {
-        n += 1;
-        let body = format!("{{\"text\":\"tick {n} from the example\"}}");
-        let request = format!(
-            "POST /publish HTTP/1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let sent = lp.tcp_connect(addr, move |lp, r| {
-            if let Ok(conn) = r {
-                let _ = lp.write(conn, request.as_bytes(), None::<WriteDone>);
-                let _ = lp.read_start(conn, |lp, conn, ev| {
-                    if !matches!(ev, Read::Data(_)) {
-                        lp.close(conn, None::<CloseDone>); // the server closes after answering
-                    }
-                });
+    if publishing {
+        let publisher = lp.set_interval(Duration::from_secs(2), move |lp, _| {
+            n += 1;
+            if let Err(e) = publish(lp, addr, n) {
+                eprintln!("publish failed: {e}");
             }
         });
-        if let Err(e) = sent {
-            eprintln!("publish failed: {e}");
-        }
-    });
-    lp.unref(publisher);
+        lp.unref_handle(publisher);
+    }
     lp.run(RunMode::Default)?;
     Ok(())
 }
@@ -101,90 +100,119 @@ fn bad(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, what.to_string())
 }
 
-/// Send the next poll on the kept-alive connection.
-fn ask(lp: &mut Loop, p: &Rc<RefCell<Poller>>) {
-    let mut p = p.borrow_mut();
-    let Some(conn) = p.conn else { return };
-    p.asked_at = Instant::now();
+/// POST one message on its own connection. The request is written at once: a write made
+/// while the stream is still connecting waits in its queue for the connection.
+fn publish(lp: &mut Loop, addr: SocketAddr, n: u32) -> io::Result<()> {
+    let body = format!("{{\"text\":\"tick {n} from the example\"}}");
     let request = format!(
-        "GET /poll?cursor={}&timeout=3 HTTP/1.1\r\nHost: example\r\n\r\n",
-        p.cursor
+        "POST /publish HTTP/1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     );
-    println!(
-        "-> GET /poll?cursor={} (the server holds it until a message or 3 s)",
-        p.cursor
-    );
-    if lp
-        .write(conn, request.as_bytes(), None::<WriteDone>)
-        .is_err()
-    {
-        lp.close(conn, None::<CloseDone>);
+    let conn = lp.tcp_connect(addr, |lp, conn, r| {
+        if r.is_err() {
+            lp.close(conn);
+        }
+    })?;
+    lp.write(conn, request)?;
+    // The server answers and closes: read until EOF, then close our side.
+    lp.read_start(conn, |lp, conn, ev| {
+        if !matches!(ev, ReadEvent::Data(_)) {
+            lp.close(conn);
+        }
+    })
+}
+
+/// Send the next poll on the kept-alive connection.
+fn ask(lp: &mut Loop, conn: Tcp) {
+    let Some(st) = lp.data_mut::<PollConn>(conn) else {
+        return;
+    };
+    st.asked_at = Instant::now();
+    let cursor = st.cursor;
+    let request = format!("GET /poll?cursor={cursor}&timeout=3 HTTP/1.1\r\nHost: example\r\n\r\n");
+    println!("-> GET /poll?cursor={cursor} (the server holds it until a message or 3 s)");
+    if lp.write(conn, request).is_err() {
+        lp.close(conn);
     }
 }
 
-fn on_answer(lp: &mut Loop, p: &Rc<RefCell<Poller>>, conn: Tcp, ev: Read<'_>) {
+fn on_answer(lp: &mut Loop, conn: Tcp, ev: ReadEvent<'_>) {
     let data = match ev {
-        Read::Data(d) => d,
-        Read::Eof | Read::Error(_) => {
+        ReadEvent::Data(d) => d,
+        ReadEvent::Eof | ReadEvent::Error(_) => {
             println!("the server closed the connection");
-            lp.close(conn, None::<CloseDone>);
+            lp.close(conn);
             return;
         }
     };
-    let body = {
-        let mut st = p.borrow_mut();
-        st.buf.extend_from_slice(data);
-        match take_response(&mut st.buf) {
-            Some(body) => body,
-            None => return, // not all of it yet
+    let Some(st) = lp.data_mut::<PollConn>(conn) else {
+        return;
+    };
+    st.buf.extend_from_slice(data);
+    let body = match take_response(&mut st.buf) {
+        Ok(Some(body)) => body,
+        Ok(None) => return, // not all of it yet
+        Err(e) => {
+            eprintln!("giving up on the connection: {e}");
+            lp.close(conn);
+            return;
         }
     };
     let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let messages = answer["messages"].as_array().cloned().unwrap_or_default();
-    let done = {
-        let mut st = p.borrow_mut();
-        let held = st.asked_at.elapsed();
-        st.cursor = answer["cursor"].as_u64().unwrap_or(st.cursor);
-        if messages.is_empty() {
-            println!(
-                "<- held {:.1} s, timed out: nothing new (cursor stays {})",
-                held.as_secs_f64(),
-                st.cursor
-            );
-        } else {
-            println!(
-                "<- held {:.1} s, got {} message(s), cursor now {}",
-                held.as_secs_f64(),
-                messages.len(),
-                st.cursor
-            );
-            for m in &messages {
-                println!("   #{} {}", m["id"], m["text"]);
-            }
-        }
-        st.cycles_left = st.cycles_left.saturating_sub(1);
-        st.cycles_left == 0
-    };
-    if done {
-        lp.close(conn, None::<CloseDone>);
+    let held = st.asked_at.elapsed();
+    st.cursor = answer["cursor"].as_u64().unwrap_or(st.cursor);
+    if messages.is_empty() {
+        println!(
+            "<- held {:.1} s, timed out: nothing new (cursor stays {})",
+            held.as_secs_f64(),
+            st.cursor
+        );
     } else {
-        ask(lp, p); // straight back in: that is long polling
+        println!(
+            "<- held {:.1} s, got {} message(s), cursor now {}",
+            held.as_secs_f64(),
+            messages.len(),
+            st.cursor
+        );
+        for m in &messages {
+            println!("   #{} {}", m["id"], m["text"]);
+        }
+    }
+    st.cycles_left = st.cycles_left.saturating_sub(1);
+    if st.cycles_left == 0 {
+        lp.close(conn);
+    } else {
+        ask(lp, conn); // straight back in: that is long polling
     }
 }
 
-/// Cut one whole response off the front of `buf`; its body, or `None` if incomplete.
-fn take_response(buf: &mut Vec<u8>) -> Option<Vec<u8>> {
-    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+/// Cut one whole response off the front of `buf`: its body, `None` if incomplete, an
+/// error if it cannot be one (too big, or a length that does not add up).
+fn take_response(buf: &mut Vec<u8>) -> io::Result<Option<Vec<u8>>> {
+    let too_big = || bad("a response over 1 MiB");
+    let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return if buf.len() > MAX_RESPONSE {
+            Err(too_big())
+        } else {
+            Ok(None)
+        };
+    };
+    let head_end = head_end + 4;
     let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
     let len: usize = head
         .lines()
         .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    if buf.len() < head_end + len {
-        return None;
+        .map_or(Ok(0), |v| v.trim().parse())
+        .map_err(|_| bad("a Content-Length that is not a number"))?;
+    let end = head_end
+        .checked_add(len)
+        .filter(|&end| end <= MAX_RESPONSE)
+        .ok_or_else(too_big)?;
+    if buf.len() < end {
+        return Ok(None);
     }
-    let body = buf[head_end..head_end + len].to_vec();
-    buf.drain(..head_end + len);
-    Some(body)
+    let body = buf[head_end..end].to_vec();
+    buf.drain(..end);
+    Ok(Some(body))
 }

@@ -392,7 +392,6 @@ impl Loop {
         self.run_async_sends();
         let _cause = Cause::Pool.enter();
         let done = self.run_pool_completions();
-        self.counters.completions += done as u64;
         self.counters.max_completions_per_drain =
             self.counters.max_completions_per_drain.max(done as u64);
         self.tracer.drained(done);
@@ -444,11 +443,16 @@ impl Loop {
                 break;
             };
             left -= 1;
-            self.handles.remove(c.handle);
-            self.tracer.closed(c.handle);
-            if let Some(then) = c.then {
-                let h = c.handle;
-                self.timed(|_| format!("close callback of {h}"), |lp| then(lp, h));
+            let h = c.handle;
+            self.tracer.closed(h);
+            // The slot (and its data) lives through the close callback, the natural place
+            // to look at `data` one last time; it goes even if the callback panics.
+            match c.then {
+                Some(then) => self.call_guarded(
+                    |lp| lp.timed(|_| format!("close callback of {h}"), |lp| then(lp, h)),
+                    |lp| drop(lp.handles.remove(h)),
+                ),
+                None => drop(self.handles.remove(h)),
             }
         }
     }

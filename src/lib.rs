@@ -16,30 +16,46 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! Every callback gets the loop (so it can act: start a timer, write, close), then its
+//! own handle, then what happened: `|lp, t: Timer|`, `|lp, conn: Tcp, ev: ReadEvent|`,
+//! `|lp, conn: Tcp, r: io::Result<()>|`. No callback ever runs inside the call that
+//! caused it.
+//!
 //! ## One tick
 //!
-//! 1. **Update the time** once ([`Loop::now`] is cached: every callback of the tick
-//!    agrees on it).
-//! 2. **Run due timers** from the hierarchical timing wheel ([`timer`]): all due timers
-//!    are collected first, then their callbacks run, so a timer started from a callback
-//!    waits for the next tick.
-//! 3. **Pending callbacks**: results deferred by the previous tick, such as a finished
-//!    write, so no callback ever runs inside the call that caused it.
-//! 4. **Poll**: block in the kernel (`epoll_wait`, `kevent`, or `mio::Poll`; [`sys`])
+//! 1. **Pending callbacks**: results deferred by the previous tick, such as a finished
+//!    write or a read cut short by its budget.
+//! 2. **Poll**: block in the kernel (`epoll_wait`, `kevent`, or `mio::Poll`; [`sys`])
 //!    for at most the time to the next timer, rounded *up* to a whole millisecond; not at
 //!    all if immediates, pending callbacks or closes are waiting; forever if there is no
 //!    timer. Then run the callbacks of every ready socket ([`tcp`]), the self-pipe's
 //!    wakeups from the thread pool ([`pool`], [`fs`], [`dns`]) and async senders, and
 //!    signals.
-//! 5. **Tasks**: futures whose wakers were called (mostly by the callbacks just run) are
-//!    polled once each; what they ask of the loop is done right after each poll
-//!    ([`task`]: `async`/`await` on the same reactor).
-//! 6. **Check**: immediates ([`Loop::set_immediate`]).
-//! 7. **Close callbacks**, in the order `close()` was called.
+//! 3. **Tasks**: futures whose wakers were called are polled once each; what they ask
+//!    of the loop is done right after each poll ([`task`]: `async`/`await` on the same
+//!    reactor). A task woken by a stream's read is polled at once, inside the poll
+//!    phase, before the loop reads that socket again.
+//! 4. **Check**: immediates ([`Loop::set_immediate`]).
+//! 5. **Close**: for each handle closed, in the order `close()` was called, the
+//!    callbacks of the requests it cut short (with an error), then its close callback.
+//! 6. **Update the time** once ([`Loop::now`] is cached: every timer callback of the
+//!    tick agrees on it).
+//! 7. **Run due timers** from the hierarchical timing wheel ([`timer`]): all due timers
+//!    are collected first, then their callbacks run, so a timer started from a callback
+//!    waits for the next tick. Timers come last, as in libuv since 1.45, so the timer
+//!    whose deadline ended the poll fires in the same tick; `RunMode::Default` also runs
+//!    the timers already due before its first poll.
 //!
 //! The loop repeats while it is **alive** ([`Loop::alive`]): while a ref'd, active handle,
-//! pool work, a close in progress or a deferred callback remains. [`Loop::unref`] lets a
-//! handle work without holding the loop, like Node's `timer.unref()`.
+//! a request in flight (a connect, a write, a shutdown, pool work: ref'd or not, as in
+//! libuv), a close in progress or a deferred callback remains.
+//! [`Loop::unref_handle`] lets a handle work without holding the loop, like Node's
+//! `timer.unref()`.
+//!
+//! Per-connection state rides on the handle ([`Loop::set_data`], libuv's
+//! `handle->data`). A closed handle, or another loop's, is refused by every method the
+//! same way: `false`, or an error of kind `NotFound`. The repository's `docs/design.md`
+//! has the whole contract, that table, and where looplab differs from libuv on purpose.
 //!
 //! Run anything with `LOOPLAB_TRACE=1` to see every tick explained on stderr ([`trace`]).
 //!
@@ -53,7 +69,8 @@
 //! | the timing wheel               | `src/timer.rs`              |
 //! | handle ids, ref/unref, alive   | `src/handle.rs`             |
 //! | the tick and its phases        | `src/event_loop.rs`         |
-//! | timers, async, signals on loop | `src/event_loop/*.rs`       |
+//! | take, call, put back (guard)   | `src/event_loop/guard.rs`   |
+//! | timers, immediates, async, signals, close | `src/event_loop/*.rs` |
 //! | thread pool, fs, dns           | `src/pool.rs`, `src/fs.rs`, `src/dns.rs` |
 //! | TCP streams and listeners      | `src/tcp.rs`, `src/tcp/*.rs` |
 //! | trace and metrics              | `src/trace.rs`              |

@@ -5,13 +5,14 @@ use looplab::bench::report::{self, Report};
 use looplab::bench::runner::{self, BenchConfig, ServerKind};
 use looplab::servers::echo::{Echo, EchoConfig};
 use looplab::servers::echo_async::EchoAsync;
-use looplab::servers::echo_threads::EchoThreads;
+use looplab::servers::echo_threads::{EchoThreads, EchoThreadsConfig, Notice, ACCEPT_BACKOFF};
 use looplab::servers::longpoll::{LongPoll, LongPollConfig};
 use looplab::{Backend, Loop, RunMode};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -65,6 +66,10 @@ enum Command {
         /// Connections over this are accepted and closed at once.
         #[arg(long, default_value_t = 100_000)]
         max_conns: usize,
+        /// Close a connection idle this long, e.g. 30s (default: never). Ends the
+        /// thread a half-open peer (one that never sends its FIN) would hold forever.
+        #[arg(long, value_parser = parse_duration)]
+        idle_timeout: Option<Duration>,
     },
     /// The hand-written libc epoll echo (the ladder's rung and the benchmark's floor).
     EchoRaw {
@@ -101,6 +106,12 @@ enum Command {
         /// Idle keep-alive connections close after this.
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
         idle_timeout: Duration,
+        /// A reply left unread (queued, not drained) this long closes its connection.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        send_timeout: Duration,
+        /// On SIGINT/SIGTERM, connections still open after this are cut.
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        shutdown_grace: Duration,
         /// Poller: epoll, kqueue or mio.
         #[arg(long)]
         backend: Option<Backend>,
@@ -159,6 +170,11 @@ struct BenchArgs {
     /// server's memory per held poll and the time to answer them all.
     #[arg(long)]
     waiters: Option<usize>,
+    /// Instead: `looplab longpoll` against 100 hostile clients (pipelining, replies
+    /// never read, amplified polls) beside 20 normal ones for --duration (default 10s):
+    /// server peak RSS, normal p50/p99, lost messages; writes OUT/hostile.json.
+    #[arg(long)]
+    hostile: bool,
 }
 
 /// "3s", "500ms", "1.5s", "2m".
@@ -211,7 +227,15 @@ fn main() -> ExitCode {
                 idle_timeout,
             },
         ),
-        Command::EchoThreads { addr, max_conns } => run_echo_threads(addr, max_conns),
+        Command::EchoThreads {
+            addr,
+            max_conns,
+            idle_timeout,
+        } => run_echo_threads(EchoThreadsConfig {
+            addr,
+            max_conns,
+            idle_timeout,
+        }),
         Command::EchoRaw { addr } => run_echo_raw(addr),
         Command::Longpoll {
             addr,
@@ -223,6 +247,8 @@ fn main() -> ExitCode {
             publish_burst,
             header_timeout,
             idle_timeout,
+            send_timeout,
+            shutdown_grace,
             backend,
         } => {
             let cfg = LongPollConfig {
@@ -235,6 +261,8 @@ fn main() -> ExitCode {
                 publish_burst,
                 header_timeout,
                 idle_timeout,
+                send_timeout,
+                shutdown_grace,
                 ..LongPollConfig::default()
             };
             run_longpoll(cfg, backend)
@@ -325,30 +353,91 @@ fn run_longpoll(cfg: LongPollConfig, backend: Option<Backend>) -> Result {
     let mut lp = server_loop(backend)?;
     let server = LongPoll::listen(&mut lp, cfg)?;
     println!("listening on http://{}/", server.local_addr(&lp)?);
-    // Held polls are answered with "shutdown": true before their connections close.
+    // Held polls are answered with "shutdown": true before their connections close;
+    // what is still open after the grace is cut (a second signal cuts at once).
     let s = server.clone();
     on_shutdown_signals(&mut lp, move |lp| s.shutdown(lp))?;
     lp.run(RunMode::Default)?;
     let st = server.stats();
     eprintln!(
         "longpoll: {} published, {} polls answered by message, {} by timeout, {} aborted by clients",
-        st.published, st.answered_by_message, st.answered_by_timeout, st.aborted
+        st.chat.published, st.chat.answered_by_message, st.chat.answered_by_timeout, st.chat.aborted
+    );
+    eprintln!(
+        "longpoll: {} connection(s) cut at shutdown, {} closed by the send timeout",
+        st.wire.cut_at_shutdown, st.wire.send_timeouts
     );
     Ok(())
 }
 
-fn run_echo_threads(addr: SocketAddr, max_conns: usize) -> Result {
+fn run_echo_threads(cfg: EchoThreadsConfig) -> Result {
     raise_fd_limit();
-    let server = EchoThreads::start(addr, max_conns)?;
+    // The connection threads need no loop; this one only waits for SIGINT or SIGTERM.
+    // Built first, so its fds are taken before clients can use up the limit.
+    let mut lp = Loop::new()?;
+    for signum in [libc::SIGINT, libc::SIGTERM] {
+        let s = lp.signal(signum, |lp, _, _| lp.stop())?;
+        lp.ref_handle(s); // signal handles start unref'd; these are what the loop waits for
+    }
+    let server = EchoThreads::start_with(cfg, Arc::new(tell_thread_notice))?;
     println!("listening on {}", server.local_addr());
-    server.wait();
+    // Returning ends the process, and with it the accept and connection threads.
+    lp.run(RunMode::Default)?;
+    let s = server.stats();
+    eprintln!(
+        "echo-threads: served {} connections, shed {}, {} closed idle, {} still open",
+        s.accepted.load(Ordering::Relaxed),
+        s.shed.load(Ordering::Relaxed),
+        s.timed_out.load(Ordering::Relaxed),
+        s.open.load(Ordering::Relaxed)
+    );
     Ok(())
+}
+
+fn tell_thread_notice(notice: Notice) {
+    match notice {
+        Notice::OutOfFds(e) => eprintln!(
+            "echo-threads: out of file descriptors ({e}); retrying accept every {} ms",
+            ACCEPT_BACKOFF.as_millis()
+        ),
+        Notice::NoThread(e) => eprintln!(
+            "echo-threads: cannot start a thread for a new connection ({e}); refusing connections until threads free up"
+        ),
+        Notice::Recovered { failures } => {
+            eprintln!("echo-threads: accepting again after {failures} failed attempts")
+        }
+    }
 }
 
 fn run_echo_raw(addr: SocketAddr) -> Result {
     raise_fd_limit();
     let stop = AtomicBool::new(false);
-    looplab::sys::raw_echo::serve(addr, |bound| println!("listening on {bound}"), &stop)?;
+    looplab::servers::raw_echo::serve(addr, |bound| println!("listening on {bound}"), &stop)?;
+    Ok(())
+}
+
+fn run_hostile(
+    duration: Option<Duration>,
+    pin: Option<&(Vec<usize>, Vec<usize>)>,
+    out: &std::path::Path,
+) -> Result {
+    use looplab::bench::hostile::{self, HostileConfig};
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "looplab bench: this is a debug build; figures are only meaningful with --release"
+        );
+    }
+    let cfg = HostileConfig {
+        duration: duration.unwrap_or(HostileConfig::default().duration),
+        ..HostileConfig::default()
+    };
+    let report = hostile::run(&cfg, pin)?;
+    print!("{}", hostile::table(&report));
+    std::fs::create_dir_all(out).map_err(|e| format!("creating {}: {e}", out.display()))?;
+    let json = out.join("hostile.json");
+    let text = serde_json::to_string_pretty(&report)?;
+    std::fs::write(&json, text).map_err(|e| format!("writing {}: {e}", json.display()))?;
+    println!("wrote {}", json.display());
     Ok(())
 }
 
@@ -417,6 +506,9 @@ fn run_bench(args: BenchArgs) -> Result {
         return Err(
             "--size, every --conns value and --servers must be non-empty and above zero".into(),
         );
+    }
+    if args.hostile {
+        return run_hostile(args.duration, cfg.pin.as_ref(), &cfg.out);
     }
     if let Some(n) = args.waiters {
         let r = looplab::bench::waiters::run(n, cfg.pin.as_ref())?;

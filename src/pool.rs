@@ -394,6 +394,8 @@ impl Loop {
                 break;
             };
             n += 1;
+            // Counted before the callback runs: a panicking `done` is still a completion.
+            self.counters.completions += 1;
             if self.handles.get(c.handle).is_none_or(|s| s.is_closing()) {
                 continue; // closed while it ran: the result has no one to go to
             }

@@ -10,7 +10,7 @@
 //!   queue is non-empty is the stream registered for writability (a level-triggered
 //!   poller would otherwise report "writable" every tick: a busy loop);
 //! - one read buffer per loop, lent to the callback: no allocation per read;
-//! - `SIGPIPE` never fires: `MSG_NOSIGNAL` on send (Linux), `SO_NOSIGPIPE` elsewhere;
+//! - `SIGPIPE` never fires: `MSG_NOSIGNAL` and/or `SO_NOSIGPIPE`, per OS (`sys/net.rs`);
 //! - a stream is *active* (holds the loop, if ref'd) while reading, writing, connecting or
 //!   shutting down, as a libuv stream is; its requests (connect, queued writes, shutdown)
 //!   hold the loop even when it is unref'd;
@@ -44,25 +44,13 @@ pub(crate) fn new_socket(addr: SocketAddr) -> io::Result<Socket> {
     // socket2 sets close-on-exec on creation on every Unix.
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_nonblocking(true)?;
-    no_sigpipe(&socket)?;
+    crate::sys::net::no_sigpipe(&socket)?;
     Ok(socket)
-}
-
-/// Where the OS has no per-send flag against SIGPIPE, set it on the socket.
-pub(crate) fn no_sigpipe(socket: &Socket) -> io::Result<()> {
-    #[cfg(any(target_os = "macos", target_os = "ios"))]
-    socket.set_nosigpipe(true)?;
-    let _ = socket;
-    Ok(())
 }
 
 /// send(2) that never raises SIGPIPE.
 pub(crate) fn send(socket: &Socket, buf: &[u8]) -> io::Result<usize> {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    let flags = libc::MSG_NOSIGNAL;
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let flags = 0;
-    socket.send_with_flags(buf, flags)
+    socket.send_with_flags(buf, crate::sys::net::SEND_FLAGS)
 }
 
 /// The peer is gone: the errors a dead connection gives, as opposed to a local fault.

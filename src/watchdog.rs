@@ -8,6 +8,7 @@
 
 use crate::handle::Handle;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -82,7 +83,9 @@ pub(crate) struct Watchdog {
 }
 
 impl Watchdog {
-    pub fn start(threshold: Duration) -> std::io::Result<Watchdog> {
+    /// Watch with `threshold`; reports go to `out` (stderr unless the builder was given
+    /// another writer: like the trace, output the caller asked for).
+    pub fn start(threshold: Duration, out: Box<dyn Write + Send>) -> std::io::Result<Watchdog> {
         let beat = Arc::new(Heartbeat {
             epoch: Instant::now(),
             phase: AtomicU8::new(Phase::Idle as u8),
@@ -94,7 +97,7 @@ impl Watchdog {
         let watched = beat.clone();
         let thread = std::thread::Builder::new()
             .name("looplab-watchdog".into())
-            .spawn(move || watch(&watched, threshold, &stopped))?;
+            .spawn(move || watch(&watched, threshold, &stopped, out))?;
         Ok(Watchdog {
             beat,
             stop: Some(stop),
@@ -142,7 +145,12 @@ impl Drop for Watchdog {
     }
 }
 
-fn watch(beat: &Heartbeat, threshold: Duration, stopped: &Receiver<()>) {
+fn watch(
+    beat: &Heartbeat,
+    threshold: Duration,
+    stopped: &Receiver<()>,
+    mut out: Box<dyn Write + Send>,
+) {
     // Look often enough to report close to the threshold, not so often it costs anything.
     let period = (threshold / 4).clamp(Duration::from_millis(5), Duration::from_millis(250));
     let mut reported_episode = u64::MAX;
@@ -175,7 +183,8 @@ fn watch(beat: &Heartbeat, threshold: Duration, stopped: &Receiver<()>) {
                     phase.name()
                 )
             };
-            eprintln!("{msg}");
+            // A report that cannot be written is still kept for `watchdog_reports`.
+            let _ = writeln!(out, "{msg}");
             if let Ok(mut r) = beat.reports.lock() {
                 r.push(msg);
             }

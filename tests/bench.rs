@@ -35,8 +35,16 @@ const FIELDS: [&str; 26] = [
     "rt_per_s_max",
 ];
 
+/// The OS's servers: the epoll loop and the raw epoll rung exist only on epoll OSes.
+const SERVERS: [&str; 3] = if cfg!(epoll_os) {
+    ["threads", "epoll", "raw"]
+} else {
+    ["threads", "kqueue", "mio"]
+};
+
 /// A short run of both kinds of server: every field present, figures positive and
-/// consistent, no errors, and an SVG that parses as XML with its three panels.
+/// consistent with each other (ratios and counts, not a quiet machine's timings), no
+/// errors, and an SVG that parses as XML with its three panels.
 #[test]
 fn a_short_bench_run_writes_consistent_results_and_a_plot() {
     let out = std::env::temp_dir().join(format!("looplab-bench-{}", std::process::id()));
@@ -44,7 +52,7 @@ fn a_short_bench_run_writes_consistent_results_and_a_plot() {
         .args([
             "bench",
             "--servers",
-            "threads,epoll,raw",
+            &SERVERS.join(","),
             "--conns",
             "2,20",
             "--duration",
@@ -63,7 +71,7 @@ fn a_short_bench_run_writes_consistent_results_and_a_plot() {
         String::from_utf8_lossy(&status.stderr)
     );
     assert!(
-        stdout.contains("rt/s") && stdout.contains("threads") && stdout.contains("epoll"),
+        stdout.contains("rt/s") && SERVERS.iter().all(|s| stdout.contains(s)),
         "{stdout}"
     );
 
@@ -90,7 +98,6 @@ fn a_short_bench_run_writes_consistent_results_and_a_plot() {
             "max_ms",
             "peak_rss_kib",
             "threads",
-            "rt_per_cpu_s",
         ] {
             assert!(num(f) > 0.0, "{f} is not positive in {r}");
         }
@@ -100,18 +107,22 @@ fn a_short_bench_run_writes_consistent_results_and_a_plot() {
                 && num("p999_ms") <= num("max_ms"),
             "{r}"
         );
-        // round trips = rate x duration, within 5%, against the configured 1 s window.
-        let expected = num("rt_per_s") * 1.0;
-        assert!(
-            (num("round_trips") - expected).abs() <= 0.05 * expected,
-            "{r}"
-        );
-        assert!((num("window_s") - 1.0).abs() < 0.05, "{r}");
-        assert!(
-            (num("mb_per_s") - num("rt_per_s") * 64.0 / 1e6).abs()
-                < 1e-6 * num("rt_per_s").max(1.0),
-            "{r}"
-        );
+        // The figures agree with each other: rates are counts over the measured window.
+        // The window itself is only sane, not ~1 s: it opens and closes on timers, which
+        // never fire early but may fire late on a busy machine.
+        let window = num("window_s");
+        assert!(window > 0.25 && window < 4.0, "window_s {window}: {r}");
+        let rel = |a: f64, b: f64| (a - b).abs() <= 1e-6 * b.abs().max(1.0);
+        assert!(rel(num("round_trips"), num("rt_per_s") * window), "{r}");
+        assert!(rel(num("mb_per_s"), num("rt_per_s") * 64.0 / 1e6), "{r}");
+        // CPU is read in clock ticks: a server starved by the machine may show 0, and
+        // then rt_per_cpu_s says 0 rather than dividing by it.
+        let cpu = num("cpu_user_s") + num("cpu_sys_s");
+        if cpu > 0.0 {
+            assert!(rel(num("rt_per_cpu_s"), num("round_trips") / cpu), "{r}");
+        } else {
+            assert_eq!(num("rt_per_cpu_s"), 0.0, "{r}");
+        }
         if r["server"] == "raw" {
             assert!((r["vs_raw"].as_f64().unwrap() - 1.0).abs() < 1e-9);
         }
@@ -139,7 +150,7 @@ fn a_short_bench_run_writes_consistent_results_and_a_plot() {
             "panel {panel:?} missing from the SVG"
         );
     }
-    for server in ["threads", "epoll", "raw"] {
+    for server in SERVERS {
         assert!(
             texts.iter().filter(|t| **t == server).count() >= 3,
             "{server} missing from a legend"

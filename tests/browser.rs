@@ -115,10 +115,15 @@ fn two_tabs_hold_two_polls_and_both_receive_one_publish() {
     assert_eq!(post(addr, "/publish", &body).status, 201);
     for page in [&first, &second] {
         wait_until("the message in each tab", || {
-            browser.eval(page, "document.querySelector('#msg-1 .text')?.textContent ?? null")
-                == "to both tabs"
+            browser.eval(
+                page,
+                "document.querySelector('#msg-1 .text')?.textContent ?? null",
+            ) == "to both tabs"
         });
     }
     // Informative only (a loaded CI machine is slow); the assertion is the two held polls.
-    eprintln!("both tabs showed the message {:?} after the publish", published.elapsed());
+    eprintln!(
+        "both tabs showed the message {:?} after the publish",
+        published.elapsed()
+    );
 }

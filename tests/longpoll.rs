@@ -1,97 +1,15 @@
 //! The long-poll server through real sockets: the protocol, the early-close client that
 //! crashes other servers, 1000 waiters, every limit, pipelining, graceful shutdown.
 
+mod longpoll_server;
 mod util;
 
-use looplab::servers::longpoll::{LongPoll, LongPollConfig, LongPollStats};
-use looplab::{Backend, CloseDone, Loop, RunMode};
-use serde_json::Value;
-use std::net::{Shutdown, SocketAddr};
-use std::sync::mpsc;
+use longpoll_server::{ids, Server};
+use looplab::Backend;
+use std::net::Shutdown;
 use std::time::{Duration, Instant};
 use util::http::{get, post, Client};
 use util::on_every_backend;
-
-/// A long-poll server on its own loop thread; `stop` shuts it down gracefully.
-struct Server {
-    addr: SocketAddr,
-    stop: looplab::AsyncSender,
-    thread: std::thread::JoinHandle<LongPollStats>,
-}
-
-impl Server {
-    fn start(backend: Backend, tweak: impl FnOnce(&mut LongPollConfig) + Send + 'static) -> Server {
-        let (tx, rx) = mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let mut lp = Loop::builder()
-                .backend(backend)
-                .threadpool_size(1)
-                .build()
-                .unwrap();
-            let mut cfg = LongPollConfig {
-                addr: "127.0.0.1:0".parse().unwrap(),
-                ..LongPollConfig::default()
-            };
-            tweak(&mut cfg);
-            let server = LongPoll::listen(&mut lp, cfg).unwrap();
-            let s = server.clone();
-            let me = std::rc::Rc::new(std::cell::Cell::new(None));
-            let m = me.clone();
-            let (h, stop) = lp.async_handle(move |lp| {
-                s.shutdown(lp);
-                if let Some(h) = m.get() {
-                    lp.close(h, None::<CloseDone>);
-                }
-            });
-            me.set(Some(h));
-            lp.unref(h);
-            tx.send((server.local_addr(&lp).unwrap(), stop)).unwrap();
-            lp.run(RunMode::Default).unwrap();
-            assert!(
-                lp.handles().is_empty(),
-                "handles left after shutdown: {:?}",
-                lp.handles()
-            );
-            server.stats()
-        });
-        let (addr, stop) = rx.recv().unwrap();
-        Server { addr, stop, thread }
-    }
-
-    fn stats(&self) -> Value {
-        get(self.addr, "/stats").json()
-    }
-
-    /// Wait until /stats satisfies `ok` (bounded).
-    fn wait_for(&self, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let s = self.stats();
-            if ok(&s) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {s}"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn stop(self) -> LongPollStats {
-        self.stop.send();
-        self.thread.join().expect("the server thread ends cleanly")
-    }
-}
-
-fn ids(v: &Value) -> Vec<u64> {
-    v["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_u64().unwrap())
-        .collect()
-}
 
 /// A poll with nothing new is held, and answered as soon as a message is published.
 #[test]
@@ -99,7 +17,7 @@ fn hold_and_release_on_publish() {
     on_every_backend(|b| {
         let server = Server::start(b, |_| {});
         let mut poller = Client::connect(server.addr);
-        poller.send(b"GET /poll?cursor=0 HTTP/1.1\r\n\r\n");
+        poller.send(b"GET /poll?cursor=0 HTTP/1.1\r\nHost: t\r\n\r\n");
         server.wait_for("one waiter", |s| s["waiters"] == 1);
         let published = post(server.addr, "/publish", r#"{"text":"hello"}"#);
         assert_eq!(
@@ -118,7 +36,7 @@ fn hold_and_release_on_publish() {
         let again = poller.get("/poll?cursor=0").json();
         assert_eq!(ids(&again), vec![1]);
         let stats = server.stop();
-        assert_eq!((stats.answered_by_message, stats.aborted), (2, 0));
+        assert_eq!((stats.chat.answered_by_message, stats.chat.aborted), (2, 0));
     });
 }
 
@@ -141,7 +59,7 @@ fn timeout_answer() {
             t.elapsed() >= Duration::from_millis(400),
             "the default timeout applies"
         );
-        assert_eq!(server.stop().answered_by_timeout, 2);
+        assert_eq!(server.stop().chat.answered_by_timeout, 2);
     });
 }
 
@@ -204,7 +122,7 @@ fn tickets_and_bad_publishes() {
     );
     let long = format!(r#"{{"text":"{}"}}"#, "x".repeat(5000));
     assert_eq!(post(server.addr, "/publish", &long).status, 413);
-    assert_eq!(server.stop().published, 2);
+    assert_eq!(server.stop().chat.published, 2);
 }
 
 /// The bug that crashed a production server: a client opens a poll and closes it at once.
@@ -215,7 +133,7 @@ fn early_close_client_is_never_written_to() {
     on_every_backend(|b| {
         let server = Server::start(b, |c| c.poll_timeout = Duration::from_millis(300));
         let mut quitter = Client::connect(server.addr);
-        quitter.send(b"GET /poll?cursor=0 HTTP/1.1\r\n\r\n");
+        quitter.send(b"GET /poll?cursor=0 HTTP/1.1\r\nHost: t\r\n\r\n");
         quitter.stream.shutdown(Shutdown::Both).unwrap();
         drop(quitter);
         let s = server.wait_for("the abort", |s| s["aborted"] == 1);
@@ -247,7 +165,7 @@ fn a_thousand_waiters_answered_by_one_publish() {
         let server = Server::start(b, |_| {});
         let mut clients: Vec<Client> = (0..1000).map(|_| Client::connect(server.addr)).collect();
         for c in clients.iter_mut() {
-            c.send(b"GET /poll?cursor=0 HTTP/1.1\r\n\r\n");
+            c.send(b"GET /poll?cursor=0 HTTP/1.1\r\nHost: t\r\n\r\n");
         }
         server.wait_for("1000 waiters", |s| s["waiters"] == 1000);
         let t = Instant::now();
@@ -261,7 +179,7 @@ fn a_thousand_waiters_answered_by_one_publish() {
         }
         let took = t.elapsed();
         eprintln!("{b}: publish to the last of 1000 waiters read: {took:?}");
-        assert_eq!(server.stop().answered_by_message, 1000);
+        assert_eq!(server.stop().chat.answered_by_message, 1000);
     });
 }
 
@@ -277,16 +195,22 @@ fn limits_and_errors() {
     let a = server.addr;
     // 431: a header section over 16 KiB, and over 100 headers; the connection closes.
     let mut big = Client::connect(a);
-    big.send(format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "b".repeat(17 * 1024)).as_bytes());
+    big.send(
+        format!(
+            "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+            "b".repeat(17 * 1024)
+        )
+        .as_bytes(),
+    );
     assert_eq!(big.read_response().unwrap().status, 431);
     assert!(big.closed_by_server());
     let many: String = (0..101).map(|i| format!("X-{i}: v\r\n")).collect();
     let mut c = Client::connect(a);
-    c.send(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes());
+    c.send(format!("GET / HTTP/1.1\r\nHost: t\r\n{many}\r\n").as_bytes());
     assert_eq!(c.read_response().unwrap().status, 431);
     // 413: a body over 64 KiB is refused from its Content-Length alone.
     let mut c = Client::connect(a);
-    c.send(b"POST /publish HTTP/1.1\r\nContent-Length: 70000\r\n\r\n");
+    c.send(b"POST /publish HTTP/1.1\r\nHost: t\r\nContent-Length: 70000\r\n\r\n");
     assert_eq!(c.read_response().unwrap().status, 413);
     // 408: a head that does not finish in time.
     let mut slow = Client::connect(a);
@@ -298,7 +222,10 @@ fn limits_and_errors() {
     // 404 and 405 with Allow.
     assert_eq!(get(a, "/nowhere").status, 404);
     let wrong = post(a, "/poll", "");
-    assert_eq!((wrong.status, wrong.header("Allow")), (405, Some("GET")));
+    assert_eq!(
+        (wrong.status, wrong.header("Allow")),
+        (405, Some("GET, HEAD"))
+    );
     assert_eq!(get(a, "/publish").header("Allow"), Some("POST"));
     // 429 with Retry-After once the burst of 3 is spent.
     for i in 0..3 {
@@ -313,8 +240,8 @@ fn limits_and_errors() {
     // 503 for a third waiter; the two accepted ones are still served.
     let mut w1 = Client::connect(a);
     let mut w2 = Client::connect(a);
-    w1.send(b"GET /poll?cursor=3 HTTP/1.1\r\n\r\n");
-    w2.send(b"GET /poll?cursor=3 HTTP/1.1\r\n\r\n");
+    w1.send(b"GET /poll?cursor=3 HTTP/1.1\r\nHost: t\r\n\r\n");
+    w2.send(b"GET /poll?cursor=3 HTTP/1.1\r\nHost: t\r\n\r\n");
     server.wait_for("two waiters", |s| s["waiters"] == 2);
     let shed = get(a, "/poll?cursor=3");
     assert_eq!((shed.status, shed.header("Retry-After")), (503, Some("1")));
@@ -324,7 +251,11 @@ fn limits_and_errors() {
     assert_eq!(ids(&w2.read_response().unwrap().json()), vec![4]);
     let stats = server.stop();
     assert_eq!(
-        (stats.shed_polls, stats.rate_limited, stats.limit_rejections),
+        (
+            stats.chat.shed_polls,
+            stats.chat.rate_limited,
+            stats.wire.limit_rejections
+        ),
         (1, 1, 4)
     );
 }
@@ -336,7 +267,7 @@ fn a_request_byte_by_byte() {
         let server = Server::start(b, |_| {});
         let mut c = Client::connect(server.addr);
         c.stream.set_nodelay(true).unwrap();
-        for byte in b"POST /publish HTTP/1.1\r\nContent-Length: 15\r\n\r\n{\"text\":\"slow\"}" {
+        for byte in b"POST /publish HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{\"text\":\"slow\"}" {
             c.send(&[*byte]);
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -351,7 +282,7 @@ fn pipelined_requests_answer_in_order() {
     on_every_backend(|b| {
         let server = Server::start(b, |_| {});
         let mut c = Client::connect(server.addr);
-        c.send(b"GET /poll?cursor=0&timeout=0.2 HTTP/1.1\r\n\r\nGET /stats HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\n");
+        c.send(b"GET /poll?cursor=0&timeout=0.2 HTTP/1.1\r\nHost: t\r\n\r\nGET /stats HTTP/1.1\r\nHost: t\r\n\r\nGET /nope HTTP/1.1\r\nHost: t\r\n\r\n");
         let first = c.read_response().unwrap();
         assert!(
             first.json().get("messages").is_some(),
@@ -374,7 +305,7 @@ fn pipelined_requests_answer_in_order() {
 fn expect_continue() {
     let server = Server::start(Backend::default_for_os(), |_| {});
     let mut c = Client::connect(server.addr);
-    c.send(b"POST /publish HTTP/1.1\r\nContent-Length: 14\r\nExpect: 100-continue\r\n\r\n");
+    c.send(b"POST /publish HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 14\r\nExpect: 100-continue\r\n\r\n");
     assert_eq!(c.read_response().unwrap().status, 100);
     c.send(br#"{"text":"big"}"#);
     assert_eq!(c.read_response().unwrap().status, 201);
@@ -411,7 +342,7 @@ fn graceful_shutdown_answers_waiters() {
     on_every_backend(|b| {
         let server = Server::start(b, |_| {});
         let mut w = Client::connect(server.addr);
-        w.send(b"GET /poll?cursor=0 HTTP/1.1\r\n\r\n");
+        w.send(b"GET /poll?cursor=0 HTTP/1.1\r\nHost: t\r\n\r\n");
         let mut idle = Client::connect(server.addr);
         idle.get("/stats");
         server.wait_for("one waiter", |s| s["waiters"] == 1);
@@ -422,6 +353,61 @@ fn graceful_shutdown_answers_waiters() {
         assert_eq!(r.header("Connection"), Some("close"));
         assert_eq!(r.json()["shutdown"], true);
         assert!(idle.closed_by_server());
-        assert_eq!(stats.aborted, 0);
+        assert_eq!(stats.chat.aborted, 0);
+    });
+}
+
+/// A cursor far behind gets its messages in capped answers that say `"more": true`;
+/// polling again from each answer's cursor (as the chat page does) gets them all, in
+/// order, once.
+#[test]
+fn long_backlogs_come_in_capped_answers_with_more() {
+    let server = Server::start(Backend::default_for_os(), |c| c.publish_burst = 300.0);
+    let mut publisher = Client::connect(server.addr);
+    for i in 0..250 {
+        assert_eq!(
+            publisher
+                .post("/publish", &format!(r#"{{"text":"m{i}"}}"#))
+                .status,
+            201
+        );
+    }
+    let mut poller = Client::connect(server.addr);
+    let (mut cursor, mut seen, mut answers) = (0, Vec::new(), 0);
+    loop {
+        let body = poller.get(&format!("/poll?cursor={cursor}")).json();
+        answers += 1;
+        seen.extend(ids(&body));
+        cursor = body["cursor"].as_u64().unwrap();
+        if body.get("more").is_none() {
+            break;
+        }
+        assert!(answers < 10, "more never ends");
+    }
+    assert_eq!(seen, (1..=250).collect::<Vec<u64>>());
+    assert_eq!((answers, cursor), (3, 250));
+    server.stop();
+}
+
+/// A client pipelining more requests than one turn allows (32) gets every answer, in
+/// order: the rest of its pipeline is taken up in the check phase, not dropped.
+#[test]
+fn a_long_pipeline_is_answered_in_order_across_turns() {
+    on_every_backend(|b| {
+        let server = Server::start(b, |_| {});
+        let mut c = Client::connect(server.addr);
+        let batch: String = (0..100)
+            .map(|i| format!("GET /poll?cursor=0&timeout=0&n={i} HTTP/1.1\r\nHost: t\r\n\r\n"))
+            .collect();
+        c.send(batch.as_bytes());
+        for i in 0..100 {
+            let r = c
+                .read_response()
+                .unwrap_or_else(|e| panic!("answer {i}: {e}"));
+            assert_eq!((i, r.status), (i, 200));
+        }
+        c.send(b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(c.read_response().unwrap().status, 404, "still served");
+        server.stop();
     });
 }

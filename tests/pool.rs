@@ -3,7 +3,7 @@
 
 mod util;
 
-use looplab::{dns, fs, Canceled, Loop, RunMode};
+use looplab::{dns, fs, Loop, RunMode, WorkError};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,7 +31,7 @@ fn callbacks_run_on_the_loop_thread() {
         let s = seen.clone();
         lp.queue_work(
             move || std::thread::current().id(),
-            move |_, r| {
+            move |_, _, r| {
                 assert_ne!(r.unwrap(), loop_thread, "work ran on the loop thread");
                 assert_eq!(std::thread::current().id(), loop_thread);
                 s.set(true);
@@ -42,8 +42,8 @@ fn callbacks_run_on_the_loop_thread() {
     });
 }
 
-/// Pool size bounds concurrency: pool 2, six 100 ms jobs: never more than 2 at once,
-/// total between 300 and 600 ms.
+/// Pool size bounds concurrency: pool 2, six 100 ms jobs: never more than 2 at once, so
+/// never done before 300 ms.
 #[test]
 fn pool_size_bounds_concurrency() {
     on_every_backend(|b| {
@@ -61,7 +61,7 @@ fn pool_size_bounds_concurrency() {
                     std::thread::sleep(Duration::from_millis(100));
                     r.fetch_sub(1, Ordering::SeqCst);
                 },
-                move |_, r| {
+                move |_, _, r| {
                     r.unwrap();
                     d.set(d.get() + 1);
                 },
@@ -71,16 +71,13 @@ fn pool_size_bounds_concurrency() {
         let took = start.elapsed();
         assert_eq!(done.get(), 6);
         assert_eq!(peak.load(Ordering::SeqCst), 2);
-        assert!(
-            took >= Duration::from_millis(300) && took < Duration::from_millis(600),
-            "{took:?}"
-        );
+        assert!(took >= Duration::from_millis(300), "{took:?}");
         assert_eq!(lp.metrics().pool.threads, 2);
     });
 }
 
 /// Cancel wins only while the job is queued: the queued one's `done` gets
-/// Err(BeforeStart); the running one runs to completion.
+/// Err(WorkError::Canceled); the running one runs to completion.
 #[test]
 fn cancel_queued_but_not_running_work() {
     on_every_backend(|b| {
@@ -93,18 +90,17 @@ fn cancel_queued_but_not_running_work() {
                 let _ = rx.recv_timeout(Duration::from_secs(5));
                 "ran"
             },
-            move |_, res| r.borrow_mut().push(res.map_err(|e| e.to_string())),
+            move |_, _, res| r.borrow_mut().push(res),
         );
         let r = results.clone();
         let queued = lp.queue_work(
             || "should not run",
-            move |_, res| r.borrow_mut().push(res.map_err(|e| e.to_string())),
+            move |_, _, res| r.borrow_mut().push(res),
         );
         // Let the single worker pick up the first job.
         while lp.metrics().pool.queue_depth > 1 {
             std::thread::sleep(Duration::from_millis(1));
         }
-        std::thread::sleep(Duration::from_millis(20));
         assert!(lp.cancel(queued));
         assert!(!lp.cancel(queued), "cancelled twice");
         assert!(!lp.cancel(running), "running work cannot be cancelled");
@@ -116,7 +112,7 @@ fn cancel_queued_but_not_running_work() {
         lp.run(RunMode::Default).unwrap();
         let results = results.borrow();
         assert_eq!(results.len(), 2);
-        assert!(results.contains(&Err(Canceled::BeforeStart.to_string())));
+        assert!(results.contains(&Err(WorkError::Canceled)));
         assert!(results.contains(&Ok("ran")));
     });
 }
@@ -132,7 +128,7 @@ fn a_thousand_jobs_complete_exactly_once() {
             let s = seen.clone();
             lp.queue_work(
                 move || i * 2,
-                move |_, r| s.borrow_mut()[r.unwrap() / 2] += 1,
+                move |_, _, r| s.borrow_mut()[r.unwrap() / 2] += 1,
             );
         }
         lp.run(RunMode::Default).unwrap();
@@ -160,9 +156,9 @@ fn work_keeps_the_loop_alive() {
         let d = done.clone();
         let w = lp.queue_work(
             || std::thread::sleep(Duration::from_millis(50)),
-            move |_, _| d.set(true),
+            move |_, _, _| d.set(true),
         );
-        lp.unref(w); // work holds the loop whether ref'd or not, as libuv's requests do
+        lp.unref_handle(w); // work holds the loop whether ref'd or not, as libuv's requests do
         assert!(lp.alive());
         let start = Instant::now();
         assert!(!lp.run(RunMode::Default).unwrap());
@@ -180,13 +176,13 @@ fn a_panicking_job_reports_and_the_pool_survives() {
         let g = got.clone();
         lp.queue_work(
             || -> u32 { panic!("disk on fire") },
-            move |_, r| g.borrow_mut().push(r),
+            move |_, _, r| g.borrow_mut().push(r),
         );
         let g = got.clone();
-        lp.queue_work(|| 7u32, move |_, r| g.borrow_mut().push(r));
+        lp.queue_work(|| 7u32, move |_, _, r| g.borrow_mut().push(r));
         lp.run(RunMode::Default).unwrap();
         let got = got.borrow();
-        assert_eq!(got[0], Err(Canceled::Panicked("disk on fire".into())));
+        assert_eq!(got[0], Err(WorkError::Panicked("disk on fire".into())));
         assert_eq!(got[1], Ok(7));
     });
 }
@@ -265,47 +261,57 @@ fn dns_lookup_of_localhost_is_loopback() {
 }
 
 /// The slow lane: with 4 workers, slow work may hold at most 2; fast fs work finishes
-/// while the slow lane is saturated with long jobs.
+/// while the slow lane is saturated. The slow jobs wait until the last fast result is in
+/// (or 10 s), so "fast work was not starved" is an order on the loop thread (every fast
+/// result before any slow one), not a race against a clock.
 #[test]
 fn slow_lane_never_starves_fast_work() {
     on_every_backend(|b| {
         let mut lp = pool_loop(b, 4);
+        let (release, released) = crossbeam_channel::bounded::<()>(0);
         let slow_running = Arc::new(AtomicUsize::new(0));
         let slow_peak = Arc::new(AtomicUsize::new(0));
         let slow_done = Rc::new(Cell::new(0));
         for _ in 0..8 {
             let (r, p, d) = (slow_running.clone(), slow_peak.clone(), slow_done.clone());
+            let released = released.clone();
             lp.queue_slow_work(
                 move || {
                     let n = r.fetch_add(1, Ordering::SeqCst) + 1;
                     p.fetch_max(n, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(150));
+                    // Err(Disconnected) once the loop drops `release`: all go at once.
+                    let _ = released.recv_timeout(Duration::from_secs(10));
                     r.fetch_sub(1, Ordering::SeqCst);
                 },
-                move |_, _| d.set(d.get() + 1),
+                move |_, _, _| d.set(d.get() + 1),
             );
         }
-        let fast_finished_at = Rc::new(RefCell::new(Vec::new()));
-        let start = Instant::now();
+        let slow_seen_by_fast = Rc::new(RefCell::new(Vec::new()));
+        let release = Rc::new(RefCell::new(Some(release)));
         for _ in 0..20 {
-            let f = fast_finished_at.clone();
+            let (seen, d, rel) = (
+                slow_seen_by_fast.clone(),
+                slow_done.clone(),
+                release.clone(),
+            );
             fs::stat(&mut lp, "/", move |_, r| {
                 r.unwrap();
-                f.borrow_mut().push(start.elapsed());
+                seen.borrow_mut().push(d.get());
+                if seen.borrow().len() == 20 {
+                    rel.borrow_mut().take(); // let the slow jobs finish
+                }
             });
         }
         lp.run(RunMode::Default).unwrap();
         assert_eq!(slow_done.get(), 8);
-        assert_eq!(
-            slow_peak.load(Ordering::SeqCst),
-            2,
+        assert!(
+            slow_peak.load(Ordering::SeqCst) <= 2,
             "slow work took more than (n+1)/2 workers"
         );
-        let fast = fast_finished_at.borrow();
-        assert_eq!(fast.len(), 20);
-        assert!(
-            fast.iter().all(|t| *t < Duration::from_millis(140)),
-            "fast work waited behind slow: {fast:?}"
+        assert_eq!(
+            *slow_seen_by_fast.borrow(),
+            [0; 20],
+            "fast work waited behind slow work"
         );
     });
 }

@@ -1,66 +1,44 @@
 //! TCP handles on every backend: connect, write callbacks, the write queue, shutdown,
-//! and reads that must not be lost under edge-triggered polling.
+//! reads that must not be lost under edge-triggered polling, one reader per stream, and a
+//! listener that lets go of its port at close.
 
 mod util;
 
-use looplab::{CloseDone, Loop, Read, RunMode, Tcp, WriteDone};
+use looplab::{ReadEvent, RunMode};
 use std::cell::{Cell, RefCell};
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener};
+use std::io::{ErrorKind, Read as _, Write as _};
 use std::rc::Rc;
 use std::time::Duration;
+use util::tcp::{blocking_peer, closed_port, loop_connect};
 use util::{new_loop, on_every_backend};
 
-/// A plain listener whose accepted streams are handed to the test.
-fn peer() -> (SocketAddr, std::sync::mpsc::Receiver<std::net::TcpStream>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for s in listener.incoming().take(1).flatten() {
-            let _ = tx.send(s);
-        }
-    });
-    (addr, rx)
-}
-
-/// Connect from the loop; run until connected.
-fn connect(lp: &mut Loop, addr: SocketAddr) -> Tcp {
-    let got = Rc::new(Cell::new(None));
-    let g = got.clone();
-    lp.tcp_connect(addr, move |_, r| g.set(Some(r.expect("connect"))))
-        .unwrap();
-    while got.get().is_none() {
-        lp.run(RunMode::Once).unwrap();
-    }
-    got.get().unwrap()
-}
-
-/// A write's callback runs after the bytes reach the kernel, never inside `write`.
+/// A write's callback runs after the bytes reach the kernel, never inside `write_then`.
 #[test]
 fn write_callbacks_report_completion_later() {
     on_every_backend(|b| {
         let mut lp = new_loop(b);
-        let (addr, accepted) = peer();
-        let conn = connect(&mut lp, addr);
+        let (addr, accepted) = blocking_peer();
+        let conn = loop_connect(&mut lp, addr);
         let mut remote = accepted.recv().unwrap();
         assert_eq!(lp.peer_addr(conn).unwrap(), addr);
         assert!(lp.local_addr(conn).unwrap().ip().is_loopback());
         let done = Rc::new(RefCell::new(Vec::new()));
         let d = done.clone();
-        lp.write(
-            conn,
-            b"hello",
-            Some(move |_: &mut Loop, r: std::io::Result<()>| d.borrow_mut().push(r.is_ok())),
-        )
+        lp.write_then(conn, b"hello", move |_, c, r| {
+            d.borrow_mut().push((c, r.is_ok()))
+        })
         .unwrap();
         assert!(done.borrow().is_empty(), "the callback ran inside write()");
         lp.run(RunMode::NoWait).unwrap();
-        assert_eq!(*done.borrow(), [true]);
+        assert_eq!(
+            *done.borrow(),
+            [(conn, true)],
+            "the callback names its stream"
+        );
         let mut buf = [0u8; 5];
         remote.read_exact(&mut buf).unwrap();
         assert_eq!(&buf, b"hello");
-        lp.close(conn, None::<CloseDone>);
+        lp.close(conn);
         lp.run(RunMode::Default).unwrap();
     });
 }
@@ -71,20 +49,16 @@ fn write_callbacks_report_completion_later() {
 fn queued_writes_fail_when_the_peer_resets() {
     on_every_backend(|b| {
         let mut lp = new_loop(b);
-        let (addr, accepted) = peer();
-        let conn = connect(&mut lp, addr);
+        let (addr, accepted) = blocking_peer();
+        let conn = loop_connect(&mut lp, addr);
         let remote = accepted.recv().unwrap();
         let results = Rc::new(RefCell::new(Vec::new()));
         let chunk = vec![7u8; 1 << 20];
         for _ in 0..16 {
             let r = results.clone();
-            lp.write(
-                conn,
-                &chunk,
-                Some(move |_: &mut Loop, res: std::io::Result<()>| {
-                    r.borrow_mut().push(res.is_ok())
-                }),
-            )
+            lp.write_then(conn, &chunk, move |_, _, res| {
+                r.borrow_mut().push(res.is_ok())
+            })
             .unwrap();
         }
         assert!(
@@ -95,12 +69,11 @@ fn queued_writes_fail_when_the_peer_resets() {
             .set_linger(Some(Duration::ZERO))
             .unwrap();
         drop(remote); // RST
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while results.borrow().len() < 16 && std::time::Instant::now() < deadline {
+        util::fail_after(&mut lp, Duration::from_secs(20));
+        while results.borrow().len() < 16 {
             lp.run(RunMode::Once).unwrap();
         }
         let results = results.borrow();
-        assert_eq!(results.len(), 16, "every write got its callback");
         assert!(
             results.iter().any(|ok| !ok),
             "the queued writes failed: {results:?}"
@@ -110,43 +83,34 @@ fn queued_writes_fail_when_the_peer_resets() {
         let called = Rc::new(Cell::new(false));
         let c = called.clone();
         assert!(lp
-            .write(conn, b"x", Some(move |_: &mut Loop, _| c.set(true)))
+            .write_then(conn, b"x", move |_, _, _| c.set(true))
             .is_err());
         lp.run(RunMode::NoWait).unwrap();
         assert!(
             !called.get(),
             "an error returned by write is not also sent to the callback"
         );
-        lp.close(conn, None::<CloseDone>);
+        lp.close(conn);
         lp.run(RunMode::Default).unwrap();
     });
 }
 
-/// Connecting to a port nobody listens on reports the refusal to the callback.
+/// Connecting to a port nobody listens on reports the refusal to the callback, which
+/// closes the stream (a failed stream stays open until its owner closes it).
 #[test]
 fn connect_refused_reaches_the_callback() {
     on_every_backend(|b| {
         let mut lp = new_loop(b);
-        let closed_port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
         let got = Rc::new(RefCell::new(None));
         let g = got.clone();
-        lp.tcp_connect(closed_port, move |_, r| {
-            *g.borrow_mut() = Some(r.map(|_| ()).map_err(|e| e.kind()))
+        lp.tcp_connect(closed_port(), move |lp, conn, r| {
+            *g.borrow_mut() = Some(r.map_err(|e| e.kind()));
+            lp.close(conn);
         })
         .unwrap();
         lp.run(RunMode::Default).unwrap();
-        assert_eq!(
-            *got.borrow(),
-            Some(Err(std::io::ErrorKind::ConnectionRefused))
-        );
-        assert!(
-            lp.handles().is_empty(),
-            "the failed stream was closed: {:?}",
-            lp.handles()
-        );
+        assert_eq!(*got.borrow(), Some(Err(ErrorKind::ConnectionRefused)));
+        assert!(lp.handles().is_empty(), "{:?}", lp.handles());
     });
 }
 
@@ -155,18 +119,14 @@ fn connect_refused_reaches_the_callback() {
 fn shutdown_sends_eof_after_the_queue() {
     on_every_backend(|b| {
         let mut lp = new_loop(b);
-        let (addr, accepted) = peer();
-        let conn = connect(&mut lp, addr);
+        let (addr, accepted) = blocking_peer();
+        let conn = loop_connect(&mut lp, addr);
         let mut remote = accepted.recv().unwrap();
-        lp.write(conn, vec![1u8; 300_000], None::<WriteDone>)
-            .unwrap();
+        lp.write(conn, vec![1u8; 300_000]).unwrap();
         let shut = Rc::new(Cell::new(false));
         let s = shut.clone();
-        lp.shutdown(conn, move |_, r| s.set(r.is_ok())).unwrap();
-        assert!(
-            lp.write(conn, b"late", None::<WriteDone>).is_err(),
-            "no writes after shutdown"
-        );
+        lp.shutdown(conn, move |_, _, r| s.set(r.is_ok())).unwrap();
+        assert!(lp.write(conn, b"late").is_err(), "no writes after shutdown");
         let reader = std::thread::spawn(move || {
             let mut all = Vec::new();
             remote.read_to_end(&mut all).unwrap();
@@ -176,9 +136,9 @@ fn shutdown_sends_eof_after_the_queue() {
         let heard = Rc::new(RefCell::new(Vec::new()));
         let h = heard.clone();
         lp.read_start(conn, move |lp, conn, ev| match ev {
-            Read::Data(d) => h.borrow_mut().extend_from_slice(d),
+            ReadEvent::Data(d) => h.borrow_mut().extend_from_slice(d),
             _ => {
-                lp.close(conn, None::<CloseDone>);
+                lp.close(conn);
             }
         })
         .unwrap();
@@ -195,18 +155,19 @@ fn shutdown_sends_eof_after_the_queue() {
 fn data_that_arrived_while_stopped_is_read_on_resume() {
     on_every_backend(|b| {
         let mut lp = new_loop(b);
-        let (addr, accepted) = peer();
-        let conn = connect(&mut lp, addr);
+        let (addr, accepted) = blocking_peer();
+        let conn = loop_connect(&mut lp, addr);
         let mut remote = accepted.recv().unwrap();
         let got = Rc::new(RefCell::new(Vec::new()));
         let g = got.clone();
         lp.read_start(conn, move |_, _, ev| {
-            if let Read::Data(d) = ev {
+            if let ReadEvent::Data(d) = ev {
                 g.borrow_mut().extend_from_slice(d);
             }
         })
         .unwrap();
         remote.write_all(b"first").unwrap();
+        util::fail_after(&mut lp, Duration::from_secs(20));
         while got.borrow().len() < 5 {
             lp.run(RunMode::Once).unwrap();
         }
@@ -216,26 +177,126 @@ fn data_that_arrived_while_stopped_is_read_on_resume() {
         lp.run(RunMode::NoWait).unwrap();
         assert_eq!(*got.borrow(), b"first", "nothing is read while stopped");
         lp.read_resume(conn).unwrap();
-        lp.run(RunMode::NoWait).unwrap();
-        lp.run(RunMode::NoWait).unwrap();
+        while got.borrow().len() < 11 {
+            lp.run(RunMode::Once).unwrap();
+        }
         assert_eq!(*got.borrow(), b"firstsecond");
-        lp.close(conn, None::<CloseDone>);
+        lp.close(conn);
         lp.run(RunMode::Default).unwrap();
     });
 }
 
-/// Operations on a closed stream are refused with an error, never a panic.
+/// Operations on a closed stream are refused with NotFound, never a panic.
 #[test]
 fn a_closed_stream_refuses_operations() {
-    let mut lp = new_loop(looplab::Backend::default_for_os());
-    let (addr, _accepted) = peer();
-    let conn = connect(&mut lp, addr);
-    lp.close(conn, None::<CloseDone>);
-    assert!(lp.write(conn, b"x", None::<WriteDone>).is_err());
-    assert!(lp.read_start(conn, |_, _, _| {}).is_err());
-    assert!(lp.shutdown(conn, |_, _| {}).is_err());
-    assert!(!lp.read_stop(conn));
-    assert_eq!(lp.write_queue_len(conn), 0);
-    lp.run(RunMode::Default).unwrap();
-    assert!(lp.local_addr(conn).is_err() && lp.peer_addr(conn).is_err());
+    on_every_backend(|b| {
+        let mut lp = new_loop(b);
+        let (addr, _accepted) = blocking_peer();
+        let conn = loop_connect(&mut lp, addr);
+        assert!(lp.close(conn));
+        let kind = |r: std::io::Result<()>| r.map_err(|e| e.kind());
+        assert_eq!(kind(lp.write(conn, b"x")), Err(ErrorKind::NotFound));
+        assert_eq!(
+            kind(lp.read_start(conn, |_, _, _| {})),
+            Err(ErrorKind::NotFound)
+        );
+        assert_eq!(
+            kind(lp.shutdown(conn, |_, _, _| {})),
+            Err(ErrorKind::NotFound)
+        );
+        assert!(!lp.read_stop(conn));
+        assert_eq!(lp.write_queue_len(conn), 0);
+        lp.run(RunMode::Default).unwrap();
+        assert!(lp.local_addr(conn).is_err() && lp.peer_addr(conn).is_err());
+    });
+}
+
+/// A second `read_start` on a stream that is reading is refused (AlreadyExists, libuv's
+/// EALREADY) and leaves the first reader in place; after `read_stop`, `read_start` with a
+/// new callback takes over. Issue 11, semantic 7.
+#[test]
+fn read_start_twice_is_refused_until_read_stop() {
+    on_every_backend(|b| {
+        let mut lp = new_loop(b);
+        let (addr, accepted) = blocking_peer();
+        let conn = loop_connect(&mut lp, addr);
+        let mut remote = accepted.recv().unwrap();
+        let heard = Rc::new(RefCell::new(Vec::new()));
+        let h = heard.clone();
+        lp.read_start(conn, move |_, _, ev| {
+            if let ReadEvent::Data(d) = ev {
+                h.borrow_mut().push(("first", d.to_vec()));
+            }
+        })
+        .unwrap();
+        let h = heard.clone();
+        let again = lp.read_start(conn, move |_, _, ev| {
+            if let ReadEvent::Data(d) = ev {
+                h.borrow_mut().push(("intruder", d.to_vec()));
+            }
+        });
+        assert_eq!(again.map_err(|e| e.kind()), Err(ErrorKind::AlreadyExists));
+        remote.write_all(b"one").unwrap();
+        util::fail_after(&mut lp, Duration::from_secs(20));
+        while heard.borrow().is_empty() {
+            lp.run(RunMode::Once).unwrap();
+        }
+        assert!(lp.read_stop(conn));
+        let h = heard.clone();
+        lp.read_start(conn, move |_, _, ev| {
+            if let ReadEvent::Data(d) = ev {
+                h.borrow_mut().push(("second", d.to_vec()));
+            }
+        })
+        .expect("read_start after read_stop");
+        remote.write_all(b"two").unwrap();
+        while heard.borrow().len() < 2 {
+            lp.run(RunMode::Once).unwrap();
+        }
+        assert_eq!(
+            *heard.borrow(),
+            [("first", b"one".to_vec()), ("second", b"two".to_vec())]
+        );
+        lp.close(conn);
+        lp.run(RunMode::Default).unwrap();
+    });
+}
+
+/// `close(listener)` closes its socket at once, as libuv does: a connect to its address
+/// right after the close is refused, not completed by a backlog that is still open.
+/// Issue 11, semantic 3.
+#[test]
+fn a_closed_listener_refuses_connects_at_once() {
+    on_every_backend(|b| {
+        let mut lp = new_loop(b);
+        let accepted = Rc::new(Cell::new(0));
+        let a = accepted.clone();
+        let listener = lp
+            .tcp_listen("127.0.0.1:0".parse().unwrap(), move |lp, _, r| {
+                a.set(a.get() + 1);
+                if let Ok(conn) = r {
+                    lp.close(conn);
+                }
+            })
+            .unwrap();
+        let addr = lp.local_addr(listener).unwrap();
+        assert!(lp.close(listener));
+        let direct = std::net::TcpStream::connect(addr).map(drop);
+        assert_eq!(
+            direct.map_err(|e| e.kind()),
+            Err(ErrorKind::ConnectionRefused),
+            "a connect right after close() got through"
+        );
+        let from_loop = Rc::new(RefCell::new(None));
+        let f = from_loop.clone();
+        lp.tcp_connect(addr, move |lp, conn, r| {
+            *f.borrow_mut() = Some(r.map_err(|e| e.kind()));
+            lp.close(conn);
+        })
+        .unwrap();
+        lp.run(RunMode::Default).unwrap();
+        assert_eq!(*from_loop.borrow(), Some(Err(ErrorKind::ConnectionRefused)));
+        assert_eq!(accepted.get(), 0, "a closed listener accepted");
+        assert!(lp.handles().is_empty(), "{:?}", lp.handles());
+    });
 }

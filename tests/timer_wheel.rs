@@ -2,7 +2,7 @@
 //! (deadline, insertion order). Random inserts, cancels and time advances, with deadlines
 //! and jumps up to 2^32 ms; the wheel must fire exactly the model's timers, in its order.
 
-use looplab::timer::Wheel;
+use looplab::timer::{TimerKey, Wheel};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -39,7 +39,7 @@ proptest! {
     fn wheel_fires_what_a_sorted_list_fires(ops in prop::collection::vec(op(), 1..300)) {
         let mut wheel = Wheel::new();
         let mut model = Model::default();
-        let mut keys: Vec<(u32, usize)> = Vec::new(); // live (id, wheel key)
+        let mut keys: Vec<(u32, TimerKey)> = Vec::new(); // live (id, wheel key)
         let mut now = 0u64;
         let mut next_id = 0u32;
         for op in ops {
@@ -75,4 +75,22 @@ proptest! {
             prop_assert_eq!(next, model.timers.first().map(|t| (t.0, t.2)));
         }
     }
+}
+
+/// A key outlives its timer harmlessly: once the entry is reused by another timer, the
+/// old key cancels nothing, and the new timer still fires.
+#[test]
+fn a_stale_key_cancels_nothing() {
+    let mut wheel = Wheel::new();
+    let old = wheel.insert(10, "old");
+    assert_eq!(wheel.cancel(old), Some("old"));
+    let new = wheel.insert(10, "new");
+    assert_ne!(old, new);
+    assert_eq!(wheel.cancel(old), None, "the old key reached the new timer");
+    let mut out = Vec::new();
+    wheel.advance(10, &mut out);
+    assert_eq!(
+        out.into_iter().map(|e| e.value).collect::<Vec<_>>(),
+        ["new"]
+    );
 }

@@ -5,8 +5,11 @@
 //! - [`procstat`]: a server's memory, threads, context switches and CPU from /proc;
 //! - [`runner`]: a child process per (server, connections), measured side by side;
 //! - [`report`]: the table, `results.json` and the three-panel `echo.svg`;
-//! - [`timers`], [`timer_heap`]: the wheel against a binary heap.
+//! - [`timers`], [`timer_heap`]: the wheel against a binary heap;
+//! - [`waiters`]: held polls on the long-poll server, answered by one publish;
+//! - [`hostile`]: the long-poll server against hostile clients, beside normal ones.
 
+pub mod hostile;
 pub mod loadgen;
 pub mod procstat;
 pub mod report;

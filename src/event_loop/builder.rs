@@ -30,7 +30,7 @@ pub struct LoopBuilder {
     threadpool_size: Option<usize>,
     trace: Option<bool>,
     trace_to: Option<Box<dyn Write + Send>>,
-    watchdog: Option<Duration>,
+    watchdog: Option<(Duration, Option<Box<dyn Write + Send>>)>,
 }
 
 impl LoopBuilder {
@@ -63,7 +63,13 @@ impl LoopBuilder {
     /// Report on stderr when one tick runs longer than `threshold`: which phase a
     /// callback is stuck in, and for how long.
     pub fn watchdog(mut self, threshold: Duration) -> Self {
-        self.watchdog = Some(threshold);
+        self.watchdog = Some((threshold, None));
+        self
+    }
+
+    /// The watchdog, reporting into `out` instead of stderr; tests read it back.
+    pub fn watchdog_to(mut self, threshold: Duration, out: impl Write + Send + 'static) -> Self {
+        self.watchdog = Some((threshold, Some(Box::new(out))));
         self
     }
 
@@ -110,7 +116,13 @@ impl LoopBuilder {
             dispatched: 0,
             tracer: Tracer::new(trace, self.trace_to),
             counters: Counters::default(),
-            watchdog: self.watchdog.map(Watchdog::start).transpose()?,
+            watchdog: self
+                .watchdog
+                .map(|(threshold, out)| {
+                    let out = out.unwrap_or_else(|| Box::new(io::stderr()));
+                    Watchdog::start(threshold, out)
+                })
+                .transpose()?,
             tasks: crate::task::Executor::new(waker),
         })
     }

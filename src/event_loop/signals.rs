@@ -39,8 +39,8 @@ impl Loop {
         signum: i32,
         cb: impl FnMut(&mut Loop, Signal, i32) + 'static,
     ) -> io::Result<Signal> {
-        self.ensure_signal_pipe()?;
-        sys_signal::watch(signum)
+        let slot = self.ensure_signal_pipe()?;
+        sys_signal::watch(slot, signum)
             .map_err(|e| crate::error::context(format!("watching signal {signum}"), e))?;
         let state = SignalState {
             signum,
@@ -53,9 +53,9 @@ impl Loop {
         Ok(Signal(h))
     }
 
-    fn ensure_signal_pipe(&mut self) -> io::Result<()> {
-        if self.signal_pipe.is_some() {
-            return Ok(());
+    fn ensure_signal_pipe(&mut self) -> io::Result<usize> {
+        if let Some(sp) = &self.signal_pipe {
+            return Ok(sp.slot);
         }
         let pipe =
             SelfPipe::new().map_err(|e| crate::error::context("creating the signal pipe", e))?;
@@ -63,14 +63,15 @@ impl Loop {
             .register(pipe.read_fd(), SIGNAL_TOKEN, Interest::READABLE)?;
         let slot = sys_signal::add_pipe(pipe.write_fd())?;
         self.signal_pipe = Some(SignalPipe { pipe, slot });
-        Ok(())
+        Ok(slot)
     }
 
     /// Stop watching (close, or the loop is dropped). Idempotent per handle.
     pub(crate) fn stop_signal(&mut self, h: Handle) {
-        if let Some(State::Signal(s)) = self.handles.state_mut(h) {
+        let slot = self.signal_pipe.as_ref().map(|sp| sp.slot);
+        if let (Some(State::Signal(s)), Some(slot)) = (self.handles.state_mut(h), slot) {
             if std::mem::replace(&mut s.watching, false) {
-                sys_signal::unwatch(s.signum);
+                sys_signal::unwatch(slot, s.signum);
             }
         }
     }

@@ -137,7 +137,11 @@ impl Loop {
     }
 
     fn fire_timer(&mut self, h: Handle, deadline_ms: u64) {
-        // Cleared or closed by an earlier callback of this batch: no state, no call.
+        // Cleared or closed by an earlier callback of this batch: no call (as libuv takes
+        // a stopped timer off its queue).
+        if self.handles.get(h).is_none_or(|s| s.is_closing()) {
+            return;
+        }
         let every = match self.handles.state_mut(h) {
             Some(State::Timer(t)) => match &t.kind {
                 TimerKind::Timeout(_) => None,

@@ -1,11 +1,27 @@
-//! Just enough HTTP/1.1 for the long-poll server, parsed incrementally with `httparse`.
+//! Just enough HTTP/1.1 for the long-poll server, parsed incrementally with `httparse`,
+//! framed strictly, as RFC 9112 §6.3 asks of a server that must not be smuggled past.
 //!
 //! A connection's bytes accumulate in a buffer; after every read we ask whether a whole
 //! request head is there yet (`parse_head`). A request split over many reads is simply
 //! `Partial` until it is complete; several requests in one read are taken one at a time,
 //! each consuming its own bytes. Every size has a limit, checked before anything grows.
+//!
+//! **Framing is where requests get smuggled.** Where one request ends and the next begins
+//! is decided by `Content-Length` alone (this server implements no transfer coding). A
+//! proxy in front and this server must agree on that boundary, so anything two readers
+//! could read two ways is refused, and the connection closed, since after it nobody
+//! knows where the next request starts: two `Content-Length` headers (even equal ones), a
+//! value that is not plain digits (`+15`, `15x`, `-1`, a number past u64), any
+//! `Transfer-Encoding` (with `Content-Length`: 400; alone: 501). HTTP/1.1 without exactly
+//! one `Host` is a 400 too.
 
 use std::fmt::Write as _;
+use std::time::Duration;
+
+mod date;
+
+pub use date::imf_fixdate;
+use date::push_date;
 
 /// The limits on one request.
 #[derive(Clone, Copy, Debug)]
@@ -52,7 +68,7 @@ pub struct Head {
 }
 
 impl Head {
-    /// A header's value by lowercase name.
+    /// A header's value by lowercase name (the first, if repeated).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -60,14 +76,70 @@ impl Head {
             .map(|(_, v)| v.as_str())
     }
 
-    /// A query parameter's raw value.
-    pub fn param(&self, name: &str) -> Option<&str> {
-        self.query
+    /// A query parameter's raw value; a 400 naming it if it is given twice (two readers
+    /// of `cursor=1&cursor=2` could each take a different one).
+    pub fn param(&self, name: &str) -> Result<Option<&str>, Response> {
+        let mut values = self
+            .query
             .split('&')
             .filter_map(|kv| kv.split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v)
+            .filter(|(k, _)| *k == name)
+            .map(|(_, v)| v);
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(bad_field(name, "given more than once"));
+        }
+        Ok(first)
     }
+}
+
+/// A 400 whose body names the field and what it must be.
+pub fn bad_field(field: &str, must: &str) -> Response {
+    Response::text(400, &format!("{field}: {must}"))
+}
+
+/// A whole number of at most u64::MAX: ASCII digits only (no sign, no spaces, no
+/// exponent), parsed with overflow checked.
+pub fn whole_number(field: &str, value: &str) -> Result<u64, Response> {
+    let err = || {
+        bad_field(
+            field,
+            &format!("must be a whole number from 0 to {}", u64::MAX),
+        )
+    };
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(err());
+    }
+    value.parse::<u64>().map_err(|_| err())
+}
+
+/// Seconds from 0 to `max` with up to 9 decimals (`"25"`, `"0.2"`), read as digits into
+/// a `Duration`: no float, so no NaN, no infinity, no `1e20`, nothing to overflow.
+pub fn seconds(field: &str, value: &str, max: Duration) -> Result<Duration, Response> {
+    let err = || {
+        let must = format!(
+            "must be a number of seconds between 0 and {}",
+            max.as_secs()
+        );
+        bad_field(field, &must)
+    };
+    let (whole, frac) = match value.split_once('.') {
+        Some((w, f)) if !f.is_empty() => (w, f),
+        Some(_) => return Err(err()),
+        None => (value, ""),
+    };
+    // At most 9 digits each: the whole part cannot overflow u64, the fraction is nanos.
+    let digits = |s: &str| !s.is_empty() && s.len() <= 9 && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !(frac.is_empty() || digits(frac)) {
+        return Err(err());
+    }
+    let secs: u64 = whole.parse().map_err(|_| err())?;
+    let nanos: u32 = format!("{frac:0<9}").parse().map_err(|_| err())?;
+    let d = Duration::new(secs, nanos);
+    if d > max {
+        return Err(err());
+    }
+    Ok(d)
 }
 
 /// What a buffer holds so far.
@@ -77,7 +149,7 @@ pub enum Parsed {
     Partial,
     /// A whole head; the body (if any) follows it in the buffer.
     Head(Head),
-    /// Not acceptable: answer this and close the connection.
+    /// Not acceptable: answer this and close the connection (its framing is unknown).
     Invalid(Response),
 }
 
@@ -102,56 +174,82 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Parsed {
     if head_len > limits.max_header_bytes {
         return Parsed::Invalid(too_large_head(limits));
     }
-    let target = req.path.unwrap_or("/");
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let version = req.version.unwrap_or(1);
     let headers: Vec<(String, String)> = req
         .headers
         .iter()
         .map(|h| {
-            (
-                h.name.to_ascii_lowercase(),
-                String::from_utf8_lossy(h.value).trim().to_string(),
-            )
+            let value = String::from_utf8_lossy(h.value);
+            (h.name.to_ascii_lowercase(), value.trim().to_string())
         })
         .collect();
-    let find = |name: &str| {
+    let content_length = match framing(&headers, version) {
+        Ok(n) => n,
+        Err(resp) => return Parsed::Invalid(resp),
+    };
+    let target = req.path.unwrap_or("/");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let has_token = |name: &str, token: &str| {
         headers
             .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.to_ascii_lowercase())
+            .filter(|(n, _)| n == name)
+            .flat_map(|(_, v)| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
     };
-    if find("transfer-encoding").is_some() {
-        return Parsed::Invalid(Response::text(
-            501,
-            "chunked request bodies are not supported; send Content-Length",
-        ));
-    }
-    let content_length = match find("content-length").map(|v| v.parse::<usize>()) {
-        None => 0,
-        Some(Ok(n)) => n,
-        Some(Err(_)) => {
-            return Parsed::Invalid(Response::text(400, "Content-Length is not a number"))
-        }
-    };
-    let connection = find("connection").unwrap_or_default();
     let keep_alive = if version == 0 {
-        connection.contains("keep-alive")
+        has_token("connection", "keep-alive")
     } else {
-        !connection.contains("close")
+        !has_token("connection", "close")
     };
-    let expect_continue = find("expect").is_some_and(|v| v == "100-continue");
+    let expect_continue = content_length > 0 && has_token("expect", "100-continue");
     Parsed::Head(Head {
         method: req.method.unwrap_or("").to_string(),
         path: path.to_string(),
         query: query.to_string(),
         version,
-        headers,
         content_length,
         keep_alive,
         expect_continue,
         head_len,
+        headers,
     })
+}
+
+/// The body length, or why the request's framing cannot be trusted (RFC 9112 §6.3).
+fn framing(headers: &[(String, String)], version: u8) -> Result<usize, Response> {
+    fn named<'a>(
+        headers: &'a [(String, String)],
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a (String, String)> + 'a {
+        headers.iter().filter(move |(n, _)| n == name)
+    }
+    let named = |name: &'static str| named(headers, name);
+    if version == 1 && named("host").count() != 1 {
+        return Err(Response::text(
+            400,
+            "HTTP/1.1 needs exactly one Host header",
+        ));
+    }
+    let lengths: Vec<&str> = named("content-length").map(|(_, v)| v.as_str()).collect();
+    if named("transfer-encoding").next().is_some() {
+        return Err(if lengths.is_empty() {
+            Response::text(
+                501,
+                "Transfer-Encoding is not supported; send Content-Length",
+            )
+        } else {
+            Response::text(400, "Content-Length together with Transfer-Encoding")
+        });
+    }
+    match lengths.as_slice() {
+        [] => Ok(0),
+        [one] => {
+            let n = whole_number("Content-Length", one)?;
+            // Past usize it is past every limit: the 413 check refuses it.
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        }
+        _ => Err(Response::text(400, "Content-Length given more than once")),
+    }
 }
 
 fn too_large_head(limits: &Limits) -> Response {
@@ -169,7 +267,8 @@ fn too_large_head(limits: &Limits) -> Response {
 pub struct Response {
     /// The status code.
     pub status: u16,
-    /// Extra headers (Content-Type, Content-Length and Connection are added by `encode`).
+    /// Extra headers (Content-Type, Content-Length, Connection, Date and the fixed
+    /// security headers are added by `encode`).
     pub headers: Vec<(String, String)>,
     /// `Content-Type`.
     pub content_type: &'static str,
@@ -180,11 +279,16 @@ pub struct Response {
 impl Response {
     /// A JSON response.
     pub fn json(status: u16, value: &serde_json::Value) -> Response {
+        Response::json_text(status, value.to_string())
+    }
+
+    /// A JSON response from text that is already JSON.
+    pub fn json_text(status: u16, json: String) -> Response {
         Response {
             status,
             headers: Vec::new(),
             content_type: "application/json",
-            body: value.to_string().into_bytes(),
+            body: json.into_bytes(),
         }
     }
 
@@ -214,18 +318,23 @@ impl Response {
         self
     }
 
-    /// The bytes on the wire.
-    pub fn encode(&self, keep_alive: bool) -> Vec<u8> {
+    /// The bytes on the wire. `head_only` answers a HEAD: the GET's headers, its
+    /// Content-Length included, and no body.
+    pub fn encode(&self, keep_alive: bool, head_only: bool) -> Vec<u8> {
         let mut head = format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
+        head.push_str("Date: ");
+        push_date(&mut head);
         let _ = write!(
             head,
-            "Content-Type: {}\r\nContent-Length: {}\r\n",
+            "\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
             self.content_type,
             self.body.len()
         );
+        // nosniff: a browser must not guess that a text/plain error or a JSON answer
+        // carrying a visitor's message is HTML or script.
         let _ = write!(
             head,
-            "Cache-Control: no-store\r\nConnection: {}\r\n",
+            "X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\nConnection: {}\r\n",
             if keep_alive { "keep-alive" } else { "close" }
         );
         for (n, v) in &self.headers {
@@ -233,7 +342,9 @@ impl Response {
         }
         head.push_str("\r\n");
         let mut bytes = head.into_bytes();
-        bytes.extend_from_slice(&self.body);
+        if !head_only {
+            bytes.extend_from_slice(&self.body);
+        }
         bytes
     }
 }
@@ -250,87 +361,11 @@ pub fn reason(status: u16) -> &'static str {
         408 => "Request Timeout",
         409 => "Conflict",
         413 => "Content Too Large",
+        415 => "Unsupported Media Type",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         501 => "Not Implemented",
         503 => "Service Unavailable",
         _ => "Unknown",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn head(buf: &[u8]) -> Head {
-        match parse_head(buf, &Limits::default()) {
-            Parsed::Head(h) => h,
-            other => panic!("not a head: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn a_request_split_anywhere_is_partial_until_whole() {
-        let req = b"GET /poll?cursor=3&timeout=5 HTTP/1.1\r\nHost: x\r\n\r\n";
-        for cut in 0..req.len() {
-            assert!(
-                matches!(parse_head(&req[..cut], &Limits::default()), Parsed::Partial),
-                "cut at {cut}"
-            );
-        }
-        let h = head(req);
-        assert_eq!(
-            (
-                h.method.as_str(),
-                h.path.as_str(),
-                h.param("cursor"),
-                h.param("timeout")
-            ),
-            ("GET", "/poll", Some("3"), Some("5"))
-        );
-        assert!(h.keep_alive && h.head_len == req.len());
-    }
-
-    #[test]
-    fn two_requests_in_one_buffer_are_taken_one_at_a_time() {
-        let both = b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.0\r\n\r\n";
-        let first = head(both);
-        assert_eq!(first.path, "/a");
-        let second = head(&both[first.head_len..]);
-        assert_eq!(second.path, "/b");
-        assert!(!second.keep_alive, "HTTP/1.0 closes unless asked");
-    }
-
-    #[test]
-    fn limits_give_431_and_bad_input_400() {
-        let limits = Limits::default();
-        let big = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(20_000));
-        assert!(
-            matches!(parse_head(big.as_bytes(), &limits), Parsed::Invalid(r) if r.status == 431)
-        );
-        let many: String = (0..101).map(|i| format!("H{i}: v\r\n")).collect();
-        let req = format!("GET / HTTP/1.1\r\n{many}\r\n");
-        assert!(
-            matches!(parse_head(req.as_bytes(), &limits), Parsed::Invalid(r) if r.status == 431)
-        );
-        assert!(
-            matches!(parse_head(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n", &limits), Parsed::Invalid(r) if r.status == 400)
-        );
-        assert!(
-            matches!(parse_head(b"\x01\x02 / HTTP/1.1\r\n\r\n", &limits), Parsed::Invalid(r) if r.status == 400)
-        );
-    }
-
-    #[test]
-    fn responses_carry_length_and_connection() {
-        let r = Response::text(404, "no such path").with_header("X-Why", "test");
-        let wire = String::from_utf8(r.encode(false)).unwrap();
-        assert!(wire.starts_with("HTTP/1.1 404 Not Found\r\n"));
-        assert!(
-            wire.contains("Content-Length: 13\r\n")
-                && wire.contains("Connection: close\r\n")
-                && wire.contains("X-Why: test\r\n")
-        );
-        assert!(wire.ends_with("\r\n\r\nno such path\n"));
     }
 }

@@ -15,13 +15,9 @@ pub fn pin_current_thread(cpus: &[usize]) -> io::Result<()> {
         // range (available_parallelism) and CPU_SET ignores numbers past the set's size.
         unsafe { libc::CPU_SET(cpu, &mut set) };
     }
-    // SAFETY: pid 0 is the calling thread; `set` is a valid cpu_set_t of the given size.
-    super::syscall!(sched_setaffinity(
-        0,
-        std::mem::size_of::<libc::cpu_set_t>(),
-        &set
-    ))
-    .map(drop)
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: pid 0 is the calling thread; `set` is a valid cpu_set_t of `size` bytes.
+    super::cvt(unsafe { libc::sched_setaffinity(0, size, &set) }).map(drop)
 }
 
 /// Restrict the calling thread to `cpus`. Linux only; elsewhere it does nothing.

@@ -5,10 +5,10 @@
 //! the one the classic C loop uses. `EPOLLRDHUP` comes with read interest, so a peer's
 //! FIN is reported even when no data came with it.
 
-use super::{syscall, timeout_ms, Event, Fd, Interest};
+use super::{cvt, timeout_ms, Event, Fd, Interest};
 use std::io;
 use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How many events one `epoll_wait` may return; more simply wait for the next tick.
 const EVENTS_PER_WAIT: usize = 1024;
@@ -21,7 +21,8 @@ pub(crate) struct Epoll {
 impl Epoll {
     pub fn new() -> io::Result<Epoll> {
         // EPOLL_CLOEXEC: a child process (the benchmark spawns servers) must not inherit it.
-        let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
+        // SAFETY: epoll_create1 takes a flag and touches no memory of ours.
+        let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
         // SAFETY: epoll_create1 just returned this fd and nothing else owns it.
         let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
         let empty = libc::epoll_event { events: 0, u64: 0 };
@@ -40,14 +41,10 @@ impl Epoll {
     }
 
     pub fn deregister(&self, fd: Fd) -> io::Result<()> {
-        // A null event pointer is allowed for DEL since Linux 2.6.9.
-        syscall!(epoll_ctl(
-            self.epfd.as_raw_fd(),
-            libc::EPOLL_CTL_DEL,
-            fd,
-            std::ptr::null_mut()
-        ))
-        .map(drop)
+        let epfd = self.epfd.as_raw_fd();
+        // SAFETY: a null event pointer is allowed for EPOLL_CTL_DEL since Linux 2.6.9.
+        let ret = unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
+        cvt(ret).map(drop)
     }
 
     fn ctl(&self, op: libc::c_int, fd: Fd, token: u64, interest: Interest) -> io::Result<()> {
@@ -65,26 +62,28 @@ impl Epoll {
             u64: token,
         };
         // SAFETY: `ev` is a valid epoll_event that outlives the call; the kernel copies it.
-        syscall!(epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut ev)).map(drop)
+        let ret = unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut ev) };
+        cvt(ret).map(drop)
     }
 
-    pub fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
-        // A deadline past what Instant can hold is the same as no deadline.
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let n = loop {
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            // SAFETY: `buf` has EVENTS_PER_WAIT initialised entries the kernel may overwrite.
-            match syscall!(epoll_wait(
+    /// One `epoll_wait`; `Poller::wait` retries EINTR and slices long waits.
+    pub fn wait_once(
+        &mut self,
+        events: &mut Vec<Event>,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        let max = EVENTS_PER_WAIT as libc::c_int;
+        // SAFETY: `buf` has EVENTS_PER_WAIT initialised entries the kernel may overwrite.
+        let n = unsafe {
+            libc::epoll_wait(
                 self.epfd.as_raw_fd(),
                 self.buf.as_mut_ptr(),
-                EVENTS_PER_WAIT as libc::c_int,
-                timeout_ms(left)
-            )) {
-                Ok(n) => break n as usize,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
+                max,
+                timeout_ms(timeout),
+            )
         };
+        // epoll_wait returns at most `max`, so the count fits a usize and the buffer.
+        let n = usize::try_from(cvt(n)?).unwrap_or(0).min(self.buf.len());
         events.extend(self.buf[..n].iter().map(|ev| {
             let bits = ev.events as libc::c_int;
             Event {

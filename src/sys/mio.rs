@@ -55,18 +55,15 @@ impl MioPoller {
         self.poll.registry().deregister(&mut SourceFd(&fd))
     }
 
-    pub fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
+    /// One `mio::Poll::poll`; `Poller::wait` retries EINTR and slices long waits.
+    pub fn wait_once(
+        &mut self,
+        events: &mut Vec<Event>,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
         // Round up here too: mio passes whole milliseconds to the kernel.
         let timeout = timeout.map(|t| Duration::from_millis(super::timeout_ms(Some(t)) as u64));
-        loop {
-            match self.poll.poll(&mut self.events, timeout) {
-                Ok(()) => break,
-                // Retrying with the full timeout may wait a little longer than asked after
-                // a signal; the loop recomputes its timeout every tick, so that is harmless.
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
+        self.poll.poll(&mut self.events, timeout)?;
         events.extend(self.events.iter().map(|ev| Event {
             token: ev.token().0 as u64,
             readable: ev.is_readable(),

@@ -1,4 +1,11 @@
-//! The kernel boundary: the only module with `unsafe` and raw syscalls.
+//! The kernel boundary: the module with `unsafe` and raw syscalls (the only other one is
+//! the hand-written epoll rung, `servers/raw_echo.rs`). Each call site writes its own
+//! `unsafe { libc::... }` with its own `// SAFETY:` line (clippy's
+//! `undocumented_unsafe_blocks` is on), and `cvt` turns C's `-1` into an `io::Error`.
+//!
+//! What lives here: the pollers (`epoll.rs`, `kqueue.rs` with its rules in `kevent.rs`,
+//! `mio.rs`), the self-pipe (`selfpipe.rs`), signals (`signal.rs`), and small OS helpers
+//! (`clock.rs`, `rlimit.rs`, `affinity.rs`, `net.rs` for SIGPIPE).
 //!
 //! Every poller backend provides the same four operations, written once here:
 //!
@@ -16,36 +23,65 @@
 //! The raw backends (`epoll`, `kqueue`) register level-triggered: the kernel keeps
 //! reporting a ready fd until it is drained. The `mio` backend registers edge-triggered,
 //! as mio always does. The loop is written to be correct under both (see `tcp.rs`).
+//!
+//! Each backend makes one kernel wait per `wait_once`; `Poller::wait` retries EINTR
+//! and long or early-ended waits for all of them, so `wait` never returns early.
+
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+// A poller token is a 64-bit handle id (slab key and generation) that kqueue's `udata` and
+// mio's `Token` carry as a `usize`, and kqueue's `time_t` is 32 bits on some 32-bit BSDs:
+// on a 32-bit target tokens would lose their generation and deadlines would wrap.
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!(
+    "looplab needs a 64-bit target: poller tokens are 64-bit handle ids carried as usize"
+);
 
 pub mod affinity;
 pub mod clock;
 #[cfg(epoll_os)]
 mod epoll;
+// The kqueue backend's rules as plain functions: built for kqueue, and for the tests
+// everywhere, so Linux checks them too.
+#[cfg(any(kqueue_os, test))]
+mod kevent;
 #[cfg(kqueue_os)]
 mod kqueue;
 mod mio;
-pub mod raw_echo;
+pub(crate) mod net;
 pub mod rlimit;
 pub(crate) mod selfpipe;
 pub mod signal;
 
-/// Turn a libc call's `-1` into `io::Error::last_os_error()`, in one place.
-macro_rules! syscall {
-    ($fn: ident ( $($arg: expr),* $(,)* ) ) => {{
-        #[allow(unused_unsafe)]
-        // SAFETY: each caller states why its arguments are valid for this libc call.
-        let res = unsafe { libc::$fn($($arg, )*) };
-        if res == -1 {
-            Err(std::io::Error::last_os_error())
-        } else {
-            Ok(res)
-        }
-    }};
+/// Return values that say "failed, see errno" with -1, as libc's do.
+pub(crate) trait MinusOne: Copy + PartialEq {
+    const MINUS_ONE: Self;
 }
-pub(crate) use syscall;
+
+impl MinusOne for i32 {
+    const MINUS_ONE: Self = -1;
+}
+
+impl MinusOne for i64 {
+    const MINUS_ONE: Self = -1;
+}
+
+impl MinusOne for isize {
+    const MINUS_ONE: Self = -1;
+}
+
+/// A libc call's `-1` as `io::Error::last_os_error()`, anything else as the value
+/// (std's `cvt`). Call it right after the call: the next libc call may change errno.
+pub(crate) fn cvt<T: MinusOne>(ret: T) -> io::Result<T> {
+    if ret == T::MINUS_ONE {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
 
 /// Which kernel interface the loop polls with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -212,13 +248,45 @@ impl Poller {
         dispatch!(self, p => p.deregister(fd))
     }
 
-    /// Wait for events; `None` waits forever. Clears `events` first. EINTR is retried
-    /// with the time that is left, so a signal never turns into a spurious early return
-    /// that the caller must understand.
+    /// Wait for events; `None` waits forever. Clears `events` first.
+    ///
+    /// Never returns early, so the caller need not understand why a wait ended: EINTR
+    /// waits again for the time that is left, and so does a wait that ends with no event
+    /// before the deadline (a slice of a long wait, see [`MAX_WAIT`]). Both rules live
+    /// here, once, for every backend.
     pub fn wait(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
         events.clear();
-        dispatch!(self, p => p.wait(events, timeout))
+        // A deadline past what Instant can hold is the same as no deadline.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        loop {
+            let slice = wait_slice(deadline, Instant::now());
+            match dispatch!(self, p => p.wait_once(events, slice)) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+                Ok(()) if events.is_empty() && !deadline_passed(deadline, Instant::now()) => {
+                    continue
+                }
+                Ok(()) => return Ok(()),
+            }
+        }
     }
+}
+
+/// The longest one kernel wait is asked to block; a longer wait is done in slices.
+/// XNU's kevent fails with EINVAL when `tv_sec` exceeds 10^8, and mio's kqueue selector
+/// passes a timeout unclamped; Go's runtime caps its kqueue waits at 10^6 s (11.6 days)
+/// for the same reason. Below `c_int::MAX` ms, so epoll's timeout is never clamped.
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(1_000_000);
+
+/// How long the next kernel wait may block: what is left of `deadline`, at most
+/// [`MAX_WAIT`]; `None` (no deadline) blocks until an event.
+fn wait_slice(deadline: Option<Instant>, now: Instant) -> Option<Duration> {
+    deadline.map(|d| d.saturating_duration_since(now).min(MAX_WAIT))
+}
+
+/// Whether a wait that saw no event may return: only once its deadline has come.
+fn deadline_passed(deadline: Option<Instant>, now: Instant) -> bool {
+    deadline.is_some_and(|d| now >= d)
 }
 
 /// A timeout in whole milliseconds for epoll_wait: rounded UP, so a 0.3 ms wait for a
@@ -254,5 +322,44 @@ mod tests {
             timeout_ms(Some(Duration::from_secs(u64::MAX))),
             libc::c_int::MAX
         );
+    }
+
+    /// A wait of 3.5 x MAX_WAIT as `Poller::wait` drives it, with a kernel that times out
+    /// every slice with no event: slices of at most MAX_WAIT (so tv_sec stays far below
+    /// XNU's 10^8 limit), and no return before the deadline.
+    #[test]
+    fn a_long_wait_is_sliced_and_never_returns_early() {
+        let start = Instant::now();
+        let deadline = start + MAX_WAIT * 3 + MAX_WAIT / 2;
+        let (mut now, mut slices) = (start, 0);
+        while !deadline_passed(Some(deadline), now) {
+            let slice = wait_slice(Some(deadline), now).expect("a deadline gives a slice");
+            assert!(
+                slice <= MAX_WAIT && slice.as_secs() < 100_000_000,
+                "{slice:?}"
+            );
+            now += slice;
+            slices += 1;
+            assert!(slices <= 4, "more slices than 3.5 x MAX_WAIT needs");
+        }
+        assert_eq!((slices, now), (4, deadline));
+    }
+
+    /// A kernel that wakes 1 ms before the deadline with nothing to report is asked to
+    /// wait again for that millisecond; a zero timeout polls once; no deadline blocks.
+    #[test]
+    fn an_early_empty_wake_waits_again_for_what_is_left() {
+        let start = Instant::now();
+        let deadline = start + Duration::from_millis(10);
+        let woke = start + Duration::from_millis(9);
+        assert!(!deadline_passed(Some(deadline), woke));
+        assert_eq!(
+            wait_slice(Some(deadline), woke),
+            Some(Duration::from_millis(1))
+        );
+        assert_eq!(wait_slice(Some(start), start), Some(Duration::ZERO));
+        assert!(deadline_passed(Some(start), start));
+        assert_eq!(wait_slice(None, start), None);
+        assert!(!deadline_passed(None, start + MAX_WAIT));
     }
 }

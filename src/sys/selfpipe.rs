@@ -17,7 +17,7 @@
 //! - wakes coalesce: while one wake is pending, further `wake()` calls write nothing;
 //! - the loop empties the pipe *before* it clears the pending flag (see `drain`).
 
-use super::{syscall, Fd};
+use super::{cvt, Fd};
 use std::io;
 use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -142,7 +142,7 @@ fn read_all(fd: Fd, out: &mut Vec<u8>) -> io::Result<usize> {
 fn nonblocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [-1 as libc::c_int; 2];
     // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
-    syscall!(pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC))?;
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) })?;
     // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
@@ -151,13 +151,16 @@ fn nonblocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 fn nonblocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [-1 as libc::c_int; 2];
     // SAFETY: `fds` is a valid array of two ints for pipe to fill.
-    syscall!(pipe(fds.as_mut_ptr()))?;
+    cvt(unsafe { libc::pipe(fds.as_mut_ptr()) })?;
     // SAFETY: pipe succeeded, so both fds are open and owned by nobody else.
     let ends = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     for fd in [ends.0.as_raw_fd(), ends.1.as_raw_fd()] {
-        syscall!(fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC))?;
-        let flags = syscall!(fcntl(fd, libc::F_GETFL))?;
-        syscall!(fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK))?;
+        // SAFETY: F_SETFD on an fd we own changes only that fd's flags.
+        cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) })?;
+        // SAFETY: F_GETFL reads the status flags of an fd we own.
+        let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+        // SAFETY: F_SETFL on an fd we own changes only its status flags.
+        cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
     }
     Ok(ends)
 }

@@ -7,7 +7,7 @@
 //! an unref'd timer re-arms it after [`ACCEPT_BACKOFF`]; existing connections are served
 //! meanwhile.
 
-use super::{no_sigpipe, TcpState};
+use super::TcpState;
 use crate::event_loop::{Loop, State};
 use crate::handle::{Handle, HandleKind, Listener, Tcp, Timer};
 use crate::sys::{Fd, Interest};
@@ -150,7 +150,7 @@ impl Loop {
         socket
             .set_nonblocking(true)
             .and_then(|()| socket.set_tcp_nodelay(true))
-            .and_then(|()| no_sigpipe(&socket))
+            .and_then(|()| crate::sys::net::no_sigpipe(&socket))
             .map_err(|e| crate::error::context("preparing an accepted socket", e))?;
         let state = State::Tcp(Box::new(TcpState::new(socket)));
         Ok(Tcp(self.handles.insert(

@@ -43,6 +43,8 @@ pub(crate) struct TcpState {
     shutdown: Option<OnDone>,
     /// The write side is shut (or shutting): no more writes.
     write_closed: bool,
+    /// An earlier write failed (the peer is gone): what it failed with, for later writes.
+    write_failed: Option<(io::ErrorKind, String)>,
     /// What the poller watches now; `None` when not registered at all.
     registered: Option<Interest>,
     /// Run once when the queue falls to this many bytes (Node's 'drain').
@@ -63,6 +65,7 @@ impl TcpState {
             queued_bytes: 0,
             shutdown: None,
             write_closed: false,
+            write_failed: None,
             registered: None,
             drain: None,
             done: VecDeque::new(),
@@ -318,6 +321,12 @@ impl Loop {
         if t.failed {
             return Err(not_connected("write", h));
         }
+        if let Some((kind, why)) = &t.write_failed {
+            return Err(io::Error::new(
+                *kind,
+                format!("write on tcp {h}: an earlier write failed ({why})"),
+            ));
+        }
         if t.write_closed {
             return Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
@@ -462,6 +471,7 @@ impl Loop {
         let msg = format!("writing to tcp {h}: {e}");
         let owed = t.take_requests();
         t.write_closed = true;
+        t.write_failed = Some((kind, e.to_string()));
         t.drain = None;
         if !is_disconnect(e) {
             self.tracer.note(msg.clone());

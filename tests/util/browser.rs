@@ -38,7 +38,11 @@ pub struct Browser {
 
 impl Browser {
     pub fn start(chromium: &str) -> Browser {
-        let profile = std::env::temp_dir().join(format!("looplab-chromium-{}", std::process::id()));
+        // One profile per browser: two Chromiums on one profile directory refuse each other.
+        static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let profile =
+            std::env::temp_dir().join(format!("looplab-chromium-{}-{n}", std::process::id()));
         // The flags the machine notes call for: no sandbox as root, and no background
         // networking (the sandbox's network is closed).
         let script = format!(

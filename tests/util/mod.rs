@@ -1,8 +1,12 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod attack;
 pub mod browser;
+pub mod child;
 pub mod http;
+pub mod tcp;
+pub mod wire;
 
 use looplab::{Backend, Loop};
 use std::io::{Read, Write};
@@ -34,13 +38,13 @@ pub fn new_loop(backend: Backend) -> Loop {
 /// not hang it. The guard timer is unref'd, so it never holds the loop by itself; it only
 /// fires if something else keeps the loop waiting that long.
 pub fn fail_after(lp: &mut Loop, limit: Duration) {
-    let t = lp.set_timeout(limit, move |lp| {
+    let t = lp.set_timeout(limit, move |lp, _| {
         panic!(
             "the loop was still waiting after {limit:?}: {}",
             lp.explain_alive()
         )
     });
-    lp.unref(t);
+    lp.unref_handle(t);
 }
 
 /// A blocking client with timeouts, so a broken server fails a test instead of hanging it.
@@ -60,7 +64,7 @@ pub fn round_trip(s: &mut TcpStream, msg: &[u8]) -> Vec<u8> {
 }
 
 use looplab::servers::echo::{Echo, EchoConfig, EchoStats};
-use looplab::{Backend as B, CloseDone, HandleKind, RunMode};
+use looplab::{Backend as B, HandleKind, RunMode};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::mpsc;
@@ -101,23 +105,24 @@ impl LoopEcho {
             let config = EchoConfig {
                 addr: "127.0.0.1:0".parse().unwrap(),
                 max_conns,
+                idle_timeout: None,
             };
             let echo = Echo::listen(&mut lp, config).unwrap();
             let addr = echo.local_addr(&lp).unwrap();
             let e = echo.clone();
-            let (ask_h, ask) = lp.async_handle(move |lp| answer_tx.send(snapshot(lp, &e)).unwrap());
-            lp.unref(ask_h);
+            let (ask_h, ask) =
+                lp.async_handle(move |lp, _| answer_tx.send(snapshot(lp, &e)).unwrap());
+            lp.unref_handle(ask_h);
             let final_snap = Rc::new(Cell::new(None));
             let (e, f) = (echo.clone(), final_snap.clone());
-            let (stop_h, stop) = lp.async_handle(move |lp| {
+            let (stop_h, stop) = lp.async_handle(move |lp, me| {
                 f.set(Some(snapshot(lp, &e)));
                 e.shutdown(lp);
-                lp.close(ask_h, None::<CloseDone>);
+                lp.close(ask_h);
+                lp.close(me);
             });
-            lp.unref(stop_h);
+            lp.unref_handle(stop_h);
             ready_tx.send((addr, ask, stop)).unwrap();
-            lp.run(RunMode::Default).unwrap();
-            lp.close(stop_h, None::<CloseDone>);
             lp.run(RunMode::Default).unwrap();
             assert!(
                 lp.handles().is_empty(),

@@ -1,128 +1,329 @@
-//! One long-poll connection: read requests off the wire, keep its deadlines, write the
-//! one answer each request gets, and forget it cleanly when the client leaves.
+//! The wire: read requests off each connection, frame them, hand whole ones to the
+//! routes, write the one answer each gets, keep every deadline, and hold each
+//! connection's output to a bound. It knows nothing of chat: the routes are a [`Routes`]
+//! given at start (dependencies go one way, routes → wire).
 //!
-//! The [`Reply`] is the right to answer one request; [`send`] consumes it. A held poll's
-//! `Reply` sits in the server's waiter table, and [`drop_conn`] removes it (unsent) in
-//! the tick the loop learns the client is gone, with its timer: nothing can ever be
-//! written to a finished connection.
+//! One connection's life:
+//!
+//! ```text
+//!              accept (Header deadline)
+//!                 │
+//!                 ▼        whole request: the routes answer at once (keep-alive)
+//!   ┌───────► Reading ◄──────────────────────────────────────────────┐
+//!   │             │  └── the routes keep the Reply ──► Held ── answer ┘ (pipeline
+//!   │             │      (a poll)                       │    resumes in the check
+//!   │             │                                     │    phase; answered early
+//!   │             │                                     │    if a request's worth
+//!   │             │                                     │    is pipelined behind)
+//!   │             │ 400 / 408 / 413 / 431 / 501,        │ same, when the answer says
+//!   │             │ Connection: close, shutdown         │ Connection: close
+//!   │             ▼                                     │
+//!   │          Closing ◄────────────────────────────────┘
+//!   │             │ queue flushed, FIN sent
+//!   │             ▼
+//!   │         Lingering ── EOF, LINGER passed, or shutdown ──► closed
+//!   │
+//!   └ any state ── EOF / reset / Idle deadline / send timeout / grace cut ──► closed
+//! ```
+//!
+//! A connection's state (`Conn`) rides on its handle (`lp.set_data`, libuv's
+//! `handle->data`) and goes with it; the wire keeps only the set of open connections,
+//! for `/stats` and for shutdown.
+//!
+//! Beside the phase, two flags stop reading (Node's `socket.pause()`): `output_full`
+//! (more than [`HIGH_WATER`] bytes queued for a client that does not read: reading and
+//! pipelined requests wait for the drain) and `yielded` (one connection answered
+//! [`PIPELINE_TURN`] requests, or [`TURN_BYTES`] of answers, in a row: the rest wait for
+//! the check phase, so one pipelining client cannot starve the others).
+//!
+//! Deadlines are separate timers, never cleared together: the read side has one of
+//! Header (a request head must arrive in time: 408), Idle (keep-alive with nothing
+//! asked) or Linger (after our FIN, until the client's); the write side has the send
+//! deadline, armed while anything is queued: a client that leaves a reply unread for
+//! `send_timeout` is closed, whatever state it is in.
 
-use super::{route, Shared};
-use crate::servers::http::{parse_head, Parsed, Response};
+use crate::servers::http::{parse_head, Head, Limits, Parsed, Response};
 use crate::{Loop, ReadEvent, Tcp, Timer};
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::io;
 use std::net::IpAddr;
+use std::rc::Rc;
+use std::time::Duration;
 
-/// The right to answer one request. `send` consumes it: a request is answered once.
+mod flow;
+mod reply;
+
+pub use reply::Reply;
+
+/// Queued output above which a connection stops being read (Node's default
+/// `highWaterMark` for sockets is 16 KiB; we answer in bigger pieces).
+pub const HIGH_WATER: usize = 64 * 1024;
+/// Requests answered in a row for one connection before it yields to the others.
+pub const PIPELINE_TURN: usize = 32;
+/// Bytes of answers written in a row for one connection before it yields: 32 small
+/// answers are cheap, 32 capped poll answers (2 MiB to build and copy) are not.
+pub const TURN_BYTES: usize = 64 * 1024;
+/// How long after our FIN we keep reading (and discarding) before closing: closing a
+/// socket with unread input sends a RST, which can destroy the answer we just sent.
+pub const LINGER: Duration = Duration::from_secs(2);
+
+/// What the routes give the wire.
+pub trait Routes {
+    /// A whole request: answer it through `reply`, now or later (a held poll).
+    fn request(&self, lp: &mut Loop, wire: &Wire, reply: Reply, req: Request);
+    /// The connection is gone (client left, deadline, shutdown cut): drop any `Reply`
+    /// kept for it, unsent, and its timer.
+    fn closed(&self, lp: &mut Loop, conn: Tcp);
+    /// More than one request's worth of bytes is pipelined behind the held `Reply` of
+    /// `conn`: answer it now, so the client's later requests can be read.
+    fn release(&self, lp: &mut Loop, conn: Tcp);
+}
+
+/// One request, whole.
 #[derive(Debug)]
-pub struct Reply {
-    pub(super) conn: Tcp,
-    pub(super) keep_alive: bool,
+pub struct Request {
+    /// Request line and headers.
+    pub head: Head,
+    /// Exactly `Content-Length` bytes.
+    pub body: Vec<u8>,
+    /// The client's address.
+    pub peer: IpAddr,
+}
+
+/// The wire's limits and timeouts.
+#[derive(Clone, Copy, Debug)]
+pub struct WireConfig {
+    /// Request size limits.
+    pub limits: Limits,
+    /// A request head must be complete this soon after it starts (408).
+    pub header_timeout: Duration,
+    /// An idle keep-alive connection is closed after this.
+    pub idle_timeout: Duration,
+    /// Queued output must drain within this, or the connection is closed.
+    pub send_timeout: Duration,
+    /// Connections at most; more are accepted and closed.
+    pub max_conns: usize,
+    /// At shutdown, connections still open after this are cut.
+    pub shutdown_grace: Duration,
+}
+
+/// What the wire counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WireStats {
+    /// Connections accepted in all.
+    pub accepted: u64,
+    /// Accepts that failed (out of fds: the listener backs off by itself).
+    pub accept_errors: u64,
+    /// Connections accepted and closed at once (too many connections).
+    pub shed_connections: u64,
+    /// Requests refused with 431, 413 or 408.
+    pub limit_rejections: u64,
+    /// Requests answered 400 (each closes its connection).
+    pub bad_requests: u64,
+    /// Writes that failed (the peer vanished without a FIN).
+    pub write_errors: u64,
+    /// Connections closed because their output did not drain within the send timeout.
+    pub send_timeouts: u64,
+    /// Times a connection stopped being read because its output was over HIGH_WATER.
+    pub paused_for_output: u64,
+    /// Connections still open when the shutdown grace ran out, and closed.
+    pub cut_at_shutdown: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Phase {
-    /// Reading (or between) requests.
+enum Phase {
     Reading,
-    /// A poll is held: its Reply is in the waiter table.
     Held,
-    /// A `Connection: close` answer is being flushed.
     Closing,
+    Lingering,
+    /// Closed by the wire; the handle (and this state) goes in the close phase.
+    Closed,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Deadline {
+enum Deadline {
     Header,
     Idle,
+    Linger,
 }
 
-pub(super) struct Conn {
-    pub(super) peer: IpAddr,
+/// One connection's state, kept on its handle.
+struct Conn {
+    peer: IpAddr,
     buf: Vec<u8>,
-    pub(super) phase: Phase,
+    phase: Phase,
+    /// Inside `Routes::request`: an answer sent now needs no resume.
+    in_route: bool,
     deadline: Option<(Deadline, Timer)>,
+    send_deadline: Option<Timer>,
+    /// What we last asked of the loop (read_resume / read_stop).
+    reading: bool,
+    output_full: bool,
+    yielded: bool,
+    /// Bytes of answers written in this turn.
+    turn_bytes: usize,
     continue_sent: bool,
 }
 
-pub(super) fn on_connection(lp: &mut Loop, sh: &Shared, conn: Tcp) {
-    let peer = match lp.peer_addr(conn) {
-        Ok(a) => a.ip(),
-        Err(_) => return drop_unregistered(lp, conn),
-    };
-    {
-        let mut s = sh.borrow_mut();
-        if s.shutting_down || s.conns.len() >= s.cfg.max_conns {
-            s.stats.shed_connections += 1;
-            drop(s);
-            return drop_unregistered(lp, conn);
-        }
-        s.stats.accepted += 1;
-        s.conns.insert(
-            conn,
-            Conn {
-                peer,
-                buf: Vec::new(),
-                phase: Phase::Reading,
-                deadline: None,
-                continue_sent: false,
-            },
-        );
-    }
-    arm_deadline(lp, sh, conn, Deadline::Header);
-    let s2 = sh.clone();
-    if lp
-        .read_start(conn, move |lp, conn, ev| on_read(lp, &s2, conn, ev))
-        .is_err()
-    {
-        drop_conn(lp, sh, conn);
-    }
+struct State {
+    cfg: WireConfig,
+    open: HashSet<Tcp>,
+    stats: WireStats,
+    shutting_down: bool,
+    grace: Option<Timer>,
+    /// Connections whose pipelined requests are taken up in the next check phase.
+    resume: Vec<Tcp>,
 }
 
-fn drop_unregistered(lp: &mut Loop, conn: Tcp) {
-    lp.close(conn);
+struct Inner {
+    state: RefCell<State>,
+    routes: Rc<dyn Routes>,
 }
 
-pub(super) fn on_read(lp: &mut Loop, sh: &Shared, conn: Tcp, ev: ReadEvent<'_>) {
-    let data = match ev {
-        ReadEvent::Data(d) => d,
-        // The client is gone: a held poll is aborted this tick, never written to.
-        ReadEvent::Eof | ReadEvent::Error(_) => return drop_conn(lp, sh, conn),
-    };
-    let (overflow, was_idle) = {
-        let mut s = sh.borrow_mut();
-        let cap = s.cfg.limits.max_header_bytes + s.cfg.limits.max_body + 1;
-        let Some(c) = s.conns.get_mut(&conn) else {
+/// The connections of one server. Cheap to clone (one `Rc`).
+#[derive(Clone)]
+pub struct Wire(Rc<Inner>);
+
+impl Wire {
+    /// A wire that hands requests to `routes`.
+    pub fn new(cfg: WireConfig, routes: Rc<dyn Routes>) -> Wire {
+        let state = State {
+            cfg,
+            open: HashSet::new(),
+            stats: WireStats::default(),
+            shutting_down: false,
+            grace: None,
+            resume: Vec::new(),
+        };
+        Wire(Rc::new(Inner {
+            state: RefCell::new(state),
+            routes,
+        }))
+    }
+
+    /// Open connections.
+    pub fn connections(&self) -> usize {
+        self.0.state.borrow().open.len()
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> WireStats {
+        self.0.state.borrow().stats
+    }
+
+    /// Whether `shutdown` was called.
+    pub fn shutting_down(&self) -> bool {
+        self.0.state.borrow().shutting_down
+    }
+
+    fn cfg(&self) -> WireConfig {
+        self.0.state.borrow().cfg
+    }
+
+    fn count(&self, f: impl FnOnce(&mut WireStats)) {
+        f(&mut self.0.state.borrow_mut().stats);
+    }
+
+    /// The state of an open connection (`None` once the wire has closed it).
+    fn with_conn<T>(&self, lp: &mut Loop, conn: Tcp, f: impl FnOnce(&mut Conn) -> T) -> Option<T> {
+        lp.data_mut::<Conn>(conn)
+            .filter(|c| c.phase != Phase::Closed)
+            .map(f)
+    }
+
+    /// What the listener gives: a new connection, or the error of a failed accept.
+    pub fn accept(&self, lp: &mut Loop, accepted: io::Result<Tcp>) {
+        let Ok(conn) = accepted else {
+            return self.count(|st| st.accept_errors += 1);
+        };
+        let Ok(peer) = lp.peer_addr(conn).map(|a| a.ip()) else {
+            lp.close(conn);
             return;
         };
-        if c.phase == Phase::Closing {
-            return; // the answer that closes it is on its way; ignore the rest
-        }
-        c.buf.extend_from_slice(data);
-        let overflow = c.phase == Phase::Held && c.buf.len() > cap;
-        (overflow, matches!(c.deadline, Some((Deadline::Idle, _))))
-    };
-    if overflow {
-        // More pipelined bytes than one request may have, while a poll is held.
-        return drop_conn(lp, sh, conn);
-    }
-    if was_idle {
-        arm_deadline(lp, sh, conn, Deadline::Header);
-    }
-    process(lp, sh, conn);
-}
-
-/// Take whole requests from the buffer while the connection is free to answer them.
-pub(super) fn process(lp: &mut Loop, sh: &Shared, conn: Tcp) {
-    loop {
-        let (parsed, limits, buffered) = {
-            let s = sh.borrow();
-            let Some(c) = s.conns.get(&conn) else { return };
-            if c.phase != Phase::Reading || c.buf.is_empty() {
+        {
+            let mut s = self.0.state.borrow_mut();
+            if s.shutting_down || s.open.len() >= s.cfg.max_conns {
+                s.stats.shed_connections += 1;
+                drop(s);
+                lp.close(conn);
                 return;
             }
-            (parse_head(&c.buf, &s.cfg.limits), s.cfg.limits, c.buf.len())
+            s.stats.accepted += 1;
+            s.open.insert(conn);
+        }
+        if !lp.set_data(conn, Conn::new(peer)) {
+            return self.drop_conn(lp, conn);
+        }
+        self.arm(lp, conn, Deadline::Header);
+        let w = self.clone();
+        if lp
+            .read_start(conn, move |lp, conn, ev| w.on_read(lp, conn, ev))
+            .is_err()
+        {
+            self.drop_conn(lp, conn);
+        }
+    }
+
+    fn on_read(&self, lp: &mut Loop, conn: Tcp, ev: ReadEvent<'_>) {
+        let data = match ev {
+            ReadEvent::Data(d) => d,
+            // The client is gone: a held poll is dropped this tick, never written to.
+            ReadEvent::Eof | ReadEvent::Error(_) => return self.drop_conn(lp, conn),
+        };
+        let bound = {
+            let limits = self.cfg().limits;
+            limits.max_header_bytes + limits.max_body
+        };
+        let step = self.with_conn(lp, conn, |c| match c.phase {
+            Phase::Reading | Phase::Held => {
+                c.buf.extend_from_slice(data);
+                Some((c.phase, c.buf.len() > bound))
+            }
+            _ => None, // answered for good: discard
+        });
+        match step.flatten() {
+            Some((Phase::Held, true)) => self.0.routes.clone().release(lp, conn),
+            Some((Phase::Reading, _)) => self.process(lp, conn),
+            _ => {}
+        }
+    }
+
+    /// Take whole requests from the buffer while the connection may answer them.
+    fn process(&self, lp: &mut Loop, conn: Tcp) {
+        self.with_conn(lp, conn, |c| c.turn_bytes = 0);
+        let mut taken = 0;
+        while self.take_one(lp, conn) {
+            taken += 1;
+            let written = self.with_conn(lp, conn, |c| c.turn_bytes).unwrap_or(0);
+            if taken == PIPELINE_TURN || written >= TURN_BYTES {
+                self.yield_turn(lp, conn);
+                break;
+            }
+        }
+        self.settle(lp, conn);
+    }
+
+    /// Route one whole request; false when there is none to take now.
+    fn take_one(&self, lp: &mut Loop, conn: Tcp) -> bool {
+        let limits = self.cfg().limits;
+        let parsed = match lp.data::<Conn>(conn) {
+            Some(c)
+                if c.phase == Phase::Reading
+                    && !c.output_full
+                    && !c.yielded
+                    && !c.buf.is_empty() =>
+            {
+                parse_head(&c.buf, &limits)
+            }
+            _ => return false,
         };
         let head = match parsed {
-            Parsed::Partial => return,
-            Parsed::Invalid(resp) => return reject(lp, sh, conn, resp),
+            Parsed::Partial => return false,
+            Parsed::Invalid(resp) => {
+                self.reject(lp, conn, &resp);
+                return false;
+            }
             Parsed::Head(h) => h,
         };
         if head.content_length > limits.max_body {
@@ -130,168 +331,82 @@ pub(super) fn process(lp: &mut Loop, sh: &Shared, conn: Tcp) {
                 "body of {} bytes is over the {} byte limit",
                 head.content_length, limits.max_body
             );
-            return reject(lp, sh, conn, Response::text(413, &msg));
+            self.reject(lp, conn, &Response::text(413, &msg));
+            return false;
         }
         let whole = head.head_len + head.content_length;
-        if buffered < whole {
-            if head.expect_continue {
-                send_continue(lp, sh, conn);
+        let taken = self.with_conn(lp, conn, |c| {
+            if c.buf.len() < whole {
+                return None;
             }
-            return;
-        }
-        let body = {
-            let mut s = sh.borrow_mut();
-            let Some(c) = s.conns.get_mut(&conn) else {
-                return;
-            };
-            let req: Vec<u8> = c.buf.drain(..whole).collect();
+            let body = c.buf[head.head_len..whole].to_vec();
+            c.buf.drain(..whole);
             c.continue_sent = false;
-            req[head.head_len..].to_vec()
-        };
-        clear_deadline(lp, sh, conn);
-        let reply = Reply {
-            conn,
-            keep_alive: head.keep_alive,
-        };
-        route(lp, sh, reply, &head, &body);
-    }
-}
-
-fn send_continue(lp: &mut Loop, sh: &Shared, conn: Tcp) {
-    let already = sh
-        .borrow_mut()
-        .conns
-        .get_mut(&conn)
-        .map(|c| std::mem::replace(&mut c.continue_sent, true));
-    if already == Some(false) && lp.write(conn, "HTTP/1.1 100 Continue\r\n\r\n").is_err() {
-        drop_conn(lp, sh, conn);
-    }
-}
-
-/// A request over a limit, or unparseable: answer and close.
-pub(super) fn reject(lp: &mut Loop, sh: &Shared, conn: Tcp, resp: Response) {
-    if matches!(resp.status, 408 | 413 | 431) {
-        sh.borrow_mut().stats.limit_rejections += 1;
-    }
-    send(
-        lp,
-        sh,
-        Reply {
-            conn,
-            keep_alive: false,
-        },
-        resp,
-    );
-}
-
-/// Answer a request: the one place a response is written. Consumes the `Reply`.
-pub(super) fn send(lp: &mut Loop, sh: &Shared, reply: Reply, resp: Response) {
-    let Reply { conn, keep_alive } = reply;
-    let keep_alive = keep_alive && !sh.borrow().shutting_down;
-    if lp.write(conn, resp.encode(keep_alive)).is_err() {
-        sh.borrow_mut().stats.write_errors += 1;
-        return drop_conn(lp, sh, conn);
-    }
-    if !keep_alive {
-        if let Some(c) = sh.borrow_mut().conns.get_mut(&conn) {
-            c.phase = Phase::Closing;
-        }
-        clear_deadline(lp, sh, conn);
-        let s2 = sh.clone();
-        let flushed = lp.shutdown(conn, move |lp, conn, r| {
-            if r.is_err() {
-                s2.borrow_mut().stats.write_errors += 1;
-            }
-            drop_conn(lp, &s2, conn);
+            c.phase = Phase::Held;
+            c.in_route = true;
+            Some((body, c.peer))
         });
-        if flushed.is_err() {
-            drop_conn(lp, sh, conn);
-        }
-        return;
-    }
-    let buffered = {
-        let mut s = sh.borrow_mut();
-        let Some(c) = s.conns.get_mut(&conn) else {
-            return;
+        let Some((body, peer)) = taken.flatten() else {
+            if head.expect_continue {
+                self.send_continue(lp, conn);
+            }
+            return false;
         };
-        c.phase = Phase::Reading;
-        !c.buf.is_empty()
-    };
-    arm_deadline(
-        lp,
-        sh,
-        conn,
-        if buffered {
-            Deadline::Header
-        } else {
-            Deadline::Idle
-        },
-    );
-}
+        self.clear_deadline(lp, conn);
+        let reply = Reply::new(self.clone(), conn, &head);
+        let req = Request { head, body, peer };
+        self.0.routes.clone().request(lp, self, reply, req);
+        let phase = self.with_conn(lp, conn, |c| {
+            c.in_route = false;
+            c.phase
+        });
+        phase == Some(Phase::Reading)
+    }
 
-pub(super) fn arm_deadline(lp: &mut Loop, sh: &Shared, conn: Tcp, kind: Deadline) {
-    clear_deadline(lp, sh, conn);
-    let after = {
-        let s = sh.borrow();
-        match kind {
-            Deadline::Header => s.cfg.header_timeout,
-            Deadline::Idle => s.cfg.idle_timeout,
-        }
-    };
-    let s2 = sh.clone();
-    let timer = lp.set_timeout(after, move |lp, _| on_deadline(lp, &s2, conn, kind));
-    if let Some(c) = sh.borrow_mut().conns.get_mut(&conn) {
-        c.deadline = Some((kind, timer));
-    } else {
-        lp.clear_timer(timer);
-    }
-}
-
-pub(super) fn clear_deadline(lp: &mut Loop, sh: &Shared, conn: Tcp) {
-    let old = sh
-        .borrow_mut()
-        .conns
-        .get_mut(&conn)
-        .and_then(|c| c.deadline.take());
-    if let Some((_, t)) = old {
-        lp.clear_timer(t);
-    }
-}
-
-fn on_deadline(lp: &mut Loop, sh: &Shared, conn: Tcp, kind: Deadline) {
-    if let Some(c) = sh.borrow_mut().conns.get_mut(&conn) {
-        c.deadline = None;
-    }
-    match kind {
-        Deadline::Header => reject(
-            lp,
-            sh,
-            conn,
-            Response::text(408, "the request head did not arrive in time"),
-        ),
-        Deadline::Idle => drop_conn(lp, sh, conn),
-    }
-}
-
-/// Forget a connection and close it. A held poll on it is aborted: removed with its
-/// timer, never written to.
-pub(super) fn drop_conn(lp: &mut Loop, sh: &Shared, conn: Tcp) {
-    let (known, waiter) = {
-        let mut s = sh.borrow_mut();
-        let known = s.conns.remove(&conn);
-        let waiter = s.waiters.remove(&conn);
-        if waiter.is_some() {
-            s.stats.aborted += 1;
-        }
-        (known, waiter)
-    };
-    if let Some(w) = waiter {
-        lp.clear_timer(w.timer);
-    }
-    if let Some(c) = known {
-        if let Some((_, t)) = c.deadline {
+    /// Forget a connection and close it. A held poll on it is dropped by the routes,
+    /// with its timer, never written to.
+    fn drop_conn(&self, lp: &mut Loop, conn: Tcp) {
+        let grace = {
+            let mut s = self.0.state.borrow_mut();
+            if !s.open.remove(&conn) {
+                return;
+            }
+            if s.shutting_down && s.open.is_empty() {
+                s.grace.take()
+            } else {
+                None
+            }
+        };
+        let timers = self.with_conn(lp, conn, |c| {
+            c.phase = Phase::Closed;
+            let read_side = c.deadline.take().map(|(_, t)| t);
+            read_side.into_iter().chain(c.send_deadline.take())
+        });
+        for t in timers.into_iter().flatten() {
             lp.clear_timer(t);
         }
+        self.0.routes.clone().closed(lp, conn);
         lp.close(conn);
+        if let Some(g) = grace {
+            lp.clear_timer(g); // the last one left: the loop may exit now
+        }
+    }
+}
+
+impl Conn {
+    fn new(peer: IpAddr) -> Conn {
+        Conn {
+            peer,
+            buf: Vec::new(),
+            phase: Phase::Reading,
+            in_route: false,
+            deadline: None,
+            send_deadline: None,
+            reading: true,
+            output_full: false,
+            yielded: false,
+            turn_bytes: 0,
+            continue_sent: false,
+        }
     }
 }

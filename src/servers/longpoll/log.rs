@@ -67,14 +67,18 @@ impl MessageLog {
 
     /// Everything after `cursor`, or a reset with everything retained.
     pub fn since(&self, cursor: u64) -> Owed<'_> {
-        let oldest = self.ring.front().map_or(self.latest + 1, |m| m.id);
-        if cursor > self.latest || cursor + 1 < oldest {
+        let oldest = self
+            .ring
+            .front()
+            .map_or(self.latest.saturating_add(1), |m| m.id);
+        if cursor > self.latest || cursor.saturating_add(1) < oldest {
             return Owed {
                 messages: self.ring.iter().collect(),
                 reset: true,
             };
         }
-        let skip = (cursor + 1 - oldest) as usize;
+        // oldest <= cursor + 1 <= latest + 1: the skip is at most the ring's length.
+        let skip = usize::try_from(cursor + 1 - oldest).unwrap_or(usize::MAX);
         Owed {
             messages: self.ring.iter().skip(skip).collect(),
             reset: false,
