@@ -49,8 +49,8 @@ pub(crate) struct TaskState {
     /// Made once from `shared`: every poll gets the same waker.
     waker: Waker,
     shared: Arc<TaskWaker>,
-    /// What its leaf futures said they wait on in its last poll.
-    waits: Vec<Waiting>,
+    /// What its leaf futures said they wait on in its last poll (with the notes' ids).
+    waits: Vec<(u64, Waiting)>,
 }
 
 /// The references a task holds to its own waker (`shared`, and the `Waker` made from
@@ -407,7 +407,7 @@ impl Loop {
                 continue;
             }
             if let Some(State::Task(t)) = self.handles.get(info.handle).map(|s| &s.state) {
-                waits.extend(t.waits.iter().map(|w| w.describe(self)));
+                waits.extend(t.waits.iter().map(|(_, w)| w.describe(self)));
             }
         }
         if waits.is_empty() {

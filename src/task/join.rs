@@ -6,7 +6,7 @@
 //! when the task panics or is dropped before finishing (abort, close). A dropped
 //! `JoinHandle` detaches: the task runs on.
 
-use super::reactor::{self, Reactor, Waiting};
+use super::reactor::{self, Note, Reactor, Waiting};
 use crate::handle::{Handle, Task};
 use std::any::Any;
 use std::cell::RefCell;
@@ -104,11 +104,17 @@ impl<T> Drop for Finisher<T> {
 pub struct JoinHandle<T> {
     cell: SharedCell<T>,
     reactor: Rc<Reactor>,
+    /// What it told the loop it waits on, while it waits.
+    note: Option<Note>,
 }
 
 impl<T> JoinHandle<T> {
     pub(crate) fn new(cell: SharedCell<T>, reactor: Rc<Reactor>) -> JoinHandle<T> {
-        JoinHandle { cell, reactor }
+        JoinHandle {
+            cell,
+            reactor,
+            note: None,
+        }
     }
 
     /// The task's handle, for `unref_handle`, `close`, `handles()`. A task spawned with
@@ -161,7 +167,7 @@ impl<T> From<JoinHandle<T>> for Handle {
 impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut c = self.cell.borrow_mut();
         if let Some(result) = c.result.take() {
             drop(c);
@@ -175,7 +181,7 @@ impl<T> Future for JoinHandle<T> {
         drop(c);
         // Awaiting a handle needs no loop, only its cell; inside a task it is recorded.
         if let Ok(r) = reactor::current("JoinHandle") {
-            r.waits_on(Waiting::Join(task));
+            self.note = Some(r.waits_on(Waiting::Join(task)));
         }
         Poll::Pending
     }

@@ -15,7 +15,7 @@ mod stream;
 
 pub use stream::{ReadFuture, Shutdown, TcpStream, WriteAll, INBOX_HIGH, INBOX_LOW, OUTBOX_HIGH};
 
-use super::reactor::{self, Reactor, Waiting};
+use super::reactor::{self, Note, Reactor, Waiting};
 use crate::event_loop::Loop;
 use crate::handle::{Handle, Listener, Tcp};
 use std::cell::RefCell;
@@ -85,7 +85,11 @@ fn take<T>(cell: &OutcomeCell<T>, cx: &Context<'_>) -> Poll<io::Result<T>> {
 impl TcpListener {
     /// Listen on `addr` (port 0: any free port; see `local_addr`).
     pub fn bind(addr: SocketAddr) -> Bind {
-        Bind { addr, asked: None }
+        Bind {
+            addr,
+            asked: None,
+            note: None,
+        }
     }
 
     /// The address it listens on (the real port after port 0).
@@ -103,7 +107,7 @@ impl TcpListener {
     pub fn accept(&self) -> Accept<'_> {
         Accept {
             listener: self,
-            waiting: false,
+            note: None,
         }
     }
 }
@@ -146,6 +150,8 @@ fn on_connection(lp: &mut Loop, shared: &Rc<RefCell<Listen>>, r: io::Result<Tcp>
 pub struct Bind {
     addr: SocketAddr,
     asked: Option<(Rc<Reactor>, OutcomeCell<TcpListener>)>,
+    /// What it told the loop it waits on, while it waits.
+    note: Option<Note>,
 }
 
 impl Future for Bind {
@@ -161,9 +167,9 @@ impl Future for Bind {
             (r.clone(), cell)
         });
         let polled = take(cell, cx);
-        if polled.is_pending() {
-            r.waits_on(Waiting::Listen(addr));
-        }
+        self.note = polled
+            .is_pending()
+            .then(|| r.waits_on(Waiting::Listen(addr)));
         polled
     }
 }
@@ -190,8 +196,8 @@ fn listen(lp: &mut Loop, addr: SocketAddr, reactor: Rc<Reactor>) -> io::Result<T
 /// The future of [`TcpListener::accept`].
 pub struct Accept<'a> {
     listener: &'a TcpListener,
-    /// It returned `Pending` and has not finished since.
-    waiting: bool,
+    /// While it waits (returned `Pending` and has not finished): what it told the loop.
+    note: Option<Note>,
 }
 
 impl Future for Accept<'_> {
@@ -202,7 +208,7 @@ impl Future for Accept<'_> {
         let mut s = self.listener.shared.borrow_mut();
         if let Some(next) = s.backlog.pop_front() {
             drop(s);
-            self.waiting = false;
+            self.note = None;
             return Poll::Ready(next.map(|(tcp, peer)| TcpStream::new(tcp, peer, r)));
         }
         reactor::store_waker(&mut s.acceptor, cx);
@@ -217,8 +223,7 @@ impl Future for Accept<'_> {
                 }
             });
         }
-        r.waits_on(Waiting::Accept(listener));
-        self.waiting = true;
+        self.note = Some(r.waits_on(Waiting::Accept(listener)));
         Poll::Pending
     }
 }
@@ -227,7 +232,7 @@ impl Drop for Accept<'_> {
     /// An accept dropped while waiting withdraws its interest: the loop stops watching
     /// the listener until the next `accept`.
     fn drop(&mut self) {
-        if !self.waiting {
+        if self.note.take().is_none() {
             return;
         }
         self.listener.shared.borrow_mut().acceptor = None;
@@ -245,7 +250,11 @@ impl Drop for Accept<'_> {
 impl TcpStream {
     /// Connect to `addr`.
     pub fn connect(addr: SocketAddr) -> Connect {
-        Connect { addr, asked: None }
+        Connect {
+            addr,
+            asked: None,
+            note: None,
+        }
     }
 }
 
@@ -259,6 +268,8 @@ struct Connecting {
 pub struct Connect {
     addr: SocketAddr,
     asked: Option<(Rc<Reactor>, Rc<RefCell<Connecting>>)>,
+    /// What it told the loop it waits on, while it waits.
+    note: Option<Note>,
 }
 
 impl Future for Connect {
@@ -284,7 +295,7 @@ impl Future for Connect {
         let result = match take(&cell, cx) {
             Poll::Ready(result) => result,
             Poll::Pending => {
-                r.waits_on(Waiting::Connect(addr));
+                self.note = Some(r.waits_on(Waiting::Connect(addr)));
                 return Poll::Pending;
             }
         };

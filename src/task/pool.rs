@@ -6,7 +6,7 @@
 //! future before the job has started cancels it (`Loop::cancel`): no worker will run
 //! it. A job that has started finishes, and its result is dropped.
 
-use super::reactor::{self, Reactor, Waiting};
+use super::reactor::{self, Note, Reactor, Waiting};
 use crate::event_loop::Loop;
 use crate::handle::Work;
 use std::cell::RefCell;
@@ -30,6 +30,8 @@ pub struct OnPool<T: 'static> {
     what: &'static str,
     start: Option<Start<T>>,
     asked: Option<(Rc<Reactor>, Shared<T>)>,
+    /// What it told the loop it waits on, while it waits.
+    note: Option<Note>,
 }
 
 /// The callback end: fill the cell and wake the task.
@@ -50,6 +52,7 @@ fn on_pool<T: 'static>(
         what,
         start: Some(Box::new(start)),
         asked: None,
+        note: None,
     }
 }
 
@@ -101,7 +104,7 @@ impl<T: 'static> Future for OnPool<T> {
         reactor::store_waker(&mut c.waker, cx);
         drop(c);
         let what = self.what;
-        r.waits_on(Waiting::Pool(what));
+        self.note = Some(r.waits_on(Waiting::Pool(what)));
         Poll::Pending
     }
 }

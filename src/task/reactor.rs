@@ -97,8 +97,9 @@ pub(crate) struct Reactor {
     asks: RefCell<VecDeque<Ask>>,
     /// The task being polled, if any.
     polling: Cell<Option<Handle>>,
-    /// What the leaf futures of the current poll wait on.
-    noted: RefCell<Vec<Waiting>>,
+    /// What the leaf futures of the current poll wait on, each with its note's id.
+    noted: RefCell<Vec<(u64, Waiting)>>,
+    next_note: Cell<u64>,
     /// Empty buffers, last returned first: a stream holds a buffer only while bytes sit
     /// in its inbox or outbox, so ten thousand idle streams hold none, and a busy one
     /// writes into a buffer that another stream just left warm in the cache.
@@ -116,6 +117,7 @@ impl Reactor {
             asks: RefCell::new(VecDeque::new()),
             polling: Cell::new(None),
             noted: RefCell::new(Vec::new()),
+            next_note: Cell::new(0),
             spare: RefCell::new(Vec::new()),
         })
     }
@@ -161,13 +163,20 @@ impl Reactor {
 
     /// Note that the task being polled waits on `what` (a leaf future says so as it
     /// returns `Pending`). After the poll the loop keeps the notes with the task: they
-    /// are what it waits on until its next poll.
-    pub fn waits_on(&self, what: Waiting) {
-        self.noted.borrow_mut().push(what);
+    /// are what it waits on until its next poll. The leaf keeps the returned `Note`: if
+    /// it is dropped later in the same poll (the loser of a race), the note goes too.
+    pub fn waits_on(self: &Rc<Self>, what: Waiting) -> Note {
+        let id = self.next_note.get();
+        self.next_note.set(id.wrapping_add(1));
+        self.noted.borrow_mut().push((id, what));
+        Note {
+            reactor: self.clone(),
+            id,
+        }
     }
 
     /// Hand this poll's notes over (into `waits`, whose old notes are dropped).
-    pub fn take_notes(&self, waits: &mut Vec<Waiting>) {
+    pub fn take_notes(&self, waits: &mut Vec<(u64, Waiting)>) {
         waits.clear();
         std::mem::swap(&mut *self.noted.borrow_mut(), waits);
     }
@@ -175,6 +184,22 @@ impl Reactor {
     /// Forget this poll's notes (the task finished).
     pub fn drop_notes(&self) {
         self.noted.borrow_mut().clear();
+    }
+}
+
+/// A leaf future's note of what it waits on; dropping it withdraws the note from the
+/// current poll's (a note handed to a task already is replaced by the next poll's).
+pub(crate) struct Note {
+    reactor: Rc<Reactor>,
+    id: u64,
+}
+
+impl Drop for Note {
+    fn drop(&mut self) {
+        let mut noted = self.reactor.noted.borrow_mut();
+        if let Some(i) = noted.iter().position(|(id, _)| *id == self.id) {
+            noted.swap_remove(i);
+        }
     }
 }
 

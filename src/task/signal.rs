@@ -5,7 +5,7 @@
 //! Deliveries that arrive between two `next()` calls are counted, not queued, so a
 //! signal storm costs one integer. Dropping the stream stops watching.
 
-use super::reactor::{self, Reactor, Waiting};
+use super::reactor::{self, Note, Reactor, Waiting};
 use crate::handle::Signal;
 use std::cell::RefCell;
 use std::future::Future;
@@ -42,7 +42,10 @@ impl Signals {
     /// (The name streams use; it returns a future, so it cannot be `Iterator::next`.)
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> NextSignal<'_> {
-        NextSignal { signals: self }
+        NextSignal {
+            signals: self,
+            note: None,
+        }
     }
 }
 
@@ -61,6 +64,8 @@ impl Drop for Signals {
 /// The future of [`Signals::next`].
 pub struct NextSignal<'a> {
     signals: &'a mut Signals,
+    /// What it told the loop it waits on, while it waits.
+    note: Option<Note>,
 }
 
 impl Future for NextSignal<'_> {
@@ -110,7 +115,7 @@ impl Future for NextSignal<'_> {
         }
         reactor::store_waker(&mut c.waker, cx);
         drop(c);
-        r.waits_on(Waiting::Signal(signum));
+        self.note = Some(r.waits_on(Waiting::Signal(signum)));
         Poll::Pending
     }
 }

@@ -2,7 +2,7 @@
 //! and `yield_now`.
 
 use super::race::{race, Either};
-use super::reactor::{self, Reactor, Waiting};
+use super::reactor::{self, Note, Reactor, Waiting};
 use crate::handle::Timer;
 use std::cell::RefCell;
 use std::future::Future;
@@ -30,6 +30,8 @@ pub struct Sleep {
     armed: Option<(Rc<Reactor>, Rc<RefCell<Shared>>)>,
     /// The deadline, for `explain_alive` (the timer itself is on the wheel).
     until: Option<Instant>,
+    /// What it told the loop it waits on, while it waits.
+    note: Option<Note>,
 }
 
 /// Sleep for `after` (measured from the first poll). Polled outside a looplab task,
@@ -39,6 +41,7 @@ pub fn sleep(after: Duration) -> Sleep {
         after,
         armed: None,
         until: None,
+        note: None,
     }
 }
 
@@ -82,7 +85,7 @@ impl Future for Sleep {
         reactor::store_waker(&mut s.waker, cx);
         drop(s);
         let until = self.until.unwrap_or_else(Instant::now);
-        r.waits_on(Waiting::Sleep(until));
+        self.note = Some(r.waits_on(Waiting::Sleep(until)));
         Poll::Pending
     }
 }

@@ -21,7 +21,7 @@
 
 use crate::event_loop::Loop;
 use crate::handle::Tcp;
-use crate::task::reactor::{self, Act, Reactor, Waiting};
+use crate::task::reactor::{self, Act, Note, Reactor, Waiting};
 use crate::ReadEvent;
 use std::cell::RefCell;
 use std::future::Future;
@@ -194,7 +194,7 @@ impl TcpStream {
             conn: &self.conn,
             reactor: &self.reactor,
             buf,
-            waiting: false,
+            note: None,
         }
     }
 
@@ -205,6 +205,7 @@ impl TcpStream {
             reactor: &self.reactor,
             buf,
             done: 0,
+            note: None,
         }
     }
 
@@ -214,6 +215,7 @@ impl TcpStream {
         Shutdown {
             conn: &self.conn,
             reactor: &self.reactor,
+            note: None,
         }
     }
 }
@@ -291,8 +293,8 @@ pub struct ReadFuture<'a> {
     conn: &'a Shared,
     reactor: &'a Rc<Reactor>,
     buf: &'a mut [u8],
-    /// It returned `Pending` and has not finished since.
-    waiting: bool,
+    /// While it waits (returned `Pending` and has not finished): what it told the loop.
+    note: Option<Note>,
 }
 
 impl Future for ReadFuture<'_> {
@@ -310,23 +312,22 @@ impl Future for ReadFuture<'_> {
             if resume {
                 ask_reading(r, this.conn);
             }
-            this.waiting = false;
+            this.note = None;
             return Poll::Ready(Ok(n));
         }
         if let Some(e) = &c.read_err {
-            this.waiting = false;
+            this.note = None;
             return Poll::Ready(Err(e.error()));
         }
         if c.eof || this.buf.is_empty() {
-            this.waiting = false;
+            this.note = None;
             return Poll::Ready(Ok(0));
         }
         reactor::store_waker(&mut c.reader, cx);
         let tcp = c.tcp;
         drop(c);
         ask_reading(r, this.conn);
-        r.waits_on(Waiting::Readable(tcp));
-        this.waiting = true;
+        this.note = Some(r.waits_on(Waiting::Readable(tcp)));
         Poll::Pending
     }
 }
@@ -334,7 +335,7 @@ impl Future for ReadFuture<'_> {
 impl Drop for ReadFuture<'_> {
     /// A read dropped while waiting (a lost race, a timeout) withdraws its interest.
     fn drop(&mut self) {
-        if !self.waiting {
+        if self.note.take().is_none() {
             return; // finished, or never waited
         }
         self.conn.borrow_mut().reader = None;
@@ -412,6 +413,8 @@ pub struct WriteAll<'a> {
     reactor: &'a Rc<Reactor>,
     buf: &'a [u8],
     done: usize,
+    /// What it told the loop it waits on, while it waits.
+    note: Option<Note>,
 }
 
 impl Future for WriteAll<'_> {
@@ -447,7 +450,7 @@ impl Future for WriteAll<'_> {
         reactor::store_waker(&mut c.writer, cx);
         let tcp = c.tcp;
         drop(c);
-        r.waits_on(Waiting::Writable(tcp));
+        this.note = Some(r.waits_on(Waiting::Writable(tcp)));
         Poll::Pending
     }
 }
@@ -456,12 +459,14 @@ impl Future for WriteAll<'_> {
 pub struct Shutdown<'a> {
     conn: &'a Shared,
     reactor: &'a Rc<Reactor>,
+    /// What it told the loop it waits on, while it waits.
+    note: Option<Note>,
 }
 
 impl Future for Shutdown<'_> {
     type Output = io::Result<()>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let r = self.reactor;
         reactor::check(r, "TcpStream::shutdown")?;
         let mut c = self.conn.borrow_mut();
@@ -498,7 +503,7 @@ impl Future for Shutdown<'_> {
         if !flushed {
             ask_flush(r, self.conn);
         }
-        r.waits_on(Waiting::Shutdown(tcp));
+        self.note = Some(r.waits_on(Waiting::Shutdown(tcp)));
         Poll::Pending
     }
 }
