@@ -87,13 +87,11 @@ where
         Ok(r) => r,
         Err(e) => panic!("{e}"),
     };
-    let cell = join::new_cell();
-    let finisher = join::Finisher(cell.clone());
+    let cell = join::new_cell::<F::Output>();
+    let c = cell.clone();
     r.ask(move |lp| {
-        lp.spawn_task(move |h| {
-            finisher.set_task(h);
-            executor::wrap(fut, finisher)
-        });
+        let h = lp.spawn_task(Box::pin(fut), c.clone());
+        join::set_task(&c, h);
     });
     JoinHandle::new(cell, r)
 }

@@ -19,13 +19,14 @@
 //! `JoinHandle` gets the panic) and the loop goes on.
 
 use super::cause::Cause;
-use super::join::{self, Failure, Finisher, JoinHandle};
+use super::join::{self, Failure, Job, JoinHandle};
 use super::reactor::{self, Reactor, Waiting};
 use super::waker::{Ready, ReadyList, TaskWaker};
 use crate::event_loop::{Loop, RunMode, State};
 use crate::handle::{Handle, HandleKind, Task};
 use crate::sys::selfpipe::SelfPipe;
 use crate::watchdog::Phase;
+use std::any::Any;
 use std::future::Future;
 use std::io;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -41,21 +42,24 @@ pub(crate) enum Ended {
     Panicked,
 }
 
-type TaskFuture = Pin<Box<dyn Future<Output = Ended>>>;
-
 pub(crate) struct TaskState {
-    /// `None` once `close` has dropped it.
-    future: Option<TaskFuture>,
-    /// Made once from `shared`: every poll gets the same waker.
-    waker: Waker,
+    /// The user's future, boxed as it is; `None` once it ended or `close` dropped it.
+    future: Option<Pin<Box<dyn Job>>>,
+    /// Its `JoinHandle`'s cell (only the future's `Job` impl knows its type).
+    cell: Rc<dyn Any>,
+    /// Every poll gets a `Waker` made from this one `Arc`, so `will_wake` holds across
+    /// polls. (Made per poll, not stored: the slot stays within a cache line's reach.)
     shared: Arc<TaskWaker>,
-    /// What its leaf futures said they wait on in its last poll (with the notes' ids).
-    waits: Vec<(u64, Waiting)>,
+    /// What its leaf futures said they wait on in its last poll: the first, and how
+    /// many more.
+    note: Option<Waiting>,
+    more_notes: u16,
 }
 
-/// The references a task holds to its own waker (`shared`, and the `Waker` made from
-/// it). If there are no others after a `Pending` poll, nothing can ever wake the task.
-const OWN_WAKER_REFS: usize = 2;
+/// The references a task holds to its own waker (`shared`; the `Waker` of a poll is
+/// dropped when the poll returns). If there are no others after a `Pending` poll,
+/// nothing can ever wake the task.
+const OWN_WAKER_REFS: usize = 1;
 
 /// The loop's part of running tasks.
 pub(crate) struct Executor {
@@ -102,44 +106,6 @@ impl Executor {
     }
 }
 
-/// The task around the user's future: catches its panic, and hands its outcome to the
-/// `JoinHandle`'s cell (dropped unfinished, the `Finisher` records `Aborted`).
-///
-/// The user's future gets its own box. Written as an `async` block that awaits it, the
-/// wrapper would hold the future twice (once captured, once pinned for the await: rustc
-/// does not overlap the two), doubling every task's size; a box also makes `Wrapped`
-/// `Unpin`, so it needs no pin projection.
-struct Wrapped<F: Future> {
-    fut: Pin<Box<F>>,
-    finisher: Finisher<F::Output>,
-}
-
-impl<F: Future> Future for Wrapped<F> {
-    type Output = Ended;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ended> {
-        let this = &mut *self;
-        match catch_unwind(AssertUnwindSafe(|| this.fut.as_mut().poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(v)) => {
-                this.finisher.finish(Ok(v));
-                Poll::Ready(Ended::Finished)
-            }
-            Err(payload) => {
-                this.finisher.finish(Err(Failure::Panicked(payload)));
-                Poll::Ready(Ended::Panicked)
-            }
-        }
-    }
-}
-
-pub(crate) fn wrap<F: Future + 'static>(fut: F, finisher: Finisher<F::Output>) -> TaskFuture {
-    Box::pin(Wrapped {
-        fut: Box::pin(fut),
-        finisher,
-    })
-}
-
 impl Loop {
     /// Run `fut` on this loop as a task; its output comes back through the
     /// `JoinHandle`. The task is ref'd: it holds the loop until it finishes (unless
@@ -148,27 +114,25 @@ impl Loop {
     where
         F: Future + 'static,
     {
-        let cell = join::new_cell();
-        let finisher = Finisher(cell.clone());
-        self.spawn_task(move |h| {
-            finisher.set_task(h);
-            wrap(fut, finisher)
-        });
+        let cell = join::new_cell::<F::Output>();
+        let h = self.spawn_task(Box::pin(fut), cell.clone());
+        join::set_task(&cell, h);
         JoinHandle::new(cell, self.tasks.reactor.clone())
     }
 
     /// Make the task handle, and queue the task for its first poll.
-    pub(crate) fn spawn_task(&mut self, make: impl FnOnce(Handle) -> TaskFuture) -> Handle {
+    pub(crate) fn spawn_task(&mut self, job: Pin<Box<dyn Job>>, cell: Rc<dyn Any>) -> Handle {
         let (ready, pipe) = (self.tasks.ready.clone(), self.tasks.pipe.clone());
         let h = self
             .handles
             .insert_with(HandleKind::Task, true, true, move |h| {
                 let shared = TaskWaker::new(h, ready, pipe);
                 State::Task(TaskState {
-                    future: Some(make(h)),
-                    waker: Waker::from(shared.clone()),
+                    future: Some(job),
+                    cell,
                     shared,
-                    waits: Vec::new(),
+                    note: None,
+                    more_notes: 0,
                 })
             });
         if let Some(State::Task(t)) = self.handles.state_mut(h) {
@@ -345,7 +309,21 @@ impl Loop {
         let future = t.future.as_mut()?;
         t.shared.unschedule();
         let _polling = reactor.polling_task(h);
-        Some(future.as_mut().poll(&mut Context::from_waker(&t.waker)))
+        let waker = Waker::from(t.shared.clone());
+        let mut cx = Context::from_waker(&waker);
+        let cell = &*t.cell;
+        // A panic ends this task, not the loop: it goes to the task's JoinHandle.
+        let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll_job(&mut cx, cell)));
+        let ended = match polled {
+            Ok(Poll::Pending) => return Some(Poll::Pending),
+            Ok(Poll::Ready(())) => Ended::Finished,
+            Err(payload) => {
+                future.fail(cell, Failure::Panicked(payload));
+                Ended::Panicked
+            }
+        };
+        t.future = None;
+        Some(Poll::Ready(ended))
     }
 
     /// After a `Pending` poll: keep what the task now waits on; and a task that kept its
@@ -356,7 +334,7 @@ impl Loop {
         let Some(State::Task(t)) = self.handles.state_mut(h) else {
             return; // closed by its own ask
         };
-        reactor.take_notes(&mut t.waits);
+        reactor.take_notes(&mut t.note, &mut t.more_notes);
         let refs = Arc::strong_count(&t.shared);
         // Pairs with the Release of a waker clone's drop: a wake made before that drop
         // is then seen by `is_scheduled`, so a woken task is never taken for stuck.
@@ -390,11 +368,13 @@ impl Loop {
     /// what they started (clear a timer, stop reading, cancel queued work), and the loop
     /// does so here; its `JoinHandle` gets `Aborted`.
     pub(crate) fn stop_task(&mut self, h: Handle) {
-        let future = match self.handles.state_mut(h) {
-            Some(State::Task(t)) => t.future.take(),
-            _ => None,
-        };
-        drop(future);
+        if let Some(State::Task(t)) = self.handles.state_mut(h) {
+            let cell = t.cell.clone();
+            if let Some(future) = t.future.take() {
+                future.fail(&*cell, Failure::Aborted);
+                drop(future);
+            }
+        }
         self.act_on_asks();
     }
 
@@ -407,7 +387,12 @@ impl Loop {
                 continue;
             }
             if let Some(State::Task(t)) = self.handles.get(info.handle).map(|s| &s.state) {
-                waits.extend(t.waits.iter().map(|(_, w)| w.describe(self)));
+                if let Some(w) = &t.note {
+                    waits.push(w.describe(self));
+                }
+                if t.more_notes > 0 {
+                    waits.push(format!("{} more", t.more_notes));
+                }
             }
         }
         if waits.is_empty() {
@@ -441,4 +426,13 @@ fn phase_line(polled: u64, seen: &[String]) -> String {
         shown.push(format!("and {} more", polled - named));
     }
     format!("polled {polled} \u{2014} {}", shown.join(", "))
+}
+
+impl Drop for TaskState {
+    /// The loop is dropped with the task unfinished: its `JoinHandle` says `Aborted`.
+    fn drop(&mut self) {
+        if let Some(future) = self.future.take() {
+            future.fail(&*self.cell, Failure::Aborted);
+        }
+    }
 }

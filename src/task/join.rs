@@ -70,33 +70,58 @@ pub(crate) fn new_cell<T>() -> SharedCell<T> {
     }))
 }
 
-/// Sets the task's outcome; dropped without one (the task was dropped before it
-/// finished: abort, close, the loop dropped), it records `Aborted`.
-pub(crate) struct Finisher<T>(pub SharedCell<T>);
+/// The loop made the task: the handle goes into its cell (for `JoinHandle::task`).
+pub(crate) fn set_task<T>(cell: &SharedCell<T>, h: Handle) {
+    cell.borrow_mut().task = h;
+}
 
-impl<T> Finisher<T> {
-    pub fn set_task(&self, h: Handle) {
-        self.0.borrow_mut().task = h;
+/// The task's outcome into its cell (the first one counts), and a wake for the awaiter.
+fn finish<T>(cell: &RefCell<JoinCell<T>>, outcome: Result<T, Failure>) {
+    let mut c = cell.borrow_mut();
+    if !c.ended {
+        c.ended = true;
+        c.result = Some(outcome);
     }
-
-    /// The task's last act: its outcome into the cell, and a wake for the awaiter.
-    pub fn finish(&self, outcome: Result<T, Failure>) {
-        let mut c = self.0.borrow_mut();
-        if !c.ended {
-            c.ended = true;
-            c.result = Some(outcome);
-        }
-        let waiter = c.waiter.take();
-        drop(c);
-        if let Some(w) = waiter {
-            w.wake();
-        }
+    let waiter = c.waiter.take();
+    drop(c);
+    if let Some(w) = waiter {
+        w.wake();
     }
 }
 
-impl<T> Drop for Finisher<T> {
-    fn drop(&mut self) {
-        self.finish(Err(Failure::Aborted));
+/// A spawned future as the executor keeps it: its type is erased, but its own impl still
+/// knows the type of its `JoinHandle`'s cell, where its output goes. So the executor can
+/// box the user's future as it is: a wrapper future holding it would need a second box
+/// (a field of a pinned struct cannot be polled without `unsafe` pin projection), and
+/// an `async` block around it would hold it twice (rustc keeps the captured future and
+/// the awaited one apart).
+pub(crate) trait Job {
+    /// Poll; when it finishes, hand the output to `cell`.
+    fn poll_job(self: Pin<&mut Self>, cx: &mut Context<'_>, cell: &dyn Any) -> Poll<()>;
+    /// It ended without output (it panicked, or is being dropped unfinished).
+    fn fail(&self, cell: &dyn Any, why: Failure);
+}
+
+impl<F: Future> Job for F
+where
+    F::Output: 'static,
+{
+    fn poll_job(self: Pin<&mut Self>, cx: &mut Context<'_>, cell: &dyn Any) -> Poll<()> {
+        match self.poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(out) => {
+                if let Some(cell) = cell.downcast_ref::<RefCell<JoinCell<F::Output>>>() {
+                    finish(cell, Ok(out));
+                }
+                Poll::Ready(())
+            }
+        }
+    }
+
+    fn fail(&self, cell: &dyn Any, why: Failure) {
+        if let Some(cell) = cell.downcast_ref::<RefCell<JoinCell<F::Output>>>() {
+            finish(cell, Err(why));
+        }
     }
 }
 

@@ -169,7 +169,7 @@ impl Future for Bind {
         let polled = take(cell, cx);
         self.note = polled
             .is_pending()
-            .then(|| r.waits_on(Waiting::Listen(addr)));
+            .then(|| r.waits_on(Waiting::Listen(Box::new(addr))));
         polled
     }
 }
@@ -295,7 +295,7 @@ impl Future for Connect {
         let result = match take(&cell, cx) {
             Poll::Ready(result) => result,
             Poll::Pending => {
-                self.note = Some(r.waits_on(Waiting::Connect(addr)));
+                self.note = Some(r.waits_on(Waiting::Connect(Box::new(addr))));
                 return Poll::Pending;
             }
         };

@@ -6,7 +6,7 @@
 //! future before the job has started cancels it (`Loop::cancel`): no worker will run
 //! it. A job that has started finishes, and its result is dropped.
 
-use super::reactor::{self, Note, Reactor, Waiting};
+use super::reactor::{self, Note, PoolJob, Reactor, Waiting};
 use crate::event_loop::Loop;
 use crate::handle::Work;
 use std::cell::RefCell;
@@ -27,7 +27,7 @@ type Start<T> = Box<dyn FnOnce(&mut Loop, Shared<T>) -> Work>;
 
 /// A job on the pool, as a future (`offload`, `fs::*`, `dns::lookup`).
 pub struct OnPool<T: 'static> {
-    what: &'static str,
+    job: PoolJob,
     start: Option<Start<T>>,
     asked: Option<(Rc<Reactor>, Shared<T>)>,
     /// What it told the loop it waits on, while it waits.
@@ -45,11 +45,11 @@ fn deliver<T>(cell: &Shared<T>, result: io::Result<T>) {
 }
 
 fn on_pool<T: 'static>(
-    what: &'static str,
+    job: PoolJob,
     start: impl FnOnce(&mut Loop, Shared<T>) -> Work + 'static,
 ) -> OnPool<T> {
     OnPool {
-        what,
+        job,
         start: Some(Box::new(start)),
         asked: None,
         note: None,
@@ -63,7 +63,7 @@ where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
-    on_pool("offload", move |lp, cell| {
+    on_pool(PoolJob::Offload, move |lp, cell| {
         lp.queue_work(job, move |_, _, r| {
             deliver(&cell, r.map_err(io::Error::from))
         })
@@ -74,7 +74,7 @@ impl<T: 'static> Future for OnPool<T> {
     type Output = io::Result<T>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
-        let r = reactor::current(self.what)?;
+        let r = reactor::current(self.job.name())?;
         if self.asked.is_none() {
             let cell = Rc::new(RefCell::new(Cell {
                 work: None,
@@ -103,8 +103,8 @@ impl<T: 'static> Future for OnPool<T> {
         }
         reactor::store_waker(&mut c.waker, cx);
         drop(c);
-        let what = self.what;
-        self.note = Some(r.waits_on(Waiting::Pool(what)));
+        let job = self.job;
+        self.note = Some(r.waits_on(Waiting::Pool(job)));
         Poll::Pending
     }
 }
@@ -125,13 +125,13 @@ impl<T: 'static> Drop for OnPool<T> {
 
 /// Files, read and written on the pool (`looplab::fs` as futures).
 pub mod fs {
-    use super::{on_pool, OnPool};
+    use super::{on_pool, OnPool, PoolJob};
     use std::path::Path;
 
     /// Read a whole file.
     pub fn read(path: impl AsRef<Path>) -> OnPool<Vec<u8>> {
         let path = path.as_ref().to_path_buf();
-        on_pool("task::fs::read", move |lp, cell| {
+        on_pool(PoolJob::FsRead, move |lp, cell| {
             crate::fs::read(lp, path, move |_, r| super::deliver(&cell, r))
         })
     }
@@ -139,7 +139,7 @@ pub mod fs {
     /// Create or truncate a file and write `data` to it.
     pub fn write(path: impl AsRef<Path>, data: impl Into<Vec<u8>>) -> OnPool<()> {
         let (path, data) = (path.as_ref().to_path_buf(), data.into());
-        on_pool("task::fs::write", move |lp, cell| {
+        on_pool(PoolJob::FsWrite, move |lp, cell| {
             crate::fs::write(lp, path, data, move |_, r| super::deliver(&cell, r))
         })
     }
@@ -147,7 +147,7 @@ pub mod fs {
     /// Metadata of a path (follows symlinks).
     pub fn stat(path: impl AsRef<Path>) -> OnPool<std::fs::Metadata> {
         let path = path.as_ref().to_path_buf();
-        on_pool("task::fs::stat", move |lp, cell| {
+        on_pool(PoolJob::FsStat, move |lp, cell| {
             crate::fs::stat(lp, path, move |_, r| super::deliver(&cell, r))
         })
     }
@@ -155,13 +155,13 @@ pub mod fs {
 
 /// Name resolution on the pool (`looplab::dns` as a future).
 pub mod dns {
-    use super::{on_pool, OnPool};
+    use super::{on_pool, OnPool, PoolJob};
     use std::net::SocketAddr;
 
     /// Resolve `host` (a name or a literal address) with the system resolver.
     pub fn lookup(host: &str, port: u16) -> OnPool<Vec<SocketAddr>> {
         let host = host.to_string();
-        on_pool("task::dns::lookup", move |lp, cell| {
+        on_pool(PoolJob::DnsLookup, move |lp, cell| {
             crate::dns::lookup(lp, &host, port, move |_, r| super::deliver(&cell, r))
         })
     }

@@ -22,7 +22,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Something the loop does on a future's behalf, right after the poll that asked.
 pub(crate) type Op = Box<dyn FnOnce(&mut Loop)>;
@@ -51,16 +51,18 @@ impl Ask {
 /// What a leaf future waits on, in words for `explain_alive`.
 #[derive(Clone, Debug)]
 pub(crate) enum Waiting {
-    Sleep(Instant),
+    /// The deadline, in ms after the reactor's `epoch` (an `Instant` would not fit).
+    Sleep(u64),
     Readable(Tcp),
     Writable(Tcp),
     Accept(Listener),
-    Connect(std::net::SocketAddr),
+    /// Boxed, like `Listen`: a note lives in the task's slot and must stay small.
+    Connect(Box<std::net::SocketAddr>),
     Shutdown(Tcp),
-    Pool(&'static str),
+    Pool(PoolJob),
     Signal(i32),
     Join(Handle),
-    Listen(std::net::SocketAddr),
+    Listen(Box<std::net::SocketAddr>),
 }
 
 impl Waiting {
@@ -71,18 +73,43 @@ impl Waiting {
         };
         match self {
             Waiting::Sleep(until) => {
-                let left = until.saturating_duration_since(std::time::Instant::now());
-                format!("sleep {} ms", left.as_millis())
+                let at = lp.tasks.reactor.epoch + Duration::from_millis(*until);
+                format!(
+                    "sleep {} ms",
+                    at.saturating_duration_since(Instant::now()).as_millis()
+                )
             }
             Waiting::Readable(t) => format!("{} readable", fd(t.0)),
             Waiting::Writable(t) => format!("{} writable", fd(t.0)),
             Waiting::Accept(l) => format!("{} accept", fd(l.0)),
             Waiting::Connect(addr) => format!("connect to {addr}"),
             Waiting::Shutdown(t) => format!("{} shutdown", fd(t.0)),
-            Waiting::Pool(what) => format!("the pool ({what})"),
+            Waiting::Pool(job) => format!("the pool ({})", job.name()),
             Waiting::Signal(n) => format!("signal {n}"),
             Waiting::Join(h) => format!("task {h}"),
             Waiting::Listen(addr) => format!("listen on {addr}"),
+        }
+    }
+}
+
+/// Which kind of job a pool future waits for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum PoolJob {
+    Offload,
+    FsRead,
+    FsWrite,
+    FsStat,
+    DnsLookup,
+}
+
+impl PoolJob {
+    pub fn name(self) -> &'static str {
+        match self {
+            PoolJob::Offload => "task::offload",
+            PoolJob::FsRead => "task::fs::read",
+            PoolJob::FsWrite => "task::fs::write",
+            PoolJob::FsStat => "task::fs::stat",
+            PoolJob::DnsLookup => "task::dns::lookup",
         }
     }
 }
@@ -97,6 +124,8 @@ pub(crate) struct Reactor {
     asks: RefCell<VecDeque<Ask>>,
     /// The task being polled, if any.
     polling: Cell<Option<Handle>>,
+    /// Deadlines in notes count from here.
+    pub epoch: Instant,
     /// What the leaf futures of the current poll wait on, each with its note's id.
     noted: RefCell<Vec<(u64, Waiting)>>,
     next_note: Cell<u64>,
@@ -117,6 +146,7 @@ impl Reactor {
             asks: RefCell::new(VecDeque::new()),
             polling: Cell::new(None),
             noted: RefCell::new(Vec::new()),
+            epoch: Instant::now(),
             next_note: Cell::new(0),
             spare: RefCell::new(Vec::new()),
         })
@@ -149,11 +179,23 @@ impl Reactor {
 
     /// The oldest op not acted on yet. One at a time: an op may ask for more.
     pub fn next_ask(&self) -> Option<Ask> {
-        self.asks.borrow_mut().pop_front()
+        let mut asks = self.asks.borrow_mut();
+        let next = asks.pop_front();
+        if asks.is_empty() {
+            // Back to the start of the buffer: the next asks land in a warm cache line
+            // instead of wherever the ring's head had wandered.
+            asks.clear();
+        }
+        next
     }
 
     pub fn asks_waiting(&self) -> usize {
         self.asks.borrow().len()
+    }
+
+    /// A deadline as a sleep's note holds it: whole ms after `epoch`.
+    pub fn note_deadline(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
     }
 
     /// The task being polled (`None` outside a poll).
@@ -176,9 +218,13 @@ impl Reactor {
     }
 
     /// Hand this poll's notes over (into `waits`, whose old notes are dropped).
-    pub fn take_notes(&self, waits: &mut Vec<(u64, Waiting)>) {
-        waits.clear();
-        std::mem::swap(&mut *self.noted.borrow_mut(), waits);
+    /// The first note is kept whole, the others counted: a note lives in the task's
+    /// handle slot, which the poll has just touched anyway.
+    pub fn take_notes(&self, first: &mut Option<Waiting>, more: &mut u16) {
+        let mut noted = self.noted.borrow_mut();
+        let mut notes = noted.drain(..).map(|(_, w)| w);
+        *first = notes.next();
+        *more = u16::try_from(notes.count()).unwrap_or(u16::MAX);
     }
 
     /// Forget this poll's notes (the task finished).

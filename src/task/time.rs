@@ -84,7 +84,7 @@ impl Future for Sleep {
         }
         reactor::store_waker(&mut s.waker, cx);
         drop(s);
-        let until = self.until.unwrap_or_else(Instant::now);
+        let until = r.note_deadline(self.until.unwrap_or_else(Instant::now));
         self.note = Some(r.waits_on(Waiting::Sleep(until)));
         Poll::Pending
     }

@@ -54,11 +54,12 @@ impl Sticky {
     }
 }
 
-/// Bytes in transit (an inbox or an outbox). A small buffer stays with its stream; one
-/// that a bulk transfer grew past [`KEEP`] goes back to the reactor's spares as soon as
-/// it is empty, so an idle stream never holds more than `KEEP` bytes per direction.
-const KEEP: usize = 4096;
-
+/// Bytes in transit (an inbox or an outbox), in a buffer borrowed from the reactor's
+/// spares while it holds any and given back the moment it is empty. An idle stream then
+/// holds no buffer at all, and, more to the point, a busy one writes into the buffer the
+/// last stream just gave back, still in the CPU's cache: in the echo benchmark at 1000
+/// connections, buffers kept per stream cost about 17 more L1 misses per round trip
+/// (cachegrind), most of the async echo's gap to the callback echo.
 #[derive(Default)]
 struct Bytes {
     buf: Vec<u8>,
@@ -99,11 +100,7 @@ impl Bytes {
 
     fn release(&mut self, r: &Reactor) {
         self.pos = 0;
-        if self.buf.capacity() > KEEP {
-            r.recycle(std::mem::take(&mut self.buf));
-        } else {
-            self.buf.clear();
-        }
+        r.recycle(std::mem::take(&mut self.buf));
     }
 }
 
