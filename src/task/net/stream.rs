@@ -248,7 +248,11 @@ fn on_read(lp: &mut Loop, conn: &Shared, ev: ReadEvent<'_>) {
             c.reading = false;
         }
     }
-    wake(&mut c.reader);
+    // By reference, and kept: the reader's next `Pending` finds the same waker there
+    // (`will_wake`) and stores nothing; a wake when nobody reads is a spare poll, no more.
+    if let Some(w) = &c.reader {
+        w.wake_by_ref();
+    }
     drop(c);
     // The reader runs now, before the loop reads this socket again: its echo may be on
     // the wire before that read, as a read callback's would be.
