@@ -17,6 +17,15 @@
 //! a task that wakes itself in every poll cannot starve I/O, the same rule as
 //! immediates. A task's panic is caught around its poll: it ends that task (its
 //! `JoinHandle` gets the panic) and the loop goes on.
+//!
+//! **Checkpoints.** The task layer's own I/O callbacks (a stream's read, an accept, a
+//! connect) end with `task_checkpoint`: the tasks they woke are polled there and then,
+//! still in the poll phase, while the stream's state is in the cache and before the loop
+//! reads that socket again. Only wakes caused by I/O are polled at a checkpoint; the
+//! rest (timers, the pool, a task waking itself) wait for the tasks phase. A tasks
+//! phase alone makes a second pass over every connection's state each tick; in the echo
+//! benchmark at 1000 connections the checkpoint took a third of the L1 misses per round
+//! trip away (cachegrind: 31.8 to 20.8), and the echo leaves before the next read.
 
 use super::cause::Cause;
 use super::join::{self, Failure, Job, JoinHandle};
