@@ -214,7 +214,11 @@ fn main() -> std::io::Result<()> {
     }
     let doorbell = Doorbell {
         bell,
-        store: if forget { Store::Never } else { Store::EveryPoll },
+        store: if forget {
+            Store::Never
+        } else {
+            Store::EveryPoll
+        },
         polls: 0,
     };
     match lp.block_on(doorbell) {

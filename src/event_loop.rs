@@ -4,13 +4,19 @@
 //!   run(mode) ──► (Default only: update_time, run_timers: what was due before the first poll)
 //!       while alive && !stopped:
 //!       1. run_pending     callbacks deferred from the last tick (write results, re-reads)
-//!       2. poll            block in the kernel for at most `poll_timeout()`, then dispatch
-//!       3. run_tasks       poll the futures woken so far (src/task/executor.rs)
-//!       4. run_check       immediates queued before this phase
-//!       5. run_closing     owed request callbacks, then close callbacks, in close() order
-//!       6. update_time     cache `now` once, so every callback of the tick agrees on it
-//!       7. run_timers      collect every due timer first, then run their callbacks
+//!       2. run_idle        idle handles (while any is active, the poll will not block)
+//!       3. run_prepare     prepare handles: the last callbacks before the loop may sleep
+//!       4. poll            block in the kernel for at most `poll_timeout()`, then dispatch
+//!       5. run_tasks       poll the futures woken so far (src/task/executor.rs)
+//!       6. run_check       immediates queued before this phase, then check handles
+//!       7. run_closing     owed request callbacks, then close callbacks, in close() order
+//!       8. update_time     cache `now` once, so every callback of the tick agrees on it
+//!       9. run_timers      collect every due timer first, then run their callbacks
 //! ```
+//!
+//! Idle and prepare come after the pending phase and before the poll timeout is chosen,
+//! as in libuv's `uv_run`: what they start (a timer, an immediate) shapes this tick's
+//! sleep. Check handles run after the immediates, so they see what the whole tick did.
 //!
 //! Tasks run right after the poll's callbacks, because those are what wake most of them
 //! (a read callback filled a stream's inbox, the pool finished a job), and before check,
@@ -28,6 +34,7 @@ mod builder;
 mod guard;
 mod immediates;
 mod lifecycle;
+mod per_tick;
 mod signals;
 mod timers;
 
@@ -36,16 +43,19 @@ pub use builder::LoopBuilder;
 
 use crate::handle::{Handle, HandleKind, HandleTable};
 use crate::pool::{Pool, WorkState};
+use crate::process::{Children, ProcessState};
+use crate::stream::StreamState;
 use crate::sys::selfpipe::SelfPipe;
 use crate::sys::{Backend, Event, Poller};
 use crate::task::{Cause, Executor, TaskState};
-use crate::tcp::{ListenerState, TcpState};
+use crate::tcp::ListenerState;
 use crate::timer::{Expired, Wheel};
 use crate::trace::{Counters, TimeoutRule, Tracer, SLOW_CALLBACK};
 use crate::watchdog::{Phase, Watchdog};
 use async_handle::AsyncState;
 use crossbeam_channel::{Receiver, Sender};
 use immediates::ImmediateState;
+use per_tick::{PerTick, WatcherState};
 use signals::SignalState;
 use std::collections::VecDeque;
 use std::io;
@@ -77,7 +87,11 @@ pub(crate) enum State {
     Async(AsyncState),
     Work(WorkState),
     Listener(ListenerState),
-    Tcp(Box<TcpState>),
+    /// A `Tcp` or a `Pipe`: one stream implementation (src/stream.rs).
+    Stream(Box<StreamState>),
+    Process(Box<ProcessState>),
+    /// A prepare, check or idle handle.
+    Watcher(WatcherState),
     Task(TaskState),
 }
 
@@ -142,6 +156,10 @@ pub struct Loop {
     pub(crate) counters: Counters,
     /// The blocked-loop watchdog thread, if asked for.
     watchdog: Option<Watchdog>,
+    /// Prepare, check and idle handles, in the order they were made.
+    pub(crate) per_tick: PerTick,
+    /// Child processes to `waitpid` when SIGCHLD comes.
+    pub(crate) children: Children,
     /// Futures on the loop: the ready queue and what leaf futures asked for.
     pub(crate) tasks: Executor,
 }
@@ -186,10 +204,13 @@ impl Loop {
             // trace numbers it.
             self.counters.ticks += 1;
             let ran_pending = self.run_pending();
+            self.run_idle();
+            self.run_prepare();
             let (timeout, rule) = self.poll_timeout(mode, ran_pending);
             self.poll(timeout, rule, ran_pending)?;
             self.run_tasks();
             self.run_check();
+            self.run_check_handles();
             self.run_closing();
             self.update_time();
             self.run_timers();
@@ -285,6 +306,12 @@ impl Loop {
         if !self.closing.is_empty() {
             return (zero, TimeoutRule::Closing(self.closing.len()));
         }
+        // An idle handle runs every tick, so the poll must not sleep (unref'd ones too,
+        // as in libuv: they do not hold the loop, but while it runs they run).
+        let idle = self.per_tick.idle_count();
+        if idle > 0 {
+            return (zero, TimeoutRule::Idle(idle));
+        }
         let tasks = self.tasks.runnable();
         if tasks > 0 {
             return (zero, TimeoutRule::Tasks(tasks));
@@ -292,7 +319,7 @@ impl Loop {
         self.timer_timeout()
     }
 
-    /// Phase 2. Wait in the kernel, then hand each event to its handle.
+    /// Phase 4. Wait in the kernel, then hand each event to its handle.
     fn poll(
         &mut self,
         timeout: Option<Duration>,
@@ -371,7 +398,7 @@ impl Loop {
                 .enter();
                 match self.handles.get(h).map(|s| s.kind()) {
                     Some(HandleKind::Listener) => self.on_listener_ready(h),
-                    Some(HandleKind::Tcp) => self.on_stream_ready(h, ev),
+                    Some(HandleKind::Tcp | HandleKind::Pipe) => self.on_stream_ready(h, ev),
                     // Stale: the handle closed earlier in this batch. Drop the event.
                     _ => {}
                 }
@@ -421,7 +448,7 @@ impl Loop {
         }
     }
 
-    /// Phase 5. For each handle closed, in the order close() was called (FIFO: a
+    /// Phase 7. For each handle closed, in the order close() was called (FIFO: a
     /// documented choice; libuv runs them LIFO): the callbacks of the requests the close
     /// cut short, then its close callback. Closes requested here run next tick.
     fn run_closing(&mut self) {

@@ -98,6 +98,17 @@ pub enum HandleKind {
     Async,
     /// `queue_work` (and fs, dns).
     Work,
+    /// A pipe stream: an OS pipe end or a Unix-domain socket (`pipe`, `pipe_pair`,
+    /// `pipe_open`, `unix_connect`, a child's stdio).
+    Pipe,
+    /// A child process (`spawn_process`).
+    Process,
+    /// Runs every tick, just before poll (`prepare`).
+    Prepare,
+    /// Runs every tick, just after poll (`check`).
+    Check,
+    /// Runs every tick before prepare, and keeps the poll from blocking (`idle`).
+    Idle,
     /// A future spawned on the loop (`spawn`, `block_on`).
     Task,
 }
@@ -113,6 +124,11 @@ impl HandleKind {
             HandleKind::Tcp => "tcp",
             HandleKind::Async => "async",
             HandleKind::Work => "work",
+            HandleKind::Pipe => "pipe",
+            HandleKind::Process => "process",
+            HandleKind::Prepare => "prepare",
+            HandleKind::Check => "check",
+            HandleKind::Idle => "idle",
             HandleKind::Task => "task",
         }
     }
@@ -202,6 +218,27 @@ typed_handle!(
 typed_handle!(
     /// A job on the thread pool (`queue_work`).
     Work
+);
+typed_handle!(
+    /// A pipe stream (OS pipe or Unix-domain socket): the same read, write, shutdown and
+    /// backpressure as a `Tcp`.
+    Pipe
+);
+typed_handle!(
+    /// A child process (`spawn_process`): holds the loop until it exits.
+    Process
+);
+typed_handle!(
+    /// A callback run every tick, just before the poll (libuv's `uv_prepare_t`).
+    Prepare
+);
+typed_handle!(
+    /// A callback run every tick, just after the poll (libuv's `uv_check_t`).
+    Check
+);
+typed_handle!(
+    /// A callback run every tick that makes the poll not block (libuv's `uv_idle_t`).
+    Idle
 );
 typed_handle!(
     /// A future running on the loop (`spawn`); its `JoinHandle` converts into it.

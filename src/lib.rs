@@ -25,22 +25,26 @@
 //!
 //! 1. **Pending callbacks**: results deferred by the previous tick, such as a finished
 //!    write or a read cut short by its budget.
-//! 2. **Poll**: block in the kernel (`epoll_wait`, `kevent`, or `mio::Poll`; [`sys`])
+//! 2. **Idle and prepare handles** ([`Loop::idle`], [`Loop::prepare`]): callbacks that
+//!    run in every tick, just before the loop may sleep.
+//! 3. **Poll**: block in the kernel (`epoll_wait`, `kevent`, or `mio::Poll`; [`sys`])
 //!    for at most the time to the next timer, rounded *up* to a whole millisecond; not at
-//!    all if immediates, pending callbacks or closes are waiting; forever if there is no
-//!    timer. Then run the callbacks of every ready socket ([`tcp`]), the self-pipe's
-//!    wakeups from the thread pool ([`pool`], [`fs`], [`dns`]) and async senders, and
-//!    signals.
-//! 3. **Tasks**: futures whose wakers were called are polled once each; what they ask
+//!    all if immediates, pending callbacks, closes or idle handles are waiting; forever
+//!    if there is no timer. Then run the callbacks of every ready stream, TCP or pipe
+//!    ([`stream`], [`tcp`], [`pipe`]), the self-pipe's wakeups from the thread pool
+//!    ([`pool`], [`fs`], [`dns`]) and async senders, and signals, among them SIGCHLD:
+//!    exited child processes are reaped and reported ([`process`]).
+//! 4. **Tasks**: futures whose wakers were called are polled once each; what they ask
 //!    of the loop is done right after each poll ([`task`]: `async`/`await` on the same
 //!    reactor). A task woken by a stream's read is polled at once, inside the poll
 //!    phase, before the loop reads that socket again.
-//! 4. **Check**: immediates ([`Loop::set_immediate`]).
-//! 5. **Close**: for each handle closed, in the order `close()` was called, the
+//! 5. **Check**: immediates ([`Loop::set_immediate`]), then check handles
+//!    ([`Loop::check`]).
+//! 6. **Close**: for each handle closed, in the order `close()` was called, the
 //!    callbacks of the requests it cut short (with an error), then its close callback.
-//! 6. **Update the time** once ([`Loop::now`] is cached: every timer callback of the
+//! 7. **Update the time** once ([`Loop::now`] is cached: every timer callback of the
 //!    tick agrees on it).
-//! 7. **Run due timers** from the hierarchical timing wheel ([`timer`]): all due timers
+//! 8. **Run due timers** from the hierarchical timing wheel ([`timer`]): all due timers
 //!    are collected first, then their callbacks run, so a timer started from a callback
 //!    waits for the next tick. Timers come last, as in libuv since 1.45, so the timer
 //!    whose deadline ended the poll fires in the same tick; `RunMode::Default` also runs
@@ -72,7 +76,11 @@
 //! | take, call, put back (guard)   | `src/event_loop/guard.rs`   |
 //! | timers, immediates, async, signals, close | `src/event_loop/*.rs` |
 //! | thread pool, fs, dns           | `src/pool.rs`, `src/fs.rs`, `src/dns.rs` |
-//! | TCP streams and listeners      | `src/tcp.rs`, `src/tcp/*.rs` |
+//! | TCP listeners and connects     | `src/tcp.rs`, `src/tcp/*.rs` |
+//! | streams (TCP, pipes): read, write queue | `src/stream.rs`, `src/stream/*.rs` |
+//! | pipes                          | `src/pipe.rs`               |
+//! | child processes, SIGCHLD       | `src/process.rs`, `src/process/*.rs` |
+//! | prepare, check, idle handles   | `src/event_loop/per_tick.rs` |
 //! | trace and metrics              | `src/trace.rs`              |
 //! | blocked-loop watchdog          | `src/watchdog.rs`           |
 //! | futures, wakers, async/await   | `src/task.rs`, `src/task/*.rs` |
@@ -88,9 +96,12 @@ pub(crate) mod error;
 mod event_loop;
 pub mod fs;
 mod handle;
+pub mod pipe;
 pub mod pool;
+pub mod process;
 #[cfg(feature = "tools")]
 pub mod servers;
+pub mod stream;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod task;
@@ -102,12 +113,14 @@ mod watchdog;
 pub use error::Error;
 pub use event_loop::{AsyncSender, Loop, LoopBuilder, RunMode};
 pub use handle::{
-    Async, Handle, HandleInfo, HandleKind, Immediate, Listener, Signal, Task, Tcp, Timer, Work,
+    Async, Check, Handle, HandleInfo, HandleKind, Idle, Immediate, Listener, Pipe, Prepare,
+    Process, Signal, Task, Tcp, Timer, Work,
 };
 pub use pool::{PoolMetrics, WorkError};
+pub use process::ExitStatus;
+pub use stream::{ReadEvent, Stream};
 pub use sys::rlimit::raise_nofile_limit;
 pub use sys::signal::raise as raise_signal;
 pub use sys::Backend;
-pub use tcp::ReadEvent;
 pub use trace::{Metrics, TimeoutRule};
 pub use watchdog::Phase;

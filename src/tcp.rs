@@ -1,42 +1,51 @@
-//! TCP on the loop: listeners that accept until `EAGAIN`, streams with a read callback,
-//! a write queue with backpressure, shutdown and close.
-//!
-//! The rules that make a non-blocking stream correct under level- *and* edge-triggered
-//! polling (see `listener.rs` and `stream.rs` for each in place):
-//! - read until `WouldBlock`, or until a per-event budget, and then remember that the
-//!   stream may still be readable (a deferred re-read), because an edge-triggered poller
-//!   will not say so again;
-//! - `write` tries the kernel at once; only what it refuses is queued, and only while the
-//!   queue is non-empty is the stream registered for writability (a level-triggered
-//!   poller would otherwise report "writable" every tick: a busy loop);
-//! - one read buffer per loop, lent to the callback: no allocation per read;
-//! - `SIGPIPE` never fires: `MSG_NOSIGNAL` and/or `SO_NOSIGPIPE`, per OS (`sys/net.rs`);
-//! - a stream is *active* (holds the loop, if ref'd) while reading, writing, connecting or
-//!   shutting down, as a libuv stream is; its requests (connect, queued writes, shutdown)
-//!   hold the loop even when it is unref'd;
-//! - a stream is closed only by `close` (a failed connect leaves it open and failed, as in
-//!   libuv); what `close` cuts short is called back with an error before the close callback.
+//! TCP on the loop: listeners that accept until `EAGAIN` (`listener.rs`), and
+//! non-blocking connects (`connect.rs`). A connected `Tcp` is a stream: reading, the
+//! write queue with its backpressure, shutdown and close live in `src/stream.rs`, shared
+//! with pipes.
 
-mod connect;
 mod listener;
-mod stream;
 
+pub use crate::stream::ReadEvent;
 pub(crate) use listener::ListenerState;
-pub(crate) use stream::TcpState;
 
+use crate::event_loop::{Loop, State};
+use crate::handle::{Handle, HandleKind, Tcp};
+use crate::stream::StreamIo;
 use socket2::{Domain, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
 
-/// What a read callback is told.
-#[derive(Debug)]
-pub enum ReadEvent<'a> {
-    /// Bytes from the peer. The slice is the loop's buffer, valid during the callback.
-    Data(&'a [u8]),
-    /// The peer closed its sending side; reading has stopped. Writing may go on.
-    Eof,
-    /// The connection failed (reset, timed out); reading has stopped.
-    Error(io::Error),
+impl Loop {
+    /// Connect to `addr` without blocking; `cb(lp, conn, result)` hears whether it
+    /// connected (or the error, e.g. connection refused; then close `conn`). Errors
+    /// creating the socket are returned here. The connect is a request: it holds the loop
+    /// until its callback has run, even if `conn` is unref'd.
+    pub fn tcp_connect(
+        &mut self,
+        addr: SocketAddr,
+        cb: impl FnOnce(&mut Loop, Tcp, io::Result<()>) + 'static,
+    ) -> io::Result<Tcp> {
+        let socket = new_socket(addr)
+            .map_err(|e| crate::error::context(format!("creating a socket for {addr}"), e))?;
+        let cb = Box::new(move |lp: &mut Loop, h, r| cb(lp, Tcp(h), r));
+        self.start_connect(socket, &addr.into(), HandleKind::Tcp, cb)
+            .map(Tcp)
+            .map_err(|e| crate::error::context(format!("connecting to {addr}"), e))
+    }
+
+    /// The address of the peer of a connected stream.
+    pub fn peer_addr(&self, conn: Tcp) -> io::Result<SocketAddr> {
+        let h: Handle = conn.into();
+        let socket = match self.handles.get(h).map(|s| &s.state) {
+            Some(State::Stream(t)) => t.io.as_ref().and_then(StreamIo::socket),
+            _ => None,
+        };
+        let socket = socket.ok_or_else(|| crate::error::stale("peer_addr", h))?;
+        socket
+            .peer_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an IP socket"))
+    }
 }
 
 /// A non-blocking, close-on-exec socket for `addr`'s family.
@@ -46,11 +55,6 @@ pub(crate) fn new_socket(addr: SocketAddr) -> io::Result<Socket> {
     socket.set_nonblocking(true)?;
     crate::sys::net::no_sigpipe(&socket)?;
     Ok(socket)
-}
-
-/// send(2) that never raises SIGPIPE.
-pub(crate) fn send(socket: &Socket, buf: &[u8]) -> io::Result<usize> {
-    socket.send_with_flags(buf, crate::sys::net::SEND_FLAGS)
 }
 
 /// The peer is gone: the errors a dead connection gives, as opposed to a local fault.

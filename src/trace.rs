@@ -38,6 +38,8 @@ pub enum TimeoutRule {
     Immediates(usize),
     /// Handles are closing; their callbacks run in this tick's close phase.
     Closing(usize),
+    /// Idle handles are active: the loop polls without blocking while they live.
+    Idle(usize),
     /// Tasks were woken (or leaf futures asked the loop for something) since the tasks
     /// phase last ran.
     Tasks(usize),
@@ -62,6 +64,7 @@ impl fmt::Display for TimeoutRule {
             TimeoutRule::OnceRanPending(n) => write!(f, "Once: {n} pending ran"),
             TimeoutRule::Immediates(n) => write!(f, "{n} immediates"),
             TimeoutRule::Closing(n) => write!(f, "{n} closing"),
+            TimeoutRule::Idle(n) => write!(f, "{n} idle"),
             TimeoutRule::Tasks(n) => write!(f, "{n} tasks ready"),
             TimeoutRule::Timer { handle, due_in } => {
                 write!(f, "next timer {handle} due in {}", ms(*due_in))
@@ -142,6 +145,10 @@ pub(crate) struct TickRecord {
     pub completions: usize,
     pub drains: usize,
     pub immediates: usize,
+    /// Idle, prepare and check handles that ran, in that order.
+    pub watchers: [usize; 3],
+    /// Children reaped after a SIGCHLD: "pid 4242 exit 0".
+    pub reaped: Vec<String>,
     /// The tasks phase: what was polled and what woke each.
     pub tasks: Option<String>,
     pub closes: Vec<Handle>,
@@ -248,6 +255,25 @@ impl Tracer {
         }
     }
 
+    /// Idle, prepare or check handles that ran this tick.
+    pub fn per_tick(&mut self, kind: HandleKind, ran: usize) {
+        let slot = match kind {
+            HandleKind::Idle => 0,
+            HandleKind::Prepare => 1,
+            _ => 2,
+        };
+        if self.enabled {
+            self.tick.watchers[slot] = ran;
+        }
+    }
+
+    /// A child of this loop was reaped: `what` says which and how it ended.
+    pub fn reaped(&mut self, what: String) {
+        if self.enabled {
+            self.tick.reaped.push(what);
+        }
+    }
+
     pub fn tasks(&mut self, line: String) {
         if self.enabled {
             self.tick.tasks = Some(line);
@@ -283,11 +309,24 @@ impl Tracer {
                 t.drains, t.completions
             );
         }
+        // In the order they ran: idle and prepare before the poll, reaping in it, the
+        // tasks after it, then immediates and check handles.
+        let [idle, prepare, check] = t.watchers;
+        for (n, what) in [(idle, "idle"), (prepare, "prepare")] {
+            if n > 0 {
+                let _ = write!(rest, " | {what} {n}");
+            }
+        }
+        if !t.reaped.is_empty() {
+            let _ = write!(rest, " | reaped {}", t.reaped.join(", "));
+        }
         if let Some(tasks) = &t.tasks {
             let _ = write!(rest, " | tasks: {tasks}");
         }
-        if t.immediates > 0 {
-            let _ = write!(rest, " | immediates {}", t.immediates);
+        for (n, what) in [(t.immediates, "immediates"), (check, "check")] {
+            if n > 0 {
+                let _ = write!(rest, " | {what} {n}");
+            }
         }
         if !t.closes.is_empty() {
             let _ = write!(rest, " | closed {}", handles(&t.closes));

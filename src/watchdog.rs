@@ -28,10 +28,12 @@ pub enum Phase {
     Poll,
     /// Running I/O callbacks after poll.
     PollCallbacks,
-    /// Running immediates.
+    /// Running immediates and check handles.
     Check,
     /// Running close callbacks.
     Closing,
+    /// Running idle and prepare handles, before the poll.
+    Prepare,
     /// Polling tasks (futures).
     Tasks,
 }
@@ -45,7 +47,8 @@ impl Phase {
             4 => Phase::PollCallbacks,
             5 => Phase::Check,
             6 => Phase::Closing,
-            7 => Phase::Tasks,
+            7 => Phase::Prepare,
+            8 => Phase::Tasks,
             _ => Phase::Idle,
         }
     }
@@ -58,8 +61,9 @@ impl Phase {
             Phase::Pending => "pending callbacks",
             Phase::Poll => "poll",
             Phase::PollCallbacks => "poll (I/O callbacks)",
-            Phase::Check => "check (immediates)",
+            Phase::Check => "check (immediates, check handles)",
             Phase::Closing => "close callbacks",
+            Phase::Prepare => "idle and prepare handles",
             Phase::Tasks => "tasks",
         }
     }

@@ -30,6 +30,10 @@ pub struct WaitersReport {
     /// The server's share: from taking the publish up to the last answer written (its
     /// `/stats` `last_fanout_us`).
     pub server_fanout: Duration,
+    /// CPU time the server's loop thread used from the publish to the last answer read
+    /// (Linux: `/proc/PID/schedstat`). Unlike the times above it does not grow when other
+    /// processes take the CPU: on a shared machine it is the figure to compare.
+    pub server_cpu: Option<Duration>,
     /// Answers that carried the published message.
     pub answered: usize,
 }
@@ -88,18 +92,19 @@ pub fn run(n: usize, pin: Option<&(Vec<usize>, Vec<usize>)>) -> io::Result<Waite
         let pid = child.id();
         let rss_idle_kib = procstat::sample(pid)?.rss_kib;
         let (ready_tx, ready_rx) = mpsc::channel();
-        let clients = std::thread::spawn(move || hold_polls(addr, n, &ready_tx));
+        let clients = std::thread::spawn(move || hold_polls(addr, n, pid, &ready_tx));
         ready_rx
             .recv_timeout(Duration::from_secs(60))
             .map_err(|_| io::Error::other("the clients did not connect"))?;
         wait_for_waiters(addr, n)?;
         let held = procstat::sample(pid)?;
+        let cpu0 = loop_cpu(pid);
         let t0 = Instant::now();
         let status = http_post(addr, "/publish", r#"{"text":"to every waiter"}"#)?;
         if status != 201 {
             return Err(io::Error::other(format!("publish answered {status}")));
         }
-        let (answered, last) = clients
+        let (answered, last, cpu1) = clients
             .join()
             .map_err(|_| io::Error::other("the client thread panicked"))??;
         let stats: serde_json::Value =
@@ -112,6 +117,7 @@ pub fn run(n: usize, pin: Option<&(Vec<usize>, Vec<usize>)>) -> io::Result<Waite
             threads: held.threads,
             publish_to_last: last.map_or(Duration::ZERO, |l| l.saturating_duration_since(t0)),
             server_fanout: Duration::from_micros(fanout_us),
+            server_cpu: cpu0.zip(cpu1).map(|(a, b)| b.saturating_sub(a)),
             answered,
         })
     })();
@@ -121,12 +127,14 @@ pub fn run(n: usize, pin: Option<&(Vec<usize>, Vec<usize>)>) -> io::Result<Waite
 }
 
 /// Open `n` connections, each with a held poll; signal `ready`, then run until every
-/// one is answered (or 60 s pass). Returns (answers, when the last came).
+/// one is answered (or 60 s pass). Returns (answers, when the last came, the server's
+/// loop CPU time then).
 fn hold_polls(
     addr: SocketAddr,
     n: usize,
+    server: u32,
     ready: &mpsc::Sender<()>,
-) -> io::Result<(usize, Option<Instant>)> {
+) -> io::Result<(usize, Option<Instant>, Option<Duration>)> {
     let mut lp = Loop::builder().threadpool_size(1).build()?;
     let st = Rc::new(RefCell::new(Clients {
         conns: Vec::new(),
@@ -165,13 +173,22 @@ fn hold_polls(
     let deadline = lp.set_timeout(Duration::from_secs(60), |lp, _| lp.stop());
     lp.unref_handle(deadline);
     lp.run(RunMode::Default)?;
+    let cpu = loop_cpu(server);
     let conns: Vec<Tcp> = st.borrow_mut().conns.drain(..).collect();
     for c in conns {
         lp.close(c);
     }
     lp.run(RunMode::NoWait)?;
     let s = st.borrow();
-    Ok((s.answered, s.last))
+    Ok((s.answered, s.last, cpu))
+}
+
+/// CPU time (user and kernel) of process `pid`'s main thread, the server's loop: the
+/// first field of `/proc/PID/schedstat`, in ns. `None` where there is no such file.
+fn loop_cpu(pid: u32) -> Option<Duration> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
 }
 
 /// The published text, as the answers carry it.
@@ -266,4 +283,10 @@ pub fn print(r: &WaitersReport) {
         r.answered,
         r.server_fanout.as_secs_f64() * 1e3
     );
+    if let Some(cpu) = r.server_cpu {
+        println!(
+            "  server loop CPU from the publish to the last answer: {:.1} ms",
+            cpu.as_secs_f64() * 1e3
+        );
+    }
 }

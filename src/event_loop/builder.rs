@@ -123,6 +123,8 @@ impl LoopBuilder {
                     Watchdog::start(threshold, out)
                 })
                 .transpose()?,
+            per_tick: Default::default(),
+            children: Default::default(),
             tasks: crate::task::Executor::new(waker),
         })
     }

@@ -71,7 +71,12 @@ impl Loop {
                 self.stop_listener(h);
                 VecDeque::new()
             }
-            HandleKind::Tcp => self.stop_stream(h),
+            HandleKind::Tcp | HandleKind::Pipe => self.stop_stream(h),
+            HandleKind::Process => self.stop_process(h).into_iter().collect(),
+            HandleKind::Prepare | HandleKind::Check | HandleKind::Idle => {
+                self.stop_watcher(h, kind);
+                VecDeque::new()
+            }
             HandleKind::Task => {
                 self.stop_task(h);
                 VecDeque::new()
@@ -195,7 +200,7 @@ impl Loop {
     pub(crate) fn fd_of(&self, h: Handle) -> Option<Fd> {
         match &self.handles.get(h)?.state {
             State::Listener(l) => l.fd(),
-            State::Tcp(t) => t.fd(),
+            State::Stream(t) => t.fd(),
             _ => None,
         }
     }

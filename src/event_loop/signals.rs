@@ -53,6 +53,21 @@ impl Loop {
         Ok(Signal(h))
     }
 
+    /// Send `signum` to this loop's signal pipe without a handle: the loop's own use
+    /// (SIGCHLD for child processes), which never holds the loop. One `unwatch_internal`
+    /// per call.
+    pub(crate) fn watch_internal(&mut self, signum: i32) -> io::Result<()> {
+        let slot = self.ensure_signal_pipe()?;
+        sys_signal::watch(slot, signum)
+            .map_err(|e| crate::error::context(format!("watching signal {signum}"), e))
+    }
+
+    pub(crate) fn unwatch_internal(&mut self, signum: i32) {
+        if let Some(sp) = &self.signal_pipe {
+            sys_signal::unwatch(sp.slot, signum);
+        }
+    }
+
     fn ensure_signal_pipe(&mut self) -> io::Result<usize> {
         if let Some(sp) = &self.signal_pipe {
             return Ok(sp.slot);
@@ -84,6 +99,11 @@ impl Loop {
                 self.tracer
                     .note(format!("reading the signal pipe failed: {e}"));
             }
+        }
+        // The loop's own SIGCHLD watch first, once per batch, however many SIGCHLDs
+        // coalesced into it; then the handles watching signals.
+        if signums.contains(&(libc::SIGCHLD as u8)) && self.children.unreaped() > 0 {
+            self.reap_children();
         }
         for signum in signums {
             let watchers: Vec<Handle> = self

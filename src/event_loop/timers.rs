@@ -1,5 +1,6 @@
-//! Timers on the loop: `set_timeout`, `set_interval`, `clear_timer`, the poll timeout they
-//! imply, and the timers phase. The wheel itself (`src/timer.rs`) counts whole
+//! Timers on the loop: `set_timeout`, `set_interval`, `clear_timer`, restarting
+//! (`timer_again`) and changing a period (`set_repeat`), the poll timeout they imply, and
+//! the timers phase. The wheel itself (`src/timer.rs`) counts whole
 //! milliseconds since the loop's epoch; the conversions between that and `Instant` live
 //! here, next to the only code that needs them.
 
@@ -27,7 +28,20 @@ pub(crate) enum TimerKind {
 pub(crate) struct TimerState {
     /// The wheel entry while armed; `None` once collected as due.
     wheel_key: Option<TimerKey>,
+    /// The delay it was started with: what `timer_again` waits again for a one-shot.
+    after: Duration,
     kind: TimerKind,
+}
+
+impl TimerState {
+    /// How long `timer_again` waits: the period of a repeating timer, the first delay of
+    /// a one-shot one.
+    fn again_after(&self) -> Duration {
+        match &self.kind {
+            TimerKind::Timeout(_) => self.after,
+            TimerKind::Interval { every, .. } => *every,
+        }
+    }
 }
 
 impl Loop {
@@ -62,6 +76,7 @@ impl Loop {
     fn start_timer(&mut self, after: Duration, kind: TimerKind) -> Timer {
         let state = TimerState {
             wheel_key: None,
+            after,
             kind,
         };
         let h = self
@@ -88,6 +103,60 @@ impl Loop {
         }
         self.disarm_timer(h);
         self.handles.remove(h).is_some()
+    }
+
+    /// Restart `t` from now (libuv's `uv_timer_again`; Node's `timeout.refresh()` for a
+    /// one-shot): a repeating timer is next due one period from now, a one-shot timer that
+    /// has not fired yet is due its first delay from now. The idle-timeout pattern: call
+    /// it on every read. False if it already fired (one-shot), was cleared, is closing,
+    /// or is not this loop's.
+    pub fn timer_again(&mut self, t: Timer) -> bool {
+        let h: Handle = t.into();
+        if self.handles.get(h).is_none_or(|s| s.is_closing()) {
+            return false;
+        }
+        let Some(State::Timer(state)) = self.handles.state_mut(h) else {
+            return false;
+        };
+        let after = state.again_after();
+        self.disarm_timer(h);
+        let deadline = self.ms_since_epoch_ceil(Instant::now(), after);
+        self.arm(h, deadline);
+        true
+    }
+
+    /// Change the period of a repeating timer (libuv's `uv_timer_set_repeat`). As in
+    /// libuv, the deadline already set stays: the new period counts from the next
+    /// re-arm, after the next firing (call `timer_again` to start it now). A zero period
+    /// is 1 ms, as for `set_interval`. False for a one-shot timer (its callback can run
+    /// only once: start an interval instead), or a stale, closing or foreign one.
+    pub fn set_repeat(&mut self, t: Timer, every: Duration) -> bool {
+        let h: Handle = t.into();
+        if self.handles.get(h).is_none_or(|s| s.is_closing()) {
+            return false;
+        }
+        match self.handles.state_mut(h) {
+            Some(State::Timer(TimerState {
+                kind: TimerKind::Interval { every: period, .. },
+                ..
+            })) => {
+                *period = every.max(Duration::from_millis(1));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The period of a repeating timer (libuv's `uv_timer_get_repeat`); `None` for a
+    /// one-shot or stale one.
+    pub fn timer_repeat(&self, t: Timer) -> Option<Duration> {
+        match &self.handles.get(t.into())?.state {
+            State::Timer(TimerState {
+                kind: TimerKind::Interval { every, .. },
+                ..
+            }) => Some(*every),
+            _ => None,
+        }
     }
 
     /// Take a timer off the wheel (used by clear and close).
@@ -143,6 +212,8 @@ impl Loop {
             return;
         }
         let every = match self.handles.state_mut(h) {
+            // Restarted by `timer_again` since it was collected: its new deadline rules.
+            Some(State::Timer(t)) if t.wheel_key.is_some() => return,
             Some(State::Timer(t)) => match &t.kind {
                 TimerKind::Timeout(_) => None,
                 TimerKind::Interval { every, .. } => Some(*every),

@@ -5,7 +5,8 @@
 //!
 //! What lives here: the pollers (`epoll.rs`, `kqueue.rs` with its rules in `kevent.rs`,
 //! `mio.rs`), the self-pipe (`selfpipe.rs`), signals (`signal.rs`), and small OS helpers
-//! (`clock.rs`, `rlimit.rs`, `affinity.rs`, `net.rs` for SIGPIPE).
+//! (`clock.rs`, `rlimit.rs`, `affinity.rs`, `net.rs` and `pipe.rs` for SIGPIPE,
+//! `process.rs` for `kill(2)`).
 //!
 //! Every poller backend provides the same four operations, written once here:
 //!
@@ -52,6 +53,8 @@ mod kevent;
 mod kqueue;
 mod mio;
 pub(crate) mod net;
+pub(crate) mod pipe;
+pub(crate) mod process;
 pub mod rlimit;
 pub(crate) mod selfpipe;
 pub mod signal;

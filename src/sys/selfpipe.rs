@@ -138,8 +138,9 @@ fn read_all(fd: Fd, out: &mut Vec<u8>) -> io::Result<usize> {
 }
 
 // Apple has no pipe2: it sets the flags in two more calls below.
+/// A pipe with both ends non-blocking and close-on-exec: (read end, write end).
 #[cfg(not(target_vendor = "apple"))]
-fn nonblocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+pub(crate) fn nonblocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [-1 as libc::c_int; 2];
     // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
     cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) })?;
@@ -147,8 +148,9 @@ fn nonblocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// A pipe with both ends non-blocking and close-on-exec: (read end, write end).
 #[cfg(target_vendor = "apple")]
-fn nonblocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+pub(crate) fn nonblocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [-1 as libc::c_int; 2];
     // SAFETY: `fds` is a valid array of two ints for pipe to fill.
     cvt(unsafe { libc::pipe(fds.as_mut_ptr()) })?;

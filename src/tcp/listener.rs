@@ -7,9 +7,9 @@
 //! an unref'd timer re-arms it after [`ACCEPT_BACKOFF`]; existing connections are served
 //! meanwhile.
 
-use super::TcpState;
 use crate::event_loop::{Loop, State};
 use crate::handle::{Handle, HandleKind, Listener, Tcp, Timer};
+use crate::stream::StreamIo;
 use crate::sys::{Fd, Interest};
 use socket2::Socket;
 use std::io;
@@ -89,7 +89,7 @@ impl Loop {
         let h = h.into();
         let socket = match self.handles.get(h).map(|s| &s.state) {
             Some(State::Listener(l)) => l.socket.as_ref(),
-            Some(State::Tcp(t)) => t.socket(),
+            Some(State::Stream(t)) => t.io.as_ref().and_then(StreamIo::socket),
             _ => None,
         };
         let socket = socket.ok_or_else(|| crate::error::stale("local_addr", h))?;
@@ -152,13 +152,9 @@ impl Loop {
             .and_then(|()| socket.set_tcp_nodelay(true))
             .and_then(|()| crate::sys::net::no_sigpipe(&socket))
             .map_err(|e| crate::error::context("preparing an accepted socket", e))?;
-        let state = State::Tcp(Box::new(TcpState::new(socket)));
-        Ok(Tcp(self.handles.insert(
-            HandleKind::Tcp,
-            state,
-            false,
-            true,
-        )))
+        Ok(Tcp(
+            self.insert_stream(StreamIo::Socket(socket), HandleKind::Tcp)
+        ))
     }
 
     fn deliver_connection(&mut self, h: Handle, conn: io::Result<Tcp>) {

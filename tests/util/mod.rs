@@ -5,7 +5,9 @@ pub mod attack;
 pub mod browser;
 pub mod child;
 pub mod http;
+pub mod process;
 pub mod tcp;
+pub mod trace;
 pub mod wire;
 
 use looplab::{Backend, Loop};

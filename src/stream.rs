@@ -1,0 +1,382 @@
+//! Streams: the one implementation behind every byte stream on the loop, TCP ([`Tcp`])
+//! and pipes ([`Pipe`]), as libuv's `uv_stream_t` is behind `uv_tcp_t` and
+//! `uv_pipe_t`. Reading, the write queue and its backpressure, shutdown, and what close
+//! owes are written once here; `tcp/` and `pipe.rs` only make the fds.
+//!
+//! The rules that make a non-blocking stream correct under level- *and* edge-triggered
+//! polling:
+//! - read until `WouldBlock`, or until a per-event budget, and then remember that the
+//!   stream may still be readable (a deferred re-read), because an edge-triggered poller
+//!   will not say so again;
+//! - `write` tries the kernel at once; only what it refuses is queued, and only while the
+//!   queue is non-empty is the stream registered for writability (a level-triggered
+//!   poller would otherwise report "writable" every tick: a busy loop);
+//! - one read buffer per loop, lent to the callback: no allocation per read;
+//! - SIGPIPE never fires: `MSG_NOSIGNAL`/`SO_NOSIGPIPE` on sockets, a held-off SIGPIPE on
+//!   pipes (`stream/io.rs`);
+//! - a stream is *active* (holds the loop, if ref'd) while reading, writing, connecting or
+//!   shutting down, as a libuv stream is; its requests (connect, queued writes, shutdown)
+//!   hold the loop even when it is unref'd;
+//! - a stream is closed only by `close` (a failed connect leaves it open and failed, as in
+//!   libuv); what `close` cuts short is called back with an error before the close callback.
+//!
+//! The methods are generic over [`Stream`], so `lp.read_start(conn, |lp, conn, ev| ..)`
+//! hands a `Tcp` back to a TCP callback and a `Pipe` to a pipe's: the callbacks are stored
+//! with the bare [`Handle`] and the type is put back on the way out.
+
+mod connect;
+mod io;
+mod write;
+
+pub(crate) use io::StreamIo;
+pub(crate) use write::OnDone;
+
+use crate::event_loop::{Deferred, Loop, State};
+use crate::handle::{Handle, HandleKind, Pipe, Tcp};
+use crate::sys::{Event, Fd, Interest};
+use std::collections::VecDeque;
+use std::io as stdio;
+
+/// Reads per readiness event before other streams get their turn (16 x 64 KiB = 1 MiB).
+/// A stream cut off by the budget is re-read in the next pending phase.
+const READ_BUDGET: usize = 16;
+
+/// What a read callback is told.
+#[derive(Debug)]
+pub enum ReadEvent<'a> {
+    /// Bytes from the peer. The slice is the loop's buffer, valid during the callback.
+    Data(&'a [u8]),
+    /// The peer closed its sending side; reading has stopped. Writing may go on.
+    Eof,
+    /// The connection failed (reset, timed out); reading has stopped.
+    Error(stdio::Error),
+}
+
+mod sealed {
+    use crate::handle::Handle;
+
+    /// Only looplab's stream handles are streams: the loop must know how to rebuild one.
+    pub trait Sealed {
+        fn wrap(h: Handle) -> Self;
+    }
+}
+
+/// A handle the stream methods (`read_start`, `write`, `shutdown`, ...) accept: [`Tcp`]
+/// and [`Pipe`]. Sealed: the loop rebuilds the typed handle for callbacks.
+pub trait Stream: sealed::Sealed + Copy + Into<Handle> + 'static {}
+
+impl sealed::Sealed for Tcp {
+    fn wrap(h: Handle) -> Tcp {
+        Tcp(h)
+    }
+}
+impl Stream for Tcp {}
+
+impl sealed::Sealed for Pipe {
+    fn wrap(h: Handle) -> Pipe {
+        Pipe(h)
+    }
+}
+impl Stream for Pipe {}
+
+/// The typed handle `S` for `h`, for a callback.
+fn typed<S: Stream>(h: Handle) -> S {
+    <S as sealed::Sealed>::wrap(h)
+}
+
+type OnRead = Box<dyn FnMut(&mut Loop, Handle, ReadEvent<'_>)>;
+
+pub(crate) struct StreamState {
+    /// `None` once closed: the fd is closed at `close`, the slot lives to the close phase.
+    pub io: Option<StreamIo>,
+    /// `tcp` or `pipe`, for messages.
+    pub kind: HandleKind,
+    pub connecting: Option<OnDone>,
+    /// The connect failed: the socket is dead; reads and writes are refused until close.
+    pub failed: bool,
+    on_read: Option<OnRead>,
+    pub reading: bool,
+    /// The process whose stdout or stderr this is: told when the stream ends.
+    pub owner: Option<Handle>,
+    w: write::WriteSide,
+    /// What the poller watches now; `None` when not registered at all.
+    registered: Option<Interest>,
+}
+
+impl StreamState {
+    pub fn new(io: StreamIo, kind: HandleKind) -> StreamState {
+        StreamState {
+            io: Some(io),
+            kind,
+            connecting: None,
+            failed: false,
+            on_read: None,
+            reading: false,
+            owner: None,
+            w: write::WriteSide::default(),
+            registered: None,
+        }
+    }
+
+    pub fn fd(&self) -> Option<Fd> {
+        self.io.as_ref().map(StreamIo::fd)
+    }
+
+    /// What the stream needs from the poller right now.
+    fn wanted(&self) -> Option<Interest> {
+        let readable = self.reading && !self.failed;
+        let writable = self.connecting.is_some() || (!self.failed && self.w.wants_writable());
+        (readable || writable).then_some(Interest { readable, writable })
+    }
+
+    /// Requests in flight: each holds the loop, ref'd or not.
+    fn requests(&self) -> u32 {
+        let n = self.w.requests() + usize::from(self.connecting.is_some());
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// Take the callbacks of queued writes and a pending shutdown (their bytes are dropped).
+    pub fn take_requests(&mut self) -> Vec<OnDone> {
+        self.w.take_requests()
+    }
+}
+
+/// The error a request gets when `close` cuts it short (libuv's `UV_ECANCELED`).
+pub(crate) fn canceled(what: &str, kind: HandleKind, h: Handle) -> stdio::Error {
+    stdio::Error::new(
+        stdio::ErrorKind::ConnectionAborted,
+        format!("{what} on {kind} {h} canceled: the stream was closed first"),
+    )
+}
+
+fn not_connected(op: &str, kind: HandleKind, h: Handle) -> stdio::Error {
+    stdio::Error::new(
+        stdio::ErrorKind::NotConnected,
+        format!("{op}: {kind} {h} failed to connect; close it"),
+    )
+}
+
+impl Loop {
+    /// An open stream (TCP or pipe); `None` if stale, closed, or not a stream.
+    pub(crate) fn stream(&mut self, h: Handle) -> Option<&mut StreamState> {
+        match self.handles.state_mut(h) {
+            Some(State::Stream(t)) if t.io.is_some() => Some(t),
+            _ => None,
+        }
+    }
+
+    fn stream_for(&mut self, op: &str, h: Handle) -> stdio::Result<&mut StreamState> {
+        self.stream(h).ok_or_else(|| crate::error::stale(op, h))
+    }
+
+    /// Put a new stream in the table; it starts inactive (nothing to do yet), ref'd.
+    pub(crate) fn insert_stream(&mut self, io: StreamIo, kind: HandleKind) -> Handle {
+        let state = State::Stream(Box::new(StreamState::new(io, kind)));
+        self.handles.insert(kind, state, false, true)
+    }
+
+    /// Bring the poller registration, the active flag and the request count in line with
+    /// the stream's state. An error leaves the registration as it was.
+    pub(crate) fn sync_interest(&mut self, h: Handle) -> stdio::Result<()> {
+        let Some(t) = self.stream(h) else {
+            return Ok(());
+        };
+        let (wanted, had, requests) = (t.wanted(), t.registered, t.requests());
+        let busy = wanted.is_some() || t.w.shutting_down();
+        let kind = t.kind;
+        let Some(fd) = t.fd() else { return Ok(()) };
+        if wanted != had {
+            let token = h.token();
+            match (had, wanted) {
+                (None, Some(i)) => self.poller.register(fd, token, i),
+                (Some(_), Some(i)) => self.poller.reregister(fd, token, i),
+                (Some(_), None) => self.poller.deregister(fd),
+                (None, None) => Ok(()),
+            }
+            .map_err(|e| crate::error::context(format!("watching {kind} {h} (fd {fd})"), e))?;
+            if let Some(t) = self.stream(h) {
+                t.registered = wanted;
+            }
+        }
+        self.handles.set_active(h, busy);
+        self.handles.set_requests(h, requests);
+        Ok(())
+    }
+
+    /// Start delivering reads to `cb`. An error if the stream is already reading (libuv's
+    /// `EALREADY`: a second reader would silently replace the first). Tries a read in the
+    /// next pending phase too: data that arrived while reading was stopped is not reported
+    /// again by an edge-triggered poller.
+    pub fn read_start<S: Stream>(
+        &mut self,
+        conn: S,
+        mut cb: impl FnMut(&mut Loop, S, ReadEvent<'_>) + 'static,
+    ) -> stdio::Result<()> {
+        let h: Handle = conn.into();
+        let t = self.stream_for("read_start", h)?;
+        if t.reading {
+            return Err(stdio::Error::new(
+                stdio::ErrorKind::AlreadyExists,
+                format!(
+                    "read_start: {} {h} is already reading (EALREADY); read_stop first",
+                    t.kind
+                ),
+            ));
+        }
+        t.on_read = Some(Box::new(move |lp, h, ev| cb(lp, typed::<S>(h), ev)));
+        self.resume_reading(h)
+    }
+
+    /// Stop reading (backpressure): the kernel buffers, then the peer's sends block.
+    /// False if the stream is stale or closed.
+    pub fn read_stop(&mut self, conn: impl Stream) -> bool {
+        let h: Handle = conn.into();
+        let Some(t) = self.stream(h) else {
+            return false;
+        };
+        t.reading = false;
+        // Stopping watching cannot leave us reading; a failed deregister is harmless here.
+        let _ = self.sync_interest(h);
+        true
+    }
+
+    /// Read again with the callback given to the last `read_start` (Node's `resume()`).
+    pub fn read_resume(&mut self, conn: impl Stream) -> stdio::Result<()> {
+        self.resume_reading(conn.into())
+    }
+
+    fn resume_reading(&mut self, h: Handle) -> stdio::Result<()> {
+        let t = self.stream_for("read_resume", h)?;
+        if t.failed {
+            return Err(not_connected("read", t.kind, h));
+        }
+        if t.on_read.is_none() {
+            return Err(stdio::Error::new(
+                stdio::ErrorKind::InvalidInput,
+                format!("{} {h}: read_resume before read_start", t.kind),
+            ));
+        }
+        let was_reading = std::mem::replace(&mut t.reading, true);
+        if let Err(e) = self.sync_interest(h) {
+            if let Some(t) = self.stream(h) {
+                t.reading = was_reading;
+            }
+            return Err(e);
+        }
+        let connecting = self.stream(h).is_some_and(|t| t.connecting.is_some());
+        if !was_reading && !connecting {
+            self.defer(move |lp| lp.read_some(h));
+        }
+        Ok(())
+    }
+
+    /// Readiness for a stream: finish a connect, flush writes, read.
+    pub(crate) fn on_stream_ready(&mut self, h: Handle, ev: Event) {
+        if self.stream(h).is_some_and(|t| t.connecting.is_some()) {
+            if ev.writable || ev.error || ev.hangup {
+                self.finish_connect(h);
+            }
+            return;
+        }
+        if ev.writable || ev.error {
+            self.flush(h);
+        }
+        if ev.readable || ev.hangup || ev.error {
+            self.read_some(h);
+        }
+    }
+
+    /// Read with the loop's shared buffer, lent out through a guard (handle.rs).
+    pub(crate) fn read_some(&mut self, h: Handle) {
+        let buf = std::mem::take(&mut self.read_buf);
+        let more = self.call_taken(
+            buf,
+            |lp, buf| lp.read_into(h, buf),
+            |lp, buf| lp.read_buf = buf,
+        );
+        // Out of budget while still reading: more may be waiting and an edge-triggered
+        // poller will not tell us again, so look once more next tick.
+        if more {
+            self.defer(move |lp| lp.read_some(h));
+        }
+    }
+
+    /// Read until WouldBlock, EOF, an error, the callback stopping us, or the budget.
+    /// True if the budget ran out while still reading.
+    fn read_into(&mut self, h: Handle, buf: &mut [u8]) -> bool {
+        for _ in 0..READ_BUDGET {
+            let Some(t) = self.stream(h) else {
+                return false;
+            };
+            let Some(io) = t.io.as_ref().filter(|_| t.reading) else {
+                return false;
+            };
+            let event = match io.read(buf) {
+                Ok(0) => ReadEvent::Eof,
+                Ok(n) => ReadEvent::Data(&buf[..n]),
+                Err(e) if e.kind() == stdio::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == stdio::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let what = format!("reading {} {h}", t.kind);
+                    ReadEvent::Error(crate::error::context(what, e))
+                }
+            };
+            let last = !matches!(event, ReadEvent::Data(_));
+            if last {
+                t.reading = false;
+            }
+            let owner = t.owner.filter(|_| last);
+            let Some(cb) = t.on_read.take() else {
+                return false;
+            };
+            self.call_taken(
+                cb,
+                |lp, cb| cb(lp, h, event),
+                |lp, cb| {
+                    if let Some(t @ StreamState { on_read: None, .. }) = lp.stream(h) {
+                        t.on_read = Some(cb);
+                    }
+                },
+            );
+            if last {
+                let _ = self.sync_interest(h); // only ever narrows what is watched
+                if let Some(process) = owner {
+                    self.stdio_ended(process, h);
+                }
+                return false;
+            }
+        }
+        self.stream(h).is_some_and(|t| t.reading)
+    }
+
+    /// close(): deregister and close the fd now. Returns what the stream still owes, in
+    /// order: the connect, finished requests, queued writes, the shutdown; the close phase
+    /// calls them, each with its result or a cancel error, before the close callback.
+    pub(crate) fn stop_stream(&mut self, h: Handle) -> VecDeque<Deferred> {
+        let mut owed: VecDeque<Deferred> = VecDeque::new();
+        let Some(State::Stream(t)) = self.handles.state_mut(h) else {
+            return owed;
+        };
+        let io = t.io.take();
+        let registered = t.registered.take().is_some();
+        let kind = t.kind;
+        if let Some(cb) = t.connecting.take() {
+            owed.push_back(Box::new(move |lp| {
+                cb(lp, h, Err(canceled("connect", kind, h)))
+            }));
+        }
+        t.w.stop(h, kind, &mut owed);
+        t.on_read = None;
+        t.reading = false;
+        let owner = t.owner.take();
+        if let (Some(io), true) = (&io, registered) {
+            // The fd closes next line; a failed deregister leaves nothing to clean.
+            let _ = self.poller.deregister(io.fd());
+        }
+        drop(io);
+        if let Some(process) = owner {
+            self.stdio_ended(process, h);
+        }
+        owed
+    }
+}
