@@ -29,7 +29,7 @@
 
 use super::cause::Cause;
 use super::join::{self, Failure, Job, JoinHandle};
-use super::reactor::{self, Reactor, Waiting};
+use super::reactor::{self, Ask, Reactor, Waiting};
 use super::waker::{Ready, ReadyList, TaskWaker};
 use crate::event_loop::{Loop, RunMode, State};
 use crate::handle::{Handle, HandleKind, Task};
@@ -82,6 +82,8 @@ pub(crate) struct Executor {
     later: Vec<Ready>,
     /// The batch being polled (kept to reuse its allocation).
     batch: Vec<Ready>,
+    /// The asks being acted on (kept to reuse its allocation).
+    acting: Vec<Ask>,
     /// A batch is being polled (a checkpoint must not start another inside it).
     in_batch: bool,
     /// With the trace on: this tick's polls, for its "tasks:" line.
@@ -102,6 +104,7 @@ impl Executor {
             later: Vec::new(),
             batch: Vec::new(),
             in_batch: false,
+            acting: Vec::new(),
             traced: Vec::new(),
             traced_polls: 0,
             spawned: 0,
@@ -364,12 +367,28 @@ impl Loop {
 
     /// Run every op asked so far, oldest first (an op may ask for more).
     pub(crate) fn act_on_asks(&mut self) {
-        if self.tasks.reactor.asks_waiting() == 0 {
-            return;
-        }
-        let reactor = self.tasks.reactor.clone();
-        while let Some(ask) = reactor.next_ask() {
-            ask.run(self);
+        while self.tasks.reactor.asks_waiting() > 0 {
+            let mut batch = std::mem::take(&mut self.tasks.acting);
+            self.tasks.reactor.take_asks(&mut batch);
+            // Kept in the executor while the ops run: one that panics leaves the rest
+            // to run next time, in order, before anything asked since.
+            self.call_taken(
+                (batch, 0),
+                |lp, (batch, next)| {
+                    while *next < batch.len() {
+                        let ask = std::mem::replace(&mut batch[*next], Ask::Done);
+                        *next += 1;
+                        ask.run(lp);
+                    }
+                },
+                |lp, (mut batch, next)| {
+                    if next < batch.len() {
+                        lp.tasks.reactor.put_back(batch.drain(next..));
+                    }
+                    batch.clear();
+                    lp.tasks.acting = batch;
+                },
+            );
         }
     }
 

@@ -19,7 +19,6 @@
 use crate::event_loop::Loop;
 use crate::handle::{Handle, Listener, Tcp};
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -37,6 +36,8 @@ pub(crate) trait Act {
 pub(crate) enum Ask {
     Once(Op),
     Shared(Rc<dyn Act>),
+    /// Its place in a batch being acted on, once taken out to run.
+    Done,
 }
 
 impl Ask {
@@ -44,6 +45,7 @@ impl Ask {
         match self {
             Ask::Once(op) => op(lp),
             Ask::Shared(who) => who.act(lp),
+            Ask::Done => {}
         }
     }
 }
@@ -121,7 +123,9 @@ const SPARE_BUFFER_MAX: usize = 64 * 1024;
 
 /// The per-loop context leaf futures reach while a task is polled.
 pub(crate) struct Reactor {
-    asks: RefCell<VecDeque<Ask>>,
+    /// In the order asked. A `Vec` taken whole by the loop (see `take_asks`): asks
+    /// always land at the start of a buffer that is warm in the cache.
+    asks: RefCell<Vec<Ask>>,
     /// The task being polled, if any.
     polling: Cell<Option<Handle>>,
     /// Deadlines in notes count from here.
@@ -143,7 +147,7 @@ thread_local! {
 impl Reactor {
     pub fn new() -> Rc<Reactor> {
         Rc::new(Reactor {
-            asks: RefCell::new(VecDeque::new()),
+            asks: RefCell::new(Vec::new()),
             polling: Cell::new(None),
             noted: RefCell::new(Vec::new()),
             epoch: Instant::now(),
@@ -169,24 +173,26 @@ impl Reactor {
     /// Queue `op` for the loop: it runs right after the current poll returns (or, asked
     /// outside a poll, as the next tasks phase begins).
     pub fn ask(&self, op: impl FnOnce(&mut Loop) + 'static) {
-        self.asks.borrow_mut().push_back(Ask::Once(Box::new(op)));
+        self.asks.borrow_mut().push(Ask::Once(Box::new(op)));
     }
 
     /// `ask`, for an op that is an object (see [`Act`]).
     pub fn ask_act(&self, who: Rc<dyn Act>) {
-        self.asks.borrow_mut().push_back(Ask::Shared(who));
+        self.asks.borrow_mut().push(Ask::Shared(who));
     }
 
-    /// The oldest op not acted on yet. One at a time: an op may ask for more.
-    pub fn next_ask(&self) -> Option<Ask> {
+    /// Every ask so far, oldest first, swapped with `spare` (empty; its buffer is
+    /// reused). An op run from the batch may ask for more: those make the next batch.
+    pub fn take_asks(&self, spare: &mut Vec<Ask>) {
+        std::mem::swap(&mut *self.asks.borrow_mut(), spare);
+    }
+
+    /// Asks a panic cut short: they go first, before any asked since.
+    pub fn put_back(&self, rest: impl Iterator<Item = Ask>) {
         let mut asks = self.asks.borrow_mut();
-        let next = asks.pop_front();
-        if asks.is_empty() {
-            // Back to the start of the buffer: the next asks land in a warm cache line
-            // instead of wherever the ring's head had wandered.
-            asks.clear();
-        }
-        next
+        let newer = std::mem::take(&mut *asks);
+        asks.extend(rest);
+        asks.extend(newer);
     }
 
     pub fn asks_waiting(&self) -> usize {
@@ -222,9 +228,9 @@ impl Reactor {
     /// handle slot, which the poll has just touched anyway.
     pub fn take_notes(&self, first: &mut Option<Waiting>, more: &mut u16) {
         let mut noted = self.noted.borrow_mut();
-        let mut notes = noted.drain(..).map(|(_, w)| w);
-        *first = notes.next();
-        *more = u16::try_from(notes.count()).unwrap_or(u16::MAX);
+        *more = u16::try_from(noted.len().saturating_sub(1)).unwrap_or(u16::MAX);
+        *first = (!noted.is_empty()).then(|| noted.swap_remove(0).1);
+        noted.clear();
     }
 
     /// Forget this poll's notes (the task finished).
