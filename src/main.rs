@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use looplab::bench::report::{self, Report};
 use looplab::bench::runner::{self, BenchConfig, ServerKind};
 use looplab::servers::echo::{Echo, EchoConfig};
+use looplab::servers::echo_async::EchoAsync;
 use looplab::servers::echo_threads::{EchoThreads, EchoThreadsConfig, Notice, ACCEPT_BACKOFF};
 use looplab::servers::longpoll::{LongPoll, LongPollConfig};
 use looplab::{Backend, Loop, RunMode};
@@ -29,6 +30,21 @@ struct Cli {
 enum Command {
     /// Echo server on looplab's event loop (one thread for all connections).
     Echo {
+        /// Address to listen on; port 0 picks a free port (printed on the first line).
+        #[arg(long, default_value = "127.0.0.1:7878")]
+        addr: SocketAddr,
+        /// Poller: epoll, kqueue or mio (default: the raw one for this OS).
+        #[arg(long)]
+        backend: Option<Backend>,
+        /// Connections over this are accepted and closed at once.
+        #[arg(long, default_value_t = 100_000)]
+        max_conns: usize,
+        /// Close a connection that sent nothing for this long (e.g. 30s; default: off).
+        #[arg(long, value_parser = parse_duration)]
+        idle_timeout: Option<Duration>,
+    },
+    /// The same echo written as `async fn` tasks on the loop (looplab::task).
+    EchoAsync {
         /// Address to listen on; port 0 picks a free port (printed on the first line).
         #[arg(long, default_value = "127.0.0.1:7878")]
         addr: SocketAddr,
@@ -114,7 +130,7 @@ enum Command {
 
 #[derive(clap::Args)]
 struct BenchArgs {
-    /// Servers to compare: threads, epoll, kqueue, mio, raw, and tokio with the
+    /// Servers to compare: threads, epoll, kqueue, mio, async, raw, and tokio with the
     /// `peer-tokio` feature (comma-separated).
     #[arg(long, value_delimiter = ',')]
     servers: Option<Vec<ServerKind>>,
@@ -200,6 +216,19 @@ fn main() -> ExitCode {
             max_conns,
             idle_timeout,
         } => run_echo(
+            backend,
+            EchoConfig {
+                addr,
+                max_conns,
+                idle_timeout,
+            },
+        ),
+        Command::EchoAsync {
+            addr,
+            backend,
+            max_conns,
+            idle_timeout,
+        } => run_echo_async(
             backend,
             EchoConfig {
                 addr,
@@ -316,6 +345,21 @@ fn run_echo(backend: Option<Backend>, config: EchoConfig) -> Result {
     let s = echo.stats();
     eprintln!(
         "echo: served {} connections, {} bytes, shed {}",
+        s.accepted, s.bytes, s.shed
+    );
+    Ok(())
+}
+
+fn run_echo_async(backend: Option<Backend>, config: EchoConfig) -> Result {
+    let mut lp = server_loop(backend)?;
+    let echo = EchoAsync::listen(&mut lp, config)?;
+    println!("listening on {}", echo.local_addr());
+    let e = echo.clone();
+    on_shutdown_signals(&mut lp, move |lp| e.shutdown(lp))?;
+    lp.run(RunMode::Default)?;
+    let s = echo.stats();
+    eprintln!(
+        "echo-async: served {} connections, {} bytes, shed {}",
         s.accepted, s.bytes, s.shed
     );
     Ok(())

@@ -20,6 +20,8 @@ pub enum ServerKind {
     Loop(Backend),
     /// `looplab echo-raw`: the hand-written libc epoll loop, the floor.
     Raw,
+    /// `looplab echo-async`: the echo as `async fn` tasks on the loop (default backend).
+    Async,
     /// `looplab echo-tokio`: tokio's current_thread runtime (feature `peer-tokio`).
     Tokio,
 }
@@ -31,6 +33,7 @@ impl ServerKind {
             ServerKind::Threads => "threads",
             ServerKind::Loop(b) => b.name(),
             ServerKind::Raw => "raw",
+            ServerKind::Async => "async",
             ServerKind::Tokio => "tokio",
         }
     }
@@ -41,6 +44,7 @@ impl ServerKind {
             ServerKind::Threads => vec!["echo-threads".into(), addr],
             ServerKind::Loop(b) => vec!["echo".into(), addr, format!("--backend={b}")],
             ServerKind::Raw => vec!["echo-raw".into(), addr],
+            ServerKind::Async => vec!["echo-async".into(), addr],
             ServerKind::Tokio => vec!["echo-tokio".into(), addr],
         }
     }
@@ -52,10 +56,13 @@ impl std::str::FromStr for ServerKind {
         match s {
             "threads" => Ok(ServerKind::Threads),
             "raw" => Ok(ServerKind::Raw),
+            "async" => Ok(ServerKind::Async),
             "tokio" if cfg!(feature = "peer-tokio") => Ok(ServerKind::Tokio),
             "tokio" => Err("the tokio peer needs a build with `--features peer-tokio`".to_string()),
             other => other.parse::<Backend>().map(ServerKind::Loop).map_err(|_| {
-                format!("unknown server '{other}': expected threads, epoll, kqueue, mio or raw")
+                format!(
+                    "unknown server '{other}': expected threads, epoll, kqueue, mio, async or raw"
+                )
             }),
         }
     }

@@ -103,6 +103,7 @@ impl Loop {
             let Some(cb) = a.callback.take() else {
                 continue;
             };
+            let _cause = crate::task::Cause::Async(h).enter();
             self.call_taken(
                 cb,
                 |lp, cb| cb(lp, Async(h)),

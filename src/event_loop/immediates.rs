@@ -45,6 +45,7 @@ impl Loop {
             }
             if let Some(State::Immediate(ImmediateState(cb))) = self.handles.remove(h) {
                 ran += 1;
+                let _cause = crate::task::Cause::Immediate.enter();
                 self.timed(|_| format!("immediate {h}"), |lp| cb(lp, Immediate(h)));
             }
         }

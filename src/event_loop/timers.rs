@@ -200,6 +200,7 @@ impl Loop {
         self.due.extend(due);
         while let Some(e) = self.due.pop_front() {
             let h = e.value;
+            let _cause = crate::task::Cause::Timer(h).enter();
             self.timed(|_| format!("timer {h}"), |lp| lp.fire_timer(h, e.deadline));
         }
     }
