@@ -2,7 +2,7 @@
 #   make bench   thread-per-connection vs the event loop: a quick sweep, table + plot
 #   make test    fmt check, clippy -D warnings, build examples, cross-check, then every
 #                test and doctest, ending with one total line (installs chromium for the
-#                browser test when it is missing)
+#                browser tests and tmux for the terminal test when they are missing)
 #   make cross-check   clippy -D warnings on crate, tests and examples for macOS and the
 #                BSDs: type-checks the kqueue code this Linux machine cannot run
 
@@ -18,6 +18,7 @@ CROSS_CC ?= cc
 
 test:
 	bash .ci/install-browser
+	bash .ci/install-tmux
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --features peer-tokio -- -D warnings

@@ -7,7 +7,9 @@ use looplab::servers::echo::{Echo, EchoConfig};
 use looplab::servers::echo_async::EchoAsync;
 use looplab::servers::echo_threads::{EchoThreads, EchoThreadsConfig, Notice, ACCEPT_BACKOFF};
 use looplab::servers::longpoll::{LongPoll, LongPollConfig};
+use looplab::servers::metrics_http::{MetricsConfig, MetricsServer};
 use looplab::{Backend, Loop, RunMode};
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +44,10 @@ enum Command {
         /// Close a connection that sent nothing for this long (e.g. 30s; default: off).
         #[arg(long, value_parser = parse_duration)]
         idle_timeout: Option<Duration>,
+        /// Also serve GET /metrics (Prometheus) and the live /loop page here, on the
+        /// server's own loop (e.g. 127.0.0.1:9100; watch it with `looplab top ADDR`).
+        #[arg(long)]
+        metrics_addr: Option<SocketAddr>,
     },
     /// The same echo written as `async fn` tasks on the loop (looplab::task).
     EchoAsync {
@@ -70,12 +76,18 @@ enum Command {
         /// thread a half-open peer (one that never sends its FIN) would hold forever.
         #[arg(long, value_parser = parse_duration)]
         idle_timeout: Option<Duration>,
+        /// Refused: thread-per-connection has no event loop to watch.
+        #[arg(long)]
+        metrics_addr: Option<SocketAddr>,
     },
     /// The hand-written libc epoll echo (the ladder's rung and the benchmark's floor).
     EchoRaw {
         /// Address to listen on; port 0 picks a free port.
         #[arg(long, default_value = "127.0.0.1:7878")]
         addr: SocketAddr,
+        /// Refused: the hand-written rung keeps no metrics; use echo.
+        #[arg(long)]
+        metrics_addr: Option<SocketAddr>,
     },
     /// Long-poll chat server: open http://ADDR/ in a browser.
     Longpoll {
@@ -116,6 +128,10 @@ enum Command {
         /// Poller: epoll, kqueue or mio.
         #[arg(long)]
         backend: Option<Backend>,
+        /// Also serve GET /metrics (Prometheus) and the live /loop page here, on the
+        /// server's own loop (e.g. 127.0.0.1:9100; watch it with `looplab top ADDR`).
+        #[arg(long)]
+        metrics_addr: Option<SocketAddr>,
     },
     /// Echo server on tokio's current_thread runtime (the bench's Rust peer).
     #[cfg(feature = "peer-tokio")]
@@ -126,6 +142,12 @@ enum Command {
     },
     /// Thread-per-connection against the event loop: a table, results.json and echo.svg.
     Bench(BenchArgs),
+    /// Watch a server's loop in the terminal: the --metrics-addr of echo or longpoll
+    /// (phases, utilization, lag, the pool, why alive; once a second; q quits).
+    Top {
+        /// The server's --metrics-addr, e.g. 127.0.0.1:9100 (or http://127.0.0.1:9100/).
+        addr: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -215,6 +237,7 @@ fn main() -> ExitCode {
             backend,
             max_conns,
             idle_timeout,
+            metrics_addr,
         } => run_echo(
             backend,
             EchoConfig {
@@ -222,6 +245,7 @@ fn main() -> ExitCode {
                 max_conns,
                 idle_timeout,
             },
+            metrics_addr,
         ),
         Command::EchoAsync {
             addr,
@@ -240,12 +264,17 @@ fn main() -> ExitCode {
             addr,
             max_conns,
             idle_timeout,
-        } => run_echo_threads(EchoThreadsConfig {
-            addr,
-            max_conns,
-            idle_timeout,
+            metrics_addr,
+        } => no_loop_to_watch("echo-threads", metrics_addr).and_then(|()| {
+            run_echo_threads(EchoThreadsConfig {
+                addr,
+                max_conns,
+                idle_timeout,
+            })
         }),
-        Command::EchoRaw { addr } => run_echo_raw(addr),
+        Command::EchoRaw { addr, metrics_addr } => {
+            no_loop_to_watch("echo-raw", metrics_addr).and_then(|()| run_echo_raw(addr))
+        }
         Command::Longpoll {
             addr,
             poll_timeout,
@@ -259,6 +288,7 @@ fn main() -> ExitCode {
             send_timeout,
             shutdown_grace,
             backend,
+            metrics_addr,
         } => {
             let max = looplab::servers::longpoll::MAX_POLL_TIMEOUT;
             if poll_timeout > max {
@@ -280,7 +310,7 @@ fn main() -> ExitCode {
                 shutdown_grace,
                 ..LongPollConfig::default()
             };
-            run_longpoll(cfg, backend)
+            run_longpoll(cfg, backend, metrics_addr)
         }
         #[cfg(feature = "peer-tokio")]
         Command::EchoTokio { addr } => {
@@ -289,6 +319,7 @@ fn main() -> ExitCode {
                 .map_err(Into::into)
         }
         Command::Bench(args) => run_bench(args),
+        Command::Top { addr } => looplab::top::run(&addr).map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -301,7 +332,7 @@ fn main() -> ExitCode {
     }
 }
 
-type Result = std::result::Result<(), Box<dyn std::error::Error>>;
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 /// Servers hold one fd per connection: take all the fds the hard limit allows.
 fn raise_fd_limit() {
@@ -333,12 +364,47 @@ fn on_shutdown_signals(
     Ok(())
 }
 
-fn run_echo(backend: Option<Backend>, config: EchoConfig) -> Result {
+/// `--metrics-addr`: the endpoint on the server's loop, announced on the second line.
+fn start_metrics(lp: &mut Loop, addr: Option<SocketAddr>) -> Result<Option<MetricsServer>> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let cfg = MetricsConfig {
+        addr,
+        ..MetricsConfig::default()
+    };
+    let m = MetricsServer::listen(lp, cfg).map_err(|e| format!("--metrics-addr {addr}: {e}"))?;
+    let at = m.local_addr(lp)?;
+    // Whoever started us may read only the first line: a closed stdout is no error.
+    let _ = writeln!(
+        std::io::stdout(),
+        "metrics on http://{at}/metrics and http://{at}/loop"
+    );
+    Ok(Some(m))
+}
+
+fn no_loop_to_watch(server: &str, metrics_addr: Option<SocketAddr>) -> Result {
+    match metrics_addr {
+        None => Ok(()),
+        Some(_) => Err(format!(
+            "--metrics-addr: {server} has no event loop to watch; use it with echo or longpoll"
+        )
+        .into()),
+    }
+}
+
+fn run_echo(backend: Option<Backend>, config: EchoConfig, metrics: Option<SocketAddr>) -> Result {
     let mut lp = server_loop(backend)?;
     let echo = Echo::listen(&mut lp, config)?;
     echo.on_error(|e| eprintln!("echo: {e}"));
+    let metrics = start_metrics(&mut lp, metrics)?;
     let e = echo.clone();
-    on_shutdown_signals(&mut lp, move |lp| e.shutdown(lp))?;
+    on_shutdown_signals(&mut lp, move |lp| {
+        e.shutdown(lp);
+        if let Some(m) = &metrics {
+            m.shutdown(lp);
+        }
+    })?;
     // Said once the signals are handled: a script may send SIGINT as soon as it reads it.
     println!("listening on {}", echo.local_addr(&lp)?);
     lp.run(RunMode::Default)?;
@@ -365,13 +431,23 @@ fn run_echo_async(backend: Option<Backend>, config: EchoConfig) -> Result {
     Ok(())
 }
 
-fn run_longpoll(cfg: LongPollConfig, backend: Option<Backend>) -> Result {
+fn run_longpoll(
+    cfg: LongPollConfig,
+    backend: Option<Backend>,
+    metrics: Option<SocketAddr>,
+) -> Result {
     let mut lp = server_loop(backend)?;
     let server = LongPoll::listen(&mut lp, cfg)?;
+    let metrics = start_metrics(&mut lp, metrics)?;
     // Held polls are answered with "shutdown": true before their connections close;
     // what is still open after the grace is cut (a second signal cuts at once).
     let s = server.clone();
-    on_shutdown_signals(&mut lp, move |lp| s.shutdown(lp))?;
+    on_shutdown_signals(&mut lp, move |lp| {
+        s.shutdown(lp);
+        if let Some(m) = &metrics {
+            m.shutdown(lp);
+        }
+    })?;
     // Said once the signals are handled: a script may send SIGINT as soon as it reads it.
     println!("listening on http://{}/", server.local_addr(&lp)?);
     lp.run(RunMode::Default)?;

@@ -191,6 +191,9 @@ pub fn table(report: &Report) -> String {
             r.cpu_user_s + r.cpu_sys_s,
             r.rt_per_cpu_s
         ));
+        if let Some(line) = loop_line(r) {
+            out.push_str(&line);
+        }
         if r.connected < r.conns || r.stalled > 0 {
             out.push_str(&format!(
                 "         ^ held {} of {} connections; {} got no echo in the window{}\n",
@@ -206,6 +209,34 @@ pub fn table(report: &Report) -> String {
         }
     }
     out
+}
+
+/// Under a loop server's row: where its loop's time went, and the pool's wake.
+fn loop_line(r: &Row) -> Option<String> {
+    let total: f64 = r.phase_s.iter().map(|(_, s)| s).sum();
+    if total <= 0.0 {
+        return None;
+    }
+    let shares: Vec<String> = r
+        .phase_s
+        .iter()
+        .filter(|(_, s)| s / total >= 0.001)
+        .map(|(p, s)| format!("{p} {:.1}%", 100.0 * s / total))
+        .collect();
+    let wake = match (r.pool_wake_p50_us, r.pool_wake_p99_us) {
+        (Some(p50), Some(p99)) => {
+            format!(
+                "pool wake p50 {p50:.0} us p99 {p99:.0} us ({} jobs)",
+                r.pool_wakes
+            )
+        }
+        _ => "no pool jobs".to_string(),
+    };
+    let util = r.loop_utilization.unwrap_or(0.0) * 100.0;
+    Some(format!(
+        "         ^ loop {util:.0}% busy: {}; {wake}\n",
+        shares.join(", ")
+    ))
 }
 
 /// Read a `results.json` written earlier (for `--replot`).
@@ -498,6 +529,11 @@ mod tests {
             rounds: 3,
             rt_per_s_min: 900.0,
             rt_per_s_max: 1100.0,
+            phase_s: Vec::new(),
+            loop_utilization: None,
+            pool_wake_p50_us: None,
+            pool_wake_p99_us: None,
+            pool_wakes: 0,
         }
     }
 
