@@ -7,15 +7,20 @@
 //!       2. run_idle        idle handles (while any is active, the poll will not block)
 //!       3. run_prepare     prepare handles: the last callbacks before the loop may sleep
 //!       4. poll            block in the kernel for at most `poll_timeout()`, then dispatch
-//!       5. run_check       immediates queued before this phase, then check handles
-//!       6. run_closing     owed request callbacks, then close callbacks, in close() order
-//!       7. update_time     cache `now` once, so every callback of the tick agrees on it
-//!       8. run_timers      collect every due timer first, then run their callbacks
+//!       5. run_tasks       poll the futures woken so far (src/task/executor.rs)
+//!       6. run_check       immediates queued before this phase, then check handles
+//!       7. run_closing     owed request callbacks, then close callbacks, in close() order
+//!       8. update_time     cache `now` once, so every callback of the tick agrees on it
+//!       9. run_timers      collect every due timer first, then run their callbacks
 //! ```
 //!
 //! Idle and prepare come after the pending phase and before the poll timeout is chosen,
 //! as in libuv's `uv_run`: what they start (a timer, an immediate) shapes this tick's
 //! sleep. Check handles run after the immediates, so they see what the whole tick did.
+//!
+//! Tasks run right after the poll's callbacks, because those are what wake most of them
+//! (a read callback filled a stream's inbox, the pool finished a job), and before check,
+//! so a task and an immediate queued by the same callback keep that order every tick.
 //!
 //! Timers run at the end of the tick, after the close phase, as libuv does since 1.45: so
 //! `RunMode::Once` returns after one firing of a late interval instead of blocking again,
@@ -43,6 +48,7 @@ use crate::process::{Children, ProcessState};
 use crate::stream::StreamState;
 use crate::sys::selfpipe::SelfPipe;
 use crate::sys::{Backend, Event, Poller};
+use crate::task::{Cause, Executor, TaskState};
 use crate::tcp::ListenerState;
 use crate::timer::{Expired, Wheel};
 use crate::trace::{Counters, TimeoutRule, Tracer, SLOW_CALLBACK};
@@ -89,6 +95,7 @@ pub(crate) enum State {
     Process(Box<ProcessState>),
     /// A prepare, check or idle handle.
     Watcher(WatcherState),
+    Task(TaskState),
 }
 
 /// A handle in the close phase's queue, with what it still owes.
@@ -158,6 +165,8 @@ pub struct Loop {
     pub(crate) per_tick: PerTick,
     /// Child processes to `waitpid` when SIGCHLD comes.
     pub(crate) children: Children,
+    /// Futures on the loop: the ready queue and what leaf futures asked for.
+    pub(crate) tasks: Executor,
 }
 
 impl Loop {
@@ -204,6 +213,7 @@ impl Loop {
             self.run_prepare();
             let (timeout, rule) = self.poll_timeout(mode, ran_pending);
             self.poll(timeout, rule, ran_pending)?;
+            self.run_tasks();
             self.run_check();
             self.run_check_handles();
             self.run_closing();
@@ -226,9 +236,12 @@ impl Loop {
     }
 
     /// The exit rule, whole: a handle that holds the loop (counted by the handle table:
-    /// ref'd and active, a request in flight, a close in progress) or a deferred callback.
+    /// ref'd and active, a request in flight, a close in progress), a deferred callback,
+    /// or an ask a future left for the loop (a dropped stream's close, for one).
     pub fn alive(&self) -> bool {
-        self.handles.holding() > 0 || !self.pending.is_empty()
+        self.handles.holding() > 0
+            || !self.pending.is_empty()
+            || self.tasks.reactor.asks_waiting() > 0
     }
 
     /// Make `run` return after the current tick (before the first, if called outside).
@@ -258,6 +271,7 @@ impl Loop {
     fn run_pending(&mut self) -> usize {
         self.enter(Phase::Pending);
         let batch = self.pending.len();
+        let _cause = Cause::Pending.enter();
         for _ in 0..batch {
             match self.pending.pop_front() {
                 Some((h, cb)) => {
@@ -311,6 +325,10 @@ impl Loop {
         let idle = self.per_tick.idle_count();
         if idle > 0 {
             return (zero, TimeoutRule::Idle(idle));
+        }
+        let tasks = self.tasks.runnable();
+        if tasks > 0 {
+            return (zero, TimeoutRule::Tasks(tasks));
         }
         self.timer_timeout()
     }
@@ -403,9 +421,18 @@ impl Loop {
     fn dispatch(&mut self, ev: Event) {
         match ev.token {
             WAKE_TOKEN => self.on_wake(),
-            SIGNAL_TOKEN => self.on_signal_pipe(),
+            SIGNAL_TOKEN => {
+                let _cause = Cause::Signal.enter();
+                self.on_signal_pipe();
+            }
             token => {
                 let h = self.handles.handle_of_token(token);
+                let readable = ev.readable || ev.hangup || ev.error;
+                let _cause = Cause::Io {
+                    handle: h,
+                    readable,
+                }
+                .enter();
                 match self.handles.get(h).map(|s| s.kind()) {
                     Some(HandleKind::Listener) => self.on_listener_ready(h),
                     Some(HandleKind::Tcp | HandleKind::Pipe) => self.on_stream_ready(h, ev),
@@ -427,6 +454,7 @@ impl Loop {
         // behind it must not wait for a byte that will never come.
         let _rewake = guard::WakeOnUnwind(self.waker.clone());
         self.run_async_sends();
+        let _cause = Cause::Pool.enter();
         let done = self.run_pool_completions();
         self.counters.max_completions_per_drain =
             self.counters.max_completions_per_drain.max(done as u64);
@@ -457,11 +485,12 @@ impl Loop {
         }
     }
 
-    /// Phase 6. For each handle closed, in the order close() was called (FIFO: a
+    /// Phase 7. For each handle closed, in the order close() was called (FIFO: a
     /// documented choice; libuv runs them LIFO): the callbacks of the requests the close
     /// cut short, then its close callback. Closes requested here run next tick.
     fn run_closing(&mut self) {
         self.enter(Phase::Closing);
+        let _cause = Cause::Closing.enter();
         let mut left = self.closing.len();
         while left > 0 {
             let Some(front) = self.closing.front_mut() else {

@@ -47,6 +47,15 @@ pub struct Handle {
 }
 
 impl Handle {
+    /// A handle no table ever holds (generation 0 is never handed out): every method
+    /// refuses it as stale. A task spawned from inside a task has this until the loop
+    /// has made it (right after the spawning task's poll).
+    pub(crate) const NONE: Handle = Handle {
+        key: u32::MAX,
+        generation: 0,
+        loop_id: 0,
+    };
+
     /// The 64-bit token the poller carries back with an event for this handle. The loop
     /// id is not in it: each loop has its own poller.
     pub(crate) fn token(self) -> u64 {
@@ -100,6 +109,8 @@ pub enum HandleKind {
     Check,
     /// Runs every tick before prepare, and keeps the poll from blocking (`idle`).
     Idle,
+    /// A future spawned on the loop (`spawn`, `block_on`).
+    Task,
 }
 
 impl HandleKind {
@@ -118,6 +129,7 @@ impl HandleKind {
             HandleKind::Prepare => "prepare",
             HandleKind::Check => "check",
             HandleKind::Idle => "idle",
+            HandleKind::Task => "task",
         }
     }
 }
@@ -227,6 +239,10 @@ typed_handle!(
 typed_handle!(
     /// A callback run every tick that makes the poll not block (libuv's `uv_idle_t`).
     Idle
+);
+typed_handle!(
+    /// A future running on the loop (`spawn`); its `JoinHandle` converts into it.
+    Task
 );
 
 pub(crate) struct Slot<S> {

@@ -34,13 +34,17 @@
 //!    ([`stream`], [`tcp`], [`pipe`]), the self-pipe's wakeups from the thread pool
 //!    ([`pool`], [`fs`], [`dns`]) and async senders, and signals, among them SIGCHLD:
 //!    exited child processes are reaped and reported ([`process`]).
-//! 4. **Check**: immediates ([`Loop::set_immediate`]), then check handles
+//! 4. **Tasks**: futures whose wakers were called are polled once each; what they ask
+//!    of the loop is done right after each poll ([`task`]: `async`/`await` on the same
+//!    reactor). A task woken by a stream's read is polled at once, inside the poll
+//!    phase, before the loop reads that socket again.
+//! 5. **Check**: immediates ([`Loop::set_immediate`]), then check handles
 //!    ([`Loop::check`]).
-//! 5. **Close**: for each handle closed, in the order `close()` was called, the
+//! 6. **Close**: for each handle closed, in the order `close()` was called, the
 //!    callbacks of the requests it cut short (with an error), then its close callback.
-//! 6. **Update the time** once ([`Loop::now`] is cached: every timer callback of the
+//! 7. **Update the time** once ([`Loop::now`] is cached: every timer callback of the
 //!    tick agrees on it).
-//! 7. **Run due timers** from the hierarchical timing wheel ([`timer`]): all due timers
+//! 8. **Run due timers** from the hierarchical timing wheel ([`timer`]): all due timers
 //!    are collected first, then their callbacks run, so a timer started from a callback
 //!    waits for the next tick. Timers come last, as in libuv since 1.45, so the timer
 //!    whose deadline ended the poll fires in the same tick; `RunMode::Default` also runs
@@ -80,6 +84,7 @@
 //! | trace and metrics              | `src/trace.rs`              |
 //! | phase times, windows, histograms | `src/metrics.rs`, `src/metrics/*.rs` |
 //! | blocked-loop watchdog          | `src/watchdog.rs`           |
+//! | futures, wakers, async/await   | `src/task.rs`, `src/task/*.rs` |
 //! | the echo servers, the bench    | `src/servers/`, `src/bench/` |
 
 #![deny(unsafe_code)]
@@ -101,6 +106,7 @@ pub mod servers;
 pub mod stream;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod task;
 pub mod tcp;
 pub mod timer;
 #[cfg(feature = "tools")]
@@ -112,7 +118,7 @@ pub use error::Error;
 pub use event_loop::{AsyncSender, Loop, LoopBuilder, RunMode};
 pub use handle::{
     Async, Check, Handle, HandleInfo, HandleKind, Idle, Immediate, Listener, Pipe, Prepare,
-    Process, Signal, Tcp, Timer, Work,
+    Process, Signal, Task, Tcp, Timer, Work,
 };
 pub use pool::{PoolMetrics, WorkError};
 pub use process::ExitStatus;

@@ -40,6 +40,9 @@ pub enum TimeoutRule {
     Closing(usize),
     /// Idle handles are active: the loop polls without blocking while they live.
     Idle(usize),
+    /// Tasks were woken (or leaf futures asked the loop for something) since the tasks
+    /// phase last ran.
+    Tasks(usize),
     /// Until the next timer.
     Timer {
         /// The timer that fires first.
@@ -62,6 +65,7 @@ impl fmt::Display for TimeoutRule {
             TimeoutRule::Immediates(n) => write!(f, "{n} immediates"),
             TimeoutRule::Closing(n) => write!(f, "{n} closing"),
             TimeoutRule::Idle(n) => write!(f, "{n} idle"),
+            TimeoutRule::Tasks(n) => write!(f, "{n} tasks ready"),
             TimeoutRule::Timer { handle, due_in } => {
                 write!(f, "next timer {handle} due in {}", ms(*due_in))
             }
@@ -123,6 +127,12 @@ pub struct Metrics {
     pub max_completions_per_drain: u64,
     /// Thread pool figures (zero until the pool has started).
     pub pool: crate::pool::PoolMetrics,
+    /// Tasks spawned so far.
+    pub tasks_spawned: u64,
+    /// Task polls so far (a task is polled once per wake, coalesced).
+    pub tasks_polled: u64,
+    /// Tasks that have not ended yet.
+    pub tasks_alive: usize,
 }
 
 /// A callback that runs longer than this is named in the trace line of its tick.
@@ -139,6 +149,8 @@ pub(crate) struct TickRecord {
     pub watchers: [usize; 3],
     /// Children reaped after a SIGCHLD: "pid 4242 exit 0".
     pub reaped: Vec<String>,
+    /// The tasks phase: what was polled and what woke each.
+    pub tasks: Option<String>,
     pub closes: Vec<Handle>,
     /// Callbacks that ran longer than [`SLOW_CALLBACK`].
     pub slow: Vec<(String, Duration)>,
@@ -262,6 +274,12 @@ impl Tracer {
         }
     }
 
+    pub fn tasks(&mut self, line: String) {
+        if self.enabled {
+            self.tick.tasks = Some(line);
+        }
+    }
+
     pub fn closed(&mut self, h: Handle) {
         if self.enabled {
             self.tick.closes.push(h);
@@ -291,8 +309,8 @@ impl Tracer {
                 t.drains, t.completions
             );
         }
-        // In the order they ran: idle and prepare before the poll, reaping in it,
-        // immediates then check handles after it.
+        // In the order they ran: idle and prepare before the poll, reaping in it, the
+        // tasks after it, then immediates and check handles.
         let [idle, prepare, check] = t.watchers;
         for (n, what) in [(idle, "idle"), (prepare, "prepare")] {
             if n > 0 {
@@ -301,6 +319,9 @@ impl Tracer {
         }
         if !t.reaped.is_empty() {
             let _ = write!(rest, " | reaped {}", t.reaped.join(", "));
+        }
+        if let Some(tasks) = &t.tasks {
+            let _ = write!(rest, " | tasks: {tasks}");
         }
         for (n, what) in [(t.immediates, "immediates"), (check, "check")] {
             if n > 0 {

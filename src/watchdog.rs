@@ -6,6 +6,7 @@
 //! once on stderr ("a callback has blocked the loop for 312 ms in the timers phase").
 //! Waiting in poll is idleness, not blocking, and is never reported.
 
+use crate::handle::Handle;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -33,6 +34,8 @@ pub enum Phase {
     Closing,
     /// Running idle and prepare handles, before the poll.
     Prepare,
+    /// Polling tasks (futures).
+    Tasks,
 }
 
 impl Phase {
@@ -45,6 +48,7 @@ impl Phase {
             5 => Phase::Check,
             6 => Phase::Closing,
             7 => Phase::Prepare,
+            8 => Phase::Tasks,
             _ => Phase::Idle,
         }
     }
@@ -60,6 +64,7 @@ impl Phase {
             Phase::Check => "check (immediates, check handles)",
             Phase::Closing => "close callbacks",
             Phase::Prepare => "idle and prepare handles",
+            Phase::Tasks => "tasks",
         }
     }
 }
@@ -69,6 +74,8 @@ struct Heartbeat {
     phase: AtomicU8,
     /// When the current phase was entered, in µs since `epoch`.
     since_us: AtomicU64,
+    /// In the tasks phase: the token of the task being polled (0: none).
+    task: AtomicU64,
     reports: Mutex<Vec<String>>,
 }
 
@@ -87,6 +94,7 @@ impl Watchdog {
             epoch: Instant::now(),
             phase: AtomicU8::new(Phase::Idle as u8),
             since_us: AtomicU64::new(0),
+            task: AtomicU64::new(0),
             reports: Mutex::new(Vec::new()),
         });
         let (stop, stopped) = crossbeam_channel::bounded(0);
@@ -102,9 +110,21 @@ impl Watchdog {
     }
 
     pub fn enter(&self, phase: Phase) {
+        self.beat.task.store(0, Ordering::Release);
         let us = self.beat.epoch.elapsed().as_micros() as u64;
         self.beat.since_us.store(us, Ordering::Release);
         self.beat.phase.store(phase as u8, Ordering::Release);
+    }
+
+    /// One task's poll begins: a report then names the task, and measures this poll.
+    pub fn enter_task(&self, h: Handle) {
+        self.enter(Phase::Tasks);
+        self.beat.task.store(h.token(), Ordering::Release);
+    }
+
+    /// The phase the loop is in now.
+    pub fn phase(&self) -> Phase {
+        Phase::from_u8(self.beat.phase.load(Ordering::Acquire))
     }
 
     pub fn tick_done(&self) {
@@ -152,11 +172,21 @@ fn watch(
             Duration::from_micros((beat.epoch.elapsed().as_micros() as u64).saturating_sub(since));
         if stuck >= threshold {
             reported_episode = since;
-            let msg = format!(
-                "looplab watchdog: a callback has blocked the loop for {} ms in the {} phase",
-                stuck.as_millis(),
-                phase.name()
-            );
+            let task = beat.task.load(Ordering::Acquire);
+            let msg = if phase == Phase::Tasks && task != 0 {
+                format!(
+                    "looplab watchdog: task #{}.{} has run {} ms in one poll, blocking the loop in the tasks phase",
+                    task & u64::from(u32::MAX),
+                    task >> 32,
+                    stuck.as_millis()
+                )
+            } else {
+                format!(
+                    "looplab watchdog: a callback has blocked the loop for {} ms in the {} phase",
+                    stuck.as_millis(),
+                    phase.name()
+                )
+            };
             // A report that cannot be written is still kept for `watchdog_reports`.
             let _ = writeln!(out, "{msg}");
             if let Ok(mut r) = beat.reports.lock() {

@@ -25,6 +25,8 @@ pub enum ServerKind {
     LoopBare(Backend),
     /// `looplab echo-raw`: the hand-written libc epoll loop, the floor.
     Raw,
+    /// `looplab echo-async`: the echo as `async fn` tasks on the loop (default backend).
+    Async,
     /// `looplab echo-tokio`: tokio's current_thread runtime (feature `peer-tokio`).
     Tokio,
 }
@@ -39,6 +41,7 @@ impl ServerKind {
             ServerKind::LoopBare(Backend::Kqueue) => "kqueue-bare",
             ServerKind::LoopBare(Backend::Mio) => "mio-bare",
             ServerKind::Raw => "raw",
+            ServerKind::Async => "async",
             ServerKind::Tokio => "tokio",
         }
     }
@@ -55,6 +58,7 @@ impl ServerKind {
             ],
             ServerKind::LoopBare(b) => vec!["echo".into(), addr, format!("--backend={b}")],
             ServerKind::Raw => vec!["echo-raw".into(), addr],
+            ServerKind::Async => vec!["echo-async".into(), addr],
             ServerKind::Tokio => vec!["echo-tokio".into(), addr],
         }
     }
@@ -66,6 +70,7 @@ impl std::str::FromStr for ServerKind {
         match s {
             "threads" => Ok(ServerKind::Threads),
             "raw" => Ok(ServerKind::Raw),
+            "async" => Ok(ServerKind::Async),
             "tokio" if cfg!(feature = "peer-tokio") => Ok(ServerKind::Tokio),
             "tokio" => Err("the tokio peer needs a build with `--features peer-tokio`".to_string()),
             other => match other.strip_suffix("-bare") {
@@ -74,7 +79,7 @@ impl std::str::FromStr for ServerKind {
             }
             .map_err(|_| {
                 format!(
-                    "unknown server '{other}': expected threads, epoll, kqueue, mio or raw \
+                    "unknown server '{other}': expected threads, epoll, kqueue, mio, async or raw \
                      (a backend with -bare: metrics off)"
                 )
             }),
@@ -287,6 +292,18 @@ impl WindowObserver for Sampler {
     }
 }
 
+/// Warmup per connection, at the least: every connection must have made a few round trips
+/// before the window opens, and a server that accepts slowly must have accepted them all
+/// (a connection whose handshake the server's full backlog dropped comes back about a
+/// second later). 0.2 ms per connection gives 5000 connections a full second.
+pub const WARMUP_PER_CONN: Duration = Duration::from_micros(200);
+
+/// The warmup a cell of `conns` connections gets: `configured`, or more for many.
+pub fn warmup_for(conns: usize, configured: Duration) -> Duration {
+    let per_conn = WARMUP_PER_CONN.saturating_mul(u32::try_from(conns).unwrap_or(u32::MAX));
+    configured.max(per_conn)
+}
+
 /// Measure one cell: a fresh server process, the load, the figures.
 pub fn measure(kind: ServerKind, conns: usize, cfg: &BenchConfig) -> io::Result<Row> {
     // The server inherits the cores of the thread that starts it; the load generator's
@@ -305,7 +322,7 @@ pub fn measure(kind: ServerKind, conns: usize, cfg: &BenchConfig) -> io::Result<
         addr: server.addr,
         conns,
         size: cfg.size,
-        warmup: cfg.warmup,
+        warmup: warmup_for(conns, cfg.warmup),
         duration: cfg.duration,
         threads: cfg.client_threads,
     };

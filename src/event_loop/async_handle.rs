@@ -104,6 +104,7 @@ impl Loop {
             let Some(cb) = a.callback.take() else {
                 continue;
             };
+            let _cause = crate::task::Cause::Async(h).enter();
             let site = Site::of(HandleKind::Async, h);
             self.timed(
                 site,

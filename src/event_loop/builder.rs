@@ -119,7 +119,7 @@ impl LoopBuilder {
             closing: VecDeque::new(),
             stop_flag: false,
             running: false,
-            waker,
+            waker: waker.clone(),
             async_queue: crossbeam_channel::unbounded(),
             signal_pipe: None,
             pool: None,
@@ -139,6 +139,7 @@ impl LoopBuilder {
                 .transpose()?,
             per_tick: Default::default(),
             children: Default::default(),
+            tasks: crate::task::Executor::new(waker),
         })
     }
 }

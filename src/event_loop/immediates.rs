@@ -46,6 +46,7 @@ impl Loop {
             }
             if let Some(State::Immediate(ImmediateState(cb))) = self.handles.remove(h) {
                 ran += 1;
+                let _cause = crate::task::Cause::Immediate.enter();
                 let site = Site::of(HandleKind::Immediate, h);
                 self.timed(
                     site,

@@ -77,6 +77,10 @@ impl Loop {
                 self.stop_watcher(h, kind);
                 VecDeque::new()
             }
+            HandleKind::Task => {
+                self.stop_task(h);
+                VecDeque::new()
+            }
             HandleKind::Immediate => VecDeque::new(),
         };
         self.handles.set_requests(h, 0);
@@ -133,7 +137,7 @@ impl Loop {
         );
         let mut parts = Vec::new();
         if !ref_d.is_empty() {
-            parts.push(format!("ref'd: {ref_d}"));
+            parts.push(format!("ref'd: {ref_d}{}", self.tasks_waiting_on()));
         }
         if requests > 0 {
             parts.push(format!("{requests} request(s) in flight"));
@@ -183,6 +187,12 @@ impl Loop {
             completions: c.completions,
             max_completions_per_drain: c.max_completions_per_drain,
             pool: self.pool.as_ref().map(|p| p.metrics()).unwrap_or_default(),
+            tasks_spawned: self.tasks.spawned,
+            tasks_polled: self.tasks.polled,
+            tasks_alive: infos
+                .iter()
+                .filter(|i| i.kind == HandleKind::Task && !i.closing)
+                .count(),
         }
     }
 

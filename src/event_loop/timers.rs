@@ -201,6 +201,7 @@ impl Loop {
         self.due.extend(due);
         while let Some(e) = self.due.pop_front() {
             let h = e.value;
+            let _cause = crate::task::Cause::Timer(h).enter();
             let site = Site::of(HandleKind::Timer, h);
             self.timed(
                 site,

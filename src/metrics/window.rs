@@ -8,11 +8,12 @@ use crate::watchdog::Phase;
 use std::time::Duration;
 
 /// The phases a tick's time is split into, in the order a tick runs them.
-pub const PHASES: [Phase; 7] = [
+pub const PHASES: [Phase; 8] = [
     Phase::Pending,
     Phase::Prepare,
     Phase::Poll,
     Phase::PollCallbacks,
+    Phase::Tasks,
     Phase::Check,
     Phase::Closing,
     Phase::Timers,
@@ -26,9 +27,10 @@ pub(crate) fn slot(phase: Phase) -> Option<usize> {
         Phase::Prepare => Some(1),
         Phase::Poll => Some(2),
         Phase::PollCallbacks => Some(3),
-        Phase::Check => Some(4),
-        Phase::Closing => Some(5),
-        Phase::Timers => Some(6),
+        Phase::Tasks => Some(4),
+        Phase::Check => Some(5),
+        Phase::Closing => Some(6),
+        Phase::Timers => Some(7),
     }
 }
 
@@ -40,6 +42,7 @@ pub fn phase_key(phase: Phase) -> &'static str {
         Phase::Prepare => "prepare",
         Phase::Poll => "poll_wait",
         Phase::PollCallbacks => "poll_io",
+        Phase::Tasks => "tasks",
         Phase::Check => "check",
         Phase::Closing => "close",
         Phase::Timers => "timers",

@@ -33,6 +33,8 @@ pub(crate) struct ListenerState {
     backoff: Option<Timer>,
     /// This episode of fd exhaustion was already reported to the callback.
     told_about_fds: bool,
+    /// Not watching because nobody is accepting (`set_accepting(false)`).
+    paused: bool,
 }
 
 impl ListenerState {
@@ -70,6 +72,7 @@ impl Loop {
             on_connection: Some(Box::new(on_connection)),
             backoff: None,
             told_about_fds: false,
+            paused: false,
         };
         let h = self
             .handles
@@ -107,7 +110,7 @@ impl Loop {
     pub(crate) fn on_listener_ready(&mut self, h: Handle) {
         loop {
             let accepted = match self.listener(h) {
-                Some(l) if l.backoff.is_none() => match l.socket.as_ref() {
+                Some(l) if l.backoff.is_none() && !l.paused => match l.socket.as_ref() {
                     Some(s) => s.accept(),
                     None => return,
                 },
@@ -209,6 +212,9 @@ impl Loop {
     fn resume_accepting(&mut self, h: Handle) {
         let Some(l) = self.listener(h) else { return };
         l.backoff = None;
+        if l.paused {
+            return; // `set_accepting(true)` registers it when someone accepts again
+        }
         let Some(fd) = l.fd() else { return };
         if let Err(e) = self.poller.register(fd, h.token(), Interest::READABLE) {
             let e = crate::error::context(format!("re-watching listener {h}"), e);
@@ -218,6 +224,43 @@ impl Loop {
         self.on_listener_ready(h);
     }
 
+    /// Watch for connections, or stop watching without closing: the task layer's accept
+    /// future withdraws its interest when it is dropped (`src/task/net.rs`). Connections
+    /// wait in the kernel's backlog meanwhile. A listener that is backing off (out of fds)
+    /// is left to its timer, which honours the flag. Paused, it is inactive.
+    pub(crate) fn set_accepting(&mut self, h: Handle, on: bool) -> io::Result<()> {
+        let l = self
+            .listener(h)
+            .ok_or_else(|| crate::error::stale("set_accepting", h))?;
+        if l.paused != on {
+            return Ok(());
+        }
+        l.paused = !on;
+        let (fd, backing_off) = (l.fd(), l.backoff.is_some());
+        self.handles.set_active(h, on);
+        let Some(fd) = fd.filter(|_| !backing_off) else {
+            return Ok(());
+        };
+        if !on {
+            // Not watching is the point; a failed deregister leaves an fd we ignore.
+            let _ = self.poller.deregister(fd);
+            return Ok(());
+        }
+        if let Err(e) = self.poller.register(fd, h.token(), Interest::READABLE) {
+            if let Some(l) = self.listener(h) {
+                l.paused = true;
+            }
+            self.handles.set_active(h, false);
+            return Err(crate::error::context(
+                format!("re-watching listener {h}"),
+                e,
+            ));
+        }
+        // Edge-triggered backends will not report connections that queued meanwhile.
+        self.defer(h, move |lp| lp.on_listener_ready(h));
+        Ok(())
+    }
+
     /// close(): stop watching and close the socket now.
     pub(crate) fn stop_listener(&mut self, h: Handle) {
         let Some(State::Listener(l)) = self.handles.state_mut(h) else {
@@ -225,8 +268,9 @@ impl Loop {
         };
         let backoff = l.backoff.take();
         l.on_connection = None;
+        let watched = backoff.is_none() && !l.paused;
         if let Some(socket) = l.socket.take() {
-            if backoff.is_none() {
+            if watched {
                 // The socket closes next line; a failed deregister leaves nothing behind.
                 let _ = self.poller.deregister(socket.as_raw_fd());
             }

@@ -165,6 +165,7 @@ pub fn phase_label(phase: Phase) -> &'static str {
         Phase::Prepare => "idle+prepare",
         Phase::Poll => "poll wait",
         Phase::PollCallbacks => "poll I/O",
+        Phase::Tasks => "tasks",
         Phase::Check => "check",
         Phase::Closing => "close",
         Phase::Timers => "timers",

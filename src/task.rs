@@ -1,0 +1,97 @@
+//! Futures on the loop: `async`/`await` over the same reactor the callbacks use.
+//!
+//! A future is a callback you poll. Where a callback says "call me when the socket is
+//! readable", a future says "poll me again when I might make progress", and hands over
+//! a **waker** to say so with. `Future::poll` returns `Ready(value)` or `Pending`; a
+//! future that returns `Pending` must first have stored `cx.waker()` where the event it
+//! waits for will find it, or nothing will ever poll it again.
+//!
+//! ```no_run
+//! use looplab::{task, Loop};
+//! use std::time::Duration;
+//!
+//! let mut lp = Loop::new()?;
+//! let out = lp.block_on(async {
+//!     task::sleep(Duration::from_millis(50)).await?;
+//!     Ok::<_, std::io::Error>("slept")
+//! })??;
+//! assert_eq!(out, "slept");
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! How the pieces fit (each in its file):
+//!
+//! | piece | what it is | file |
+//! |---|---|---|
+//! | task | a future in a handle slot, ref'd, polled in the **tasks phase** | `task/executor.rs` |
+//! | waker | one `Arc` per task; a `scheduled` flag so no wake is lost or doubled | `task/waker.rs` |
+//! | reactor | how a leaf future *asks* the loop to act (it gets no `&mut Loop`) | `task/reactor.rs` |
+//! | wake cause | what the loop was dispatching when a task woke (for the trace) | `task/cause.rs` |
+//! | `JoinHandle` | a task's output, or its panic; `abort()` | `task/join.rs` |
+//! | `sleep`, `timeout`, `yield_now` | the timing wheel | `task/time.rs` |
+//! | `race` | the first of two wins, the loser is dropped (cancelled) | `task/race.rs` |
+//! | `TcpListener`, `TcpStream` | accept, connect, read, write_all, shutdown | `task/net.rs`, `task/net/stream.rs` |
+//! | `offload`, `fs`, `dns` | blocking work on the thread pool | `task/pool.rs` |
+//! | `signal` | a signal as a stream | `task/signal.rs` |
+//!
+//! **The path of one wake**, readable with `LOOPLAB_TRACE=1`: a task awaits
+//! `conn.read(&mut buf)`; the read future stores the waker in the stream's shared cell,
+//! asks the loop to start reading, and returns `Pending`. The loop polls epoll; fd 9 is
+//! readable; the read callback appends to the stream's inbox and wakes the stored
+//! waker, which queues the task with the cause "fd 9 readable". The tasks phase polls
+//! it; `read` finds the bytes in the inbox and returns `Ready(n)`. The trace line:
+//! `tasks: polled 1 — #4.1 woken by fd 9 readable`.
+//!
+//! **Cancellation is drop.** Every leaf future undoes its work when dropped before it
+//! finished: a `Sleep` clears its timer, a waiting `read` or `accept` withdraws its
+//! interest, a pool future cancels its job if no worker has started it, a `connect`
+//! closes the half-made stream. So `race` and `timeout` cancel the loser by dropping it.
+//!
+//! Leaf futures polled outside a looplab task (another executor, a bare `poll`) return
+//! an error saying so: they need a loop to act for them.
+
+mod cause;
+mod executor;
+mod join;
+mod net;
+mod pool;
+mod race;
+mod reactor;
+mod signal;
+mod time;
+mod waker;
+
+pub(crate) use cause::Cause;
+pub(crate) use executor::{Executor, TaskState};
+pub use join::{JoinError, JoinHandle};
+pub use net::{
+    Accept, Bind, Connect, ReadFuture, Shutdown, TcpListener, TcpStream, WriteAll, ACCEPT_BACKLOG,
+    INBOX_HIGH, INBOX_LOW, OUTBOX_HIGH,
+};
+pub use pool::{dns, fs, offload, OnPool};
+pub use race::{race, Either, Race};
+pub use signal::{signal, NextSignal, Signals};
+pub use time::{sleep, timeout, yield_now, Sleep, YieldNow};
+
+use std::future::Future;
+
+/// Spawn `fut` from inside a task (where there is no `&mut Loop`; elsewhere use
+/// `Loop::spawn`). The loop makes the task right after the current poll returns, and
+/// polls it in the next tasks phase. Panics if called outside a looplab task, since
+/// there is then no loop to run it on.
+pub fn spawn<F>(fut: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+{
+    let r = match reactor::current("task::spawn") {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let cell = join::new_cell::<F::Output>();
+    let c = cell.clone();
+    r.ask(move |lp| {
+        let h = lp.spawn_task(Box::pin(fut), c.clone());
+        join::set_task(&c, h);
+    });
+    JoinHandle::new(cell, r)
+}

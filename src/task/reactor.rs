@@ -1,0 +1,324 @@
+//! How a leaf future talks to the loop: it asks, the loop acts.
+//!
+//! `Future::poll` gets a `Context`, and a `Context` carries a waker and nothing else: no
+//! `&mut Loop`. So a leaf future (`sleep`, `read`, `accept`...) cannot arm a timer or
+//! start reading itself. Instead, while a task is polled, the loop's `Reactor` is
+//! reachable from a thread-local, and the future *asks*: it queues an op, a closure
+//! that takes `&mut Loop` ("arm a 120 ms timer and wake me", "start reading this
+//! stream", "clear that timer"). Right after the task's poll returns, the loop *acts*:
+//! it runs each op with its ordinary callback API. The callbacks those ops register put
+//! their results in small `Rc<RefCell<..>>` cells shared with the future, and wake the
+//! waker stored there. The reactor is a system call interface: the future is user
+//! space, the ops are the calls, the loop is the kernel.
+//!
+//! A leaf future also notes what it waits on as it returns `Pending`; the loop keeps
+//! the notes of a task's last poll with the task, for `explain_alive` ("tasks waiting
+//! on: fd 9 readable, sleep 120 ms"). A task changes what it waits on only while it is
+//! polled, so the notes of its last poll are always current.
+
+use crate::event_loop::Loop;
+use crate::handle::{Handle, Listener, Tcp};
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Something the loop does on a future's behalf, right after the poll that asked.
+pub(crate) type Op = Box<dyn FnOnce(&mut Loop)>;
+
+/// An op that is a shared object instead of a boxed closure, for asks made in every
+/// poll (a stream's flush): asking costs a reference count, not an allocation.
+pub(crate) trait Act {
+    fn act(self: Rc<Self>, lp: &mut Loop);
+}
+
+/// One queued ask.
+pub(crate) enum Ask {
+    Once(Op),
+    Shared(Rc<dyn Act>),
+    /// Its place in a batch being acted on, once taken out to run.
+    Done,
+}
+
+impl Ask {
+    pub fn run(self, lp: &mut Loop) {
+        match self {
+            Ask::Once(op) => op(lp),
+            Ask::Shared(who) => who.act(lp),
+            Ask::Done => {}
+        }
+    }
+}
+
+/// What a leaf future waits on, in words for `explain_alive`.
+#[derive(Clone, Debug)]
+pub(crate) enum Waiting {
+    /// The deadline, in ms after the reactor's `epoch` (an `Instant` would not fit).
+    Sleep(u64),
+    Readable(Tcp),
+    Writable(Tcp),
+    Accept(Listener),
+    /// Boxed, like `Listen`: a note lives in the task's slot and must stay small.
+    Connect(Box<std::net::SocketAddr>),
+    Shutdown(Tcp),
+    Pool(PoolJob),
+    Signal(i32),
+    Join(Handle),
+    Listen(Box<std::net::SocketAddr>),
+}
+
+impl Waiting {
+    pub(crate) fn describe(&self, lp: &Loop) -> String {
+        let fd = |h: Handle| {
+            lp.fd_of(h)
+                .map_or_else(|| h.to_string(), |fd| format!("fd {fd}"))
+        };
+        match self {
+            Waiting::Sleep(until) => {
+                let at = lp.tasks.reactor.epoch + Duration::from_millis(*until);
+                format!(
+                    "sleep {} ms",
+                    at.saturating_duration_since(Instant::now()).as_millis()
+                )
+            }
+            Waiting::Readable(t) => format!("{} readable", fd(t.0)),
+            Waiting::Writable(t) => format!("{} writable", fd(t.0)),
+            Waiting::Accept(l) => format!("{} accept", fd(l.0)),
+            Waiting::Connect(addr) => format!("connect to {addr}"),
+            Waiting::Shutdown(t) => format!("{} shutdown", fd(t.0)),
+            Waiting::Pool(job) => format!("the pool ({})", job.name()),
+            Waiting::Signal(n) => format!("signal {n}"),
+            Waiting::Join(h) => format!("task {h}"),
+            Waiting::Listen(addr) => format!("listen on {addr}"),
+        }
+    }
+}
+
+/// Which kind of job a pool future waits for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum PoolJob {
+    Offload,
+    FsRead,
+    FsWrite,
+    FsStat,
+    DnsLookup,
+}
+
+impl PoolJob {
+    pub fn name(self) -> &'static str {
+        match self {
+            PoolJob::Offload => "task::offload",
+            PoolJob::FsRead => "task::fs::read",
+            PoolJob::FsWrite => "task::fs::write",
+            PoolJob::FsStat => "task::fs::stat",
+            PoolJob::DnsLookup => "task::dns::lookup",
+        }
+    }
+}
+
+/// Spare buffers kept for streams, at most...
+const SPARE_BUFFERS: usize = 256;
+/// ...and only ones no larger than this (a buffer grown by one bulk transfer is dropped).
+const SPARE_BUFFER_MAX: usize = 64 * 1024;
+
+/// The per-loop context leaf futures reach while a task is polled.
+pub(crate) struct Reactor {
+    /// In the order asked. A `Vec` taken whole by the loop (see `take_asks`): asks
+    /// always land at the start of a buffer that is warm in the cache.
+    asks: RefCell<Vec<Ask>>,
+    /// The task being polled, if any.
+    polling: Cell<Option<Handle>>,
+    /// Deadlines in notes count from here.
+    pub epoch: Instant,
+    /// What the leaf futures of the current poll wait on, each with its note's id.
+    noted: RefCell<Vec<(u64, Waiting)>>,
+    next_note: Cell<u64>,
+    /// Empty buffers, last returned first: a stream holds a buffer only while bytes sit
+    /// in its inbox or outbox, so ten thousand idle streams hold none, and a busy one
+    /// writes into a buffer that another stream just left warm in the cache.
+    spare: RefCell<Vec<Vec<u8>>>,
+}
+
+thread_local! {
+    /// The reactor of the loop whose task is being polled on this thread.
+    static CURRENT: RefCell<Option<Rc<Reactor>>> = const { RefCell::new(None) };
+}
+
+impl Reactor {
+    pub fn new() -> Rc<Reactor> {
+        Rc::new(Reactor {
+            asks: RefCell::new(Vec::new()),
+            polling: Cell::new(None),
+            noted: RefCell::new(Vec::new()),
+            epoch: Instant::now(),
+            next_note: Cell::new(0),
+            spare: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// An empty buffer: a spare one if there is one.
+    pub fn buffer(&self) -> Vec<u8> {
+        self.spare.borrow_mut().pop().unwrap_or_default()
+    }
+
+    /// Give an emptied buffer back for the next stream that needs one.
+    pub fn recycle(&self, mut buf: Vec<u8>) {
+        let mut spare = self.spare.borrow_mut();
+        if buf.capacity() > 0 && buf.capacity() <= SPARE_BUFFER_MAX && spare.len() < SPARE_BUFFERS {
+            buf.clear();
+            spare.push(buf);
+        }
+    }
+
+    /// Queue `op` for the loop: it runs right after the current poll returns (or, asked
+    /// outside a poll, as the next tasks phase begins).
+    pub fn ask(&self, op: impl FnOnce(&mut Loop) + 'static) {
+        self.asks.borrow_mut().push(Ask::Once(Box::new(op)));
+    }
+
+    /// `ask`, for an op that is an object (see [`Act`]).
+    pub fn ask_act(&self, who: Rc<dyn Act>) {
+        self.asks.borrow_mut().push(Ask::Shared(who));
+    }
+
+    /// Every ask so far, oldest first, swapped with `spare` (empty; its buffer is
+    /// reused). An op run from the batch may ask for more: those make the next batch.
+    pub fn take_asks(&self, spare: &mut Vec<Ask>) {
+        std::mem::swap(&mut *self.asks.borrow_mut(), spare);
+    }
+
+    /// Asks a panic cut short: they go first, before any asked since.
+    pub fn put_back(&self, rest: impl Iterator<Item = Ask>) {
+        let mut asks = self.asks.borrow_mut();
+        let newer = std::mem::take(&mut *asks);
+        asks.extend(rest);
+        asks.extend(newer);
+    }
+
+    pub fn asks_waiting(&self) -> usize {
+        self.asks.borrow().len()
+    }
+
+    /// A deadline as a sleep's note holds it: whole ms after `epoch`.
+    pub fn note_deadline(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The task being polled (`None` outside a poll).
+    pub fn polling(&self) -> Option<Handle> {
+        self.polling.get()
+    }
+
+    /// Note that the task being polled waits on `what` (a leaf future says so as it
+    /// returns `Pending`). After the poll the loop keeps the notes with the task: they
+    /// are what it waits on until its next poll. The leaf keeps the returned `Note`: if
+    /// it is dropped later in the same poll (the loser of a race), the note goes too.
+    pub fn waits_on(self: &Rc<Self>, what: Waiting) -> Note {
+        let id = self.next_note.get();
+        self.next_note.set(id.wrapping_add(1));
+        self.noted.borrow_mut().push((id, what));
+        Note {
+            reactor: self.clone(),
+            id,
+        }
+    }
+
+    /// Hand this poll's notes over (into `waits`, whose old notes are dropped).
+    /// The first note is kept whole, the others counted: a note lives in the task's
+    /// handle slot, which the poll has just touched anyway.
+    pub fn take_notes(&self, first: &mut Option<Waiting>, more: &mut u16) {
+        let mut noted = self.noted.borrow_mut();
+        *more = u16::try_from(noted.len().saturating_sub(1)).unwrap_or(u16::MAX);
+        *first = (!noted.is_empty()).then(|| noted.swap_remove(0).1);
+        noted.clear();
+    }
+
+    /// Forget this poll's notes (the task finished).
+    pub fn drop_notes(&self) {
+        self.noted.borrow_mut().clear();
+    }
+}
+
+/// A leaf future's note of what it waits on; dropping it withdraws the note from the
+/// current poll's (a note handed to a task already is replaced by the next poll's).
+pub(crate) struct Note {
+    reactor: Rc<Reactor>,
+    id: u64,
+}
+
+impl Drop for Note {
+    fn drop(&mut self) {
+        let mut noted = self.reactor.noted.borrow_mut();
+        if let Some(i) = noted.iter().position(|(id, _)| *id == self.id) {
+            noted.swap_remove(i);
+        }
+    }
+}
+
+/// The reactor of the task being polled, or an error naming `what` was polled outside
+/// one (a leaf future needs a looplab loop to act for it).
+pub(crate) fn current(what: &str) -> io::Result<Rc<Reactor>> {
+    CURRENT
+        .with_borrow(|c| c.clone())
+        .filter(|r| r.polling().is_some())
+        .ok_or_else(|| outside(what))
+}
+
+pub(crate) fn outside(what: &str) -> io::Error {
+    io::Error::other(format!(
+        "{what} was polled outside a looplab task: run it with Loop::spawn or Loop::block_on"
+    ))
+}
+
+/// Whether a task of `reactor`'s loop is being polled on this thread (a stream made
+/// by one loop and polled in another loop's task, or outside any, is refused).
+pub(crate) fn check(reactor: &Rc<Reactor>, what: &str) -> io::Result<()> {
+    let inside = CURRENT.with_borrow(|c| c.as_ref().is_some_and(|c| Rc::ptr_eq(c, reactor)));
+    if inside && reactor.polling().is_some() {
+        Ok(())
+    } else {
+        Err(outside(what))
+    }
+}
+
+/// While the loop polls tasks: the thread-local points at its reactor (set once for a
+/// batch of polls; `polling` names the task of each).
+pub(crate) struct Entered {
+    previous: Option<Rc<Reactor>>,
+}
+
+pub(crate) fn enter(reactor: &Rc<Reactor>) -> Entered {
+    let previous = CURRENT.with_borrow_mut(|c| c.replace(reactor.clone()));
+    Entered { previous }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        CURRENT.with_borrow_mut(|c| *c = self.previous.take());
+    }
+}
+
+/// The poll of one task: `polling` names it until the guard drops.
+pub(crate) struct Polling<'a>(&'a Reactor, Option<Handle>);
+
+impl Reactor {
+    pub(crate) fn polling_task(&self, task: Handle) -> Polling<'_> {
+        Polling(self, self.polling.replace(Some(task)))
+    }
+}
+
+impl Drop for Polling<'_> {
+    fn drop(&mut self) {
+        self.0.polling.set(self.1);
+    }
+}
+
+/// Store `cx`'s waker in `slot`, unless the one there wakes the same task already.
+/// Replacing is what makes "only the latest waker is woken" true when a future moves
+/// from one task to another between polls.
+pub(crate) fn store_waker(slot: &mut Option<std::task::Waker>, cx: &std::task::Context<'_>) {
+    match slot {
+        Some(w) if w.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
+}
