@@ -374,13 +374,20 @@ fn start_metrics(lp: &mut Loop, addr: Option<SocketAddr>) -> Result<Option<Metri
         ..MetricsConfig::default()
     };
     let m = MetricsServer::listen(lp, cfg).map_err(|e| format!("--metrics-addr {addr}: {e}"))?;
-    let at = m.local_addr(lp)?;
-    // Whoever started us may read only the first line: a closed stdout is no error.
-    let _ = writeln!(
-        std::io::stdout(),
-        "metrics on http://{at}/metrics and http://{at}/loop"
-    );
     Ok(Some(m))
+}
+
+/// The second line, after `listening on`: where the metrics are.
+fn announce_metrics(lp: &Loop, metrics: Option<&MetricsServer>) -> Result {
+    if let Some(m) = metrics {
+        let at = m.local_addr(lp)?;
+        // Whoever started us may read only the first line: a closed stdout is no error.
+        let _ = writeln!(
+            std::io::stdout(),
+            "metrics on http://{at}/metrics and http://{at}/loop"
+        );
+    }
+    Ok(())
 }
 
 fn no_loop_to_watch(server: &str, metrics_addr: Option<SocketAddr>) -> Result {
@@ -398,15 +405,16 @@ fn run_echo(backend: Option<Backend>, config: EchoConfig, metrics: Option<Socket
     let echo = Echo::listen(&mut lp, config)?;
     echo.on_error(|e| eprintln!("echo: {e}"));
     let metrics = start_metrics(&mut lp, metrics)?;
-    let e = echo.clone();
+    let (e, m) = (echo.clone(), metrics.clone());
     on_shutdown_signals(&mut lp, move |lp| {
         e.shutdown(lp);
-        if let Some(m) = &metrics {
+        if let Some(m) = &m {
             m.shutdown(lp);
         }
     })?;
     // Said once the signals are handled: a script may send SIGINT as soon as it reads it.
     println!("listening on {}", echo.local_addr(&lp)?);
+    announce_metrics(&lp, metrics.as_ref())?;
     lp.run(RunMode::Default)?;
     let s = echo.stats();
     eprintln!(
@@ -441,15 +449,16 @@ fn run_longpoll(
     let metrics = start_metrics(&mut lp, metrics)?;
     // Held polls are answered with "shutdown": true before their connections close;
     // what is still open after the grace is cut (a second signal cuts at once).
-    let s = server.clone();
+    let (s, m) = (server.clone(), metrics.clone());
     on_shutdown_signals(&mut lp, move |lp| {
         s.shutdown(lp);
-        if let Some(m) = &metrics {
+        if let Some(m) = &m {
             m.shutdown(lp);
         }
     })?;
     // Said once the signals are handled: a script may send SIGINT as soon as it reads it.
     println!("listening on http://{}/", server.local_addr(&lp)?);
+    announce_metrics(&lp, metrics.as_ref())?;
     lp.run(RunMode::Default)?;
     let st = server.stats();
     eprintln!(

@@ -4,7 +4,7 @@
 //! keeps figures that add up over a **window** (a second, say) and are read once per
 //! window by whoever watches (`looplab top`, the `/loop` page, `/metrics`):
 //!
-//! - **time per phase** per tick: pending, idle+prepare, poll wait, poll I/O callbacks,
+//! - **time per phase** per tick: pending, idle+prepare, poll wait, poll I/O callbacks, tasks,
 //!   check, close, timers. The loop already reads the clock three times a tick (before
 //!   and after its poll, before the timers); with metrics on it reads it once more after
 //!   each callback, and nowhere else. Each read charges the time since the previous

@@ -136,7 +136,7 @@ fn a_short_bench_run_writes_consistent_results_and_a_plot() {
             // LOOPLAB_THREADPOOL_SIZE=1) beside the loop, and /metrics gives the loop's
             // phase times and the pool's wake for the window.
             assert_eq!(num("threads"), 2.0, "the loop and one pool worker: {r}");
-            assert_eq!(r["phase_s"].as_array().map(Vec::len), Some(7), "{r}");
+            assert_eq!(r["phase_s"].as_array().map(Vec::len), Some(8), "{r}");
             assert!(
                 num("pool_wakes") >= 1.0 && num("pool_wake_p50_us") > 0.0,
                 "{r}"

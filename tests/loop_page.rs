@@ -59,7 +59,7 @@ fn the_loop_page_redraws_each_window_and_its_bars_move_under_load() {
     assert!(text(&mut browser, "util").ends_with('%'));
     assert!(text(&mut browser, "status").starts_with("window "));
     let legend = browser.eval(&page, "document.querySelectorAll('#legend span').length");
-    assert_eq!(legend, 7, "one legend entry per phase");
+    assert_eq!(legend, 8, "one legend entry per phase");
     let bars = browser.eval(
         &page,
         "document.querySelectorAll('#ticks-bars .bar').length",

@@ -153,6 +153,7 @@ fn metrics_parse_strictly_and_counters_only_grow() {
             "prepare",
             "poll_wait",
             "poll_io",
+            "tasks",
             "check",
             "close",
             "timers"

@@ -68,6 +68,7 @@ pub fn between(start: &Scrape, end: &Scrape) -> LoopFigures {
         "prepare",
         "poll_wait",
         "poll_io",
+        "tasks",
         "check",
         "close",
         "timers",

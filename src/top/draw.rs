@@ -27,6 +27,7 @@ fn phase_style(key: &str) -> (Color, char) {
         "prepare" => (Color::LightMagenta, 'r'),
         "poll_wait" => (Color::DarkGray, '.'),
         "poll_io" => (Color::Blue, 'i'),
+        "tasks" => (Color::Cyan, 'a'),
         "check" => (Color::Green, 'c'),
         "close" => (Color::Yellow, 'x'),
         "timers" => (Color::Red, 't'),
@@ -150,7 +151,7 @@ fn tick_bars(w: &WindowView, width: u16) -> Paragraph<'static> {
         lines.push(Line::from(spans));
     }
     let legend =
-        " last ticks: p pending r prepare . poll wait i poll I/O c check x close t timers ";
+        " last ticks: p pending r prepare . poll wait i poll I/O a tasks c check x close t timers ";
     Paragraph::new(lines).block(Block::bordered().title(legend))
 }
 
