@@ -117,11 +117,13 @@ fn metrics_parse_strictly_and_counters_only_grow() {
         }
     }
     let grew = |s: &str| after[s].1 - before[s].1;
+    // A read that finds the next message already there needs no event of its own, but
+    // each round's first connection waits a whole round between messages: one event each.
     assert!(
-        grew("looplab_events_total{}") >= 1000.0,
-        "1000 round trips, each a read"
+        grew("looplab_events_total{}") >= 50.0,
+        "50 rounds, each one read event at least"
     );
-    assert!(grew("looplab_callbacks_total{}") >= 1000.0);
+    assert!(grew("looplab_callbacks_total{}") >= 50.0);
     assert!(grew("looplab_ticks_total{}") >= 1.0);
     for (name, kind) in [
         ("looplab_ticks_total", Kind::Counter),
