@@ -1,7 +1,8 @@
 # looplab: the two commands the README promises, and a few more.
 #   make bench   thread-per-connection vs the event loop: a quick sweep, table + plot
-#   make test    fmt check, clippy -D warnings, build examples, every test (installs
-#                chromium for the browser test when it is missing), then cross-check
+#   make test    fmt check, clippy -D warnings, build examples, cross-check, then every
+#                test and doctest, ending with one total line (installs chromium for the
+#                browser tests and tmux for the terminal test when they are missing)
 #   make cross-check   clippy -D warnings on crate, tests and examples for macOS and the
 #                BSDs: type-checks the kqueue code this Linux machine cannot run
 
@@ -17,13 +18,14 @@ CROSS_CC ?= cc
 
 test:
 	bash .ci/install-browser
+	bash .ci/install-tmux
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --features peer-tokio -- -D warnings
 	$(CARGO) clippy --no-default-features --lib -- -D warnings   # the core alone: mio, libc, slab, socket2, crossbeam-channel, thiserror
 	$(CARGO) build --examples
-	$(CARGO) test --all-targets
 	$(MAKE) cross-check
+	bash .ci/tests-with-total "$(CARGO)"
 
 cross-check:
 	bash .ci/install-targets $(CROSS_TARGETS)

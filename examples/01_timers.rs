@@ -27,9 +27,20 @@
 //! clear it.
 
 use looplab::{Loop, RunMode};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-fn main() -> std::io::Result<()> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("01_timers: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> std::io::Result<()> {
     let mut lp = Loop::new()?;
     let start = Instant::now();
     let at = move || format!("{:>4} ms", start.elapsed().as_millis());
@@ -65,8 +76,15 @@ fn main() -> std::io::Result<()> {
     lp.run(RunMode::Default)?;
     let m = lp.metrics();
     println!(
-        "done: {} ticks, {} timers fired, worst lateness {:?}, {:?} asleep in poll",
-        m.ticks, m.timers_fired, m.timer_lateness_max, m.idle
+        "done: {} ticks, {} timers fired, worst lateness {}, {} asleep in poll",
+        m.ticks,
+        m.timers_fired,
+        ms(m.timer_lateness_max),
+        ms(m.idle)
     );
     Ok(())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}ms", d.as_secs_f64() * 1000.0)
 }

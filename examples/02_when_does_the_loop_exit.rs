@@ -18,9 +18,20 @@
 //! run without keeping the process alive after the real work is done.
 
 use looplab::{Loop, RunMode};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-fn main() -> std::io::Result<()> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("02_when_does_the_loop_exit: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> std::io::Result<()> {
     let mut lp = Loop::new()?;
     let start = Instant::now();
 

@@ -20,6 +20,7 @@
 
 use looplab::{Loop, RunMode};
 use std::cell::Cell;
+use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -28,7 +29,17 @@ use std::time::Duration;
 const BATCHES: usize = 10;
 const PER_BATCH: usize = 100;
 
-fn main() -> std::io::Result<()> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("03_async_wakeup: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> std::io::Result<()> {
     let mut lp = Loop::new()?;
     let produced = Arc::new(AtomicUsize::new(0));
     let callbacks = Rc::new(Cell::new(0));

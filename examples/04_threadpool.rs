@@ -18,8 +18,19 @@
 //! **In production** libuv does the same for fs, dns and zlib (`UV_THREADPOOL_SIZE`).
 
 use looplab::{dns, fs, Loop, RunMode};
+use std::process::ExitCode;
 
-fn main() -> std::io::Result<()> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("04_threadpool: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> std::io::Result<()> {
     let mut lp = Loop::builder().threadpool_size(2).build()?;
     let me = std::env::current_exe()?;
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
@@ -50,8 +61,12 @@ fn main() -> std::io::Result<()> {
     lp.run(RunMode::Default)?;
     let m = lp.metrics();
     println!(
-        "pool: {} threads, {} jobs done, mean wait in queue {:?}; {} completions in {} self-pipe drain(s)",
-        m.pool.threads, m.pool.done, m.pool.wait_mean, m.completions, m.wake_drains
+        "pool: {} threads, {} jobs done, mean wait in queue {:.2}ms; {} completions in {} self-pipe drain(s)",
+        m.pool.threads,
+        m.pool.done,
+        m.pool.wait_mean.as_secs_f64() * 1000.0,
+        m.completions,
+        m.wake_drains
     );
     Ok(())
 }

@@ -18,9 +18,20 @@
 //! (`looplab echo` does exactly this).
 
 use looplab::{Loop, RunMode};
+use std::process::ExitCode;
 use std::time::Duration;
 
-fn main() -> std::io::Result<()> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("06_signals: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> std::io::Result<()> {
     let mut lp = Loop::new()?;
     let countdown = lp.set_interval(Duration::from_secs(1), |_, _| {
         println!("waiting for Ctrl-C...")

@@ -18,9 +18,20 @@
 //! **In production** move blocking calls to the pool (`queue_work`, `looplab::fs`).
 
 use looplab::{Loop, RunMode};
+use std::process::ExitCode;
 use std::time::Duration;
 
-fn main() -> std::io::Result<()> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("07_blocked_loop: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> std::io::Result<()> {
     let mut lp = Loop::builder()
         .watchdog(Duration::from_millis(100))
         .build()?;
@@ -36,9 +47,9 @@ fn main() -> std::io::Result<()> {
     lp.run(RunMode::Default)?;
     let m = lp.metrics();
     println!(
-        "timers fired {}, worst lateness {:?} (the interval waited out the block), watchdog reports: {}",
+        "timers fired {}, worst lateness {:.1}ms (the interval waited out the block), watchdog reports: {}",
         m.timers_fired,
-        m.timer_lateness_max,
+        m.timer_lateness_max.as_secs_f64() * 1000.0,
         lp.watchdog_reports().len()
     );
     Ok(())

@@ -19,12 +19,24 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::process::ExitCode;
 
-fn main() -> std::io::Result<()> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("08_blocking_echo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> std::io::Result<()> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:7878".into());
-    let listener = TcpListener::bind(&addr)?;
+    let listener = TcpListener::bind(&addr)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("binding {addr}: {e}")))?;
     println!("listening on {}", listener.local_addr()?);
     for conn in listener.incoming() {
         let mut stream = match conn {
@@ -34,7 +46,13 @@ fn main() -> std::io::Result<()> {
                 continue;
             }
         };
-        println!("serving {:?}; everyone else waits", stream.peer_addr());
+        match stream.peer_addr() {
+            Ok(peer) => println!("serving {peer}; everyone else waits"),
+            // The client may already have gone; serve (and see EOF) all the same.
+            Err(e) => {
+                println!("serving a client whose address is unknown ({e}); everyone else waits")
+            }
+        }
         let mut buf = [0u8; 4096];
         loop {
             match stream.read(&mut buf) {

@@ -18,6 +18,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::process::ExitCode;
 
 fn serve(mut stream: TcpStream) {
     let mut buf = [0u8; 4096];
@@ -28,11 +29,22 @@ fn serve(mut stream: TcpStream) {
     }
 }
 
-fn main() -> std::io::Result<()> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("09_thread_per_connection: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> std::io::Result<()> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:7878".into());
-    let listener = TcpListener::bind(&addr)?;
+    let listener = TcpListener::bind(&addr)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("binding {addr}: {e}")))?;
     println!("listening on {}", listener.local_addr()?);
     for stream in listener.incoming().flatten() {
         // A thread per connection; if the OS refuses one, say so and drop the client.

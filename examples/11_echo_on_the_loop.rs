@@ -22,8 +22,19 @@
 //! limit and graceful shutdown on SIGINT/SIGTERM.
 
 use looplab::{Loop, ReadEvent, RunMode};
+use std::process::ExitCode;
 
-fn main() -> std::io::Result<()> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("11_echo_on_the_loop: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> std::io::Result<()> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:7878".into());

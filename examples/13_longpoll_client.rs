@@ -5,7 +5,9 @@
 //! message is published or 3 s pass; the answer carries the new cursor, and the client
 //! asks again at once on the same keep-alive connection. A timer publishes a message
 //! every 2 s on a fresh connection, so the answer is "held 2.0 s, got 1 message"; with
-//! `--no-publish` nothing is published and every answer is "held 3.0 s, timed out".
+//! `--no-publish` nothing is published and every answer is "held 3.0 s, timed out". The
+//! client starts at cursor 0, so on a server that already holds messages the first
+//! answer comes at once with all of them: start a fresh server to see every poll held.
 //! The poll connection's state (its buffer, cursor, cycles left) rides on its handle
 //! (`lp.set_data`); the publisher writes its request right after `tcp_connect`, and the
 //! write waits in the stream's queue until the connection is made.
@@ -28,6 +30,7 @@
 use looplab::{Loop, ReadEvent, RunMode, Tcp};
 use std::io;
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 /// A response bigger than this is not one this server sends: the client gives up on it
@@ -43,7 +46,17 @@ struct PollConn {
     cycles_left: u32,
 }
 
-fn main() -> io::Result<()> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("13_longpoll_client: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> io::Result<()> {
     let (flags, args): (Vec<String>, Vec<String>) =
         std::env::args().skip(1).partition(|a| a.starts_with("--"));
     let publishing = match flags.first().map(String::as_str) {
@@ -105,7 +118,8 @@ fn bad(what: &str) -> io::Error {
 fn publish(lp: &mut Loop, addr: SocketAddr, n: u32) -> io::Result<()> {
     let body = format!("{{\"text\":\"tick {n} from the example\"}}");
     let request = format!(
-        "POST /publish HTTP/1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST /publish HTTP/1.1\r\nHost: example\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     let conn = lp.tcp_connect(addr, |lp, conn, r| {
@@ -114,9 +128,18 @@ fn publish(lp: &mut Loop, addr: SocketAddr, n: u32) -> io::Result<()> {
         }
     })?;
     lp.write(conn, request)?;
-    // The server answers and closes: read until EOF, then close our side.
-    lp.read_start(conn, |lp, conn, ev| {
-        if !matches!(ev, ReadEvent::Data(_)) {
+    // The server answers and closes: read until EOF, then close our side. An answer
+    // other than 201 Created is said (a 429 when publishing too fast, say).
+    let mut first = true;
+    lp.read_start(conn, move |lp, conn, ev| match ev {
+        ReadEvent::Data(bytes) => {
+            if std::mem::take(&mut first) && !bytes.starts_with(b"HTTP/1.1 201") {
+                let status = String::from_utf8_lossy(bytes);
+                let status = status.lines().next().unwrap_or("");
+                eprintln!("publish {n} was refused: {status}");
+            }
+        }
+        ReadEvent::Eof | ReadEvent::Error(_) => {
             lp.close(conn);
         }
     })

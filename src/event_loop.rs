@@ -42,6 +42,7 @@ pub use async_handle::AsyncSender;
 pub use builder::LoopBuilder;
 
 use crate::handle::{Handle, HandleKind, HandleTable};
+use crate::metrics::{Meters, Site};
 use crate::pool::{Pool, WorkState};
 use crate::process::{Children, ProcessState};
 use crate::stream::StreamState;
@@ -76,6 +77,8 @@ pub enum RunMode {
 
 /// A callback deferred to a later phase.
 pub(crate) type Deferred = Box<dyn FnOnce(&mut Loop)>;
+/// A deferred callback, with the handle it acts for (for the metrics' slowest callback).
+type PendingCallback = (Handle, Deferred);
 /// A close callback: gets the loop and the handle that closed.
 pub(crate) type OnClose = Box<dyn FnOnce(&mut Loop, Handle)>;
 
@@ -128,7 +131,7 @@ pub struct Loop {
     /// Immediates in the order they were set, for the check phase.
     pub(crate) immediates: VecDeque<Handle>,
     /// Callbacks deferred to the next pending phase.
-    pub(crate) pending: VecDeque<Deferred>,
+    pub(crate) pending: VecDeque<PendingCallback>,
     /// Handles whose close callbacks run in the close phase, in close() order.
     pub(crate) closing: VecDeque<Closing>,
     /// `stop()` was called: return after this tick.
@@ -154,6 +157,8 @@ pub struct Loop {
     pub(crate) tracer: Tracer,
     /// What `metrics()` reports.
     pub(crate) counters: Counters,
+    /// Time per phase, per callback, per window (src/metrics.rs).
+    pub(crate) meters: Meters,
     /// The blocked-loop watchdog thread, if asked for.
     watchdog: Option<Watchdog>,
     /// Prepare, check and idle handles, in the order they were made.
@@ -257,6 +262,7 @@ impl Loop {
     /// One clock read per phase boundary; every callback of a phase sees the same `now`.
     fn update_time(&mut self) {
         self.now = Instant::now();
+        self.meters.read_at(self.now);
     }
 
     /// Phase 1. Callbacks deferred by the last tick. Ones deferred while this runs wait
@@ -268,7 +274,15 @@ impl Loop {
         let _cause = Cause::Pending.enter();
         for _ in 0..batch {
             match self.pending.pop_front() {
-                Some(cb) => self.timed(|_| "a pending callback".into(), cb),
+                Some((h, cb)) => {
+                    // The handle may be gone (a work's early result): then no kind.
+                    let kind = self.handles.get(h).map(|s| s.kind());
+                    let site = Site {
+                        kind,
+                        handle: Some(h),
+                    };
+                    self.timed(site, |_| "a pending callback".into(), cb)
+                }
                 None => break,
             }
         }
@@ -334,6 +348,7 @@ impl Loop {
             self.tracer
                 .sleeping(self.since_epoch(), tick, ran_pending, timeout, &rule);
             let started = Instant::now();
+            self.meters.read_at(started);
             let waited = self.poller.wait(&mut self.events, timeout);
             let blocked = started.elapsed();
             self.dispatched = 0;
@@ -345,6 +360,9 @@ impl Loop {
                 crate::error::context(format!("waiting for events ({})", self.backend), e)
             })?;
             self.counters.events += self.events.len() as u64;
+            let could_block = timeout != Some(Duration::ZERO);
+            self.meters
+                .polled(self.events.len(), could_block.then_some(blocked));
             if self.tracer.enabled {
                 let events: Vec<String> =
                     self.events.iter().map(|e| self.describe_event(e)).collect();
@@ -357,20 +375,39 @@ impl Loop {
         self.enter(Phase::PollCallbacks);
         while let Some(&ev) = self.events.get(self.dispatched) {
             self.dispatched += 1;
-            self.timed(|lp| lp.describe_event(&ev), |lp| lp.dispatch(ev));
+            // The self-pipes carry other handles' callbacks (async, pool, signals,
+            // children): each of those is timed alone, under its own handle.
+            if matches!(ev.token, WAKE_TOKEN | SIGNAL_TOKEN) {
+                self.dispatch(ev);
+                continue;
+            }
+            let h = self.handles.handle_of_token(ev.token);
+            let site = self.handles.get(h).map(|s| Site::of(s.kind(), h));
+            let site = site.unwrap_or_default();
+            self.timed(site, |lp| lp.describe_event(&ev), |lp| lp.dispatch(ev));
         }
         Ok(())
     }
 
-    /// With the trace on, name a callback site that ran longer than `SLOW_CALLBACK`.
-    pub(crate) fn timed(&mut self, what: impl FnOnce(&Loop) -> String, f: impl FnOnce(&mut Loop)) {
-        if !self.tracer.enabled {
+    /// Run a callback of `site`, timed: with metrics on, from the last clock read to one
+    /// after it (the window's slowest callback is kept with its phase and handle); with
+    /// the trace on, one that ran longer than `SLOW_CALLBACK` is named in the tick's line.
+    pub(crate) fn timed(
+        &mut self,
+        site: Site,
+        what: impl FnOnce(&Loop) -> String,
+        f: impl FnOnce(&mut Loop),
+    ) {
+        if !self.tracer.enabled && !self.meters.on() {
             return f(self);
         }
-        let started = Instant::now();
+        let started = self.meters.mark().unwrap_or_else(Instant::now);
         f(self);
-        let took = started.elapsed();
-        if took >= SLOW_CALLBACK {
+        let ended = Instant::now();
+        self.meters
+            .callback(site, started, ended, self.counters.ticks);
+        let took = ended.saturating_duration_since(started);
+        if self.tracer.enabled && took >= SLOW_CALLBACK {
             let what = what(self);
             self.tracer.slow(what, took);
         }
@@ -463,7 +500,9 @@ impl Loop {
             // handle still finishes closing next time.
             if let Some(owed) = front.owed.pop_front() {
                 let h = front.handle;
-                self.timed(|_| format!("a request owed by {h}"), owed);
+                let site = self.handles.get(h).map(|s| Site::of(s.kind(), h));
+                let site = site.unwrap_or_default();
+                self.timed(site, |_| format!("a request owed by {h}"), owed);
                 continue;
             }
             let Some(c) = self.closing.pop_front() else {
@@ -471,12 +510,14 @@ impl Loop {
             };
             left -= 1;
             let h = c.handle;
+            let site = self.handles.get(h).map(|s| Site::of(s.kind(), h));
+            let site = site.unwrap_or_default();
             self.tracer.closed(h);
             // The slot (and its data) lives through the close callback, the natural place
             // to look at `data` one last time; it goes even if the callback panics.
             match c.then {
                 Some(then) => self.call_guarded(
-                    |lp| lp.timed(|_| format!("close callback of {h}"), |lp| then(lp, h)),
+                    |lp| lp.timed(site, |_| format!("close callback of {h}"), |lp| then(lp, h)),
                     |lp| drop(lp.handles.remove(h)),
                 ),
                 None => drop(self.handles.remove(h)),
@@ -488,6 +529,7 @@ impl Loop {
         if let Some(w) = &self.watchdog {
             w.tick_done();
         }
+        self.meters.finish_tick(self.counters.ticks);
         if self.tracer.enabled {
             let why = if alive {
                 format!("alive: {}", self.explain_alive())
@@ -505,16 +547,17 @@ impl Loop {
         self.watchdog.as_ref()
     }
 
-    pub(crate) fn enter(&self, phase: Phase) {
+    pub(crate) fn enter(&mut self, phase: Phase) {
         if let Some(w) = &self.watchdog {
             w.enter(phase);
         }
+        self.meters.enter(phase);
     }
 
-    /// Run `cb` in the next pending phase: how results are delivered without ever calling
-    /// a user callback from inside the call that caused it.
-    pub(crate) fn defer(&mut self, cb: impl FnOnce(&mut Loop) + 'static) {
-        self.pending.push_back(Box::new(cb));
+    /// Run `cb`, which acts for handle `h`, in the next pending phase: how results are
+    /// delivered without ever calling a user callback from inside the call that caused it.
+    pub(crate) fn defer(&mut self, h: Handle, cb: impl FnOnce(&mut Loop) + 'static) {
+        self.pending.push_back((h, Box::new(cb)));
     }
 }
 

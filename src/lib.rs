@@ -82,6 +82,7 @@
 //! | child processes, SIGCHLD       | `src/process.rs`, `src/process/*.rs` |
 //! | prepare, check, idle handles   | `src/event_loop/per_tick.rs` |
 //! | trace and metrics              | `src/trace.rs`              |
+//! | phase times, windows, histograms | `src/metrics.rs`, `src/metrics/*.rs` |
 //! | blocked-loop watchdog          | `src/watchdog.rs`           |
 //! | futures, wakers, async/await   | `src/task.rs`, `src/task/*.rs` |
 //! | the echo servers, the bench    | `src/servers/`, `src/bench/` |
@@ -96,6 +97,7 @@ pub(crate) mod error;
 mod event_loop;
 pub mod fs;
 mod handle;
+pub mod metrics;
 pub mod pipe;
 pub mod pool;
 pub mod process;
@@ -107,6 +109,8 @@ pub mod sys;
 pub mod task;
 pub mod tcp;
 pub mod timer;
+#[cfg(feature = "tools")]
+pub mod top;
 pub mod trace;
 mod watchdog;
 

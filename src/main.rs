@@ -7,7 +7,9 @@ use looplab::servers::echo::{Echo, EchoConfig};
 use looplab::servers::echo_async::EchoAsync;
 use looplab::servers::echo_threads::{EchoThreads, EchoThreadsConfig, Notice, ACCEPT_BACKOFF};
 use looplab::servers::longpoll::{LongPoll, LongPollConfig};
+use looplab::servers::metrics_http::{MetricsConfig, MetricsServer};
 use looplab::{Backend, Loop, RunMode};
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +44,10 @@ enum Command {
         /// Close a connection that sent nothing for this long (e.g. 30s; default: off).
         #[arg(long, value_parser = parse_duration)]
         idle_timeout: Option<Duration>,
+        /// Also serve GET /metrics (Prometheus) and the live /loop page here, on the
+        /// server's own loop (e.g. 127.0.0.1:9100; watch it with `looplab top ADDR`).
+        #[arg(long)]
+        metrics_addr: Option<SocketAddr>,
     },
     /// The same echo written as `async fn` tasks on the loop (looplab::task).
     EchoAsync {
@@ -70,19 +76,26 @@ enum Command {
         /// thread a half-open peer (one that never sends its FIN) would hold forever.
         #[arg(long, value_parser = parse_duration)]
         idle_timeout: Option<Duration>,
+        /// Refused: thread-per-connection has no event loop to watch.
+        #[arg(long)]
+        metrics_addr: Option<SocketAddr>,
     },
     /// The hand-written libc epoll echo (the ladder's rung and the benchmark's floor).
     EchoRaw {
         /// Address to listen on; port 0 picks a free port.
         #[arg(long, default_value = "127.0.0.1:7878")]
         addr: SocketAddr,
+        /// Refused: the hand-written rung keeps no metrics; use echo.
+        #[arg(long)]
+        metrics_addr: Option<SocketAddr>,
     },
     /// Long-poll chat server: open http://ADDR/ in a browser.
     Longpoll {
         /// Address to listen on; port 0 picks a free port.
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
-        /// How long a poll is held when the client does not ask (at most 120s).
+        /// How long a poll is held when the client does not ask. The server holds a poll
+        /// at most 120s: a longer value is lowered to that, and the server says so.
         #[arg(long, default_value = "25s", value_parser = parse_duration)]
         poll_timeout: Duration,
         /// Held polls at most; more get 503 with Retry-After.
@@ -115,6 +128,10 @@ enum Command {
         /// Poller: epoll, kqueue or mio.
         #[arg(long)]
         backend: Option<Backend>,
+        /// Also serve GET /metrics (Prometheus) and the live /loop page here, on the
+        /// server's own loop (e.g. 127.0.0.1:9100; watch it with `looplab top ADDR`).
+        #[arg(long)]
+        metrics_addr: Option<SocketAddr>,
     },
     /// Echo server on tokio's current_thread runtime (the bench's Rust peer).
     #[cfg(feature = "peer-tokio")]
@@ -125,6 +142,12 @@ enum Command {
     },
     /// Thread-per-connection against the event loop: a table, results.json and echo.svg.
     Bench(BenchArgs),
+    /// Watch a server's loop in the terminal: the --metrics-addr of echo or longpoll
+    /// (phases, utilization, lag, the pool, why alive; once a second; q quits).
+    Top {
+        /// The server's --metrics-addr, e.g. 127.0.0.1:9100 (or http://127.0.0.1:9100/).
+        addr: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -139,10 +162,11 @@ struct BenchArgs {
     /// Message size in bytes.
     #[arg(long, default_value_t = 64)]
     size: usize,
-    /// Recorded window per cell, e.g. 3s or 500ms (default 2s; 3s with --full).
+    /// Recorded window per cell, e.g. 3s or 500ms (default 800ms; 3s with --full).
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
-    /// Traffic before the window (default 500ms; 1s with --full).
+    /// Traffic before the window (default 200ms; 1s with --full), and at least 0.2 ms
+    /// per connection, so that every connection is served before the window opens.
     #[arg(long, value_parser = parse_duration)]
     warmup: Option<Duration>,
     /// Load generator threads.
@@ -151,8 +175,9 @@ struct BenchArgs {
     /// Directory for results.json and echo.svg (overwritten).
     #[arg(long, default_value = "bench-out")]
     out: PathBuf,
-    /// Run the sweep this many times and keep each cell's median round (by rt/s).
-    #[arg(long, default_value_t = 1)]
+    /// Run the sweep this many times and keep each cell's median round (by rt/s), so one
+    /// disturbed cell cannot make the table: three short rounds by default.
+    #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// Redraw the table and echo.svg from OUT/results.json, measuring nothing.
     #[arg(long)]
@@ -177,7 +202,8 @@ struct BenchArgs {
     hostile: bool,
 }
 
-/// "3s", "500ms", "1.5s", "2m".
+/// "3s", "500ms", "1.5s", "2m", "1h"; a bare number is seconds. Between 1 ms and 1 h:
+/// anything outside is an error naming the range, never quietly moved into it.
 fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = s
@@ -190,9 +216,14 @@ fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
         "ms" => n / 1000.0,
         "s" => n,
         "m" => n * 60.0,
-        other => return Err(format!("unknown unit '{other}' in '{s}' (use ms, s or m)")),
+        "h" => n * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit '{other}' in '{s}' (use ms, s, m or h)"
+            ))
+        }
     };
-    if !secs.is_finite() || secs <= 0.0 || secs > 3600.0 {
+    if !(0.001..=3600.0).contains(&secs) {
         return Err(format!("'{s}' must be between 1ms and 1h"));
     }
     Ok(Duration::from_secs_f64(secs))
@@ -206,6 +237,7 @@ fn main() -> ExitCode {
             backend,
             max_conns,
             idle_timeout,
+            metrics_addr,
         } => run_echo(
             backend,
             EchoConfig {
@@ -213,6 +245,7 @@ fn main() -> ExitCode {
                 max_conns,
                 idle_timeout,
             },
+            metrics_addr,
         ),
         Command::EchoAsync {
             addr,
@@ -231,12 +264,17 @@ fn main() -> ExitCode {
             addr,
             max_conns,
             idle_timeout,
-        } => run_echo_threads(EchoThreadsConfig {
-            addr,
-            max_conns,
-            idle_timeout,
+            metrics_addr,
+        } => no_loop_to_watch("echo-threads", metrics_addr).and_then(|()| {
+            run_echo_threads(EchoThreadsConfig {
+                addr,
+                max_conns,
+                idle_timeout,
+            })
         }),
-        Command::EchoRaw { addr } => run_echo_raw(addr),
+        Command::EchoRaw { addr, metrics_addr } => {
+            no_loop_to_watch("echo-raw", metrics_addr).and_then(|()| run_echo_raw(addr))
+        }
         Command::Longpoll {
             addr,
             poll_timeout,
@@ -250,10 +288,17 @@ fn main() -> ExitCode {
             send_timeout,
             shutdown_grace,
             backend,
+            metrics_addr,
         } => {
+            let max = looplab::servers::longpoll::MAX_POLL_TIMEOUT;
+            if poll_timeout > max {
+                eprintln!(
+                    "looplab: --poll-timeout {poll_timeout:?} is over the server's maximum; polls are held at most {max:?}"
+                );
+            }
             let cfg = LongPollConfig {
                 addr,
-                poll_timeout: poll_timeout.min(looplab::servers::longpoll::MAX_POLL_TIMEOUT),
+                poll_timeout: poll_timeout.min(max),
                 max_waiters,
                 max_conns,
                 log_size,
@@ -265,7 +310,7 @@ fn main() -> ExitCode {
                 shutdown_grace,
                 ..LongPollConfig::default()
             };
-            run_longpoll(cfg, backend)
+            run_longpoll(cfg, backend, metrics_addr)
         }
         #[cfg(feature = "peer-tokio")]
         Command::EchoTokio { addr } => {
@@ -274,6 +319,7 @@ fn main() -> ExitCode {
                 .map_err(Into::into)
         }
         Command::Bench(args) => run_bench(args),
+        Command::Top { addr } => looplab::top::run(&addr).map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -286,7 +332,7 @@ fn main() -> ExitCode {
     }
 }
 
-type Result = std::result::Result<(), Box<dyn std::error::Error>>;
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 /// Servers hold one fd per connection: take all the fds the hard limit allows.
 fn raise_fd_limit() {
@@ -318,13 +364,49 @@ fn on_shutdown_signals(
     Ok(())
 }
 
-fn run_echo(backend: Option<Backend>, config: EchoConfig) -> Result {
+/// `--metrics-addr`: the endpoint on the server's loop, announced on the second line.
+fn start_metrics(lp: &mut Loop, addr: Option<SocketAddr>) -> Result<Option<MetricsServer>> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let cfg = MetricsConfig {
+        addr,
+        ..MetricsConfig::default()
+    };
+    let m = MetricsServer::listen(lp, cfg).map_err(|e| format!("--metrics-addr {addr}: {e}"))?;
+    let at = m.local_addr(lp)?;
+    // Whoever started us may read only the first line: a closed stdout is no error.
+    let _ = writeln!(
+        std::io::stdout(),
+        "metrics on http://{at}/metrics and http://{at}/loop"
+    );
+    Ok(Some(m))
+}
+
+fn no_loop_to_watch(server: &str, metrics_addr: Option<SocketAddr>) -> Result {
+    match metrics_addr {
+        None => Ok(()),
+        Some(_) => Err(format!(
+            "--metrics-addr: {server} has no event loop to watch; use it with echo or longpoll"
+        )
+        .into()),
+    }
+}
+
+fn run_echo(backend: Option<Backend>, config: EchoConfig, metrics: Option<SocketAddr>) -> Result {
     let mut lp = server_loop(backend)?;
     let echo = Echo::listen(&mut lp, config)?;
     echo.on_error(|e| eprintln!("echo: {e}"));
-    println!("listening on {}", echo.local_addr(&lp)?);
+    let metrics = start_metrics(&mut lp, metrics)?;
     let e = echo.clone();
-    on_shutdown_signals(&mut lp, move |lp| e.shutdown(lp))?;
+    on_shutdown_signals(&mut lp, move |lp| {
+        e.shutdown(lp);
+        if let Some(m) = &metrics {
+            m.shutdown(lp);
+        }
+    })?;
+    // Said once the signals are handled: a script may send SIGINT as soon as it reads it.
+    println!("listening on {}", echo.local_addr(&lp)?);
     lp.run(RunMode::Default)?;
     let s = echo.stats();
     eprintln!(
@@ -349,14 +431,25 @@ fn run_echo_async(backend: Option<Backend>, config: EchoConfig) -> Result {
     Ok(())
 }
 
-fn run_longpoll(cfg: LongPollConfig, backend: Option<Backend>) -> Result {
+fn run_longpoll(
+    cfg: LongPollConfig,
+    backend: Option<Backend>,
+    metrics: Option<SocketAddr>,
+) -> Result {
     let mut lp = server_loop(backend)?;
     let server = LongPoll::listen(&mut lp, cfg)?;
-    println!("listening on http://{}/", server.local_addr(&lp)?);
+    let metrics = start_metrics(&mut lp, metrics)?;
     // Held polls are answered with "shutdown": true before their connections close;
     // what is still open after the grace is cut (a second signal cuts at once).
     let s = server.clone();
-    on_shutdown_signals(&mut lp, move |lp| s.shutdown(lp))?;
+    on_shutdown_signals(&mut lp, move |lp| {
+        s.shutdown(lp);
+        if let Some(m) = &metrics {
+            m.shutdown(lp);
+        }
+    })?;
+    // Said once the signals are handled: a script may send SIGINT as soon as it reads it.
+    println!("listening on http://{}/", server.local_addr(&lp)?);
     lp.run(RunMode::Default)?;
     let st = server.stats();
     eprintln!(
@@ -479,8 +572,8 @@ fn run_bench(args: BenchArgs) -> Result {
     } else {
         (
             vec![10, 100, 1000, 5000],
-            Duration::from_secs(2),
-            Duration::from_millis(500),
+            Duration::from_millis(800),
+            Duration::from_millis(200),
         )
     };
     let cfg = BenchConfig {
@@ -562,4 +655,34 @@ fn run_bench(args: BenchArgs) -> Result {
     report::write_svg(&report, &svg)?;
     println!("wrote {} and {}", json.display(), svg.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    /// Every unit the error message names is accepted; the range ends are errors, not
+    /// clamps.
+    #[test]
+    fn durations_in_every_unit_and_out_of_range() {
+        let ok = |s: &str| parse_duration(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert_eq!(ok("500ms"), Duration::from_millis(500));
+        assert_eq!(ok("3s"), Duration::from_secs(3));
+        assert_eq!(ok("3"), Duration::from_secs(3));
+        assert_eq!(ok("1.5s"), Duration::from_millis(1500));
+        assert_eq!(ok("2m"), Duration::from_secs(120));
+        assert_eq!(ok("1h"), Duration::from_secs(3600));
+        assert_eq!(ok("1ms"), Duration::from_millis(1));
+        for bad in ["2h", "3601s", "0.5ms", "0s", "-1s", "1e3s", "5d", "s", ""] {
+            let e = parse_duration(bad).expect_err(bad);
+            assert!(
+                e.contains("between 1ms and 1h")
+                    || e.contains("unit")
+                    || e.contains("not a duration"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(parse_duration("5d").unwrap_err().contains("ms, s, m or h"));
+    }
 }

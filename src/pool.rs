@@ -21,6 +21,7 @@
 
 use crate::event_loop::Loop;
 use crate::handle::{Handle, HandleKind, Work};
+use crate::metrics::Site;
 use crate::sys::selfpipe::SelfPipe;
 use crossbeam_channel::{select, Receiver, Sender};
 use std::any::Any;
@@ -86,6 +87,11 @@ struct Job {
 struct Completion {
     handle: Handle,
     result: Result<AnyResult, WorkError>,
+    /// Stamped by the worker, for the loop's metrics: time queued, time running, and
+    /// when it finished (the start of the wake the loop measures).
+    waited: Duration,
+    ran: Duration,
+    finished: Instant,
 }
 
 pub(crate) struct WorkState {
@@ -225,19 +231,27 @@ impl Worker {
                 continue; // cancelled while queued: the loop already told its owner
             }
             self.stats.depth.fetch_sub(1, Ordering::Relaxed);
-            let waited = job.queued_at.elapsed().as_micros() as u64;
+            let started = Instant::now();
+            let waited = started.saturating_duration_since(job.queued_at);
+            let waited_us = waited.as_micros() as u64;
             self.stats
                 .wait_total_us
-                .fetch_add(waited, Ordering::Relaxed);
-            self.stats.wait_max_us.fetch_max(waited, Ordering::Relaxed);
+                .fetch_add(waited_us, Ordering::Relaxed);
+            self.stats
+                .wait_max_us
+                .fetch_max(waited_us, Ordering::Relaxed);
             let result = catch_unwind(AssertUnwindSafe(job.run))
                 .map_err(|p| WorkError::Panicked(panic_message(&*p)));
+            let finished = Instant::now();
             self.stats.done.fetch_add(1, Ordering::Relaxed);
             if self
                 .done
                 .send(Completion {
                     handle: job.handle,
                     result,
+                    waited,
+                    ran: finished.saturating_duration_since(started),
+                    finished,
                 })
                 .is_err()
             {
@@ -333,6 +347,10 @@ impl Loop {
             run: Box::new(move || Box::new(work()) as AnyResult),
         };
         let sent = self.pool.as_ref().is_some_and(|p| p.submit(lane, job));
+        if let Some(p) = &self.pool {
+            self.meters
+                .pool_depth(p.stats.depth.load(Ordering::Relaxed));
+        }
         if !sent {
             self.finish_work_early(h, WorkError::NoPool("the pool has shut down".into()));
         }
@@ -365,7 +383,7 @@ impl Loop {
     fn finish_work_early(&mut self, h: Handle, why: WorkError) {
         if let Some(crate::event_loop::State::Work(mut ws)) = self.handles.remove(h) {
             if let Some(done) = ws.done.take() {
-                self.defer(move |lp| done(lp, Work(h), Err(why)));
+                self.defer(h, move |lp| done(lp, Work(h), Err(why)));
             }
         }
     }
@@ -397,11 +415,26 @@ impl Loop {
             // Counted before the callback runs: a panicking `done` is still a completion.
             self.counters.completions += 1;
             if self.handles.get(c.handle).is_none_or(|s| s.is_closing()) {
+                self.meters.pool_done(c.waited, c.ran, None);
                 continue; // closed while it ran: the result has no one to go to
             }
             if let Some(crate::event_loop::State::Work(mut ws)) = self.handles.remove(c.handle) {
                 if let Some(done) = ws.done.take() {
-                    done(self, Work(c.handle), c.result);
+                    // The wake ends as `done` starts: one clock read, also the start
+                    // of the callback's own time.
+                    let at = self.meters.on().then(Instant::now);
+                    let wake = at.map(|at| at.saturating_duration_since(c.finished));
+                    self.meters.pool_done(c.waited, c.ran, wake);
+                    if let Some(at) = at {
+                        self.meters.read_at(at);
+                    }
+                    let (h, result) = (c.handle, c.result);
+                    let site = Site::of(HandleKind::Work, h);
+                    self.timed(
+                        site,
+                        |_| format!("work {h} done"),
+                        |lp| done(lp, Work(h), result),
+                    );
                 }
             }
         }

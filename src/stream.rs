@@ -265,7 +265,7 @@ impl Loop {
         }
         let connecting = self.stream(h).is_some_and(|t| t.connecting.is_some());
         if !was_reading && !connecting {
-            self.defer(move |lp| lp.read_some(h));
+            self.defer(h, move |lp| lp.read_some(h));
         }
         Ok(())
     }
@@ -297,7 +297,7 @@ impl Loop {
         // Out of budget while still reading: more may be waiting and an edge-triggered
         // poller will not tell us again, so look once more next tick.
         if more {
-            self.defer(move |lp| lp.read_some(h));
+            self.defer(h, move |lp| lp.read_some(h));
         }
     }
 

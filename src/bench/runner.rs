@@ -3,6 +3,7 @@
 
 use super::loadgen::{self, LoadConfig, LoadResult, WindowObserver};
 use super::procstat::{self, ProcSample};
+use super::scrape::{self, Scrape};
 use crate::Backend;
 use serde::{Deserialize, Serialize};
 use std::io::{self, BufRead, BufReader, Read};
@@ -16,8 +17,12 @@ use std::time::Duration;
 pub enum ServerKind {
     /// `looplab echo-threads`: one OS thread per connection.
     Threads,
-    /// `looplab echo` on one of the loop's backends.
+    /// `looplab echo` on one of the loop's backends, with `--metrics-addr`: its phase
+    /// times and pool wake are read from `/metrics` at the window's start and end.
     Loop(Backend),
+    /// The same with metrics off (`LOOPLAB_METRICS=0`, no endpoint): `epoll-bare` beside
+    /// `epoll` is what watching the loop costs.
+    LoopBare(Backend),
     /// `looplab echo-raw`: the hand-written libc epoll loop, the floor.
     Raw,
     /// `looplab echo-async`: the echo as `async fn` tasks on the loop (default backend).
@@ -32,6 +37,9 @@ impl ServerKind {
         match self {
             ServerKind::Threads => "threads",
             ServerKind::Loop(b) => b.name(),
+            ServerKind::LoopBare(Backend::Epoll) => "epoll-bare",
+            ServerKind::LoopBare(Backend::Kqueue) => "kqueue-bare",
+            ServerKind::LoopBare(Backend::Mio) => "mio-bare",
             ServerKind::Raw => "raw",
             ServerKind::Async => "async",
             ServerKind::Tokio => "tokio",
@@ -42,7 +50,13 @@ impl ServerKind {
         let addr = "--addr=127.0.0.1:0".to_string();
         match self {
             ServerKind::Threads => vec!["echo-threads".into(), addr],
-            ServerKind::Loop(b) => vec!["echo".into(), addr, format!("--backend={b}")],
+            ServerKind::Loop(b) => vec![
+                "echo".into(),
+                addr,
+                format!("--backend={b}"),
+                "--metrics-addr=127.0.0.1:0".into(),
+            ],
+            ServerKind::LoopBare(b) => vec!["echo".into(), addr, format!("--backend={b}")],
             ServerKind::Raw => vec!["echo-raw".into(), addr],
             ServerKind::Async => vec!["echo-async".into(), addr],
             ServerKind::Tokio => vec!["echo-tokio".into(), addr],
@@ -59,9 +73,14 @@ impl std::str::FromStr for ServerKind {
             "async" => Ok(ServerKind::Async),
             "tokio" if cfg!(feature = "peer-tokio") => Ok(ServerKind::Tokio),
             "tokio" => Err("the tokio peer needs a build with `--features peer-tokio`".to_string()),
-            other => other.parse::<Backend>().map(ServerKind::Loop).map_err(|_| {
+            other => match other.strip_suffix("-bare") {
+                Some(b) => b.parse::<Backend>().map(ServerKind::LoopBare),
+                None => other.parse::<Backend>().map(ServerKind::Loop),
+            }
+            .map_err(|_| {
                 format!(
-                    "unknown server '{other}': expected threads, epoll, kqueue, mio, async or raw"
+                    "unknown server '{other}': expected threads, epoll, kqueue, mio, async or raw \
+                     (a backend with -bare: metrics off)"
                 )
             }),
         }
@@ -92,7 +111,7 @@ pub struct BenchConfig {
 }
 
 /// Every figure for one (server, connections) cell.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Row {
     /// Server name.
     pub server: String,
@@ -140,6 +159,21 @@ pub struct Row {
     pub rt_per_cpu_s: f64,
     /// What the server said on stderr, if anything (e.g. it could not start a thread).
     pub server_said: String,
+    /// A loop server's seconds per phase in the window (from its `/metrics`).
+    #[serde(default)]
+    pub phase_s: Vec<(String, f64)>,
+    /// A loop server's utilization in the window (1 − idle/total).
+    #[serde(default)]
+    pub loop_utilization: Option<f64>,
+    /// Pool job finish → its `done` on the loop, µs, median (the metrics probe's jobs).
+    #[serde(default)]
+    pub pool_wake_p50_us: Option<f64>,
+    /// The same, 99th percentile.
+    #[serde(default)]
+    pub pool_wake_p99_us: Option<f64>,
+    /// Pool jobs those figures are over.
+    #[serde(default)]
+    pub pool_wakes: u64,
     /// Rounds measured for this cell, and the lowest and highest rt/s among them.
     pub rounds: usize,
     /// Lowest rt/s of the rounds.
@@ -152,13 +186,27 @@ pub struct Row {
 struct Server {
     child: Child,
     addr: SocketAddr,
+    /// Its `--metrics-addr`, announced on its second line.
+    metrics: Option<SocketAddr>,
     stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Server {
     fn start(kind: ServerKind) -> io::Result<Server> {
         let exe = std::env::current_exe()?;
-        let mut child = Command::new(exe)
+        let mut cmd = Command::new(exe);
+        match kind {
+            ServerKind::LoopBare(_) => {
+                cmd.env("LOOPLAB_METRICS", "0");
+            }
+            // The metrics' pool probe starts the pool: one worker is all it needs, so
+            // the loop server runs two threads, the loop and that worker.
+            ServerKind::Loop(_) => {
+                cmd.env("LOOPLAB_THREADPOOL_SIZE", "1");
+            }
+            _ => {}
+        }
+        let mut child = cmd
             .args(kind.args())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -180,10 +228,12 @@ impl Server {
         let mut server = Server {
             child,
             addr: ([127, 0, 0, 1], 0).into(),
+            metrics: None,
             stderr: Some(stderr),
         };
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
+        let mut stdout = BufReader::new(stdout);
+        stdout.read_line(&mut line)?;
         server.addr = line
             .trim()
             .strip_prefix("listening on ")
@@ -194,6 +244,14 @@ impl Server {
                     kind.name()
                 ))
             })?;
+        if matches!(kind, ServerKind::Loop(_)) {
+            let mut second = String::new();
+            stdout.read_line(&mut second)?;
+            server.metrics = second
+                .strip_prefix("metrics on http://")
+                .and_then(|rest| rest.split('/').next())
+                .and_then(|a| a.parse().ok());
+        }
         Ok(server)
     }
 
@@ -218,15 +276,32 @@ struct Sampler {
     pid: u32,
     start: ProcSample,
     end: ProcSample,
+    /// The loop server's endpoint, and its `/metrics` at the window's start and end.
+    metrics: Option<SocketAddr>,
+    scrapes: (Option<Scrape>, Option<Scrape>),
 }
 
 impl WindowObserver for Sampler {
     fn window_start(&mut self) {
         self.start = procstat::sample(self.pid).unwrap_or_default();
+        self.scrapes.0 = self.metrics.and_then(|a| scrape::scrape(a).ok());
     }
     fn window_end(&mut self) {
         self.end = procstat::sample(self.pid).unwrap_or_default();
+        self.scrapes.1 = self.metrics.and_then(|a| scrape::scrape(a).ok());
     }
+}
+
+/// Warmup per connection, at the least: every connection must have made a few round trips
+/// before the window opens, and a server that accepts slowly must have accepted them all
+/// (a connection whose handshake the server's full backlog dropped comes back about a
+/// second later). 0.2 ms per connection gives 5000 connections a full second.
+pub const WARMUP_PER_CONN: Duration = Duration::from_micros(200);
+
+/// The warmup a cell of `conns` connections gets: `configured`, or more for many.
+pub fn warmup_for(conns: usize, configured: Duration) -> Duration {
+    let per_conn = WARMUP_PER_CONN.saturating_mul(u32::try_from(conns).unwrap_or(u32::MAX));
+    configured.max(per_conn)
 }
 
 /// Measure one cell: a fresh server process, the load, the figures.
@@ -247,7 +322,7 @@ pub fn measure(kind: ServerKind, conns: usize, cfg: &BenchConfig) -> io::Result<
         addr: server.addr,
         conns,
         size: cfg.size,
-        warmup: cfg.warmup,
+        warmup: warmup_for(conns, cfg.warmup),
         duration: cfg.duration,
         threads: cfg.client_threads,
     };
@@ -255,6 +330,8 @@ pub fn measure(kind: ServerKind, conns: usize, cfg: &BenchConfig) -> io::Result<
         pid,
         start: ProcSample::default(),
         end: ProcSample::default(),
+        metrics: server.metrics,
+        scrapes: (None, None),
     };
     let result = loadgen::run(&load, &mut sampler);
     let said = server.stop();
@@ -308,7 +385,24 @@ fn row(
         rounds: 1,
         rt_per_s_min: r.round_trips as f64 / window,
         rt_per_s_max: r.round_trips as f64 / window,
+        ..loop_figures(s)
     }
+}
+
+/// The `Row` fields a loop server's `/metrics` gives (defaults for the others).
+fn loop_figures(s: &Sampler) -> Row {
+    let mut row = Row::default();
+    if let (Some(start), Some(end)) = &s.scrapes {
+        let f = scrape::between(start, end);
+        row.phase_s = f.phase_s;
+        row.loop_utilization = Some(f.utilization);
+        if f.wakes > 0 {
+            row.pool_wake_p50_us = Some(f.wake_p50_us);
+            row.pool_wake_p99_us = Some(f.wake_p99_us);
+        }
+        row.pool_wakes = f.wakes;
+    }
+    row
 }
 
 /// Fill `vs_raw` for every row with a `raw` row at the same connection count.

@@ -7,6 +7,7 @@
 
 use super::{Loop, State};
 use crate::handle::{Async, Handle, HandleKind};
+use crate::metrics::Site;
 use crate::sys::selfpipe::SelfPipe;
 use crossbeam_channel::Sender;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -104,15 +105,22 @@ impl Loop {
                 continue;
             };
             let _cause = crate::task::Cause::Async(h).enter();
-            self.call_taken(
-                cb,
-                |lp, cb| cb(lp, Async(h)),
-                |lp, cb| {
-                    if let Some(State::Async(a @ AsyncState { callback: None, .. })) =
-                        lp.handles.state_mut(h)
-                    {
-                        a.callback = Some(cb);
-                    }
+            let site = Site::of(HandleKind::Async, h);
+            self.timed(
+                site,
+                |_| format!("async {h}"),
+                |lp| {
+                    lp.call_taken(
+                        cb,
+                        |lp, cb| cb(lp, Async(h)),
+                        |lp, cb| {
+                            if let Some(State::Async(a @ AsyncState { callback: None, .. })) =
+                                lp.handles.state_mut(h)
+                            {
+                                a.callback = Some(cb);
+                            }
+                        },
+                    )
                 },
             );
         }

@@ -3,6 +3,7 @@
 
 use super::{Loop, WAKE_TOKEN};
 use crate::handle::HandleTable;
+use crate::metrics::Meters;
 use crate::sys::selfpipe::SelfPipe;
 use crate::sys::{Backend, Interest, Poller};
 use crate::timer::Wheel;
@@ -31,6 +32,7 @@ pub struct LoopBuilder {
     trace: Option<bool>,
     trace_to: Option<Box<dyn Write + Send>>,
     watchdog: Option<(Duration, Option<Box<dyn Write + Send>>)>,
+    metrics: Option<bool>,
 }
 
 impl LoopBuilder {
@@ -73,6 +75,13 @@ impl LoopBuilder {
         self
     }
 
+    /// Time every phase and callback for `take_window` and `loop_totals` (default: on,
+    /// unless `LOOPLAB_METRICS=0`). Off, the loop reads the clock only where it must.
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.metrics = Some(on);
+        self
+    }
+
     /// Build the loop: creates the poller and the wake pipe (threads start lazily).
     pub fn build(self) -> io::Result<Loop> {
         let backend = self.backend.unwrap_or_else(Backend::default_for_os);
@@ -83,6 +92,9 @@ impl LoopBuilder {
         let trace = self
             .trace
             .unwrap_or_else(|| std::env::var("LOOPLAB_TRACE").is_ok_and(|v| v == "1"));
+        let metrics = self
+            .metrics
+            .unwrap_or_else(|| std::env::var("LOOPLAB_METRICS").map_or(true, |v| v != "0"));
         let poller = Poller::new(backend)
             .map_err(|e| crate::error::context(format!("creating the {backend} poller"), e))?;
         let waker = Arc::new(
@@ -116,6 +128,7 @@ impl LoopBuilder {
             dispatched: 0,
             tracer: Tracer::new(trace, self.trace_to),
             counters: Counters::default(),
+            meters: Meters::new(metrics, now),
             watchdog: self
                 .watchdog
                 .map(|(threshold, out)| {

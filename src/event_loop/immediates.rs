@@ -3,6 +3,7 @@
 
 use super::{Loop, State};
 use crate::handle::{HandleKind, Immediate};
+use crate::metrics::Site;
 use crate::watchdog::Phase;
 
 type OnImmediate = Box<dyn FnOnce(&mut Loop, Immediate)>;
@@ -46,7 +47,12 @@ impl Loop {
             if let Some(State::Immediate(ImmediateState(cb))) = self.handles.remove(h) {
                 ran += 1;
                 let _cause = crate::task::Cause::Immediate.enter();
-                self.timed(|_| format!("immediate {h}"), |lp| cb(lp, Immediate(h)));
+                let site = Site::of(HandleKind::Immediate, h);
+                self.timed(
+                    site,
+                    |_| format!("immediate {h}"),
+                    |lp| cb(lp, Immediate(h)),
+                );
             }
         }
         self.tracer.immediates(ran);

@@ -20,6 +20,7 @@
 
 use super::{Loop, State};
 use crate::handle::{Check, Handle, HandleKind, Idle, Prepare};
+use crate::metrics::Site;
 use crate::watchdog::Phase;
 
 type OnTick = Box<dyn FnMut(&mut Loop, Handle)>;
@@ -136,7 +137,7 @@ impl Loop {
             };
             ran += 1;
             let what = move |_: &Loop| format!("{kind} {h}");
-            self.timed(what, |lp| {
+            self.timed(Site::of(kind, h), what, |lp| {
                 lp.call_taken(
                     cb,
                     |lp, cb| cb(lp, h),

@@ -6,6 +6,7 @@
 
 use super::{Loop, State, SIGNAL_TOKEN};
 use crate::handle::{Handle, HandleKind, Signal};
+use crate::metrics::Site;
 use crate::sys::selfpipe::SelfPipe;
 use crate::sys::{signal as sys_signal, Interest};
 use std::io;
@@ -128,15 +129,22 @@ impl Loop {
         let Some(cb) = s.callback.take() else {
             return;
         };
-        self.call_taken(
-            cb,
-            |lp, cb| cb(lp, Signal(h), signum),
-            |lp, cb| {
-                if let Some(State::Signal(s @ SignalState { callback: None, .. })) =
-                    lp.handles.state_mut(h)
-                {
-                    s.callback = Some(cb);
-                }
+        let site = Site::of(HandleKind::Signal, h);
+        self.timed(
+            site,
+            |_| format!("signal {h}"),
+            |lp| {
+                lp.call_taken(
+                    cb,
+                    |lp, cb| cb(lp, Signal(h), signum),
+                    |lp, cb| {
+                        if let Some(State::Signal(s @ SignalState { callback: None, .. })) =
+                            lp.handles.state_mut(h)
+                        {
+                            s.callback = Some(cb);
+                        }
+                    },
+                )
             },
         );
     }

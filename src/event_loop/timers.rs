@@ -6,6 +6,7 @@
 
 use super::{Loop, State};
 use crate::handle::{Handle, HandleKind, Timer};
+use crate::metrics::Site;
 use crate::timer::{Expired, TimerKey};
 use crate::trace::TimeoutRule;
 use crate::watchdog::Phase;
@@ -201,7 +202,12 @@ impl Loop {
         while let Some(e) = self.due.pop_front() {
             let h = e.value;
             let _cause = crate::task::Cause::Timer(h).enter();
-            self.timed(|_| format!("timer {h}"), |lp| lp.fire_timer(h, e.deadline));
+            let site = Site::of(HandleKind::Timer, h);
+            self.timed(
+                site,
+                |_| format!("timer {h}"),
+                |lp| lp.fire_timer(h, e.deadline),
+            );
         }
     }
 
@@ -267,6 +273,7 @@ impl Loop {
         self.counters.timers_fired += 1;
         self.counters.lateness_total += late;
         self.counters.lateness_max = self.counters.lateness_max.max(late);
+        self.meters.lag(late);
     }
 
     /// Milliseconds since the loop was made: the wheel's clock (rounded down, so a timer

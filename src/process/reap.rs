@@ -3,7 +3,8 @@
 
 use super::{ExitStatus, ProcessState};
 use crate::event_loop::{Loop, State};
-use crate::handle::{Handle, Process};
+use crate::handle::{Handle, HandleKind, Process};
+use crate::metrics::Site;
 use std::io;
 
 /// What one `waitpid(pid, WNOHANG)` said.
@@ -80,6 +81,7 @@ impl Loop {
         }
         if let Some(cb) = on_exit {
             self.timed(
+                Site::of(HandleKind::Process, h),
                 |_| format!("exit callback of {h}"),
                 |lp| cb(lp, Process(h), status),
             );

@@ -32,13 +32,14 @@ mod stats;
 pub use answer::{MAX_ANSWER_BYTES, MAX_ANSWER_MESSAGES};
 pub use config::LongPollConfig;
 pub use conn::{Reply, Request, WireStats, HIGH_WATER, LINGER, PIPELINE_TURN, TURN_BYTES};
+// The wire serves other routes too (the metrics endpoint, src/servers/metrics_http.rs).
+pub use conn::{Routes, Wire, WireConfig};
 pub use log::{Message, MessageLog};
 pub use ratelimit::RateLimiter;
 pub use stats::{ChatStats, LongPollStats};
 
 use super::http::Response;
 use crate::{Listener, Loop, Tcp, Timer};
-use conn::{Routes, Wire};
 use serde_json::json;
 use std::cell::RefCell;
 use std::collections::HashMap;

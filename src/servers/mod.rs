@@ -5,6 +5,7 @@
 //! - [`echo_threads`]: the same protocol with a blocking accept loop and one OS thread
 //!   per connection: the classic design the event loop is measured against.
 //! - [`raw_echo`]: the same protocol on raw epoll by hand, rung 3 of the ladder.
+//! - [`metrics_http`]: `/metrics` and the live `/loop` page, beside any of them on its loop.
 
 pub mod echo;
 pub mod echo_async;
@@ -13,6 +14,7 @@ pub mod echo_threads;
 pub mod echo_tokio;
 pub mod http;
 pub mod longpoll;
+pub mod metrics_http;
 // The one place outside src/sys with `unsafe`: rung 3 of the ladder exists to show the
 // raw syscalls, so each of its unsafe blocks carries its own SAFETY line.
 #[allow(unsafe_code)]

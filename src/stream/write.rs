@@ -164,7 +164,7 @@ impl Loop {
         let Some(t) = self.stream(h) else { return };
         t.w.done.push_back((done, r));
         let _ = self.sync_interest(h); // the request count only
-        self.defer(move |lp| lp.deliver_done(h));
+        self.defer(h, move |lp| lp.deliver_done(h));
     }
 
     /// One finished request's callback (each `complete` defers one of these).
@@ -257,7 +257,7 @@ impl Loop {
         let t = self.stream_for("on_drain", h)?;
         if t.w.queued_bytes <= low_water {
             t.w.drain = None;
-            self.defer(move |lp| cb(lp, conn));
+            self.defer(h, move |lp| cb(lp, conn));
         } else {
             t.w.drain = Some((low_water, Box::new(move |lp, h| cb(lp, typed::<S>(h)))));
         }

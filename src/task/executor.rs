@@ -210,6 +210,7 @@ impl Loop {
         let _cause = Cause::Task(h).enter();
         let mut outcome = None;
         self.timed(
+            crate::metrics::Site::of(crate::handle::HandleKind::Task, h),
             |_| format!("task {h} (one poll)"),
             |lp| outcome = lp.poll_in_place(reactor, h),
         );

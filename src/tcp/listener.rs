@@ -257,7 +257,7 @@ impl Loop {
             ));
         }
         // Edge-triggered backends will not report connections that queued meanwhile.
-        self.defer(move |lp| lp.on_listener_ready(h));
+        self.defer(h, move |lp| lp.on_listener_ready(h));
         Ok(())
     }
 

@@ -6,8 +6,10 @@ pub mod browser;
 pub mod child;
 pub mod http;
 pub mod process;
+pub mod prometheus;
 pub mod tcp;
 pub mod trace;
+pub mod watched;
 pub mod wire;
 
 use looplab::{Backend, Loop};

@@ -341,6 +341,11 @@ impl Wire {
             }
             let body = c.buf[head.head_len..whole].to_vec();
             c.buf.drain(..whole);
+            if c.buf.is_empty() {
+                // Held polls and idle keep-alives wait with no buffer at all: ten thousand
+                // of them would otherwise keep ten thousand small allocations.
+                c.buf = Vec::new();
+            }
             c.continue_sent = false;
             c.phase = Phase::Held;
             c.in_route = true;
