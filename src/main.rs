@@ -364,7 +364,8 @@ fn on_shutdown_signals(
     Ok(())
 }
 
-/// `--metrics-addr`: the endpoint on the server's loop, announced on the second line.
+/// `--metrics-addr`: the endpoint on the server's loop; `announce_metrics` says where, on
+/// the line after "listening on" (what the bench and the tests read first).
 fn start_metrics(lp: &mut Loop, addr: Option<SocketAddr>) -> Result<Option<MetricsServer>> {
     let Some(addr) = addr else {
         return Ok(None);
@@ -374,13 +375,18 @@ fn start_metrics(lp: &mut Loop, addr: Option<SocketAddr>) -> Result<Option<Metri
         ..MetricsConfig::default()
     };
     let m = MetricsServer::listen(lp, cfg).map_err(|e| format!("--metrics-addr {addr}: {e}"))?;
+    Ok(Some(m))
+}
+
+fn announce_metrics(lp: &Loop, metrics: Option<&MetricsServer>) -> Result {
+    let Some(m) = metrics else { return Ok(()) };
     let at = m.local_addr(lp)?;
     // Whoever started us may read only the first line: a closed stdout is no error.
     let _ = writeln!(
         std::io::stdout(),
         "metrics on http://{at}/metrics and http://{at}/loop"
     );
-    Ok(Some(m))
+    Ok(())
 }
 
 fn no_loop_to_watch(server: &str, metrics_addr: Option<SocketAddr>) -> Result {
@@ -398,6 +404,7 @@ fn run_echo(backend: Option<Backend>, config: EchoConfig, metrics: Option<Socket
     let echo = Echo::listen(&mut lp, config)?;
     echo.on_error(|e| eprintln!("echo: {e}"));
     let metrics = start_metrics(&mut lp, metrics)?;
+    let shown = metrics.clone();
     let e = echo.clone();
     on_shutdown_signals(&mut lp, move |lp| {
         e.shutdown(lp);
@@ -407,6 +414,7 @@ fn run_echo(backend: Option<Backend>, config: EchoConfig, metrics: Option<Socket
     })?;
     // Said once the signals are handled: a script may send SIGINT as soon as it reads it.
     println!("listening on {}", echo.local_addr(&lp)?);
+    announce_metrics(&lp, shown.as_ref())?;
     lp.run(RunMode::Default)?;
     let s = echo.stats();
     eprintln!(
@@ -439,6 +447,7 @@ fn run_longpoll(
     let mut lp = server_loop(backend)?;
     let server = LongPoll::listen(&mut lp, cfg)?;
     let metrics = start_metrics(&mut lp, metrics)?;
+    let shown = metrics.clone();
     // Held polls are answered with "shutdown": true before their connections close;
     // what is still open after the grace is cut (a second signal cuts at once).
     let s = server.clone();
@@ -450,6 +459,7 @@ fn run_longpoll(
     })?;
     // Said once the signals are handled: a script may send SIGINT as soon as it reads it.
     println!("listening on http://{}/", server.local_addr(&lp)?);
+    announce_metrics(&lp, shown.as_ref())?;
     lp.run(RunMode::Default)?;
     let st = server.stats();
     eprintln!(
