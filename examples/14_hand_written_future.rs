@@ -190,12 +190,8 @@ fn stale(lp: &mut Loop, bell: Rc<RefCell<Bell>>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn main() -> std::io::Result<()> {
-    let flag = |f: &str| std::env::args().any(|a| a == f);
-    let (forget, stale_waker) = (flag("--forget"), flag("--stale"));
-    let mut lp = Loop::new()?;
-
-    println!("1. a bell rung by a timer callback, 100 ms from now");
+/// A bell a timer callback rings 100 ms from now, waking whatever waker is stored then.
+fn timer_bell(lp: &mut Loop) -> Rc<RefCell<Bell>> {
     let bell = Rc::new(RefCell::new(Bell::default()));
     let ringer = bell.clone();
     lp.set_timeout(Duration::from_millis(100), move |_, _| {
@@ -209,27 +205,11 @@ fn main() -> std::io::Result<()> {
             None => println!("  timer: ring... but there is no waker to call"),
         }
     });
-    if stale_waker {
-        return stale(&mut lp, bell);
-    }
-    let doorbell = Doorbell {
-        bell,
-        store: if forget {
-            Store::Never
-        } else {
-            Store::EveryPoll
-        },
-        polls: 0,
-    };
-    match lp.block_on(doorbell) {
-        Ok(polls) => println!("  done after {polls} polls\n"),
-        Err(e) => {
-            println!("  {e}");
-            return Ok(());
-        }
-    }
+    bell
+}
 
-    println!("2. a bell rung by another thread, 100 ms from now");
+/// Part 2: the same, rung by another thread.
+fn part2(lp: &mut Loop) -> std::io::Result<()> {
     let remote = Arc::new(Mutex::new(RemoteBell::default()));
     let r = remote.clone();
     let thread = std::thread::spawn(move || {
@@ -243,10 +223,41 @@ fn main() -> std::io::Result<()> {
     });
     lp.block_on(RemoteDoorbell(remote))?;
     let _ = thread.join();
+    Ok(())
+}
+
+fn main() -> std::io::Result<()> {
+    let flag = |f: &str| std::env::args().any(|a| a == f);
+    let mut lp = Loop::new()?;
+
+    println!("1. a bell rung by a timer callback, 100 ms from now");
+    let bell = timer_bell(&mut lp);
+    if flag("--stale") {
+        return stale(&mut lp, bell);
+    }
+    let store = if flag("--forget") {
+        Store::Never
+    } else {
+        Store::EveryPoll
+    };
+    let doorbell = Doorbell {
+        bell,
+        store,
+        polls: 0,
+    };
+    match lp.block_on(doorbell) {
+        Ok(polls) => println!("  done after {polls} polls\n"),
+        Err(e) => {
+            println!("  {e}");
+            return Ok(());
+        }
+    }
+
+    println!("2. a bell rung by another thread, 100 ms from now");
+    part2(&mut lp)?;
     println!("  done\n");
 
     println!("3. 300 ms of work in a task: in one poll, then yielding every 5 ms");
     part3(&mut lp, false)?;
-    part3(&mut lp, true)?;
-    Ok(())
+    part3(&mut lp, true)
 }

@@ -74,6 +74,30 @@ async fn ask(addr: SocketAddr) -> io::Result<String> {
     }
 }
 
+/// The client: a deadline on the slow replica, then both replicas raced.
+async fn client(slow: SocketAddr, fast: SocketAddr) {
+    let started = Instant::now();
+    println!("1. ask slow (400 ms) with a 150 ms deadline");
+    match task::timeout(Duration::from_millis(150), ask(slow)).await {
+        Ok(answer) => println!("  answer: {answer:?}"),
+        Err(e) => println!("  {e} (at {} ms)", started.elapsed().as_millis()),
+    }
+    // Give `slow` time to answer into the void, to see that the request was dropped.
+    let _ = task::sleep(Duration::from_millis(300)).await;
+
+    println!("2. ask slow and fast the same thing; the first answer wins");
+    let t = Instant::now();
+    match task::race(ask(slow), ask(fast)).await {
+        Either::Left(answer) => println!("  slow won: {answer:?}"),
+        Either::Right(Ok(answer)) => println!(
+            "  fast won after {} ms ({answer}); the request to slow was dropped",
+            t.elapsed().as_millis()
+        ),
+        Either::Right(Err(e)) => println!("  fast failed first: {e}"),
+    }
+    let _ = task::sleep(Duration::from_millis(400)).await;
+}
+
 fn main() -> io::Result<()> {
     let mut lp = Loop::new()?;
     let any: SocketAddr = ([127, 0, 0, 1], 0).into();
@@ -92,28 +116,7 @@ fn main() -> io::Result<()> {
         lp.unref_handle(r);
     }
 
-    let started = Instant::now();
-    lp.block_on(async move {
-        println!("1. ask slow (400 ms) with a 150 ms deadline");
-        match task::timeout(Duration::from_millis(150), ask(slow_addr)).await {
-            Ok(answer) => println!("  answer: {answer:?}"),
-            Err(e) => println!("  {e} (at {} ms)", started.elapsed().as_millis()),
-        }
-        // Give `slow` time to answer into the void, to see that the request was dropped.
-        let _ = task::sleep(Duration::from_millis(300)).await;
-
-        println!("2. ask slow and fast the same thing; the first answer wins");
-        let t = Instant::now();
-        match task::race(ask(slow_addr), ask(fast_addr)).await {
-            Either::Left(answer) => println!("  slow won: {answer:?}"),
-            Either::Right(Ok(answer)) => println!(
-                "  fast won after {} ms ({answer}); the request to slow was dropped",
-                t.elapsed().as_millis()
-            ),
-            Either::Right(Err(e)) => println!("  fast failed first: {e}"),
-        }
-        let _ = task::sleep(Duration::from_millis(400)).await;
-    })?;
+    lp.block_on(client(slow_addr, fast_addr))?;
 
     let timers = lp
         .handles()

@@ -364,7 +364,8 @@ fn on_shutdown_signals(
     Ok(())
 }
 
-/// `--metrics-addr`: the endpoint on the server's loop, announced on the second line.
+/// `--metrics-addr`: the endpoint on the server's loop; `announce_metrics` says where, on
+/// the line after "listening on" (what the bench and the tests read first).
 fn start_metrics(lp: &mut Loop, addr: Option<SocketAddr>) -> Result<Option<MetricsServer>> {
     let Some(addr) = addr else {
         return Ok(None);

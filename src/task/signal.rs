@@ -61,6 +61,34 @@ impl Drop for Signals {
     }
 }
 
+/// Ask the loop to watch `signum`: each delivery is counted in the cell, and wakes
+/// the waker stored there.
+fn watch(r: &Reactor, signum: i32) -> Rc<RefCell<Shared>> {
+    let shared = Rc::new(RefCell::new(Shared::default()));
+    let s = shared.clone();
+    r.ask(move |lp| {
+        let counted = s.clone();
+        let watched = lp.signal(signum, move |_, _, _| {
+            let mut c = counted.borrow_mut();
+            c.arrived = c.arrived.saturating_add(1);
+            if let Some(w) = c.waker.take() {
+                w.wake();
+            }
+        });
+        let mut c = s.borrow_mut();
+        match watched {
+            Ok(h) => c.handle = Some(h),
+            Err(e) => {
+                c.error = Some(e);
+                if let Some(w) = c.waker.take() {
+                    w.wake();
+                }
+            }
+        }
+    });
+    shared
+}
+
 /// The future of [`Signals::next`].
 pub struct NextSignal<'a> {
     signals: &'a mut Signals,
@@ -77,31 +105,7 @@ impl Future for NextSignal<'_> {
         let shared = self
             .signals
             .asked
-            .get_or_insert_with(|| {
-                let shared = Rc::new(RefCell::new(Shared::default()));
-                let s = shared.clone();
-                r.ask(move |lp| {
-                    let counted = s.clone();
-                    let watched = lp.signal(signum, move |_, _, _| {
-                        let mut c = counted.borrow_mut();
-                        c.arrived = c.arrived.saturating_add(1);
-                        if let Some(w) = c.waker.take() {
-                            w.wake();
-                        }
-                    });
-                    let mut c = s.borrow_mut();
-                    match watched {
-                        Ok(h) => c.handle = Some(h),
-                        Err(e) => {
-                            c.error = Some(e);
-                            if let Some(w) = c.waker.take() {
-                                w.wake();
-                            }
-                        }
-                    }
-                });
-                (r.clone(), shared)
-            })
+            .get_or_insert_with(|| (r.clone(), watch(&r, signum)))
             .1
             .clone();
         let mut c = shared.borrow_mut();

@@ -19,17 +19,18 @@
 //! handle; bytes the kernel had not taken yet are dropped with it (as `close` does):
 //! `shutdown().await` first to know they all went.
 
-use crate::event_loop::Loop;
+mod conn;
+
 use crate::handle::Tcp;
-use crate::task::reactor::{self, Act, Note, Reactor, Waiting};
-use crate::ReadEvent;
+use crate::task::reactor::{self, Note, Reactor, Waiting};
+use conn::{ask_flush, ask_reading, flush, wake, Bytes, Conn, Shared, Shut, Sticky};
 use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 /// The loop stops reading a stream whose inbox holds this much...
 pub const INBOX_HIGH: usize = 64 * 1024;
@@ -38,107 +39,6 @@ pub const INBOX_LOW: usize = 16 * 1024;
 /// `write_all` waits while this much is waiting to be handed to the loop.
 pub const OUTBOX_HIGH: usize = 64 * 1024;
 const _: () = assert!(INBOX_LOW < INBOX_HIGH);
-
-/// An error kept for every later call (an `io::Error` cannot be cloned); boxed, since
-/// it is rare and a stream's state should stay small.
-#[derive(Clone)]
-struct Sticky(Box<(io::ErrorKind, String)>);
-
-impl Sticky {
-    fn of(e: &io::Error) -> Sticky {
-        Sticky(Box::new((e.kind(), e.to_string())))
-    }
-
-    fn error(&self) -> io::Error {
-        io::Error::new(self.0 .0, self.0 .1.clone())
-    }
-}
-
-/// Bytes in transit (an inbox or an outbox), in a buffer borrowed from the reactor's
-/// spares while it holds any and given back the moment it is empty. An idle stream then
-/// holds no buffer at all, and, more to the point, a busy one writes into the buffer the
-/// last stream just gave back, still in the CPU's cache: in the echo benchmark at 1000
-/// connections, buffers kept per stream cost about 17 more L1 misses per round trip
-/// (cachegrind), most of the async echo's gap to the callback echo.
-#[derive(Default)]
-struct Bytes {
-    buf: Vec<u8>,
-    /// How much of `buf` was taken already.
-    pos: usize,
-}
-
-impl Bytes {
-    fn len(&self) -> usize {
-        self.buf.len() - self.pos
-    }
-
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn as_slice(&self) -> &[u8] {
-        &self.buf[self.pos..]
-    }
-
-    fn push(&mut self, r: &Reactor, bytes: &[u8]) {
-        if self.buf.capacity() == 0 {
-            self.buf = r.buffer();
-        }
-        self.buf.extend_from_slice(bytes);
-    }
-
-    /// Move up to `out.len()` bytes into `out`.
-    fn take_into(&mut self, r: &Reactor, out: &mut [u8]) -> usize {
-        let n = self.len().min(out.len());
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        if self.is_empty() {
-            self.release(r);
-        }
-        n
-    }
-
-    fn release(&mut self, r: &Reactor) {
-        self.pos = 0;
-        r.recycle(std::mem::take(&mut self.buf));
-    }
-}
-
-/// What a stream's futures and its loop callbacks share.
-pub(crate) struct Conn {
-    tcp: Tcp,
-    inbox: Bytes,
-    /// The loop is reading into the inbox.
-    reading: bool,
-    /// `read_start` was called once (later starts are `read_resume`).
-    started: bool,
-    read_asked: bool,
-    eof: bool,
-    read_err: Option<Sticky>,
-    reader: Option<Waker>,
-    outbox: Bytes,
-    flush_asked: bool,
-    /// The loop's write queue for this stream is not empty: the next flush waits.
-    blocked: bool,
-    write_err: Option<Sticky>,
-    /// The task in `write_all` (outbox full) or `shutdown` (waiting for the flush).
-    writer: Option<Waker>,
-    shut: Shut,
-}
-
-enum Shut {
-    Open,
-    Asked,
-    Done(Result<(), Sticky>),
-}
-
-type Shared = Rc<RefCell<Conn>>;
-
-fn wake(slot: &mut Option<Waker>) {
-    if let Some(w) = slot.take() {
-        w.wake();
-    }
-}
 
 /// A connected stream, used from a task. `read`, `write_all` and `shutdown` take
 /// `&mut self`: one of each at a time, as with `std::net::TcpStream`.
@@ -228,67 +128,6 @@ impl Drop for TcpStream {
     }
 }
 
-/// The read callback, on the loop: append to the inbox, stop above the mark, wake.
-fn on_read(lp: &mut Loop, conn: &Shared, ev: ReadEvent<'_>) {
-    let mut c = conn.borrow_mut();
-    match ev {
-        ReadEvent::Data(bytes) => {
-            c.inbox.push(&lp.tasks.reactor, bytes);
-            if c.inbox.len() >= INBOX_HIGH {
-                c.reading = false;
-                lp.read_stop(c.tcp);
-            }
-        }
-        ReadEvent::Eof => {
-            c.eof = true;
-            c.reading = false;
-        }
-        ReadEvent::Error(e) => {
-            c.read_err = Some(Sticky::of(&e));
-            c.reading = false;
-        }
-    }
-    // By reference, and kept: the reader's next `Pending` finds the same waker there
-    // (`will_wake`) and stores nothing; a wake when nobody reads is a spare poll, no more.
-    if let Some(w) = &c.reader {
-        w.wake_by_ref();
-    }
-    drop(c);
-    // The reader runs now, before the loop reads this socket again: its echo may be on
-    // the wire before that read, as a read callback's would be.
-    lp.task_checkpoint();
-}
-
-/// Ask the loop to (re)start reading, unless it is or will be.
-fn ask_reading(r: &Reactor, conn: &Shared) {
-    let mut c = conn.borrow_mut();
-    if c.reading || c.read_asked || c.eof || c.read_err.is_some() {
-        return;
-    }
-    c.read_asked = true;
-    let conn = conn.clone();
-    r.ask(move |lp| {
-        let mut c = conn.borrow_mut();
-        c.read_asked = false;
-        if c.reading {
-            return;
-        }
-        let started = if c.started {
-            lp.read_resume(c.tcp)
-        } else {
-            let cb = conn.clone();
-            lp.read_start(c.tcp, move |lp, _, ev| on_read(lp, &cb, ev))
-        };
-        match started {
-            Ok(()) => (c.started, c.reading) = (true, true),
-            Err(e) => {
-                c.read_err = Some(Sticky::of(&e));
-                wake(&mut c.reader);
-            }
-        }
-    });
-}
-
 /// The future of [`TcpStream::read`].
 pub struct ReadFuture<'a> {
     conn: &'a Shared,
@@ -349,62 +188,6 @@ impl Drop for ReadFuture<'_> {
                 lp.read_stop(c.tcp);
             }
         });
-    }
-}
-
-/// Hand the outbox to the loop, unless the loop's queue is still draining.
-fn flush(lp: &mut Loop, conn: &Shared) {
-    let mut c = conn.borrow_mut();
-    c.flush_asked = false;
-    if c.blocked || c.outbox.is_empty() || c.write_err.is_some() {
-        return;
-    }
-    let tcp = c.tcp;
-    let sent = lp.write(tcp, c.outbox.as_slice());
-    c.outbox.release(&lp.tasks.reactor);
-    let queued = lp.write_queue_len(tcp) > 0;
-    let marked = match sent {
-        Ok(()) if queued => {
-            // The kernel refused some: learn when the loop's queue has drained.
-            let done = conn.clone();
-            lp.write_then(tcp, [], move |lp, _, r| drained(lp, &done, r))
-        }
-        other => other,
-    };
-    match marked {
-        Ok(()) => c.blocked = queued,
-        Err(e) => c.write_err = Some(Sticky::of(&e)),
-    }
-    wake(&mut c.writer);
-}
-
-/// The loop's write queue for the stream drained (or failed): flush what waited.
-fn drained(lp: &mut Loop, conn: &Shared, r: io::Result<()>) {
-    let mut c = conn.borrow_mut();
-    c.blocked = false;
-    if let Err(e) = r {
-        c.write_err = Some(Sticky::of(&e));
-    }
-    wake(&mut c.writer);
-    drop(c);
-    flush(lp, conn);
-    lp.task_checkpoint();
-}
-
-fn ask_flush(r: &Reactor, conn: &Shared) {
-    let mut c = conn.borrow_mut();
-    if c.flush_asked || c.blocked {
-        return; // a flush is coming, or `drained` will do it
-    }
-    c.flush_asked = true;
-    drop(c);
-    r.ask_act(conn.clone());
-}
-
-/// The flush is asked in every poll that writes: as an object, it allocates nothing.
-impl Act for RefCell<Conn> {
-    fn act(self: Rc<Self>, lp: &mut Loop) {
-        flush(lp, &self);
     }
 }
 
