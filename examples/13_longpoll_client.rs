@@ -21,8 +21,9 @@
 //! `sleeping up to 2000.7ms (next timer #1.2 due in 2000.7ms)`, waiting for the publish
 //! timer (`alive: ref'd: 1 tcp; ...; unref'd: 1 timer`: only the poll holds the loop);
 //! then `timers fired #1.2` with `2 request(s) in flight` (the publish connect and its
-//! queued write), the publish connection's events, and `events: fd 6 r -> tcp #0.1`: the
-//! poll's answer, a few ticks later.
+//! queued write), the publish connection's events, and `fd 6 r -> tcp #0.1` among a
+//! later tick's events: the poll's answer (on a busy machine it may share that tick with the
+//! publish connection's hangup).
 //!
 //! **In production** a client also backs off on 503/429 (the server says `Retry-After`),
 //! and starts over from the answer's cursor when it says `"reset": true`.
