@@ -6,25 +6,8 @@ mod util;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// CPU time (user + system) of a process in clock ticks, from /proc/PID/stat.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after_name.split(' ').collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
 
 fn try_round_trip(s: &mut TcpStream, msg: &[u8]) -> bool {
     let mut back = vec![0; msg.len()];
@@ -49,7 +32,7 @@ fn echo_backs_off_when_out_of_fds_and_recovers() {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let stderr = child.stderr.take().unwrap();
-    let server = Server(child);
+    let server = util::KilledOnDrop(child);
     let mut first = String::new();
     BufReader::new(stdout).read_line(&mut first).unwrap();
     let addr: SocketAddr = first
@@ -75,9 +58,9 @@ fn echo_backs_off_when_out_of_fds_and_recovers() {
     );
 
     // Out of fds, the listener must not spin: little CPU over half a second.
-    let before = cpu_ticks(server.0.id());
+    let before = util::cpu_ticks(server.0.id());
     std::thread::sleep(Duration::from_millis(500));
-    let used = cpu_ticks(server.0.id()) - before;
+    let used = util::cpu_ticks(server.0.id()) - before;
     assert!(
         used < 15,
         "server burned {used} ticks of CPU in 500 ms while out of fds"

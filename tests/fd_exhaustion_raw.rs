@@ -3,27 +3,12 @@
 //! fd for (they see their connection end instead of hanging), keeps serving the ones it
 //! holds, and serves new clients once the old ones leave.
 
+mod util;
+
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// CPU time (user + system) of a process in clock ticks, from /proc/PID/stat.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after_name.split(' ').collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
 
 /// Clock ticks per second, as `getconf CLK_TCK` prints it (100 if that fails).
 fn ticks_per_second() -> u64 {
@@ -62,7 +47,7 @@ fn fate(s: &mut TcpStream) -> Fate {
     }
 }
 
-fn start_server() -> (Server, SocketAddr) {
+fn start_server() -> (util::KilledOnDrop, SocketAddr) {
     let bin = env!("CARGO_BIN_EXE_looplab");
     // A hard limit too: the server cannot raise it, so it runs out after ~58 clients.
     let mut child = Command::new("sh")
@@ -75,7 +60,7 @@ fn start_server() -> (Server, SocketAddr) {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let server = Server(child);
+    let server = util::KilledOnDrop(child);
     let mut first = String::new();
     BufReader::new(stdout).read_line(&mut first).unwrap();
     let addr = first
@@ -94,12 +79,12 @@ fn echo_raw_sheds_instead_of_spinning_when_out_of_fds() {
     }
     let (server, addr) = start_server();
     let pid = server.0.id();
-    let before = (cpu_ticks(pid), Instant::now());
+    let before = (util::cpu_ticks(pid), Instant::now());
     let mut clients: Vec<TcpStream> = (0..200).map(|_| connect(addr)).collect();
 
     // Out of fds, the listener must not spin: CPU far below wall time over the window.
     std::thread::sleep(Duration::from_secs(1));
-    let used_s = (cpu_ticks(pid) - before.0) as f64 / ticks_per_second() as f64;
+    let used_s = (util::cpu_ticks(pid) - before.0) as f64 / ticks_per_second() as f64;
     let wall_s = before.1.elapsed().as_secs_f64();
     assert!(
         used_s < 0.3 * wall_s,

@@ -3,11 +3,11 @@
 
 mod util;
 
-use looplab::{Loop, RunMode};
+use looplab::RunMode;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
+use util::trace::traced_loop;
 use util::{new_loop, on_every_backend};
 
 /// An empty loop has nothing to do: run returns without ever waiting in poll.
@@ -252,12 +252,7 @@ fn callbacks_may_clear_timers_due_in_the_same_pass() {
 #[test]
 fn trace_explains_timeouts_and_exit() {
     on_every_backend(|b| {
-        let buf = SharedBuf::default();
-        let mut lp = Loop::builder()
-            .backend(b)
-            .trace_to(buf.clone())
-            .build()
-            .unwrap();
+        let (mut lp, buf) = traced_loop(b);
         let timer = Rc::new(Cell::new(None));
         let t = timer.clone();
         lp.set_immediate(move |lp, _| {
@@ -301,23 +296,4 @@ fn metrics_count_ticks_and_lateness() {
         assert!(m.timer_lateness_mean <= m.timer_lateness_max, "{m:?}");
         assert!(m.ticks >= 1 && m.handles == 0, "{m:?}");
     });
-}
-
-#[derive(Clone, Default)]
-struct SharedBuf(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl SharedBuf {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl std::io::Write for SharedBuf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }

@@ -16,7 +16,7 @@ use looplab::{HandleKind, Loop, ReadEvent, RunMode};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
-use util::trace::{assert_in_order, SharedBuf};
+use util::trace::{assert_in_order, traced_loop};
 use util::{new_loop, on_every_backend};
 
 type Log = Rc<RefCell<Vec<&'static str>>>;
@@ -106,12 +106,7 @@ fn one_tick_runs_every_phase_in_libuvs_order() {
 #[test]
 fn idle_makes_the_poll_not_block_while_it_lives() {
     on_every_backend(|b| {
-        let buf = SharedBuf::default();
-        let mut lp = Loop::builder()
-            .backend(b)
-            .trace_to(buf.clone())
-            .build()
-            .unwrap();
+        let (mut lp, buf) = traced_loop(b);
         util::fail_after(&mut lp, Duration::from_secs(20));
         let calls = Rc::new(Cell::new(0));
         let c = calls.clone();
@@ -144,12 +139,7 @@ fn idle_makes_the_poll_not_block_while_it_lives() {
 #[test]
 fn an_unrefd_idle_does_not_hold_the_loop_but_still_spins_it() {
     on_every_backend(|b| {
-        let buf = SharedBuf::default();
-        let mut lp = Loop::builder()
-            .backend(b)
-            .trace_to(buf.clone())
-            .build()
-            .unwrap();
+        let (mut lp, buf) = traced_loop(b);
         util::fail_after(&mut lp, Duration::from_secs(20));
         let calls = Rc::new(Cell::new(0u32));
         let c = calls.clone();
@@ -177,12 +167,7 @@ fn an_unrefd_idle_does_not_hold_the_loop_but_still_spins_it() {
 #[test]
 fn watchers_run_in_creation_order_and_closing_one_stops_it() {
     on_every_backend(|b| {
-        let buf = SharedBuf::default();
-        let mut lp = Loop::builder()
-            .backend(b)
-            .trace_to(buf.clone())
-            .build()
-            .unwrap();
+        let (mut lp, buf) = traced_loop(b);
         util::fail_after(&mut lp, Duration::from_secs(20));
         let log = Rc::new(RefCell::new(Vec::new()));
         let (l, second) = (log.clone(), Rc::new(Cell::new(None)));

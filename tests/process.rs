@@ -7,13 +7,13 @@
 mod util;
 
 use looplab::process::{Command, Stdio};
-use looplab::{Loop, RunMode};
+use looplab::RunMode;
 use std::cell::Cell;
 use std::io;
 use std::rc::Rc;
 use std::time::Duration;
 use util::process::{os_error, run_to_end, sh, spawn_watched};
-use util::trace::{assert_in_order, SharedBuf};
+use util::trace::{assert_in_order, traced_loop};
 use util::{new_loop, on_every_backend};
 
 /// Exit codes 0, 1 and 42 reach the exit callback; the handle closes after it.
@@ -198,12 +198,7 @@ fn env_and_cwd_reach_the_child() {
 #[test]
 fn the_trace_shows_sigchld_and_the_reaping() {
     on_every_backend(|b| {
-        let buf = SharedBuf::default();
-        let mut lp = Loop::builder()
-            .backend(b)
-            .trace_to(buf.clone())
-            .build()
-            .unwrap();
+        let (mut lp, buf) = traced_loop(b);
         let child = lp
             .spawn_process(Command::new("true"), |_, _, _| {})
             .unwrap();

@@ -1,5 +1,6 @@
 //! A trace written into memory, for tests that read it back.
 
+use looplab::{Backend, Loop};
 use std::sync::{Arc, Mutex};
 
 /// A `Write` the loop's tracer can own while the test keeps a clone to read.
@@ -30,4 +31,15 @@ pub fn assert_in_order(text: &str, expected: &[String]) {
         assert!(at.is_some(), "{e:?} missing, or out of order, in:\n{text}");
         from += at.unwrap_or(0) + e.len();
     }
+}
+
+/// A loop on `backend` tracing into memory, and the buffer to read the trace from.
+pub fn traced_loop(backend: Backend) -> (Loop, SharedBuf) {
+    let buf = SharedBuf::default();
+    let lp = Loop::builder()
+        .backend(backend)
+        .trace_to(buf.clone())
+        .build()
+        .unwrap();
+    (lp, buf)
 }
