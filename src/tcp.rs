@@ -4,6 +4,7 @@
 //! with pipes.
 
 mod listener;
+pub(crate) use listener::BACKLOG;
 
 pub use crate::stream::ReadEvent;
 pub(crate) use listener::ListenerState;
