@@ -143,6 +143,10 @@ impl StreamState {
 
 /// The error a request gets when `close` cuts it short (libuv's `UV_ECANCELED`).
 pub(crate) fn canceled(what: &str, kind: HandleKind, h: Handle) -> stdio::Error {
+    // Closed by a cancelled scope: the error carries the scope's cause instead.
+    if let Some(e) = crate::scope::cancel_error(what, kind, h) {
+        return e;
+    }
     stdio::Error::new(
         stdio::ErrorKind::ConnectionAborted,
         format!("{what} on {kind} {h} canceled: the stream was closed first"),
