@@ -365,9 +365,9 @@ impl Loop {
         let registered = t.registered.take().is_some();
         let kind = t.kind;
         if let Some(cb) = t.connecting.take() {
-            owed.push_back(Box::new(move |lp| {
-                cb(lp, h, Err(canceled("connect", kind, h)))
-            }));
+            // Made now: a scope's cancel puts its cause in the error only during close.
+            let e = canceled("connect", kind, h);
+            owed.push_back(Box::new(move |lp| cb(lp, h, Err(e))));
         }
         t.w.stop(h, kind, &mut owed);
         t.on_read = None;
