@@ -14,6 +14,7 @@ use std::io::{self, Read};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use task_util::{kinds, left, GUARD};
+use util::trace::{assert_in_order, traced_loop};
 use util::{new_loop, on_every_backend};
 
 type Log = Rc<RefCell<Vec<&'static str>>>;
@@ -303,4 +304,40 @@ fn goodbye(backend: looplab::Backend, shielded: bool) -> usize {
     lp.run(RunMode::Default).unwrap();
     assert!(kinds(&lp, guard, HandleKind::Task).is_empty());
     client.join().unwrap()
+}
+
+/// The trace says why a task scope stopped and what it dropped, and names a deadline
+/// that dropped a future.
+#[test]
+fn the_trace_shows_a_task_scope_cancel_and_a_deadline() {
+    on_every_backend(|backend| {
+        let (mut lp, buf) = traced_loop(backend);
+        let out = lp
+            .block_on(async {
+                let _ = move_on_after(
+                    Duration::from_millis(10),
+                    task::sleep(Duration::from_secs(10)),
+                )
+                .await;
+                task::scope(|s| async move {
+                    for _ in 0..2 {
+                        s.spawn(async { task::sleep(Duration::from_secs(10)).await });
+                    }
+                    task::sleep(Duration::from_millis(10)).await?;
+                    s.cancel("shutdown");
+                    Ok(())
+                })
+                .await
+            })
+            .unwrap();
+        assert_eq!(out.unwrap_err().to_string(), "canceled: shutdown");
+        assert_in_order(
+            &buf.text(),
+            &[
+                "deadline 10 ms exceeded: the future under it is dropped".to_string(),
+                "task scope canceled: canceled: shutdown: 2 task(s) dropped, 0 shielded run on"
+                    .to_string(),
+            ],
+        );
+    });
 }

@@ -95,6 +95,11 @@ struct Inner {
 impl Inner {
     fn fail(&mut self, e: io::Error) {
         if self.failed.is_none() {
+            let how = match crate::scope::cause_of(&e) {
+                Some(_) => "canceled",
+                None => "failed",
+            };
+            self.trace(format!("task scope {how}: {e}"));
             self.failed = Some(e);
         }
         for child in &self.children {
@@ -102,6 +107,21 @@ impl Inner {
         }
         if let Some(w) = self.waker.take() {
             w.wake();
+        }
+    }
+}
+
+impl Inner {
+    /// One trace line for a scope that stops: its cause, and what that drops.
+    fn trace(&self, why: String) {
+        let dropped = self.children.iter().filter(|c| !c.is_finished()).count();
+        let shielded = self.shielded.iter().filter(|c| !c.is_finished()).count();
+        if let Ok(r) = super::reactor::current("task::scope") {
+            r.ask(move |lp| {
+                lp.tracer.note(format!(
+                    "{why}: {dropped} task(s) dropped, {shielded} shielded run on"
+                ))
+            });
         }
     }
 }
@@ -279,7 +299,12 @@ impl<Fut, T> Drop for Scoped<Fut, T> {
     /// No child outlives its scope: dropped unfinished (an enclosing deadline), the
     /// scope aborts its children. Shielded tasks run on, detached.
     fn drop(&mut self) {
-        for child in &self.inner.borrow().children {
+        let inner = self.inner.borrow();
+        let unfinished = self.body.is_some() || inner.children.iter().any(|c| !c.is_finished());
+        if unfinished && inner.failed.is_none() {
+            inner.trace("task scope dropped unfinished (an enclosing deadline or abort)".into());
+        }
+        for child in &inner.children {
             child.abort();
         }
     }

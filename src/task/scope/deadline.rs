@@ -56,7 +56,17 @@ impl<F: Future> Future for Deadline<F> {
         }
         match self.armed.as_mut().and_then(|(_, s)| s.as_mut()) {
             Some(s) => match s.as_mut().poll(cx) {
-                Poll::Ready(Ok(())) => Poll::Ready(Ok(None)),
+                Poll::Ready(Ok(())) => {
+                    let after = self.after;
+                    if let Ok(r) = crate::task::reactor::current("a deadline") {
+                        r.ask(move |lp| {
+                            let cause = Cancel::Deadline(after);
+                            lp.tracer
+                                .note(format!("{cause}: the future under it is dropped"))
+                        });
+                    }
+                    Poll::Ready(Ok(None))
+                }
                 Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
                 Poll::Pending => Poll::Pending,
             },
