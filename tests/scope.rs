@@ -2,6 +2,8 @@
 //! exactly once with the cause, before its close callback; every wheel entry and poller
 //! registration freed; nested deadlines take the earlier.
 
+#[path = "util/exercise.rs"]
+mod exercise;
 mod util;
 
 use looplab::{Cancel, HandleKind, Loop, RunMode, Scope, Tcp, WorkError};
@@ -292,4 +294,43 @@ fn the_trace_shows_the_cancel_and_its_cause() {
             ],
         );
     });
+}
+
+/// Example 18 prints what its header says, the send's callbacks never before the
+/// deadline, and its trace shows the cancel with its cause, each owed callback once.
+#[test]
+fn example_18_runs_as_its_header_says() {
+    let run = exercise::run_to_end(
+        "18_deadlines",
+        &[],
+        &[("LOOPLAB_TRACE", "1")],
+        Duration::from_secs(30),
+    );
+    let header: String = exercise::read("examples/18_deadlines.rs")
+        .lines()
+        .map(|l| l.strip_prefix("//!").unwrap_or("").trim_start().to_string() + "\n")
+        .collect();
+    let blocks = exercise::blocks(&header, "text");
+    exercise::assert_lines_in_order(&blocks[0], &run.out, "18_deadlines");
+    for quoted in &blocks[1] {
+        exercise::assert_quoted(quoted, &run.err, "18_deadlines (trace)");
+    }
+    let send = run
+        .out
+        .iter()
+        .find(|l| l.starts_with("3. send"))
+        .expect("the send's line");
+    assert!(
+        exercise::number_after(send, "(at") >= 300.0,
+        "never early: {send}"
+    );
+    let owed = run
+        .out
+        .iter()
+        .filter(|l| l.contains("deadline 300 ms exceeded (at"))
+        .count();
+    assert_eq!(
+        owed, 2,
+        "the write's and the shutdown's callbacks, once each"
+    );
 }
