@@ -334,3 +334,33 @@ fn example_18_runs_as_its_header_says() {
         "the write's and the shutdown's callbacks, once each"
     );
 }
+
+/// Chapter 15 quotes what the programs print (each checked where it is produced:
+/// example 18 above, the deadline test here, tests/scope_tasks.rs), and its "Try this"
+/// runs as it says.
+#[test]
+fn chapter_15_quotes_what_the_programs_print() {
+    let ch = "docs/15-deadlines-and-cancellation.md";
+    for quoted in [
+        "write on tcp #1.3: after 301 ms: deadline 300 ms exceeded",
+        "reading Cargo.toml on the pool: after 52 ms: deadline 50 ms exceeded",
+        "note: scope 0.1: tcp #1.3: 2 owed callback(s) get \"deadline 300 ms exceeded\"",
+        "note: scope 0.1 canceled after 301 ms: deadline 300 ms exceeded: 2 callback(s) owed, 1 handle(s), 0 task(s), 0 child scope(s)",
+        "task scope canceled: canceled: shutdown: 2 task(s) dropped, 0 shielded run on",
+        "deadline 10 ms exceeded: the future under it is dropped",
+        "cargo run --example 18_deadlines -- 50",
+    ] {
+        exercise::says(ch, quoted);
+    }
+    exercise::says(
+        "examples/18_deadlines.rs",
+        "write on tcp #1.3: after 301 ms: deadline 300 ms exceeded",
+    );
+    let run = exercise::run_to_end("18_deadlines", &["50"], &[], Duration::from_secs(30));
+    let owed = run
+        .out
+        .iter()
+        .filter(|l| l.contains(": deadline 50 ms exceeded (at"))
+        .count();
+    assert_eq!(owed, 2, "{}", run.transcript());
+}
