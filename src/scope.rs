@@ -92,6 +92,10 @@ pub(crate) struct ScopeState {
     timer: Option<Timer>,
     canceled: Option<Cancel>,
     opened: Instant,
+    /// `on_scope_cancel` callbacks, taken by the cancel.
+    on_cancel: Vec<cancel::OnCancel>,
+    /// Like `prune_at`, for the list of children.
+    children_prune_at: usize,
 }
 
 /// Every scope of one loop.
@@ -127,10 +131,31 @@ impl Scopes {
             timer: None,
             canceled: None,
             opened,
+            on_cancel: Vec::new(),
+            children_prune_at: PRUNE_AT,
         });
         Scope {
             key: key as u32,
             generation,
+        }
+    }
+
+    /// Note `child` under `parent`. Ended children are not taken off the list at once
+    /// (a server scope may have ten thousand request scopes come and go): the list is
+    /// pruned when it doubles, as a scope's members are.
+    fn add_child(&mut self, parent: Scope, child: Scope) {
+        let Some(p) = self.get(parent) else { return };
+        let prune = p.children.len() >= p.children_prune_at;
+        let kept: Option<Vec<Scope>> = prune.then(|| {
+            let all = p.children.iter().copied();
+            all.filter(|c| self.get(*c).is_some()).collect()
+        });
+        if let Some(p) = self.get_mut(parent) {
+            if let Some(kept) = kept {
+                p.children_prune_at = (kept.len() * 2).max(PRUNE_AT);
+                p.children = kept;
+            }
+            p.children.push(child);
         }
     }
 
@@ -178,11 +203,9 @@ impl Loop {
             None => return Err(stale(parent)),
         };
         let child = self.scopes.insert(Some(parent), self.now());
-        if let Some(p) = self.scopes.get_mut(parent) {
-            p.children.push(child);
-        }
+        self.scopes.add_child(parent, child);
         if let Some(cause) = inherited {
-            self.cancel_with(child, cause);
+            self.cancel_later(child, cause);
         }
         Ok(child)
     }
@@ -212,7 +235,10 @@ impl Loop {
             if let Some(st) = lp.scopes.get_mut(s) {
                 st.timer = None;
             }
-            lp.cancel_with(s, Cancel::Deadline(after));
+            // In the deadline's own timer callback: the hooks may run at once.
+            for hook in lp.cancel_tree(s, Cancel::Deadline(after)) {
+                hook.run(lp);
+            }
         });
         self.handles.record(recording);
         self.unref_handle(t);
@@ -319,11 +345,8 @@ impl Loop {
     /// (not closed). Go's `cancel()` after success, without the cancel. False if `s` has
     /// already ended.
     pub fn end_scope(&mut self, s: Scope) -> bool {
-        let Some(parent) = self.scopes.get(s).map(|st| st.parent) else {
+        if self.scopes.get(s).is_none() {
             return false;
-        };
-        if let Some(p) = parent.and_then(|p| self.scopes.get_mut(p)) {
-            p.children.retain(|c| *c != s);
         }
         let mut stack = vec![s];
         while let Some(s) = stack.pop() {

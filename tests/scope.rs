@@ -364,3 +364,46 @@ fn chapter_15_quotes_what_the_programs_print() {
         .count();
     assert_eq!(owed, 2, "{}", run.transcript());
 }
+
+/// Go's `context.AfterFunc`: the hook runs once, never inside `cancel_scope` (in the
+/// next pending phase), for the scope and each descendant that has one, and not at all
+/// for a scope ended first.
+#[test]
+fn on_scope_cancel_runs_once_after_the_cancel() {
+    on_every_backend(|backend| {
+        let mut lp = new_loop(backend);
+        let log: Rc<RefCell<Vec<String>>> = Rc::default();
+        let parent = lp.scope();
+        let child = lp.child_scope(parent).unwrap();
+        let ended = lp.child_scope(parent).unwrap();
+        for s in [parent, child, ended] {
+            let l = log.clone();
+            lp.on_scope_cancel(s, move |_, s, cause| {
+                l.borrow_mut().push(format!("{s}: {cause}"))
+            });
+        }
+        lp.end_scope(ended);
+        lp.cancel_scope(parent, "shutdown");
+        lp.cancel_scope(parent, "shutdown again");
+        assert!(log.borrow().is_empty(), "not inside the call");
+        lp.run(RunMode::Default).unwrap();
+        assert_eq!(
+            *log.borrow(),
+            [
+                format!("{parent}: canceled: shutdown"),
+                format!("{child}: parent canceled: shutdown")
+            ]
+        );
+        // Registered after the cancel: called once, later, with the cause.
+        let l = log.clone();
+        lp.on_scope_cancel(child, move |_, _, cause| {
+            l.borrow_mut().push(format!("late: {cause}"))
+        });
+        lp.run(RunMode::Default).unwrap();
+        assert_eq!(
+            log.borrow().last().unwrap(),
+            "late: parent canceled: shutdown"
+        );
+        assert_eq!(log.borrow().len(), 3);
+    });
+}

@@ -135,19 +135,77 @@ pub(super) struct Stopped {
     tasks: usize,
 }
 
+/// A callback for when a scope is cancelled (Go's `context.AfterFunc`).
+pub(crate) type OnCancel = Box<dyn FnOnce(&mut Loop, Scope, Cancel)>;
+
+/// One `on_scope_cancel` callback, due.
+pub(crate) struct Due {
+    scope: Scope,
+    cause: Cancel,
+    hook: OnCancel,
+}
+
+impl Due {
+    /// Call it, unless its scope was ended meanwhile (the program is done with it).
+    pub(crate) fn run(self, lp: &mut Loop) {
+        if lp.scopes.get(self.scope).is_some() {
+            (self.hook)(lp, self.scope, self.cause)
+        }
+    }
+}
+
 impl Loop {
-    /// `s` and its children stop now; each member's owed callbacks get `reason` in this
-    /// tick's close phase. False if `s` has ended or was already cancelled.
+    /// `s` and its children stop now: their members are closed, and what those owe
+    /// gets `reason` in this tick's close phase; `on_scope_cancel` callbacks run in the
+    /// next pending phase (never inside this call). False if `s` has ended or was
+    /// already cancelled.
     pub fn cancel_scope(&mut self, s: Scope, reason: impl Into<String>) -> bool {
-        self.cancel_with(s, Cancel::Canceled(reason.into()))
+        self.cancel_later(s, Cancel::Canceled(reason.into()))
     }
 
-    /// Cancel `s` for `cause`, then its descendants for `parent canceled`. Iterative: a
-    /// deep tree does not deepen the stack.
-    pub(crate) fn cancel_with(&mut self, s: Scope, cause: Cancel) -> bool {
+    /// Call `cb(lp, s, cause)` once when `s` is cancelled (Go's `context.AfterFunc`):
+    /// in the callback of its deadline's timer, after its members were closed, or in
+    /// the pending phase after a `cancel_scope` (its own or an ancestor's). Not called
+    /// if the scope is ended first. False if `s` has ended.
+    pub fn on_scope_cancel(
+        &mut self,
+        s: Scope,
+        cb: impl FnOnce(&mut Loop, Scope, Cancel) + 'static,
+    ) -> bool {
+        let Some(st) = self.scopes.get_mut(s) else {
+            return false;
+        };
+        match st.canceled.clone() {
+            Some(cause) => self.defer(Handle::NONE, move |lp| {
+                let hook: OnCancel = Box::new(cb);
+                Due {
+                    scope: s,
+                    cause,
+                    hook,
+                }
+                .run(lp)
+            }),
+            None => st.on_cancel.push(Box::new(cb)),
+        }
+        true
+    }
+
+    /// Cancel now; the hooks wait for the pending phase.
+    pub(crate) fn cancel_later(&mut self, s: Scope, cause: Cancel) -> bool {
         if self.scopes.get(s).is_none_or(|st| st.canceled.is_some()) {
             return false;
         }
+        for due in self.cancel_tree(s, cause) {
+            self.defer(Handle::NONE, move |lp| due.run(lp));
+        }
+        true
+    }
+
+    /// Cancel `s` for `cause`, then its descendants for `parent canceled`; the hooks
+    /// of every scope it reached, parent first, for the caller to run. Iterative: a
+    /// deep tree does not deepen the stack.
+    pub(crate) fn cancel_tree(&mut self, s: Scope, cause: Cancel) -> Vec<Due> {
+        let mut due = Vec::new();
         let mut stack = vec![(s, cause)];
         while let Some((s, cause)) = stack.pop() {
             let now = self.now();
@@ -157,6 +215,7 @@ impl Loop {
             st.canceled = Some(cause.clone());
             let timer = st.timer.take();
             let members = std::mem::take(&mut st.members);
+            let hooks = std::mem::take(&mut st.on_cancel);
             let elapsed = now.saturating_duration_since(st.opened);
             let children = st.children.clone();
             if let Some(t) = timer {
@@ -169,13 +228,18 @@ impl Loop {
                 stopped.callbacks,
                 stopped.handles,
                 stopped.tasks,
-                children.len(),
+                children.iter().filter(|c| self.scopes.get(**c).is_some()).count(),
             ));
+            due.extend(hooks.into_iter().map(|hook| Due {
+                scope: s,
+                cause: cause.clone(),
+                hook,
+            }));
             // Pushed in reverse so the children are cancelled in the order they were made.
             let for_child = Cancel::from_parent(cause);
             stack.extend(children.into_iter().rev().map(|c| (c, for_child.clone())));
         }
-        true
+        due
     }
 
     /// Close each member with the cause in force; count what that cut short.
