@@ -33,7 +33,10 @@ fn os_error(e: &io::Error) -> Option<i32> {
     None
 }
 
-fn capture<T: 'static>() -> (Rc<RefCell<Option<io::Result<T>>>>, impl Fn(io::Result<T>)) {
+/// Where a callback puts its result for the test to read.
+type Slot<T> = Rc<RefCell<Option<io::Result<T>>>>;
+
+fn capture<T: 'static>() -> (Slot<T>, impl Fn(io::Result<T>)) {
     let got = Rc::new(RefCell::new(None));
     let g = got.clone();
     (got, move |r| *g.borrow_mut() = Some(r))

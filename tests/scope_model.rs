@@ -34,13 +34,13 @@ fn model(nodes: &[Node], cancels: &[usize]) -> Vec<Option<Cancel>> {
         }
         false
     };
-    let mut reach = |root: usize, cause: Cancel, out: &mut Vec<Option<Cancel>>| {
+    let reach = |root: usize, cause: Cancel, out: &mut Vec<Option<Cancel>>| {
         if out[root].is_some() {
             return;
         }
-        for i in 0..nodes.len() {
-            if out[i].is_none() && under(i, root) {
-                out[i] = Some(if i == root {
+        for (i, slot) in out.iter_mut().enumerate() {
+            if slot.is_none() && under(i, root) {
+                *slot = Some(if i == root {
                     cause.clone()
                 } else {
                     Cancel::Parent(Box::new(cause.clone()))
