@@ -7,8 +7,8 @@
 //!   send does not compile;
 //! - a held poll's `Reply` lives only in the waiter table; when the connection ends
 //!   (EOF, reset, a deadline) the wire tells the routes (`Routes::closed`) in that same
-//!   tick and the waiter is removed with its timer, so neither a publish nor a timeout
-//!   can find it again;
+//!   tick and the waiter is removed with its scope (whose deadline, one timer, is the
+//!   poll's timeout), so neither a publish nor a timeout can find it again;
 //! - read interest stays on while a poll is held, so the client's FIN is seen at once
 //!   (a server that stops reading after the headers never notices the client leave).
 //!
