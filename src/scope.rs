@@ -226,6 +226,8 @@ impl Loop {
             self.clear_timer(t);
         }
         // An ancestor's earlier deadline cancels this scope first: no entry of its own.
+        // (A descendant armed before this scope got its earlier deadline keeps its entry:
+        // finding them would walk the subtree, and the cancel clears them anyway.)
         if self.scopes.inherited_deadline(s).is_some_and(|p| p <= at) {
             return true;
         }

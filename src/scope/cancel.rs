@@ -185,7 +185,11 @@ impl Loop {
                 }
                 .run(lp)
             }),
-            None => st.on_cancel.push(Box::new(cb)),
+            None => {
+                // Most scopes get one callback: room for one, not the four a push gives.
+                st.on_cancel.reserve_exact(1);
+                st.on_cancel.push(Box::new(cb))
+            }
         }
         true
     }

@@ -133,7 +133,8 @@ pub struct Nursery(Rc<RefCell<Inner>>);
 impl Nursery {
     /// Start `fut` as a child task of this scope: the scope waits for it; if it fails,
     /// the scope cancels everything else; if the scope is cancelled, it is dropped. It
-    /// runs under the scope's enclosing deadline (`current_deadline`).
+    /// runs under the scope's enclosing deadline (`current_deadline`). Panics outside
+    /// a looplab task, as `task::spawn` does: there is no loop to run it on.
     pub fn spawn<F>(&self, fut: F)
     where
         F: Future<Output = io::Result<()>> + 'static,
