@@ -133,4 +133,7 @@ fn the_cli_prints_one_line() {
     assert_eq!(run.err.len(), 1, "{}", run.transcript());
     let want = format!("looplab: binding {addr}: Address already in use");
     assert!(run.err[0].starts_with(&want), "{}", run.transcript());
+    let quoted = "looplab: binding 127.0.0.1:7878: Address already in use (os error 98)";
+    exercise::says("docs/15-deadlines-and-cancellation.md", quoted);
+    assert_eq!(exercise::shape(quoted), exercise::shape(&run.err[0]));
 }

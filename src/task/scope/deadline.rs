@@ -77,7 +77,8 @@ impl<F: Future> Future for Deadline<F> {
 
 /// Run `fut` for at most `after`: `Some(output)`, or `None` if `after` passed first
 /// (then `fut` is dropped, which cancels what it waited on). Trio's `move_on_after`.
-/// Outside a looplab task it fails (a leaf future's error; nothing else to report).
+/// Outside a looplab task no timer can be armed: it gives `None` as soon as `fut` is
+/// pending (`fail_after` gives the error that says why).
 pub async fn move_on_after<F: Future>(after: Duration, fut: F) -> Option<F::Output> {
     deadline(after, fut).await.ok().flatten()
 }
