@@ -86,8 +86,8 @@ pub(crate) struct ScopeState {
     children: Vec<Scope>,
     members: Vec<Member>,
     prune_at: usize,
-    /// Its own deadline and the duration it was set with (for the cause's text).
-    own_deadline: Option<(Instant, Duration)>,
+    /// Its own deadline (the duration it was set with rides in its timer callback).
+    own_deadline: Option<Instant>,
     /// The wheel entry of its own deadline, when that is the earliest in its line.
     timer: Option<Timer>,
     canceled: Option<Cancel>,
@@ -165,7 +165,7 @@ impl Scopes {
         let mut next = self.get(s).and_then(|st| st.parent);
         while let Some(p) = next {
             let st = self.get(p)?;
-            at = earlier(at, st.own_deadline.map(|(d, _)| d));
+            at = earlier(at, st.own_deadline);
             next = st.parent;
         }
         at
@@ -217,10 +217,10 @@ impl Loop {
         let Some(st) = self.scopes.get_mut(s) else {
             return false;
         };
-        if st.canceled.is_some() || st.own_deadline.is_some_and(|(d, _)| d <= at) {
+        if st.canceled.is_some() || st.own_deadline.is_some_and(|d| d <= at) {
             return true;
         }
-        st.own_deadline = Some((at, after));
+        st.own_deadline = Some(at);
         let old = st.timer.take();
         if let Some(t) = old {
             self.clear_timer(t);
@@ -253,7 +253,7 @@ impl Loop {
     /// When `s` will be cancelled by a deadline: the earlier of its own and its
     /// ancestors'. `None` if there is none, or `s` has ended.
     pub fn deadline(&self, s: Scope) -> Option<Instant> {
-        let own = self.scopes.get(s)?.own_deadline.map(|(d, _)| d);
+        let own = self.scopes.get(s)?.own_deadline;
         earlier(own, self.scopes.inherited_deadline(s))
     }
 
