@@ -171,7 +171,7 @@ impl Scopes {
         at
     }
 
-    /// How many scopes are open (for tests and `explain`).
+    /// How many scopes are open ([`Loop::scopes_open`]).
     pub fn len(&self) -> usize {
         self.slab.len()
     }
@@ -281,7 +281,7 @@ impl Loop {
         self.adopt_member(s, h.into(), None)
     }
 
-    /// `adopt`, with the close callback the scope's cancel gives `h` (it runs after the
+    /// `scope_adopt`, with the close callback the scope's cancel gives `h` (it runs after the
     /// callbacks `h` owes). If `h` is closed otherwise, `cb` is not called.
     pub fn scope_adopt_then(
         &mut self,
