@@ -85,6 +85,8 @@
 //! | phase times, windows, histograms | `src/metrics.rs`, `src/metrics/*.rs` |
 //! | blocked-loop watchdog          | `src/watchdog.rs`           |
 //! | futures, wakers, async/await   | `src/task.rs`, `src/task/*.rs` |
+//! | deadlines, cancel scopes       | `src/scope.rs`, `src/task/scope.rs` |
+//! | errors with context            | `src/error.rs`              |
 //! | the echo servers, the bench    | `src/servers/`, `src/bench/` |
 
 #![deny(unsafe_code)]
@@ -101,6 +103,7 @@ pub mod metrics;
 pub mod pipe;
 pub mod pool;
 pub mod process;
+pub mod scope;
 #[cfg(feature = "tools")]
 pub mod servers;
 pub mod stream;
@@ -122,6 +125,7 @@ pub use handle::{
 };
 pub use pool::{PoolMetrics, WorkError};
 pub use process::ExitStatus;
+pub use scope::{Cancel, Scope};
 pub use stream::{ReadEvent, Stream};
 pub use sys::rlimit::raise_nofile_limit;
 pub use sys::signal::raise as raise_signal;

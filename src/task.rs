@@ -30,6 +30,7 @@
 //! | `JoinHandle` | a task's output, or its panic; `abort()` | `task/join.rs` |
 //! | `sleep`, `timeout`, `yield_now` | the timing wheel | `task/time.rs` |
 //! | `race` | the first of two wins, the loser is dropped (cancelled) | `task/race.rs` |
+//! | `scope`, `move_on_after`, `fail_after`, `shield` | nurseries and deadlines (Trio's) | `task/scope.rs`, `task/scope/*.rs` |
 //! | `TcpListener`, `TcpStream` | accept, connect, read, write_all, shutdown | `task/net.rs`, `task/net/stream.rs` |
 //! | `offload`, `fs`, `dns` | blocking work on the thread pool | `task/pool.rs` |
 //! | `signal` | a signal as a stream | `task/signal.rs` |
@@ -57,6 +58,7 @@ mod net;
 mod pool;
 mod race;
 mod reactor;
+mod scope;
 mod signal;
 mod time;
 mod waker;
@@ -70,6 +72,9 @@ pub use net::{
 };
 pub use pool::{dns, fs, offload, OnPool};
 pub use race::{race, Either, Race};
+pub use scope::{
+    current_deadline, fail_after, move_on_after, scope, shield, Deadline, Nursery, Scoped, Shield,
+};
 pub use signal::{signal, NextSignal, Signals};
 pub use time::{sleep, timeout, yield_now, Sleep, YieldNow};
 
