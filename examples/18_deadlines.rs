@@ -11,7 +11,7 @@
 //! stream's close callback. Then nothing is left on the loop.
 //!
 //! **Run it.** `cargo run --example 18_deadlines` (or `-- 150` for another deadline in
-//! ms), and `LOOPLAB_TRACE=1 cargo run --example 18_deadlines` for the trace.
+//! ms, `-- 300 10` to send 10 bytes instead of 32 MiB), and `LOOPLAB_TRACE=1 cargo run --example 18_deadlines` for the trace.
 //!
 //! **What it prints** (times vary):
 //!
@@ -47,12 +47,18 @@ use std::time::{Duration, Instant};
 
 /// What a never-reading peer cannot absorb: far more than loopback socket buffers hold.
 const SEND: usize = 32 << 20;
+/// The most the second argument may ask to send.
+const MAX_SEND: usize = 1 << 30;
 
 fn main() -> io::Result<()> {
     let ms = std::env::args()
         .nth(1)
         .and_then(|a| a.parse::<u64>().ok())
         .unwrap_or(300);
+    let send = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse::<usize>().ok())
+        .map_or(SEND, |n| n.min(MAX_SEND));
     // The slow server: a listener nobody accepts on. Connects succeed (the kernel
     // completes them into the backlog); nothing is ever read.
     let slow = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -61,10 +67,15 @@ fn main() -> io::Result<()> {
     let started = Instant::now();
     let s = lp.scope();
     lp.set_deadline(s, Duration::from_millis(ms));
-    println!("one deadline of {ms} ms over: lookup -> connect -> send 32 MiB to a server that never reads");
+    let what = if send == SEND {
+        "32 MiB".to_string()
+    } else {
+        format!("{send} bytes")
+    };
+    println!("one deadline of {ms} ms over: lookup -> connect -> send {what} to a server that never reads");
     lp.in_scope(s, |lp| {
         dns::lookup(lp, "localhost", port, move |lp, r| {
-            looked_up(lp, s, started, r)
+            looked_up(lp, s, started, send, r)
         })
     });
     lp.run(RunMode::Default)?;
@@ -92,14 +103,22 @@ fn said(r: &io::Result<()>) -> String {
 }
 
 /// Step 1 done: connect to the IPv4 answer (the slow server listens on 127.0.0.1).
-fn looked_up(lp: &mut Loop, s: Scope, started: Instant, r: io::Result<Vec<SocketAddr>>) {
+fn looked_up(
+    lp: &mut Loop,
+    s: Scope,
+    started: Instant,
+    send: usize,
+    r: io::Result<Vec<SocketAddr>>,
+) {
     let addr = match r.map(|a| a.into_iter().find(SocketAddr::is_ipv4)) {
         Ok(Some(addr)) => addr,
         Ok(None) => return println!("1. lookup localhost: no IPv4 address"),
         Err(e) => return println!("1. lookup localhost: {e}"),
     };
     println!("1. lookup localhost: {addr} {}", at(started));
-    let conn = lp.tcp_connect(addr, move |lp, conn, r| connected(lp, conn, started, r));
+    let conn = lp.tcp_connect(addr, move |lp, conn, r| {
+        connected(lp, conn, started, send, r)
+    });
     match conn {
         // The scope closes it on cancel; its close callback says so.
         Ok(conn) => {
@@ -112,13 +131,13 @@ fn looked_up(lp: &mut Loop, s: Scope, started: Instant, r: io::Result<Vec<Socket
 }
 
 /// Step 2 done: send more than the peer will ever take, then FIN.
-fn connected(lp: &mut Loop, conn: Tcp, started: Instant, r: io::Result<()>) {
+fn connected(lp: &mut Loop, conn: Tcp, started: Instant, send: usize, r: io::Result<()>) {
     println!("2. connect: {} {}", said(&r), at(started));
     if r.is_err() {
         lp.close(conn);
         return;
     }
-    let sent = lp.write_then(conn, vec![b'x'; SEND], move |_, _, r| {
+    let sent = lp.write_then(conn, vec![b'x'; send], move |_, _, r| {
         println!("3. send: {} {}", said(&r), at(started));
         if let Err(e) = &r {
             println!("   its chain: {:?}", looplab::Error::chain(e));

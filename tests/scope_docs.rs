@@ -75,3 +75,40 @@ fn chapter_15_quotes_what_the_programs_print() {
         .count();
     assert_eq!(owed, 2, "{}", run.transcript());
 }
+
+/// Chapter 15, Try 2: with a small send the work finishes before the deadline, and the
+/// loop exits without it (the deadline's timer is unref'd), leaving the stream and the
+/// timer, as docs/solutions.md answers.
+#[test]
+fn chapter_15_try_2_a_small_send_outruns_the_deadline() {
+    exercise::says(
+        "docs/15-deadlines-and-cancellation.md",
+        "cargo run --example 18_deadlines -- 300 10",
+    );
+    exercise::says(
+        "docs/solutions.md",
+        "`the scope: not canceled; handles left on the loop: 2`",
+    );
+    let run = exercise::run_to_end("18_deadlines", &["300", "10"], &[], Duration::from_secs(30));
+    let lines = [
+        "3. send: ok",
+        "   shutdown: ok",
+        "the scope: not canceled; handles left on the loop: 2",
+    ];
+    for want in lines {
+        assert!(
+            run.out.iter().any(|l| l.starts_with(want)),
+            "{want:?} missing:\n{}",
+            run.transcript()
+        );
+    }
+    let send = run
+        .out
+        .iter()
+        .find(|l| l.starts_with("3. send"))
+        .expect("the send's line");
+    assert!(
+        exercise::number_after(send, "(at") < 300.0,
+        "before the deadline: {send}"
+    );
+}
