@@ -101,8 +101,10 @@ pub mod metrics;
 pub mod pipe;
 pub mod pool;
 pub mod process;
+pub mod ratelimit;
 #[cfg(feature = "tools")]
 pub mod servers;
+pub mod steward;
 pub mod stream;
 #[allow(unsafe_code)]
 pub mod sys;
