@@ -1,0 +1,153 @@
+//! Replicated requests (`task::first_ok`, `task::replicate`) with 0, 1 and N failing
+//! replicas: the first good answer wins, the losers' sockets are closed at once (the
+//! replicas themselves see the client leave), and when all fail the error names each.
+
+mod util;
+
+use looplab::task::{self, Failures};
+use looplab::{HandleKind, Loop, RunMode};
+use std::io;
+use std::time::Duration;
+use util::replicas::{ask, dead_addr, replica, Saw};
+use util::trace::{assert_in_order, traced_loop};
+use util::{fail_after, new_loop, on_every_backend};
+
+const GUARD: Duration = Duration::from_secs(30);
+/// Longer than any test may take: a replica this slow only answers if nobody cancelled it.
+const NEVER: Duration = Duration::from_secs(60);
+
+/// Streams that are open and not on their way out.
+fn open_streams(lp: &Loop) -> usize {
+    let h = lp.handles();
+    h.iter()
+        .filter(|h| h.kind == HandleKind::Tcp && !h.closing)
+        .count()
+}
+
+/// After the closes run, the loop holds nothing but the test's guard timer.
+fn assert_all_freed(lp: &mut Loop) {
+    lp.run(RunMode::Default).unwrap();
+    let left: Vec<_> = lp
+        .handles()
+        .into_iter()
+        .filter(|h| h.kind != HandleKind::Timer)
+        .collect();
+    assert!(left.is_empty(), "{left:?}\n{}", lp.explain_alive());
+}
+
+/// No replica fails: the fast one wins and both slow ones are cancelled: their
+/// connections closed in the same tick, which the replicas see as the client leaving.
+#[test]
+fn none_failing_the_fastest_wins_and_the_rest_are_closed() {
+    on_every_backend(|b| {
+        let mut lp = new_loop(b);
+        fail_after(&mut lp, GUARD);
+        let slow1 = replica(NEVER, "slow 1");
+        let fast = replica(Duration::from_millis(20), "fast");
+        let slow2 = replica(NEVER, "slow 2");
+        let addrs = [slow1.addr, fast.addr, slow2.addr];
+        let (i, answer) = lp
+            .block_on(task::replicate(3, move |i| ask(addrs[i])))
+            .unwrap()
+            .unwrap();
+        assert_eq!((i, answer.as_str()), (1, "fast"));
+        assert_eq!(
+            open_streams(&lp),
+            0,
+            "the losers' streams are closing: {:?}",
+            lp.handles()
+        );
+        assert_eq!(slow1.saw(), Saw::Left);
+        assert_eq!(slow2.saw(), Saw::Left);
+        assert_eq!(fast.saw(), Saw::Answered);
+        assert_all_freed(&mut lp);
+    });
+}
+
+/// One fails (refused at once): its error takes it out of the race but does not end
+/// it, as it would end a plain `race`; the good replica, listed after it, still wins.
+#[test]
+fn one_failing_an_error_does_not_win() {
+    on_every_backend(|b| {
+        let mut lp = new_loop(b);
+        fail_after(&mut lp, GUARD);
+        let good = replica(Duration::from_millis(20), "good");
+        let slow = replica(NEVER, "slow");
+        let futs = vec![ask(dead_addr()), ask(good.addr), ask(slow.addr)];
+        let (i, answer) = lp.block_on(task::first_ok(futs)).unwrap().unwrap();
+        assert_eq!((i, answer.as_str()), (1, "good"));
+        assert_eq!(slow.saw(), Saw::Left);
+        assert_all_freed(&mut lp);
+    });
+}
+
+/// All fail, each its own way: the error lists every replica with its error, and its
+/// kind is `Other` since they differ; all refused, the kind is the shared one.
+#[test]
+fn all_failing_the_error_names_each_replica() {
+    on_every_backend(|b| {
+        let mut lp = new_loop(b);
+        fail_after(&mut lp, GUARD);
+        let hangs_up = replica(Duration::from_millis(10), "");
+        let futs = vec![ask(dead_addr()), ask(hangs_up.addr)];
+        let err = lp.block_on(task::first_ok(futs)).unwrap().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Other, "{err}");
+        let failures = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<Failures>())
+            .unwrap();
+        let mut who: Vec<&str> = failures.each.iter().map(|(w, _)| w.as_str()).collect();
+        who.sort_unstable();
+        assert_eq!(who, ["#0", "#1"]);
+        let text = err.to_string();
+        assert!(
+            text.starts_with("asking 2 replica(s): all 2 failed: #"),
+            "{text}"
+        );
+        assert!(text.contains("hung up without an answer"), "{text}");
+        let refused = lp
+            .block_on(task::replicate(3, |_| ask(dead_addr())))
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            refused.kind(),
+            io::ErrorKind::ConnectionRefused,
+            "{refused}"
+        );
+        assert_all_freed(&mut lp);
+    });
+}
+
+/// Nothing to ask is an error, not a future that never ends.
+#[test]
+fn no_replicas_is_invalid_input() {
+    let mut lp = Loop::new().unwrap();
+    let none: Vec<std::future::Ready<io::Result<()>>> = Vec::new();
+    let err = lp.block_on(task::first_ok(none)).unwrap().unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+}
+
+/// The trace says who won and how many were dropped, and the losers' streams are
+/// closed in the same tick.
+#[test]
+fn the_trace_shows_the_winner_and_the_closes() {
+    on_every_backend(|b| {
+        let (mut lp, trace) = traced_loop(b);
+        fail_after(&mut lp, GUARD);
+        let fast = replica(Duration::from_millis(10), "fast");
+        let slow = replica(NEVER, "slow");
+        let futs = vec![ask(fast.addr), ask(slow.addr)];
+        lp.block_on(task::first_ok(futs)).unwrap().unwrap();
+        lp.run(RunMode::Default).unwrap();
+        let text = trace.text();
+        let line = text
+            .lines()
+            .find(|l| l.contains("replicas: #0 answered first; dropped 1 other(s)"))
+            .unwrap_or_else(|| panic!("no winner note in:\n{text}"));
+        assert_in_order(
+            line,
+            &["closed #".to_string(), "note: replicas: #0".to_string()],
+        );
+        assert_eq!(slow.saw(), Saw::Left);
+    });
+}
