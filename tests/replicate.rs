@@ -151,3 +151,53 @@ fn the_trace_shows_the_winner_and_the_closes() {
         assert_eq!(slow.saw(), Saw::Left);
     });
 }
+
+#[path = "util/exercise.rs"]
+mod exercise;
+
+/// Example 19 prints what its header says: fast wins, slow sees its client leave long
+/// before its answer was due, the all-failed error names each, and happy eyeballs
+/// falls back from ::1 to 127.0.0.1; with the trace, the winner's note and the loser's
+/// close share a tick.
+#[test]
+fn example_19_runs_as_its_header_says() {
+    let mut run = exercise::run_example("19_replicated_requests", &[], &[("LOOPLAB_TRACE", "1")]);
+    run.wait_for("the winner", GUARD, |l| {
+        l.starts_with("first_ok: #0 (fast) answered \"echo: request\" after ")
+    });
+    let left = run.seen_or_wait_for("slow cancelled", GUARD, |l| {
+        l.starts_with("  (slow: the client left after ")
+    });
+    let ms: u64 = left["  (slow: the client left after ".len()..]
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(
+        ms < 2000,
+        "slow was cancelled before its answer was due: {left}"
+    );
+    run.wait_for("the failures", GUARD, |l| {
+        l.starts_with("only the failing ones: asking 2 replica(s): all 2 failed: #")
+            && l.matches("Connection refused").count() == 2
+    });
+    run.wait_for("the race list", GUARD, |l| {
+        l.starts_with("happy eyeballs over ") && l.contains("[::1]:") && l.contains("127.0.0.1:")
+    });
+    run.wait_for("the eyeballs", GUARD, |l| {
+        l.starts_with("happy eyeballs: connected to 127.0.0.1:")
+    });
+    assert!(run.finish(GUARD).success());
+    let winner = run
+        .err
+        .iter()
+        .find(|l| l.contains("note: replicas: #0 answered first; dropped 1 other(s)"))
+        .unwrap_or_else(|| panic!("no winner note:\n{}", run.err.join("\n")));
+    assert!(winner.contains("| closed #"), "{winner}");
+    let fell_back = run.err.iter().any(|l| {
+        l.contains("happy eyeballs: [::1]:")
+            && l.contains("failed")
+            && l.contains("attempt 2 to 127.0.0.1:")
+    });
+    assert!(fell_back, "{}", run.err.join("\n"));
+}
