@@ -202,3 +202,44 @@ fn a_stopped_ward_closes_its_stream_and_the_trace_says_why() {
         );
     });
 }
+
+#[path = "util/exercise.rs"]
+mod exercise;
+
+/// Example 20 prints what its header says: the poller restarted twice then done, the
+/// hopeless ward run exactly three times (two restarts) before the steward gives up;
+/// the trace has each restart with its doubling backoff.
+#[test]
+fn example_20_runs_as_its_header_says() {
+    let mut run = exercise::run_example("20_heartbeat_steward", &[], &[("LOOPLAB_TRACE", "1")]);
+    run.wait_for("the poller's end", GUARD, |l| {
+        l.starts_with("poller: finished after 2 restart(s) (bound: 3 within 10 s) in ")
+    });
+    run.wait_for("the give-up", GUARD, |l| {
+        l.starts_with("hopeless: steward \"hopeless\" gave up: 2 restarts within 10000 ms")
+            && l.contains("last: ward missed its heartbeat (silent ")
+    });
+    assert!(run.finish(GUARD).success());
+    let wedged = |name: &str| {
+        let prefix = format!("{name} run ");
+        let n = run.out.iter().filter(|l| l.starts_with(&prefix)).count();
+        let w = run
+            .out
+            .iter()
+            .filter(|l| l.starts_with(&prefix) && l.ends_with("then wedged"));
+        (n, w.count())
+    };
+    assert_eq!(wedged("poller"), (3, 2), "{:?}", run.out);
+    assert_eq!(wedged("hopeless"), (3, 3), "{:?}", run.out);
+    let trace = run.err.join("\n");
+    let steps = [
+        "steward \"poller\": ward missed its heartbeat (silent ",
+        "restart 1/3 in 100 ms",
+        "restart 2/3 in 200 ms",
+        "steward \"poller\": ward finished",
+        "restart 2/2 in 200 ms",
+        "steward \"hopeless\": ward missed its heartbeat",
+        "giving up",
+    ];
+    assert_in_order(&trace, &steps.map(String::from));
+}
