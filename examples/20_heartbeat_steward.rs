@@ -13,7 +13,8 @@
 //!    steward gives up and returns an error saying why.
 //!
 //! **Run it.** `cargo run --example 20_heartbeat_steward`
-//! (`LOOPLAB_TRACE=1` to see the steward's notes among the loop's ticks).
+//! (`LOOPLAB_TRACE=1` to see the steward's notes among the loop's ticks;
+//! `-- --poller-restarts 1` to give the poller a bound it cannot keep).
 //!
 //! **It prints** (the milliseconds vary):
 //! ```text
@@ -24,7 +25,7 @@
 //! hopeless run 1: step 1, step 2, step 3, then wedged
 //! hopeless run 2: step 1, step 2, step 3, then wedged
 //! hopeless run 3: step 1, step 2, step 3, then wedged
-//! hopeless: steward "hopeless" gave up: 2 restarts within 10000 ms were not enough; last: ward missed its heartbeat (silent 300 ms, deadline 300 ms)
+//! hopeless: steward "hopeless" gave up: 2 restart(s) within 10000 ms were not enough; last: ward missed its heartbeat (silent 300 ms, deadline 300 ms)
 //! ```
 //!
 //! **Look for** in the trace: `note: steward "poller": ward missed its heartbeat
@@ -71,18 +72,34 @@ fn steward(name: &str, max_restarts: u32) -> Steward {
         .backoff(Duration::from_millis(100), Duration::from_secs(1))
 }
 
+/// `--poller-restarts N` (default 3): the poller's bound.
+fn poller_bound() -> io::Result<u32> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [] => Ok(3),
+        [flag, n] if flag == "--poller-restarts" => n
+            .parse()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{n:?}: {e}"))),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "usage: 20_heartbeat_steward [--poller-restarts N]",
+        )),
+    }
+}
+
 fn main() -> io::Result<()> {
+    let bound = poller_bound()?;
     let mut lp = Loop::new()?;
     let runs = Rc::new(Cell::new(0));
     let r = runs.clone();
     let t = Instant::now();
-    let poller = steward("poller", 3).watch(move |hb| {
+    let poller = steward("poller", bound).watch(move |hb| {
         r.set(r.get() + 1);
         ward("poller", r.get(), r.get() < 3, hb)
     });
     match lp.block_on(poller)? {
         Ok(restarts) => println!(
-            "poller: finished after {restarts} restart(s) (bound: 3 within 10 s) in {} ms",
+            "poller: finished after {restarts} restart(s) (bound: {bound} within 10 s) in {} ms",
             t.elapsed().as_millis()
         ),
         Err(e) => println!("poller: {e}"),

@@ -181,7 +181,7 @@ impl Steward {
         io::Error::new(
             kind,
             format!(
-                "steward {:?} gave up: {} restarts within {} ms were not enough; last: {why}",
+                "steward {:?} gave up: {} restart(s) within {} ms were not enough; last: {why}",
                 self.name,
                 self.max_restarts,
                 self.window.as_millis()

@@ -1,6 +1,7 @@
 //! The rate limiter: its timestamp bucket against a plain token counter (proptest), its
 //! table bound, and its one sweep timer on a real loop.
 
+mod longpoll_server;
 mod util;
 
 use looplab::ratelimit::{Buckets, Limited, RateLimiter};
@@ -8,6 +9,7 @@ use looplab::{HandleKind, RunMode};
 use proptest::prelude::*;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
+use util::http::post;
 use util::{new_loop, on_every_backend};
 
 /// The textbook bucket, in whole nanoseconds: a credit that refills with elapsed time
@@ -195,5 +197,28 @@ fn one_sweep_timer_forgets_quiet_keys() {
         assert!(limiter.take(&mut lp, 1).is_ok());
         limiter.stop(&mut lp);
         assert!(lp.handles().is_empty(), "{:?}", lp.handles());
+    });
+}
+
+/// The long-poll server on the library limiter, as chapter 16's exercise shows it:
+/// a burst of 2 publishes, then 429 with a Retry-After in whole seconds. `stop` asserts the loop ends with no handle: the shutdown
+/// cleared the limiter's sweep timer.
+#[test]
+fn the_long_poll_server_answers_429_from_the_library_bucket() {
+    on_every_backend(|b| {
+        let server = longpoll_server::Server::start(b, |cfg| {
+            cfg.publish_rate = 1.0;
+            cfg.publish_burst = 2.0;
+        });
+        let statuses: Vec<u16> = (0..3)
+            .map(|i| post(server.addr, "/publish", &format!(r#"{{"text":"m{i}"}}"#)).status)
+            .collect();
+        assert_eq!(statuses, [201, 201, 429]);
+        let limited = post(server.addr, "/publish", r#"{"text":"again"}"#);
+        assert_eq!(limited.status, 429);
+        let after = limited.header("Retry-After").unwrap_or("none");
+        assert!(matches!(after, "1" | "2"), "Retry-After: {after}");
+        let stats = server.stop();
+        assert_eq!(stats.chat.rate_limited, 2);
     });
 }

@@ -60,7 +60,7 @@ fn a_wedged_ward_is_restarted_at_most_its_bound() {
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         let text = err.to_string();
         assert!(
-            text.contains("steward \"wedger\" gave up: 3 restarts"),
+            text.contains("steward \"wedger\" gave up: 3 restart(s)"),
             "{text}"
         );
         assert!(text.contains("missed its heartbeat"), "{text}");
@@ -184,7 +184,7 @@ fn a_stopped_ward_closes_its_stream_and_the_trace_says_why() {
             .unwrap()
             .unwrap_err();
         assert_eq!(server.saw(), Saw::Left);
-        assert!(err.to_string().contains("0 restarts"), "{err}");
+        assert!(err.to_string().contains("0 restart(s)"), "{err}");
         lp.run(RunMode::Default).unwrap();
         let streams = lp
             .handles()
@@ -216,7 +216,7 @@ fn example_20_runs_as_its_header_says() {
         l.starts_with("poller: finished after 2 restart(s) (bound: 3 within 10 s) in ")
     });
     run.wait_for("the give-up", GUARD, |l| {
-        l.starts_with("hopeless: steward \"hopeless\" gave up: 2 restarts within 10000 ms")
+        l.starts_with("hopeless: steward \"hopeless\" gave up: 2 restart(s) within 10000 ms")
             && l.contains("last: ward missed its heartbeat (silent ")
     });
     assert!(run.finish(GUARD).success());
@@ -242,4 +242,20 @@ fn example_20_runs_as_its_header_says() {
         "giving up",
     ];
     assert_in_order(&trace, &steps.map(String::from));
+}
+
+/// The chapter's exercise: with `--poller-restarts 1` the poller's second wedge is one
+/// too many, and its steward gives up instead of starting run 3.
+#[test]
+fn example_20_with_a_bound_of_one_gives_up_on_the_poller() {
+    let mut run = exercise::run_example("20_heartbeat_steward", &["--poller-restarts", "1"], &[]);
+    run.wait_for("the poller's give-up", GUARD, |l| {
+        l.starts_with("poller: steward \"poller\" gave up: 1 restart(s) within 10000 ms")
+    });
+    assert!(run.finish(GUARD).success());
+    assert!(
+        !run.out.iter().any(|l| l.starts_with("poller run 3")),
+        "{:?}",
+        run.out
+    );
 }
