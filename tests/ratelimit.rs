@@ -201,7 +201,8 @@ fn one_sweep_timer_forgets_quiet_keys() {
 }
 
 /// The long-poll server on the library limiter, as chapter 16's exercise shows it:
-/// a burst of 2 publishes, then 429 with a Retry-After in whole seconds. `stop` asserts the loop ends with no handle: the shutdown
+/// a burst of 2 publishes, then 429 with a Retry-After in whole seconds, after which a
+/// publish goes through again. `stop` asserts the loop ends with no handle: the shutdown
 /// cleared the limiter's sweep timer.
 #[test]
 fn the_long_poll_server_answers_429_from_the_library_bucket() {
@@ -218,6 +219,12 @@ fn the_long_poll_server_answers_429_from_the_library_bucket() {
         assert_eq!(limited.status, 429);
         let after = limited.header("Retry-After").unwrap_or("none");
         assert!(matches!(after, "1" | "2"), "Retry-After: {after}");
+        let wait: u64 = after.parse().unwrap();
+        std::thread::sleep(Duration::from_secs(wait));
+        assert_eq!(
+            post(server.addr, "/publish", r#"{"text":"later"}"#).status,
+            201
+        );
         let stats = server.stop();
         assert_eq!(stats.chat.rate_limited, 2);
     });
