@@ -102,6 +102,7 @@ pub mod pipe;
 pub mod pool;
 pub mod process;
 pub mod ratelimit;
+pub mod replicate;
 #[cfg(feature = "tools")]
 pub mod servers;
 pub mod steward;

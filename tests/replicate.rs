@@ -1,12 +1,16 @@
-//! Replicated requests (`task::first_ok`, `task::replicate`) with 0, 1 and N failing
-//! replicas: the first good answer wins, the losers' sockets are closed at once (the
-//! replicas themselves see the client leave), and when all fail the error names each.
+//! Replicated requests (`task::first_ok`, `task::replicate`, and the callback form
+//! `replicate::first_answer`) with 0, 1 and N failing replicas: the first good answer
+//! wins, the losers' sockets are closed at once (the replicas themselves see the client
+//! leave), and when all fail the error names each.
 
 mod util;
 
+use looplab::replicate;
 use looplab::task::{self, Failures};
 use looplab::{HandleKind, Loop, RunMode};
+use std::cell::RefCell;
 use std::io;
+use std::rc::Rc;
 use std::time::Duration;
 use util::replicas::{ask, dead_addr, replica, Saw};
 use util::trace::{assert_in_order, traced_loop};
@@ -200,4 +204,94 @@ fn example_19_runs_as_its_header_says() {
             && l.contains("attempt 2 to 127.0.0.1:")
     });
     assert!(fell_back, "{}", run.err.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------
+// The callback form: `looplab::replicate::first_answer`.
+// ---------------------------------------------------------------------------------------
+
+type Answer = Rc<RefCell<Option<io::Result<(usize, Vec<u8>)>>>>;
+
+/// Run `first_answer` over `addrs` on `lp` until the loop is done; the one result.
+fn answer_of(lp: &mut Loop, addrs: &[std::net::SocketAddr]) -> io::Result<(usize, Vec<u8>)> {
+    let got: Answer = Rc::new(RefCell::new(None));
+    let calls = Rc::new(RefCell::new(0));
+    let (g, c) = (got.clone(), calls.clone());
+    replicate::first_answer(lp, addrs, b"ping\n", move |_, r| {
+        *c.borrow_mut() += 1;
+        *g.borrow_mut() = Some(r);
+    });
+    lp.run(RunMode::Default).unwrap();
+    assert_eq!(*calls.borrow(), 1, "done is called exactly once");
+    let result = got.borrow_mut().take().unwrap();
+    result
+}
+
+/// With callbacks: the fast replica wins, both slow ones see their connection closed,
+/// and nothing is left on the loop (the run ended, so nothing held it either).
+#[test]
+fn callbacks_none_failing_the_fastest_wins_and_the_rest_are_closed() {
+    on_every_backend(|b| {
+        let mut lp = new_loop(b);
+        fail_after(&mut lp, GUARD);
+        let slow1 = replica(NEVER, "slow 1");
+        let fast = replica(Duration::from_millis(20), "fast");
+        let slow2 = replica(NEVER, "slow 2");
+        let (i, answer) = answer_of(&mut lp, &[slow1.addr, fast.addr, slow2.addr]).unwrap();
+        assert_eq!((i, answer.as_slice()), (1, &b"fast"[..]));
+        assert_eq!((slow1.saw(), slow2.saw()), (Saw::Left, Saw::Left));
+        assert_all_freed(&mut lp);
+    });
+}
+
+/// With callbacks, one refused and one hanging up: the good one still wins; with only
+/// failing ones, the error names each and every handle is closed.
+#[test]
+fn callbacks_one_and_all_failing() {
+    on_every_backend(|b| {
+        let mut lp = new_loop(b);
+        fail_after(&mut lp, GUARD);
+        let good = replica(Duration::from_millis(20), "good");
+        let hangs_up = replica(Duration::from_millis(5), "");
+        let (i, answer) = answer_of(&mut lp, &[dead_addr(), hangs_up.addr, good.addr]).unwrap();
+        assert_eq!((i, answer.as_slice()), (2, &b"good"[..]));
+        let hangs_up = replica(Duration::from_millis(5), "");
+        let err = answer_of(&mut lp, &[dead_addr(), hangs_up.addr]).unwrap_err();
+        let failures = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<Failures>())
+            .unwrap();
+        assert_eq!(failures.each.len(), 2, "{err}");
+        assert!(
+            err.to_string().contains("hung up without an answer"),
+            "{err}"
+        );
+        let none = answer_of(&mut lp, &[]).unwrap_err();
+        assert_eq!(none.kind(), io::ErrorKind::InvalidInput);
+        assert_all_freed(&mut lp);
+    });
+}
+
+/// `cancel` (a deadline here) closes every connection and reports once, `Interrupted`.
+#[test]
+fn callbacks_cancel_closes_everything_once() {
+    on_every_backend(|b| {
+        let mut lp = new_loop(b);
+        fail_after(&mut lp, GUARD);
+        let slow = replica(NEVER, "slow");
+        let got: Answer = Rc::new(RefCell::new(None));
+        let g = got.clone();
+        let r = replicate::first_answer(&mut lp, &[slow.addr], b"ping\n", move |_, r| {
+            assert!(g.borrow_mut().replace(r).is_none(), "done called twice");
+        });
+        lp.set_timeout(Duration::from_millis(50), move |lp, _| {
+            r.cancel(lp, "deadline 50 ms")
+        });
+        lp.run(RunMode::Default).unwrap();
+        let err = got.borrow_mut().take().unwrap().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Interrupted);
+        assert_eq!(err.to_string(), "canceled: deadline 50 ms");
+        assert_eq!(slow.saw(), Saw::Left);
+        assert_all_freed(&mut lp);
+    });
 }
