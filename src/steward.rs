@@ -108,12 +108,12 @@ impl Steward {
         F: FnMut(Heartbeat) -> W,
         W: Future<Output = io::Result<()>>,
     {
-        let mut restarts: VecDeque<Instant> = VecDeque::new();
+        let mut recent: VecDeque<Instant> = VecDeque::new();
         let mut total = 0u32;
         loop {
             let hb = Heartbeat::new();
-            let started = total + 1;
-            trace_note(|| format!("steward {:?}: ward started (run {started})", self.name));
+            let run = total + 1;
+            trace_note(|| format!("steward {:?}: ward started (run {run})", self.name));
             let failure = match race(make(hb.clone()), missed(&hb, self.deadline)).await {
                 Either::Left(Ok(())) => {
                     trace_note(|| format!("steward {:?}: ward finished", self.name));
@@ -124,32 +124,42 @@ impl Steward {
                 Either::Right(Ok(silent)) => Failure::Missed(silent),
                 Either::Right(Err(e)) => return Err(e), // no timer: outside a looplab task
             };
-            let now = Instant::now();
-            while restarts
-                .front()
-                .is_some_and(|&at| now.duration_since(at) >= self.window)
-            {
-                restarts.pop_front();
-            }
-            let why = self.describe(&failure);
-            if restarts.len() >= self.max_restarts as usize {
-                trace_note(|| format!("steward {:?}: {why}; giving up", self.name));
-                return Err(self.give_up(failure, why));
-            }
-            restarts.push_back(now);
+            let wait = self.next_restart(&mut recent, failure)?;
             total += 1;
-            let wait = self.backoff_for(restarts.len());
-            trace_note(|| {
-                format!(
-                    "steward {:?}: {why}: stopped; restart {}/{} in {} ms",
-                    self.name,
-                    restarts.len(),
-                    self.max_restarts,
-                    wait.as_millis()
-                )
-            });
             task::sleep(wait).await?;
         }
+    }
+
+    /// Count one more restart in the window and return the wait before it, or give up
+    /// if the window holds `max_restarts` already. `recent`: the restarts' times.
+    fn next_restart(
+        &self,
+        recent: &mut VecDeque<Instant>,
+        failure: Failure,
+    ) -> io::Result<Duration> {
+        let now = Instant::now();
+        while recent
+            .front()
+            .is_some_and(|&at| now.duration_since(at) >= self.window)
+        {
+            recent.pop_front();
+        }
+        let why = self.describe(&failure);
+        if recent.len() >= self.max_restarts as usize {
+            trace_note(|| format!("steward {:?}: {why}; giving up", self.name));
+            return Err(self.give_up(failure, why));
+        }
+        recent.push_back(now);
+        let (nth, wait) = (recent.len(), self.backoff_for(recent.len()));
+        trace_note(|| {
+            format!(
+                "steward {:?}: {why}: stopped; restart {nth}/{} in {} ms",
+                self.name,
+                self.max_restarts,
+                wait.as_millis()
+            )
+        });
+        Ok(wait)
     }
 
     /// The wait before the `nth` restart of the window (1-based): first, 2×, 4×, ... max.
