@@ -2,7 +2,7 @@
 //!
 //! **What it shows.** A ward is a task that works forever and says so: every 100 ms it
 //! does a step of work and calls `heartbeat.beat()`. Its steward
-//! (`looplab::steward::Steward`) keeps one timer on the wheel, due a deadline (300 ms)
+//! (`looplab::steward::Steward`) keeps one timer on the wheel, due a deadline (500 ms)
 //! after the last beat. Then:
 //! 1. `poller`'s first two runs wedge after three steps (they wait for an answer that
 //!    never comes). Each time, the beats stop, the steward's timer finds the ward
@@ -21,15 +21,15 @@
 //! poller run 1: step 1, step 2, step 3, then wedged
 //! poller run 2: step 1, step 2, step 3, then wedged
 //! poller run 3: 5 steps, done
-//! poller: finished after 2 restart(s) (bound: 3 within 10 s) in 2012 ms
+//! poller: finished after 2 restart(s) (bound: 3 within 10 s) in 2465 ms
 //! hopeless run 1: step 1, step 2, step 3, then wedged
 //! hopeless run 2: step 1, step 2, step 3, then wedged
 //! hopeless run 3: step 1, step 2, step 3, then wedged
-//! hopeless: steward "hopeless" gave up: 2 restart(s) within 10000 ms were not enough; last: ward missed its heartbeat (silent 300 ms, deadline 300 ms)
+//! hopeless: steward "hopeless" gave up: 2 restart(s) within 10000 ms were not enough; last: ward missed its heartbeat (silent 501 ms, deadline 500 ms)
 //! ```
 //!
 //! **Look for** in the trace: `note: steward "poller": ward missed its heartbeat
-//! (silent 3.. ms, deadline 300 ms): stopped; restart 1/3 in 100 ms`, on the tick where
+//! (silent 5.. ms, deadline 500 ms): stopped; restart 1/3 in 100 ms`, on the tick where
 //! the steward's timer fired; then `restart 2/3 in 200 ms`; later `giving up`.
 //!
 //! **In production** the steward is one level of a tree (Erlang/OTP's supervisors):
@@ -67,7 +67,7 @@ async fn ward(name: &'static str, run: u32, wedges: bool, hb: Heartbeat) -> io::
 
 fn steward(name: &str, max_restarts: u32) -> Steward {
     Steward::new(name)
-        .deadline(Duration::from_millis(300))
+        .deadline(Duration::from_millis(500))
         .max_restarts(max_restarts, Duration::from_secs(10))
         .backoff(Duration::from_millis(100), Duration::from_secs(1))
 }

@@ -16,7 +16,8 @@ use util::trace::{assert_in_order, traced_loop};
 use util::{fail_after, new_loop, on_every_backend};
 
 const GUARD: Duration = Duration::from_secs(30);
-const DEADLINE: Duration = Duration::from_millis(100);
+/// Far above the beats' 20-30 ms spacing: a late timer on a busy machine is not a wedge.
+const DEADLINE: Duration = Duration::from_millis(250);
 
 /// A ward that beats `beats` times every 20 ms, then wedges: waits an hour on a timer.
 async fn wedges_after(hb: Heartbeat, beats: u32) -> io::Result<()> {
@@ -197,7 +198,7 @@ fn a_stopped_ward_closes_its_stream_and_the_trace_says_why() {
             &[
                 "steward \"reader\": ward started (run 1)".to_string(),
                 "steward \"reader\": ward missed its heartbeat (silent ".to_string(),
-                "deadline 100 ms); giving up".to_string(),
+                "deadline 250 ms); giving up".to_string(),
             ],
         );
     });
