@@ -19,6 +19,14 @@
 //! Between restarts it waits, doubling the wait each time (exponential backoff), so a
 //! crashing ward does not turn into a busy loop. Every step is in the trace
 //! (`LOOPLAB_TRACE=1`): `note: steward "w": ward missed its heartbeat ...`.
+//!
+//! Two forms: [`Steward::watch`] for a ward that is a future (stopped by dropping it),
+//! and [`Steward::watch_handles`] (in `steward/handles.rs`) for a ward made of loop
+//! handles with callbacks (stopped by closing them).
+
+mod handles;
+
+pub use handles::Stewarded;
 
 use crate::task::{self, race, trace_note, Either};
 use std::cell::Cell;
@@ -124,18 +132,20 @@ impl Steward {
                 Either::Right(Ok(silent)) => Failure::Missed(silent),
                 Either::Right(Err(e)) => return Err(e), // no timer: outside a looplab task
             };
-            let wait = self.next_restart(&mut recent, failure)?;
+            let wait = self.next_restart(&mut recent, failure, |line| trace_note(|| line))?;
             total += 1;
             task::sleep(wait).await?;
         }
     }
 
     /// Count one more restart in the window and return the wait before it, or give up
-    /// if the window holds `max_restarts` already. `recent`: the restarts' times.
+    /// if the window holds `max_restarts` already. `recent`: the restarts' times;
+    /// `trace`: where the line saying which goes.
     fn next_restart(
         &self,
         recent: &mut VecDeque<Instant>,
         failure: Failure,
+        mut trace: impl FnMut(String),
     ) -> io::Result<Duration> {
         let now = Instant::now();
         while recent
@@ -146,19 +156,17 @@ impl Steward {
         }
         let why = self.describe(&failure);
         if recent.len() >= self.max_restarts as usize {
-            trace_note(|| format!("steward {:?}: {why}; giving up", self.name));
+            trace(format!("steward {:?}: {why}; giving up", self.name));
             return Err(self.give_up(failure, why));
         }
         recent.push_back(now);
         let (nth, wait) = (recent.len(), self.backoff_for(recent.len()));
-        trace_note(|| {
-            format!(
-                "steward {:?}: {why}: stopped; restart {nth}/{} in {} ms",
-                self.name,
-                self.max_restarts,
-                wait.as_millis()
-            )
-        });
+        trace(format!(
+            "steward {:?}: {why}: stopped; restart {nth}/{} in {} ms",
+            self.name,
+            self.max_restarts,
+            wait.as_millis()
+        ));
         Ok(wait)
     }
 
