@@ -384,3 +384,37 @@ fn callbacks_a_ward_that_cannot_start_is_given_up_on() {
         assert!(left_but(&lp, g).is_empty(), "{:?}", lp.handles());
     });
 }
+
+/// `stop` called from inside `start` (its second run: the first wedged) ends the watch
+/// there: the handle that run opened is closed, no timer is armed, `done` is called
+/// once with the one restart.
+#[test]
+fn callbacks_stop_from_inside_start() {
+    let mut lp = Loop::new().unwrap();
+    let g = guard(&mut lp);
+    let outcome: Outcome = Default::default();
+    let o = outcome.clone();
+    let me: Rc<RefCell<Option<looplab::steward::Stewarded>>> = Default::default();
+    let m = me.clone();
+    let w = Steward::new("quits")
+        .deadline(Duration::from_millis(50))
+        .backoff(Duration::from_millis(1), Duration::from_millis(1))
+        .watch_handles(
+            &mut lp,
+            move |lp, _| {
+                // Never beats: the first run wedges.
+                let t = lp.set_interval(Duration::from_millis(10), |_, _| {});
+                if let Some(w) = m.borrow().as_ref() {
+                    w.stop(lp);
+                }
+                Ok(vec![t.into()])
+            },
+            move |_, r| o.borrow_mut().push(r),
+        );
+    *me.borrow_mut() = Some(w.clone());
+    lp.run(RunMode::Default).unwrap();
+    let got: Vec<u32> = outcome.borrow_mut().drain(..).map(Result::unwrap).collect();
+    assert_eq!(got, [1]);
+    *me.borrow_mut() = None; // the watch and its `start` hold each other
+    assert!(left_but(&lp, g).is_empty(), "{:?}", lp.handles());
+}

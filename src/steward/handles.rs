@@ -94,12 +94,15 @@ impl Stewarded {
         note(lp, format!("steward {name:?}: ward started (run {run})"));
         let opened = start(lp, hb);
         self.0.borrow_mut().start = Some(start);
+        let stopped = self.0.borrow().done.is_none(); // `start` called `stop`
         match opened {
+            Ok(handles) if stopped => handles.into_iter().for_each(|h| drop(lp.close(h))),
             Ok(handles) => {
                 let deadline = self.0.borrow().steward.deadline;
                 self.0.borrow_mut().ward = handles;
                 self.arm(lp, deadline, Stewarded::check);
             }
+            Err(_) if stopped => {}
             Err(e) => self.failed(lp, Failure::Failed(e)),
         }
     }
