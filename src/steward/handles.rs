@@ -96,7 +96,11 @@ impl Stewarded {
         self.0.borrow_mut().start = Some(start);
         let stopped = self.0.borrow().done.is_none(); // `start` called `stop`
         match opened {
-            Ok(handles) if stopped => handles.into_iter().for_each(|h| drop(lp.close(h))),
+            Ok(handles) if stopped => {
+                for h in handles {
+                    lp.close(h);
+                }
+            }
             Ok(handles) => {
                 let deadline = self.0.borrow().steward.deadline;
                 self.0.borrow_mut().ward = handles;
