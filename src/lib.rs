@@ -85,6 +85,9 @@
 //! | phase times, windows, histograms | `src/metrics.rs`, `src/metrics/*.rs` |
 //! | blocked-loop watchdog          | `src/watchdog.rs`           |
 //! | futures, wakers, async/await   | `src/task.rs`, `src/task/*.rs` |
+//! | replicated requests, happy eyeballs | `src/replicate.rs`, `src/task/{replicate,eyeballs}.rs` |
+//! | heartbeats and a steward       | `src/steward.rs`, `src/steward/handles.rs` |
+//! | token buckets per key          | `src/ratelimit.rs`          |
 //! | the echo servers, the bench    | `src/servers/`, `src/bench/` |
 
 #![deny(unsafe_code)]
