@@ -10,6 +10,7 @@ use std::cell::RefCell;
 use std::io;
 use std::rc::Rc;
 use std::time::Duration;
+use util::trace::{assert_in_order, traced_loop};
 use util::{new_loop, on_every_backend};
 
 const GUARD: Duration = Duration::from_secs(30);
@@ -34,11 +35,12 @@ type Outcome = Rc<RefCell<Vec<io::Result<u32>>>>;
 
 /// A ward of one interval that beats twice, then keeps running without beating: each
 /// time the steward closes it and opens a new one, twice (its bound), then gives up.
-/// The loop then exits by itself: no wedged interval and no steward timer is left.
+/// The loop then exits by itself: no wedged interval and no steward timer is left; the
+/// trace tells each step.
 #[test]
 fn callbacks_a_wedged_ward_is_closed_and_restarted_at_most_its_bound() {
     on_every_backend(|b| {
-        let mut lp = new_loop(b);
+        let (mut lp, trace) = traced_loop(b);
         let g = guard(&mut lp);
         let (starts, outcome): (Rc<RefCell<u32>>, Outcome) = Default::default();
         let (s, o) = (starts.clone(), outcome.clone());
@@ -69,6 +71,16 @@ fn callbacks_a_wedged_ward_is_closed_and_restarted_at_most_its_bound() {
         assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
         assert!(err.to_string().contains("gave up: 2 restart(s)"), "{err}");
         assert!(left_but(&lp, g).is_empty(), "{:?}", lp.handles());
+        let steps = [
+            "steward \"interval\": ward started (run 1)",
+            "ward missed its heartbeat (silent ",
+            "stopped; restart 1/2 in 10 ms",
+            "ward started (run 2)",
+            "restart 2/2 in 20 ms",
+            "ward started (run 3)",
+            "giving up",
+        ];
+        assert_in_order(&trace.text(), &steps.map(String::from));
     });
 }
 
