@@ -122,6 +122,33 @@ fn all_failing_the_error_names_each_replica() {
     });
 }
 
+/// Hedging, as chapter 16 writes it: the second copy is sent only after a delay; the
+/// first replica is stuck, so the hedge answers, and the stuck request is dropped.
+#[test]
+fn a_hedged_request_asks_the_second_replica_late() {
+    on_every_backend(|b| {
+        let mut lp = new_loop(b);
+        fail_after(&mut lp, GUARD);
+        let stuck = replica(NEVER, "stuck");
+        let hedge = replica(Duration::ZERO, "hedge");
+        let (addrs, p95) = ([stuck.addr, hedge.addr], Duration::from_millis(50));
+        let started = std::time::Instant::now();
+        let (i, answer) = lp
+            .block_on(task::replicate(2, |i| async move {
+                if i == 1 {
+                    task::sleep(p95).await?; // dropped with the rest if the first answers in time
+                }
+                ask(addrs[i]).await
+            }))
+            .unwrap()
+            .unwrap();
+        assert_eq!((i, answer.as_str()), (1, "hedge"));
+        assert!(started.elapsed() >= p95, "the hedge went early");
+        assert_eq!(stuck.saw(), Saw::Left);
+        assert_all_freed(&mut lp);
+    });
+}
+
 /// Nothing to ask is an error, not a future that never ends.
 #[test]
 fn no_replicas_is_invalid_input() {
