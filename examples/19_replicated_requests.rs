@@ -13,7 +13,7 @@
 //!    whichever is missing), only `127.0.0.1` listens, and the refused `::1` attempt
 //!    starts the next one at once instead of waiting out the 250 ms stagger.
 //!
-//! **Run it.** `cargo run --example 19_replicated_requests`
+//! **Run it.** `cargo run --example 19_replicated_requests [-- --black-hole]`
 //! (`LOOPLAB_TRACE=1` to see the loop's side).
 //!
 //! **It prints** (the ports and milliseconds vary):
@@ -33,6 +33,12 @@
 //! `attempt 1 to [::1]:..`, its refusal, and `attempt 2 to 127.0.0.1:..` in the same
 //! tick: a failure starts the next attempt without waiting for the stagger.
 //!
+//! **With `-- --black-hole`** `::1` swallows the connect instead of refusing it (a
+//! listener that never accepts, its queue filled first: the kernel drops the SYN), and
+//! the stagger does the work: `happy eyeballs: connected to 127.0.0.1:.. after 25x ms`,
+//! and in the trace `woken by timer #..` on the tick with `attempt 2 to 127.0.0.1:..`,
+//! then `connected first; closed 1 other attempt(s)`: the hanging connect, closed.
+//!
 //! **In production** replicate only idempotent requests, and prefer hedging (send the
 //! second copy only when the first is slower than, say, its 95th percentile) to
 //! doubling every request's load. Happy eyeballs also races the DNS answers themselves
@@ -40,8 +46,9 @@
 
 use looplab::task::{self, TcpListener, TcpStream};
 use looplab::Loop;
+use socket2::{Domain, Socket, Type};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 const SLOW: Duration = Duration::from_secs(2);
@@ -110,15 +117,24 @@ async fn client(fast: SocketAddr, slow: SocketAddr, dead: SocketAddr) -> io::Res
         Err(e) => println!("only the failing ones: {e}"),
     }
 
-    let local = TcpListener::bind(([127, 0, 0, 1], 0).into()).await?;
+    Ok(())
+}
+
+/// Happy eyeballs over both loopbacks; only 127.0.0.1 listens. `hole`: the port of a
+/// black hole on ::1 (made by `black_hole`), else ::1 refuses at once.
+async fn eyeballs(hole: Option<u16>) -> io::Result<()> {
+    let local = TcpListener::bind(([127, 0, 0, 1], hole.unwrap_or(0)).into()).await?;
     let port = local.local_addr().port();
     let mut addrs = task::dns::lookup("localhost", port).await?;
     let shown: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
     println!("localhost:{port} resolves to {}", shown.join(", "));
     // Many /etc/hosts list only one family for localhost: race both loopbacks anyway,
-    // ::1 first (where nothing listens on this port).
-    for ip in ["::1", "127.0.0.1"] {
-        let a = SocketAddr::new(ip.parse().map_err(io::Error::other)?, port);
+    // ::1 first (refusing, or black-holed).
+    for ip in [
+        IpAddr::from(Ipv6Addr::LOCALHOST),
+        IpAddr::from(Ipv4Addr::LOCALHOST),
+    ] {
+        let a = SocketAddr::new(ip, port);
         if !addrs.contains(&a) {
             addrs.insert(0, a);
         }
@@ -128,11 +144,32 @@ async fn client(fast: SocketAddr, slow: SocketAddr, dead: SocketAddr) -> io::Res
     let t = Instant::now();
     let stream = task::connect_first(addrs, task::STAGGER).await?;
     let to = stream.peer_addr().map_or("?".into(), |a| a.to_string());
-    println!(
-        "happy eyeballs: connected to {to} after {} ms",
-        t.elapsed().as_millis()
-    );
+    let ms = t.elapsed().as_millis();
+    println!("happy eyeballs: connected to {to} after {ms} ms");
     Ok(())
+}
+
+/// A listener on ::1 that never accepts, its accept queue filled first (blocking
+/// connects, before the loop runs): the kernel drops further SYNs, so a connect hangs
+/// as to an address a firewall swallows. Keep what it returns alive while it is used.
+fn black_hole() -> io::Result<(Socket, Vec<std::net::TcpStream>, u16)> {
+    let hole = Socket::new(Domain::IPV6, Type::STREAM, None)?;
+    hole.bind(&SocketAddr::from((Ipv6Addr::LOCALHOST, 0)).into())?;
+    hole.listen(0)?;
+    let addr = hole
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("no address"))?;
+    let mut filling = Vec::new();
+    for _ in 0..16 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(conn) => filling.push(conn),
+            Err(_) => return Ok((hole, filling, addr.port())), // this SYN was dropped
+        }
+    }
+    Err(io::Error::other(
+        "the accept queue of the black hole never filled",
+    ))
 }
 
 fn main() -> io::Result<()> {
@@ -150,5 +187,15 @@ fn main() -> io::Result<()> {
     ] {
         lp.unref_handle(&r);
     }
-    lp.block_on(client(fast_addr, slow_addr, dead_addr))?
+    lp.block_on(client(fast_addr, slow_addr, dead_addr))??;
+    let hole = match std::env::args().nth(1).as_deref() {
+        None => None,
+        Some("--black-hole") => Some(black_hole()?),
+        Some(other) => {
+            let usage =
+                format!("unknown argument {other:?}; usage: 19_replicated_requests [--black-hole]");
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, usage));
+        }
+    };
+    lp.block_on(eyeballs(hole.as_ref().map(|h| h.2)))?
 }

@@ -322,3 +322,34 @@ fn callbacks_cancel_closes_everything_once() {
         assert_all_freed(&mut lp);
     });
 }
+
+/// Example 19 with `--black-hole`: ::1 swallows the SYN, so 127.0.0.1 is tried when the
+/// stagger's timer fires (never before 250 ms), wins, and the hanging attempt is closed.
+#[test]
+fn example_19_with_a_black_hole_waits_one_stagger() {
+    let mut run = exercise::run_example(
+        "19_replicated_requests",
+        &["--black-hole"],
+        &[("LOOPLAB_TRACE", "1")],
+    );
+    let line = run.wait_for("the eyeballs", GUARD, |l| {
+        l.starts_with("happy eyeballs: connected to 127.0.0.1:")
+    });
+    let ms: u64 = line
+        .rsplit("after ")
+        .next()
+        .and_then(|rest| rest.trim_end_matches(" ms").parse().ok())
+        .unwrap();
+    assert!(ms >= 250, "attempt 2 started before the stagger: {line}");
+    assert!(run.finish(GUARD).success());
+    let by_timer = run.err.iter().any(|l| {
+        l.contains("woken by timer #")
+            && l.contains("note: happy eyeballs: attempt 2 to 127.0.0.1:")
+    });
+    assert!(by_timer, "{}", run.err.join("\n"));
+    let closed = run
+        .err
+        .iter()
+        .any(|l| l.contains("connected first; closed 1 other attempt(s)"));
+    assert!(closed, "{}", run.err.join("\n"));
+}
