@@ -185,6 +185,32 @@ fn the_trace_shows_the_winner_and_the_closes() {
 
 #[path = "util/exercise.rs"]
 mod exercise;
+#[path = "util/quoted.rs"]
+mod quoted;
+
+/// Every line the header of example 19 and chapter 16 quote from its run (its output,
+/// its trace) is a line the run printed, by shape. `localhost` resolves differently on
+/// other machines: that one line is left out.
+fn assert_quotes_of_19(run: &exercise::Run, chapter_markers: &[&str]) {
+    let all: Vec<String> = run.out.iter().chain(&run.err).cloned().collect();
+    let file = "examples/19_replicated_requests.rs";
+    for line in quoted::quoted_blocks(file).concat() {
+        if !line.starts_with("localhost:") {
+            quoted::assert_quoted_line(&line, &all, file);
+        }
+    }
+    let chapter = "docs/16-replicas-and-stewards.md";
+    for block in quoted::quoted_blocks(chapter) {
+        if block
+            .iter()
+            .any(|l| chapter_markers.iter().any(|m| l.contains(m)))
+        {
+            for line in block {
+                quoted::assert_quoted_line(&line, &all, chapter);
+            }
+        }
+    }
+}
 
 /// Example 19 prints what its header says: fast wins, slow sees its client leave long
 /// before its answer was due, the all-failed error names each, and happy eyeballs
@@ -219,6 +245,7 @@ fn example_19_runs_as_its_header_says() {
         l.starts_with("happy eyeballs: connected to 127.0.0.1:")
     });
     assert!(run.finish(GUARD).success());
+    assert_quotes_of_19(&run, &["note: replicas:", "happy eyeballs: [::1]"]);
     let winner = run
         .err
         .iter()

@@ -206,6 +206,8 @@ fn a_stopped_ward_closes_its_stream_and_the_trace_says_why() {
 
 #[path = "util/exercise.rs"]
 mod exercise;
+#[path = "util/quoted.rs"]
+mod quoted;
 
 /// Example 20 prints what its header says: the poller restarted twice then done, the
 /// hopeless ward run exactly three times (two restarts) before the steward gives up;
@@ -243,6 +245,23 @@ fn example_20_runs_as_its_header_says() {
         "giving up",
     ];
     assert_in_order(&trace, &steps.map(String::from));
+    // What the header and chapter 16 quote of this run, by shape.
+    let all: Vec<String> = run.out.iter().chain(&run.err).cloned().collect();
+    let file = "examples/20_heartbeat_steward.rs";
+    for line in quoted::quoted_blocks(file).concat() {
+        quoted::assert_quoted_line(&line, &all, file);
+    }
+    let chapter = "docs/16-replicas-and-stewards.md";
+    for block in quoted::quoted_blocks(chapter) {
+        if block
+            .iter()
+            .any(|l| l.contains("steward \"poller\"") || l.contains("poller run"))
+        {
+            for line in block {
+                quoted::assert_quoted_line(&line, &all, chapter);
+            }
+        }
+    }
 }
 
 /// The chapter's exercise: with `--poller-restarts 1` the poller's second wedge is one
