@@ -5,9 +5,10 @@
 //! `burst`. The classic form keeps a token count and a time and refills lazily on each
 //! take. Here a bucket is *one timestamp*: the moment it will be full again
 //! (`full_at`). Taking a token pushes it one token's time (`every = 1 / rate`) further;
-//! a take is allowed while `full_at` is less than `burst - 1` tokens' time ahead of now.
+//! a take is allowed while `full_at` is at most `burst - 1` tokens' time ahead of now.
 //! It is the same bucket (the property test in tests/ratelimit.rs checks it against a
-//! token counter), written in whole nanoseconds, so no float rounding decides a take.
+//! token counter), in whole nanoseconds: the rate is rounded once, to one token's time
+//! in ns, and after that no float rounding decides a take.
 //! A bucket with `full_at <= now` is full: forgetting it loses nothing, since a key
 //! seen for the first time starts with a full bucket.
 //!
