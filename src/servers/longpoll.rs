@@ -127,6 +127,8 @@ impl LongPoll {
     pub fn shutdown(&self, lp: &mut Loop) {
         lp.close(self.listener);
         self.wire.shutdown(lp);
+        let limiter = self.chat.0.borrow().limiter.clone();
+        limiter.stop(lp);
         let waiters: Vec<Waiter> = self
             .chat
             .0
@@ -259,10 +261,10 @@ impl ChatRoutes {
             Ok(p) => p,
             Err(resp) => return reply.send(lp, &resp),
         };
-        let limited = self.0.borrow_mut().limiter.take(req.peer, Instant::now());
-        if let Err(wait) = limited {
+        let limiter = self.0.borrow().limiter.clone();
+        if let Err(limited) = limiter.take(lp, req.peer) {
             self.0.borrow_mut().stats.rate_limited += 1;
-            let secs = wait.as_secs().saturating_add(1);
+            let secs = limited.retry_after().as_secs().saturating_add(1);
             let resp = Response::json(429, &json!({ "error": "too many publishes; slow down" }))
                 .with_header("Retry-After", secs.to_string());
             return reply.send(lp, &resp);

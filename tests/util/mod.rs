@@ -7,6 +7,7 @@ pub mod child;
 pub mod http;
 pub mod process;
 pub mod prometheus;
+pub mod replicas;
 pub mod tcp;
 pub mod trace;
 pub mod watched;
