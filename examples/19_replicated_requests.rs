@@ -21,7 +21,7 @@
 //! replicas: fast 127.0.0.1:41001, slow 127.0.0.1:41002, dead 127.0.0.1:41003
 //! first_ok: #0 (fast) answered "echo: request" after 1 ms
 //!   (slow: the client left after 1 ms, before the answer was due: cancelled)
-//! only the failing ones: asking 2 replica(s): all 2 failed: #0: connecting tcp #7.17: Connection refused (os error 111); #1: ...
+//! only the failing ones: asking 2 replica(s): all 2 failed: #0: connecting to 127.0.0.1:35569: after 0 ms: connecting tcp #7.17: Connection refused (os error 111); #1: ...
 //! localhost:41004 resolves to 127.0.0.1:41004
 //! happy eyeballs over [::1]:41004, 127.0.0.1:41004
 //! happy eyeballs: connected to 127.0.0.1:41004 after 1 ms
