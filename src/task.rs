@@ -33,6 +33,8 @@
 //! | `TcpListener`, `TcpStream` | accept, connect, read, write_all, shutdown | `task/net.rs`, `task/net/stream.rs` |
 //! | `offload`, `fs`, `dns` | blocking work on the thread pool | `task/pool.rs` |
 //! | `signal` | a signal as a stream | `task/signal.rs` |
+//! | `PipeStream`, `Lines` | the same stream futures over a pipe; a pipe line by line | `task/pipe.rs` |
+//! | `process::Child` | spawn, `wait`, `kill`, `output`; its stdio as `PipeStream`s | `task/process.rs` |
 //!
 //! **The path of one wake**, readable with `LOOPLAB_TRACE=1`: a task awaits
 //! `conn.read(&mut buf)`; the read future stores the waker in the stream's shared cell,
@@ -54,7 +56,9 @@ mod cause;
 mod executor;
 mod join;
 mod net;
+mod pipe;
 mod pool;
+pub mod process;
 mod race;
 mod reactor;
 mod signal;
@@ -68,6 +72,7 @@ pub use net::{
     Accept, Bind, Connect, ReadFuture, Shutdown, TcpListener, TcpStream, WriteAll, ACCEPT_BACKLOG,
     INBOX_HIGH, INBOX_LOW, OUTBOX_HIGH,
 };
+pub use pipe::{Lines, PipeStream, MAX_LINE};
 pub use pool::{dns, fs, offload, OnPool};
 pub use race::{race, Either, Race};
 pub use signal::{signal, NextSignal, Signals};

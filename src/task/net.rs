@@ -13,6 +13,7 @@
 
 mod stream;
 
+pub(crate) use stream::Io;
 pub use stream::{ReadFuture, Shutdown, TcpStream, WriteAll, INBOX_HIGH, INBOX_LOW, OUTBOX_HIGH};
 
 use super::reactor::{self, Note, Reactor, Waiting};

@@ -64,6 +64,8 @@ pub(crate) enum Waiting {
     Pool(PoolJob),
     Signal(i32),
     Join(Handle),
+    /// A child process to exit (its pid).
+    Exit(u32),
     Listen(Box<std::net::SocketAddr>),
 }
 
@@ -89,6 +91,7 @@ impl Waiting {
             Waiting::Pool(job) => format!("the pool ({})", job.name()),
             Waiting::Signal(n) => format!("signal {n}"),
             Waiting::Join(h) => format!("task {h}"),
+            Waiting::Exit(pid) => format!("pid {pid} to exit"),
             Waiting::Listen(addr) => format!("listen on {addr}"),
         }
     }

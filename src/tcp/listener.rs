@@ -18,7 +18,7 @@ use std::os::unix::io::AsRawFd;
 use std::time::Duration;
 
 /// 1024: the usual SOMAXCONN; the kernel clamps it to its own limit.
-const BACKLOG: i32 = 1024;
+pub(crate) const BACKLOG: i32 = 1024;
 /// How long an fd-starved listener waits before trying accept again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 

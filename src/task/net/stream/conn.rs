@@ -138,17 +138,11 @@ pub(super) fn wake(slot: &mut Option<Waker>) {
     }
 }
 
-/// The read callback, on the loop: append to the inbox, stop above the mark, wake.
+/// The read callback, on the loop: append to the inbox, wake, stop above the mark.
 pub(super) fn on_read<S: Stream>(lp: &mut Loop, conn: &Shared<S>, ev: ReadEvent<'_>) {
     let mut c = conn.borrow_mut();
     match ev {
-        ReadEvent::Data(bytes) => {
-            c.inbox.push(&lp.tasks.reactor, bytes);
-            if c.inbox.len() >= INBOX_HIGH {
-                c.reading = false;
-                lp.read_stop(c.stream);
-            }
-        }
+        ReadEvent::Data(bytes) => c.inbox.push(&lp.tasks.reactor, bytes),
         ReadEvent::Eof => {
             c.eof = true;
             c.reading = false;
@@ -167,6 +161,14 @@ pub(super) fn on_read<S: Stream>(lp: &mut Loop, conn: &Shared<S>, ev: ReadEvent<
     // The reader runs now, before the loop reads this socket again: its echo may be on
     // the wire before that read, as a read callback's would be.
     lp.task_checkpoint();
+    // Stop only if the reader left the inbox full. Stopping before it ran would have it
+    // ask to resume from inside this callback, which the loop refuses (the callback is
+    // out of its slot while it runs).
+    let mut c = conn.borrow_mut();
+    if c.reading && c.inbox.len() >= INBOX_HIGH {
+        c.reading = false;
+        lp.read_stop(c.stream);
+    }
 }
 
 /// Ask the loop to (re)start reading, unless it is or will be.
