@@ -31,7 +31,9 @@ impl Loop {
         let ctx = |what: &str, e| crate::error::context(format!("{what} {}", path.display()), e);
         let addr = SockAddr::unix(path).map_err(|e| ctx("the socket path", e))?;
         remove_if_stale(path)?;
+        // socket2 makes it close-on-exec; the accept loop needs it non-blocking.
         let socket = Socket::new(Domain::UNIX, Type::STREAM, None)
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
             .map_err(|e| ctx("creating a socket for", e))?;
         socket.bind(&addr).map_err(|e| ctx("binding", e))?;
         let cb = Box::new(move |lp: &mut Loop, l, r: io::Result<Handle>| {
