@@ -141,3 +141,58 @@ fn a_path_too_long_is_refused() {
     );
     assert!(!long.exists());
 }
+
+/// From tasks: a `UnixListener` sends 1 MiB back to a `PipeStream::connect` client (the
+/// same stream futures as TCP's, over a `Pipe`, through the inbox's high-water mark),
+/// and a connect to a path where nothing is fails with the path in the message.
+#[test]
+fn task_unix_listener_and_connect_echo() {
+    use looplab::task::{self, PipeStream, UnixListener};
+    on_every_backend(|b| {
+        let path = socket_path("task", b);
+        let mut lp = new_loop(b);
+        util::fail_after(&mut lp, Duration::from_secs(20));
+        let data: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+        let sent = data.clone();
+        let p = path.clone();
+        let back = lp.block_on(async move {
+            let listener = UnixListener::bind(&p).await?;
+            // The server reads everything, then answers: the client writes it all before
+            // it reads, and neither may wait on a buffer the other does not empty.
+            let server = task::spawn(async move {
+                let mut conn = listener.accept().await?;
+                let (mut all, mut buf) = (Vec::new(), vec![0; 32 * 1024]);
+                loop {
+                    let n = conn.read(&mut buf).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    all.extend_from_slice(&buf[..n]);
+                }
+                conn.write_all(&all).await?;
+                conn.shutdown().await
+            });
+            let mut client = PipeStream::connect(&p).await?;
+            client.write_all(&sent).await?;
+            client.shutdown().await?;
+            let (mut back, mut buf) = (Vec::new(), vec![0; 64 * 1024]);
+            loop {
+                let n = client.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                back.extend_from_slice(&buf[..n]);
+            }
+            server.await??;
+            let nowhere = PipeStream::connect(p.with_extension("nowhere")).await;
+            Ok::<_, io::Error>((back, nowhere.err()))
+        });
+        let (back, nowhere) = back.expect("block_on").expect("the echo");
+        assert!(back == data, "{} of {} bytes back", back.len(), data.len());
+        let e = nowhere.expect("nothing listens there");
+        assert!(e.to_string().contains("nowhere"), "{e}");
+        assert_eq!(os_error(&e), Some(libc::ENOENT), "{e}");
+        lp.run(RunMode::Default).unwrap();
+        assert!(!path.exists(), "the dropped listener's file is gone");
+    });
+}

@@ -1,5 +1,6 @@
 //! Pipes for tasks: [`PipeStream`], a loop `Pipe` with `read`, `write_all` and
-//! `shutdown`, and [`Lines`], a pipe read line by line.
+//! `shutdown`; [`UnixListener`] and [`PipeStream::connect`] for Unix-domain sockets
+//! (`pipe/unix.rs`); and [`Lines`], a pipe read line by line.
 //!
 //! A `PipeStream` is a `TcpStream` over another kind of fd: the futures, the bounded
 //! inbox and outbox, the cancellation on drop are the very same code
@@ -8,8 +9,10 @@
 //! fails with `Unsupported`; a child's stdio pipes and Unix-domain sockets can.
 
 mod lines;
+mod unix;
 
 pub use lines::{Lines, MAX_LINE};
+pub use unix::{UnixAccept, UnixBind, UnixConnect, UnixListener};
 
 use super::net::{Io, ReadFuture, Shutdown, WriteAll};
 use super::reactor::Reactor;

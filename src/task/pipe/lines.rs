@@ -35,12 +35,17 @@ impl Lines {
     /// Bytes that are not UTF-8 are replaced with U+FFFD (as `String::from_utf8_lossy`).
     pub async fn next_line(&mut self) -> io::Result<Option<String>> {
         loop {
-            if let Some(at) = self.buf[self.scanned..].iter().position(|&b| b == b'\n') {
+            // A newline counts only where it ends a line of at most MAX_LINE bytes.
+            let window = self.buf.len().min(MAX_LINE + 1);
+            let unseen = &self.buf[self.scanned.min(window)..window];
+            if let Some(at) = unseen.iter().position(|&b| b == b'\n') {
                 let end = self.scanned + at;
                 return Ok(Some(self.take(end, end + 1)));
             }
-            self.scanned = self.buf.len();
-            if self.buf.len() >= MAX_LINE {
+            self.scanned = window;
+            // Past MAX_LINE with no newline there: a piece. At exactly MAX_LINE, the next
+            // byte may be the newline that makes it a whole line; read it first.
+            if self.buf.len() > MAX_LINE {
                 return Ok(Some(self.take(MAX_LINE, MAX_LINE)));
             }
             if self.eof {
