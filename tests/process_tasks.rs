@@ -316,3 +316,76 @@ fn explain_alive_names_the_child_a_task_waits_for() {
         assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
     });
 }
+
+#[path = "util/exercise.rs"]
+mod exercise;
+
+/// Example 21b runs as its header says: the exec failure with ENOENT, every line of each
+/// stream in order, `words` exiting 3, `sleeper` killed at its deadline, each child's
+/// `done` after its `exited`, and nothing left holding the loop at the end.
+#[test]
+fn example_21b_prints_what_its_header_says() {
+    let file = "examples/21b_async_processes.rs";
+    for quoted in [
+        r#"`[nope] not started: spawning "looplab-no-such-program": ... (os error 2)`"#,
+        "`[words] err: oops`",
+        "`[words] exited: exit 3`",
+        "`[sleeper] 300 ms deadline: SIGTERM` then `[sleeper] exited: signal 15`",
+        "`all done: nothing ref'd is active`",
+    ] {
+        exercise::says(file, quoted);
+    }
+    let run = exercise::run_to_end("21b_async_processes", &[], &[], Duration::from_secs(60));
+    let out = &run.out;
+    let line = |want: &str| {
+        out.iter()
+            .position(|l| l == want)
+            .unwrap_or_else(|| panic!("no line {want:?} in:\n{}", out.join("\n")))
+    };
+    let nope = out
+        .iter()
+        .find(|l| l.starts_with("[nope] not started: spawning \"looplab-no-such-program\""))
+        .unwrap_or_else(|| panic!("no exec failure in:\n{}", out.join("\n")));
+    assert!(nope.ends_with("(os error 2)"), "{nope}");
+    let in_order = |lines: &[&str]| {
+        let at: Vec<usize> = lines.iter().map(|l| line(l)).collect();
+        assert!(
+            at.windows(2).all(|w| w[0] < w[1]),
+            "out of order: {lines:?}"
+        );
+    };
+    in_order(&[
+        "[count] out: tick 1",
+        "[count] out: tick 2",
+        "[count] out: tick 3",
+    ]);
+    in_order(&[
+        "[words] out: alpha",
+        "[words] out: beta",
+        "[words] out: gamma",
+    ]);
+    line("[words] err: oops");
+    assert!(
+        out.iter().any(|l| l.starts_with("[uname] out: ")),
+        "uname printed nothing"
+    );
+    in_order(&[
+        "[sleeper] 300 ms deadline: SIGTERM",
+        "[sleeper] exited: signal 15",
+    ]);
+    for (name, status) in [
+        ("count", "exit 0"),
+        ("words", "exit 3"),
+        ("uname", "exit 0"),
+    ] {
+        in_order(&[
+            &format!("[{name}] exited: {status}"),
+            &format!("[{name}] done: exited, and its pipes are at EOF"),
+        ]);
+    }
+    line("[sleeper] done: exited, and its pipes are at EOF");
+    assert_eq!(
+        out.last().map(String::as_str),
+        Some("all done: nothing ref'd is active")
+    );
+}
