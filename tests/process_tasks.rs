@@ -320,9 +320,9 @@ fn explain_alive_names_the_child_a_task_waits_for() {
 #[path = "util/exercise.rs"]
 mod exercise;
 
-/// Example 21b runs as its header says: the exec failure with ENOENT, every line of each
-/// stream in order, `words` exiting 3, `sleeper` killed at its deadline, each child's
-/// `done` after its `exited`, and nothing left holding the loop at the end.
+/// Example 21b runs as its header (and chapter 13) says: the exec failure with ENOENT,
+/// every line of each stream in order, `words` exiting 3, `sleeper` killed at its
+/// deadline, each child's `done` after its `exited`, and nothing left holding the loop.
 #[test]
 fn example_21b_prints_what_its_header_says() {
     let file = "examples/21b_async_processes.rs";
@@ -384,6 +384,12 @@ fn example_21b_prints_what_its_header_says() {
         ]);
     }
     line("[sleeper] done: exited, and its pipes are at EOF");
+    let chapter = exercise::read("docs/13-processes.md");
+    let quoted = exercise::blocks(&chapter, "text")
+        .into_iter()
+        .find(|b| b.iter().any(|l| l.starts_with("[sleeper] done")))
+        .expect("chapter 13 quotes the killed child's lines");
+    exercise::assert_lines_in_order(&quoted, out, "21b_async_processes");
     assert_eq!(
         out.last().map(String::as_str),
         Some("all done: nothing ref'd is active")
