@@ -233,6 +233,29 @@ fn a_dropped_child_is_killed_and_reaped() {
     });
 }
 
+/// A `Child::spawn` dropped before it finished (it lost a race to a future that was
+/// ready at once) still spawned its child, and the `Child` nobody will get kills it:
+/// the loop reaps it and its handle closes.
+#[test]
+fn a_spawn_dropped_before_it_finished_kills_its_child() {
+    on_every_backend(|b| {
+        let (mut lp, winner) = block_on(b, async {
+            let spawn = Child::spawn(Command::new("sleep").arg("30"));
+            match task::race(spawn, async { "ready first" }).await {
+                task::Either::Left(_) => "spawn",
+                task::Either::Right(s) => s,
+            }
+        });
+        assert_eq!(winner, "ready first");
+        lp.run(RunMode::Default).unwrap();
+        let left = lp.handles();
+        assert!(
+            left.iter().all(|h| h.kind != looplab::HandleKind::Process),
+            "{left:?}"
+        );
+    });
+}
+
 /// `output` collects both streams and the status; past the cap, `wait_with_output`
 /// fails with `InvalidData` and the child is killed, not left running or a zombie.
 #[test]
