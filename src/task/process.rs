@@ -185,13 +185,13 @@ impl Future for Spawn {
             )));
         };
         let mut c = cell.borrow_mut();
-        match c.child.take() {
-            Some(child) => Poll::Ready(child),
-            None => {
-                reactor::store_waker(&mut c.waker, cx);
-                Poll::Pending
-            }
-        }
+        let Some(child) = c.child.take() else {
+            reactor::store_waker(&mut c.waker, cx);
+            return Poll::Pending;
+        };
+        drop(c);
+        self.started = None;
+        Poll::Ready(child)
     }
 }
 
