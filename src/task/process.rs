@@ -3,8 +3,7 @@
 //! collects what it prints.
 //!
 //! ```no_run
-//! use looplab::process::{Command, Stdio};
-//! use looplab::task::process::Child;
+//! use looplab::task::process::{Child, Command, Stdio};
 //! use looplab::Loop;
 //!
 //! let mut lp = Loop::new()?;
@@ -20,6 +19,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! The builder is the callback API's own [`Command`] (with [`Stdio`]), re-exported here.
 //! Underneath is the callback API of `src/process.rs`, unchanged: the spawn is one ask
 //! (`Loop::spawn_process`, which watches SIGCHLD *before* it forks), the exit callback
 //! fills a cell and wakes whoever awaits `wait`, and the pipes are the task streams of
@@ -43,13 +43,13 @@
 
 mod output;
 
+pub use crate::process::{Command, ExitStatus, Stdio};
 pub use output::{output, Output, OUTPUT_LIMIT};
 
 use super::pipe::PipeStream;
 use super::reactor::{self, Note, Reactor, Waiting};
 use crate::event_loop::Loop;
 use crate::handle::Process;
-use crate::process::{Command, ExitStatus};
 use std::cell::RefCell;
 use std::future::Future;
 use std::io;
