@@ -417,6 +417,29 @@ fn example_21b_prints_what_its_header_says() {
         .find(|b| b.iter().any(|l| l.starts_with("[sleeper] done")))
         .expect("chapter 13 quotes the killed child's lines");
     exercise::assert_lines_in_order(&quoted, out, "21b_async_processes");
+
+    // The traced run: the tick that reaps the killed child polls the task its exit woke.
+    for quoted in [
+        "`reaped pid 16856 signal 15 | tasks: polled 3`",
+        "`#4.5 by a signal`",
+    ] {
+        exercise::says("docs/13-processes.md", quoted);
+    }
+    let traced = exercise::run_to_end(
+        "21b_async_processes",
+        &[],
+        &[("LOOPLAB_TRACE", "1")],
+        Duration::from_secs(60),
+    );
+    let reaped = exercise::shape("reaped pid 16856 signal 15 | tasks: polled");
+    assert!(
+        traced
+            .err
+            .iter()
+            .any(|l| exercise::shape(l).contains(&reaped) && l.contains(" by a signal")),
+        "no tick reaps the killed child and polls the task it woke:\n{}",
+        traced.err.join("\n")
+    );
     assert_eq!(
         out.last().map(String::as_str),
         Some("all done: nothing ref'd is active")
