@@ -324,11 +324,10 @@ fn explain_alive_names_the_child_a_task_waits_for() {
         let mut lp = new_loop(b);
         util::fail_after(&mut lp, Duration::from_secs(30));
         let (tx, rx) = std::sync::mpsc::channel();
-        lp.spawn(async move {
+        let waited = lp.spawn(async move {
             let mut child = Child::spawn(Command::new("sleep").arg("30")).await?;
             tx.send(child.id()).unwrap();
-            let _ = task::timeout(Duration::from_millis(200), child.wait()).await;
-            Ok::<_, io::Error>(())
+            child.wait().await
         });
         let mut pid = None;
         while pid.is_none() {
@@ -336,9 +335,16 @@ fn explain_alive_names_the_child_a_task_waits_for() {
             pid = rx.try_recv().ok();
         }
         let pid = pid.unwrap();
-        lp.run(RunMode::NoWait).unwrap();
         let why = lp.explain_alive();
         assert!(why.contains(&format!("pid {pid} to exit")), "{why}");
+        // Killed from outside: the task's wait ends with the signal.
+        let killed = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .expect("running kill");
+        assert!(killed.success());
+        let status = lp.block_on(waited).unwrap().unwrap().unwrap();
+        assert_eq!(status.signal, Some(libc::SIGKILL));
         lp.run(RunMode::Default).unwrap();
         assert!(reaped(pid), "pid {pid} is still there (a zombie, or alive)");
     });
