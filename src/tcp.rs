@@ -4,10 +4,9 @@
 //! with pipes.
 
 mod listener;
-pub(crate) use listener::BACKLOG;
 
 pub use crate::stream::ReadEvent;
-pub(crate) use listener::ListenerState;
+pub(crate) use listener::{ListenerState, BACKLOG};
 
 use crate::event_loop::{Loop, State};
 use crate::handle::{Handle, HandleKind, Tcp};
