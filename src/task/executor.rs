@@ -118,6 +118,13 @@ impl Executor {
     }
 }
 
+impl Drop for Executor {
+    /// Wakes of this loop's tasks still in the thread's local list go with it.
+    fn drop(&mut self) {
+        self.ready.forget_local();
+    }
+}
+
 impl Loop {
     /// The tasks phase (see the module doc): the wakes that waited for it, then every
     /// task woken since; wakes during the phase wait for the next tick.
