@@ -300,6 +300,11 @@ impl Loop {
 
     /// Run every op asked so far, oldest first (an op may ask for more).
     pub(crate) fn act_on_asks(&mut self) {
+        // Most polls ask one thing (a stream's flush): run it without the batch and its
+        // guard, which have nothing else to keep if it panics.
+        if let Some(ask) = self.tasks.reactor.take_only_ask() {
+            ask.run(self);
+        }
         while self.tasks.reactor.asks_waiting() > 0 {
             let mut batch = std::mem::take(&mut self.tasks.acting);
             self.tasks.reactor.take_asks(&mut batch);

@@ -94,7 +94,11 @@ impl ReadyList {
         let id = self.id();
         LOCAL.with_borrow_mut(|(owner, list)| {
             if *owner == id {
-                out.append(list);
+                if out.is_empty() {
+                    std::mem::swap(out, list); // the usual case: no copy
+                } else {
+                    out.append(list);
+                }
             }
         });
         // Loaded first: a swap is a locked instruction, and it is almost always false.
