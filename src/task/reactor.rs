@@ -190,6 +190,16 @@ impl Reactor {
         std::mem::swap(&mut *self.asks.borrow_mut(), spare);
     }
 
+    /// The ask, if exactly one is queued.
+    pub fn take_only_ask(&self) -> Option<Ask> {
+        let mut asks = self.asks.borrow_mut();
+        if asks.len() == 1 {
+            asks.pop()
+        } else {
+            None
+        }
+    }
+
     /// Asks a panic cut short: they go first, before any asked since.
     pub fn put_back(&self, rest: impl Iterator<Item = Ask>) {
         let mut asks = self.asks.borrow_mut();
