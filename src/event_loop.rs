@@ -577,7 +577,8 @@ impl Loop {
 
 impl Drop for Loop {
     fn drop(&mut self) {
-        // Release process-wide signal registrations and stop the pool's threads.
+        // Release process-wide signal registrations, leave no child a zombie, and stop
+        // the pool's threads.
         let signal_handles: Vec<Handle> = self
             .handles
             .infos()
@@ -587,6 +588,7 @@ impl Drop for Loop {
         for h in signal_handles {
             self.stop_signal(h);
         }
+        self.hand_over_children();
         self.pool = None;
     }
 }
