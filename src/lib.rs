@@ -96,6 +96,7 @@ pub mod dns;
 pub(crate) mod error;
 mod event_loop;
 pub mod fs;
+pub mod group;
 mod handle;
 pub mod metrics;
 pub mod pipe;

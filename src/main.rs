@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use looplab::bench::report::{self, Report};
 use looplab::bench::runner::{self, BenchConfig, ServerKind};
+use looplab::group::{GroupBuilder, ListenMode, LoopGroup};
 use looplab::servers::echo::{Echo, EchoConfig};
 use looplab::servers::echo_async::EchoAsync;
 use looplab::servers::echo_threads::{EchoThreads, EchoThreadsConfig, Notice, ACCEPT_BACKOFF};
@@ -48,6 +49,8 @@ enum Command {
         /// server's own loop (e.g. 127.0.0.1:9100; watch it with `looplab top ADDR`).
         #[arg(long)]
         metrics_addr: Option<SocketAddr>,
+        #[command(flatten)]
+        group: GroupArgs,
     },
     /// The same echo written as `async fn` tasks on the loop (looplab::task).
     EchoAsync {
@@ -150,6 +153,31 @@ enum Command {
     },
 }
 
+/// One loop per core (src/group.rs): `--loops N` threads, each its own loop.
+#[derive(clap::Args, Clone, Copy)]
+struct GroupArgs {
+    /// Loops (threads), each with its own event loop; 1 is the ordinary server.
+    #[arg(long, default_value_t = 1)]
+    loops: usize,
+    /// How the loops share the address: reuseport (a socket each) or exclusive (one
+    /// socket, EPOLLEXCLUSIVE; raw epoll only, else reuseport with a note).
+    #[arg(long, default_value = "reuseport")]
+    mode: ListenMode,
+    /// Pin loop i to core i.
+    #[arg(long)]
+    pin: bool,
+}
+
+impl GroupArgs {
+    fn builder(self, backend: Option<Backend>) -> GroupBuilder {
+        LoopGroup::builder()
+            .loops(self.loops)
+            .mode(self.mode)
+            .pin(self.pin)
+            .make_loop(move |_| server_loop(backend))
+    }
+}
+
 #[derive(clap::Args)]
 struct BenchArgs {
     /// Servers to compare: threads, epoll, kqueue, mio, async, raw, and tokio with the
@@ -238,15 +266,19 @@ fn main() -> ExitCode {
             max_conns,
             idle_timeout,
             metrics_addr,
-        } => run_echo(
-            backend,
-            EchoConfig {
+            group,
+        } => {
+            let config = EchoConfig {
                 addr,
                 max_conns,
                 idle_timeout,
-            },
-            metrics_addr,
-        ),
+            };
+            if group.loops > 1 {
+                run_echo_group(group.builder(backend), config, metrics_addr)
+            } else {
+                run_echo(backend, config, metrics_addr)
+            }
+        }
         Command::EchoAsync {
             addr,
             backend,
@@ -422,6 +454,31 @@ fn run_echo(backend: Option<Backend>, config: EchoConfig, metrics: Option<Socket
         "echo: served {} connections, {} bytes, shed {}",
         s.accepted, s.bytes, s.shed
     );
+    Ok(())
+}
+
+fn run_echo_group(group: GroupBuilder, config: EchoConfig, metrics: Option<SocketAddr>) -> Result {
+    if metrics.is_some() {
+        return Err("--metrics-addr watches one loop; use it with --loops 1".into());
+    }
+    raise_fd_limit();
+    let group = looplab::group::echo::spawn(group, config, |i, e| eprintln!("echo loop {i}: {e}"))?;
+    if let Some(note) = group.note() {
+        eprintln!("looplab: {note}");
+    }
+    let addr = group.local_addr().ok_or("the group has no listener")?;
+    println!("listening on {addr}");
+    let mut per_loop = Vec::new();
+    for (i, r) in group.run_until_signal()?.into_iter().enumerate() {
+        let s = r.map_err(|e| format!("loop {i}: {e}"))?;
+        eprintln!(
+            "echo loop {i}: served {} connections, {} bytes, shed {}",
+            s.accepted, s.bytes, s.shed
+        );
+        per_loop.push(s.accepted.to_string());
+    }
+    // One line the benchmark reads: how evenly the kernel spread the connections.
+    eprintln!("echo: connections per loop: {}", per_loop.join(","));
     Ok(())
 }
 
