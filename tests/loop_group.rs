@@ -1,0 +1,284 @@
+//! One loop per core (src/group.rs): N loops accept and serve, messages cross between
+//! loops only through their mailboxes, a stop ends every loop, and what each listen mode
+//! does with a loop that stalls. Loopback only; every wait has a bound.
+
+mod util;
+
+use looplab::group::echo;
+use looplab::group::{ListenMode, LoopGroup, PostError};
+use looplab::servers::echo::EchoConfig;
+use looplab::Backend;
+use std::io::{ErrorKind, Read};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc;
+use std::time::Duration;
+use util::child::ServerChild;
+
+const ANY_PORT: &str = "127.0.0.1:0";
+/// Enough connections that a hash sending all of them to one of two loops (2^-31) is
+/// not a way for a test to pass or fail.
+const CLIENTS: usize = 32;
+
+fn any_port() -> SocketAddr {
+    ANY_PORT.parse().unwrap()
+}
+
+fn echo_group(loops: usize, mode: ListenMode) -> LoopGroup<(), looplab::servers::echo::EchoStats> {
+    let config = EchoConfig {
+        addr: any_port(),
+        ..EchoConfig::default()
+    };
+    let group = LoopGroup::builder().loops(loops).mode(mode);
+    echo::spawn(group, config, |i, e| panic!("loop {i}: {e}")).expect("starting the group")
+}
+
+/// Two reuseport loops, 32 clients one after another: each gets its echo, and the kernel's
+/// hash gave both loops some of them (the count per loop is what `bench --loops` prints).
+#[test]
+fn reuseport_loops_each_accept_and_serve_a_share() {
+    let group = echo_group(2, ListenMode::Reuseport);
+    let addr = group.local_addr().unwrap();
+    for i in 0..CLIENTS {
+        let mut c = util::connect(addr);
+        let msg = format!("hello {i}");
+        assert_eq!(util::round_trip(&mut c, msg.as_bytes()), msg.as_bytes());
+    }
+    group.stop();
+    let stats: Vec<_> = group.join().into_iter().map(|r| r.unwrap()).collect();
+    let per_loop: Vec<u64> = stats.iter().map(|s| s.accepted).collect();
+    assert_eq!(per_loop.iter().sum::<u64>(), CLIENTS as u64, "{per_loop:?}");
+    assert!(
+        per_loop.iter().all(|&n| n > 0),
+        "one loop got nothing: {per_loop:?}"
+    );
+}
+
+/// Exclusive mode serves every client too, on one shared socket (how they spread is the
+/// bench's question: whichever loop waits first wins).
+#[test]
+fn exclusive_loops_serve_from_one_shared_socket() {
+    let group = echo_group(2, ListenMode::Exclusive);
+    assert_eq!(group.mode(), ListenMode::Exclusive, "{:?}", group.note());
+    let addr = group.local_addr().unwrap();
+    for i in 0..CLIENTS {
+        let mut c = util::connect(addr);
+        let msg = format!("hello {i}");
+        assert_eq!(util::round_trip(&mut c, msg.as_bytes()), msg.as_bytes());
+    }
+    group.stop();
+    let served: u64 = group.join().into_iter().map(|r| r.unwrap().accepted).sum();
+    assert_eq!(served, CLIENTS as u64);
+}
+
+/// mio cannot ask for EPOLLEXCLUSIVE: the group says so and uses reuseport instead.
+#[test]
+fn exclusive_on_mio_falls_back_to_reuseport_with_a_note() {
+    let group = LoopGroup::builder()
+        .loops(2)
+        .mode(ListenMode::Exclusive)
+        .make_loop(|_| looplab::Loop::builder().backend(Backend::Mio).build())
+        .listen(any_port())
+        .spawn(|lp, ctx: &mut looplab::group::LoopCtx<()>| {
+            ctx.listen(lp, |lp, _, c| {
+                if let Ok(c) = c {
+                    lp.close(c);
+                }
+            })?;
+            Ok(|_: &mut looplab::Loop| ())
+        })
+        .unwrap();
+    assert_eq!(group.mode(), ListenMode::Reuseport);
+    let note = group.note().expect("a note about the fallback");
+    assert!(
+        note.contains("mio") && note.contains("SO_REUSEPORT"),
+        "{note}"
+    );
+    group.stop();
+    assert!(group.join().iter().all(|r| r.is_ok()));
+}
+
+/// A message posted to each loop runs on that loop's own thread, and the hops are
+/// counted; a post to a loop that does not exist comes back.
+#[test]
+fn a_message_runs_on_the_loop_it_was_posted_to() {
+    let (seen_tx, seen) = mpsc::channel::<(usize, String)>();
+    let group = LoopGroup::builder()
+        .loops(3)
+        .spawn(move |_, ctx| {
+            let (me, tx) = (ctx.index(), seen_tx.clone());
+            ctx.on_message(move |_, from: usize| {
+                let thread = std::thread::current().name().unwrap_or("").to_string();
+                tx.send((me, format!("{from}->{thread}"))).unwrap();
+            });
+            Ok(|_: &mut looplab::Loop| ())
+        })
+        .unwrap();
+    let postbox = group.postbox();
+    for to in 0..3 {
+        postbox.post(to, 9).unwrap();
+    }
+    assert!(matches!(postbox.post(3, 9), Err(PostError::Closed(9))));
+    let mut got: Vec<_> = (0..3)
+        .map(|_| seen.recv_timeout(Duration::from_secs(10)).unwrap())
+        .collect();
+    got.sort();
+    for (i, (me, what)) in got.iter().enumerate() {
+        assert_eq!(
+            (*me, what.as_str()),
+            (i, format!("9->looplab-loop-{i}").as_str())
+        );
+    }
+    assert!(postbox
+        .hops()
+        .iter()
+        .all(|h| h.posted == 1 && h.delivered == 1));
+    group.stop();
+    assert_eq!(group.join().len(), 3);
+}
+
+/// The loop-index server of the stall tests: each connection gets one byte, its
+/// loop's index, then is closed. Loop 1 stalls (blocks its thread) when told to.
+enum Ctl {
+    Stall {
+        stalled: mpsc::Sender<()>,
+        release: mpsc::Receiver<()>,
+    },
+}
+
+fn index_group(mode: ListenMode) -> LoopGroup<Ctl, ()> {
+    LoopGroup::builder()
+        .loops(2)
+        .mode(mode)
+        .listen(any_port())
+        .spawn(|lp, ctx| {
+            let me = [ctx.index() as u8];
+            let l = ctx.listen(lp, move |lp, _, c| {
+                if let Ok(c) = c {
+                    let _ = lp.write_then(c, &me, |lp, c, _| {
+                        lp.close(c);
+                    });
+                }
+            })?;
+            ctx.on_stop(move |lp| {
+                lp.close(l);
+            });
+            ctx.on_message(|_, Ctl::Stall { stalled, release }| {
+                stalled.send(()).unwrap();
+                // Blocks this loop as a slow callback would; bounded, so a failing
+                // test still ends.
+                let _ = release.recv_timeout(Duration::from_secs(30));
+            });
+            Ok(|_: &mut looplab::Loop| ())
+        })
+        .unwrap()
+}
+
+/// Which loop answered `c`, if it answers within `wait`.
+fn answer(c: &mut TcpStream, wait: Duration) -> Option<u8> {
+    c.set_read_timeout(Some(wait)).unwrap();
+    let mut b = [0u8; 1];
+    match c.read_exact(&mut b) {
+        Ok(()) => Some(b[0]),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
+        Err(e) => panic!("reading the loop's index: {e}"),
+    }
+}
+
+/// Stall loop 1, connect `CLIENTS` clients; returns the group, the release and clients.
+fn stall_and_connect(mode: ListenMode) -> (LoopGroup<Ctl, ()>, mpsc::Sender<()>, Vec<TcpStream>) {
+    let group = index_group(mode);
+    let (stalled_tx, stalled) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel();
+    let ctl = Ctl::Stall {
+        stalled: stalled_tx,
+        release: release_rx,
+    };
+    assert!(group.postbox().post(1, ctl).is_ok());
+    stalled
+        .recv_timeout(Duration::from_secs(10))
+        .expect("loop 1 stalls");
+    let addr = group.local_addr().unwrap();
+    let clients = (0..CLIENTS)
+        .map(|_| TcpStream::connect(addr).unwrap())
+        .collect();
+    (group, release, clients)
+}
+
+/// Reuseport: the kernel keeps hashing new connections to the stalled loop; they wait
+/// in its backlog and are answered (by loop 1) only once it is released. Whatever was
+/// answered during the stall came from loop 0.
+#[test]
+fn reuseport_keeps_giving_a_stalled_loop_its_share() {
+    let (group, release, mut clients) = stall_and_connect(ListenMode::Reuseport);
+    let during: Vec<Option<u8>> = clients
+        .iter_mut()
+        .map(|c| answer(c, Duration::from_millis(300)))
+        .collect();
+    assert!(during.iter().flatten().all(|&i| i == 0), "{during:?}");
+    release.send(()).unwrap();
+    let mut by_stalled = 0;
+    for (c, got) in clients.iter_mut().zip(&during) {
+        let i = got.or_else(|| answer(c, Duration::from_secs(10)));
+        by_stalled += usize::from(i.expect("every client is answered at last") == 1);
+    }
+    assert!(
+        by_stalled > 0,
+        "no connection was hashed to the stalled loop"
+    );
+    assert!(
+        during.iter().any(Option::is_none),
+        "all answered while loop 1 stalled"
+    );
+    group.stop();
+    assert!(group.join().iter().all(|r| r.is_ok()));
+}
+
+/// Exclusive: one backlog, and only a loop waiting in epoll_wait is woken, so every
+/// connection made while loop 1 stalls is served by loop 0, before loop 1 is released.
+#[test]
+fn exclusive_passes_over_a_stalled_loop() {
+    let (group, release, mut clients) = stall_and_connect(ListenMode::Exclusive);
+    for (n, c) in clients.iter_mut().enumerate() {
+        let i = answer(c, Duration::from_secs(10));
+        assert_eq!(i, Some(0), "client {n} while loop 1 stalls");
+    }
+    release.send(()).unwrap();
+    group.stop();
+    assert!(group.join().iter().all(|r| r.is_ok()));
+}
+
+/// The CLI: `echo --loops 2` runs two loop threads, serves, and on SIGTERM stops every
+/// loop and exits 0, reporting the connections each loop served.
+#[test]
+fn echo_loops_cli_stops_every_loop_on_sigterm_and_exits_zero() {
+    for mode in ["reuseport", "exclusive"] {
+        let mut server =
+            ServerChild::start(&["echo", "--addr", ANY_PORT, "--loops", "2", "--mode", mode]);
+        assert!(server.threads() >= 3, "main and two loop threads ({mode})");
+        let mut held = util::connect(server.addr);
+        for i in 0..8 {
+            let mut c = util::connect(server.addr);
+            assert_eq!(
+                util::round_trip(&mut c, format!("m{i}").as_bytes()),
+                format!("m{i}").as_bytes()
+            );
+        }
+        assert_eq!(util::round_trip(&mut held, b"still here"), b"still here");
+        server.signal("TERM");
+        let status = server
+            .wait_for_exit(Duration::from_secs(20))
+            .expect("it exits");
+        let said = server.stderr_at_exit();
+        assert!(status.success(), "{mode}: {status}: {said}");
+        let line = said
+            .lines()
+            .find_map(|l| l.strip_prefix("echo: connections per loop: "))
+            .unwrap_or_else(|| panic!("{mode}: no per-loop line in {said}"));
+        let counts: Vec<u64> = line.split(',').map(|n| n.parse().unwrap()).collect();
+        assert_eq!(
+            (counts.len(), counts.iter().sum::<u64>()),
+            (2, 9),
+            "{mode}: {said}"
+        );
+    }
+}
