@@ -154,7 +154,7 @@ fn index_group(mode: ListenMode) -> LoopGroup<Ctl, ()> {
             let me = [ctx.index() as u8];
             let l = ctx.listen(lp, move |lp, _, c| {
                 if let Ok(c) = c {
-                    let _ = lp.write_then(c, &me, |lp, c, _| {
+                    let _ = lp.write_then(c, me, |lp, c, _| {
                         lp.close(c);
                     });
                 }
