@@ -135,6 +135,8 @@ enum Command {
         /// server's own loop (e.g. 127.0.0.1:9100; watch it with `looplab top ADDR`).
         #[arg(long)]
         metrics_addr: Option<SocketAddr>,
+        #[command(flatten)]
+        group: GroupArgs,
     },
     /// Echo server on tokio's current_thread runtime (the bench's Rust peer).
     #[cfg(feature = "peer-tokio")]
@@ -321,6 +323,7 @@ fn main() -> ExitCode {
             shutdown_grace,
             backend,
             metrics_addr,
+            group,
         } => {
             let max = looplab::servers::longpoll::MAX_POLL_TIMEOUT;
             if poll_timeout > max {
@@ -342,7 +345,11 @@ fn main() -> ExitCode {
                 shutdown_grace,
                 ..LongPollConfig::default()
             };
-            run_longpoll(cfg, backend, metrics_addr)
+            if group.loops > 1 {
+                run_longpoll_group(cfg, group.builder(backend), metrics_addr)
+            } else {
+                run_longpoll(cfg, backend, metrics_addr)
+            }
         }
         #[cfg(feature = "peer-tokio")]
         Command::EchoTokio { addr } => {
@@ -527,6 +534,32 @@ fn run_longpoll(
         "longpoll: {} connection(s) cut at shutdown, {} closed by the send timeout",
         st.wire.cut_at_shutdown, st.wire.send_timeouts
     );
+    Ok(())
+}
+
+fn run_longpoll_group(
+    cfg: LongPollConfig,
+    group: GroupBuilder,
+    metrics: Option<SocketAddr>,
+) -> Result {
+    if metrics.is_some() {
+        return Err("--metrics-addr watches one loop; use it with --loops 1".into());
+    }
+    raise_fd_limit();
+    let group = looplab::servers::longpoll::group::spawn(group, cfg)?;
+    if let Some(note) = group.note() {
+        eprintln!("looplab: {note}");
+    }
+    let addr = group.local_addr().ok_or("the group has no listener")?;
+    println!("listening on http://{addr}/");
+    for r in group.run_until_signal()? {
+        let r = r?;
+        let (c, w) = (r.stats.chat, r.stats.wire);
+        eprintln!(
+            "longpoll loop {}: {} connections, {} publishes appended (the owner, loop 0, appends every loop's), {} polls answered by message, {} by timeout, {} hops sent to other loops",
+            r.index, w.accepted, c.published, c.answered_by_message, c.answered_by_timeout, r.hops_sent
+        );
+    }
     Ok(())
 }
 

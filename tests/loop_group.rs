@@ -282,3 +282,102 @@ fn echo_loops_cli_stops_every_loop_on_sigterm_and_exits_zero() {
         );
     }
 }
+
+/// A keep-alive client on each of the two loops: clients connect until `/stats` (which
+/// names the loop that served it) has shown both loops.
+fn client_per_loop(addr: SocketAddr) -> [util::http::Client; 2] {
+    let mut found: [Option<util::http::Client>; 2] = [None, None];
+    for _ in 0..64 {
+        let mut c = util::http::Client::connect(addr);
+        let i = c.get("/stats").json()["hops"]["loop"].as_u64().unwrap() as usize;
+        found[i].get_or_insert(c);
+        if found.iter().all(Option::is_some) {
+            return found.map(Option::unwrap);
+        }
+    }
+    panic!("64 connections all went to one loop");
+}
+
+fn texts(resp: &util::http::HttpResponse) -> Vec<String> {
+    let body = resp.json();
+    let list = body["messages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"));
+    list.iter()
+        .map(|m| m["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn publish(c: &mut util::http::Client, text: &str) {
+    let resp = c.post("/publish", &format!("{{\"text\":\"{text}\"}}"));
+    assert_eq!(resp.status, 201, "{}", resp.text());
+}
+
+/// `longpoll --loops 2`: a poll held on each loop; a publish on loop 1 (not the log's
+/// owner) and then one on loop 0 each answer the polls of both loops, through hops the
+/// mailboxes count; a poll far behind on loop 1 asks the owner and gets both messages;
+/// a stop answers held polls `"shutdown": true` and every loop ends.
+#[test]
+fn a_publish_on_one_loop_answers_the_waiters_of_every_loop() {
+    use looplab::servers::longpoll::{group, LongPollConfig};
+    let cfg = LongPollConfig {
+        addr: any_port(),
+        ..LongPollConfig::default()
+    };
+    let g = group::spawn(LoopGroup::builder().loops(2), cfg).unwrap();
+    let addr = g.local_addr().unwrap();
+    let [mut on0, mut on1] = client_per_loop(addr);
+    let [mut pub0, mut pub1] = client_per_loop(addr);
+    for (cursor, text, publisher) in [(0, "from loop 1", &mut pub1), (1, "from loop 0", &mut pub0)]
+    {
+        let poll = format!("GET /poll?cursor={cursor}&timeout=30 HTTP/1.1\r\nHost: t\r\n\r\n");
+        on0.send(poll.as_bytes());
+        on1.send(poll.as_bytes());
+        publish(publisher, text);
+        for c in [&mut on0, &mut on1] {
+            assert_eq!(texts(&c.read_response().unwrap()), [text]);
+        }
+    }
+    let behind = on1.get("/poll?cursor=0");
+    assert_eq!(texts(&behind), ["from loop 1", "from loop 0"]);
+    let hops = g.postbox().hops();
+    assert!(
+        hops[0].delivered >= 1,
+        "loop 1's publish reached the owner: {hops:?}"
+    );
+    assert!(hops[1].delivered >= 3, "published, latest, owed: {hops:?}");
+    on1.send(b"GET /poll?cursor=2&timeout=30 HTTP/1.1\r\nHost: t\r\n\r\n");
+    // Held once loop 1 counts it (pub1 is on loop 1 too), so the stop must answer it.
+    let held = (0..1000).any(|_| {
+        let n = pub1.get("/stats").json()["waiters"].as_u64();
+        n == Some(1) || {
+            std::thread::sleep(Duration::from_millis(10));
+            false
+        }
+    });
+    assert!(held, "loop 1 never held the poll");
+    g.stop();
+    let last = on1.read_response().unwrap().json();
+    assert_eq!(last["shutdown"], true, "{last}");
+    let reports: Vec<_> = g.join().into_iter().map(Result::unwrap).collect();
+    assert_eq!(
+        reports.iter().map(|r| r.stats.chat.published).sum::<u64>(),
+        2
+    );
+}
+
+/// The CLI: `longpoll --loops 2` serves and exits 0 on SIGINT.
+#[test]
+fn longpoll_loops_cli_exits_zero_on_sigint() {
+    let mut server = ServerChild::start(&["longpoll", "--addr", ANY_PORT, "--loops", "2"]);
+    let mut c = util::http::Client::connect(server.addr);
+    publish(&mut c, "hi");
+    assert_eq!(texts(&c.get("/poll?cursor=0")), ["hi"]);
+    server.signal("INT");
+    let status = server
+        .wait_for_exit(Duration::from_secs(20))
+        .expect("it exits");
+    let said = server.stderr_at_exit();
+    assert!(status.success(), "{status}: {said}");
+    assert_eq!(said.matches("longpoll loop ").count(), 2, "{said}");
+}
