@@ -230,6 +230,13 @@ struct BenchArgs {
     /// server peak RSS, normal p50/p99, lost messages; writes OUT/hostile.json.
     #[arg(long)]
     hostile: bool,
+    /// Instead: `looplab echo --loops N` for each N here (e.g. 1,2,4), in each --modes:
+    /// rt/s, server CPU per round trip, p99 and connections per loop; OUT/loops.json.
+    #[arg(long, value_delimiter = ',')]
+    loops: Option<Vec<usize>>,
+    /// With --loops: the listen modes to compare (default reuseport,exclusive).
+    #[arg(long, value_delimiter = ',')]
+    modes: Option<Vec<ListenMode>>,
 }
 
 /// "3s", "500ms", "1.5s", "2m", "1h"; a bare number is seconds. Between 1 ms and 1 h:
@@ -634,6 +641,35 @@ fn run_hostile(
     Ok(())
 }
 
+fn run_loops_bench(loops: Vec<usize>, modes: Vec<ListenMode>, cfg: &BenchConfig) -> Result {
+    use looplab::bench::loops::{self, LoopsConfig};
+    if loops.contains(&0) || modes.is_empty() {
+        return Err("--loops values must be above zero, and --modes non-empty".into());
+    }
+    let lc = LoopsConfig {
+        loops,
+        modes,
+        conns: cfg.conns.clone(),
+        size: cfg.size,
+        duration: cfg.duration,
+        warmup: cfg.warmup,
+        client_threads: cfg.client_threads,
+        pin: cfg.pin.clone(),
+    };
+    // Read before the cells pin this thread: a pinned thread sees only its own cores.
+    let machine = report::Machine::here().describe();
+    let rows = loops::run(&lc, |cell| eprintln!("looplab bench: {cell}"))?;
+    println!("{machine}");
+    print!("{}", loops::table(&rows));
+    std::fs::create_dir_all(&cfg.out)
+        .map_err(|e| format!("creating {}: {e}", cfg.out.display()))?;
+    let json = cfg.out.join("loops.json");
+    std::fs::write(&json, serde_json::to_string_pretty(&rows)?)
+        .map_err(|e| format!("writing {}: {e}", json.display()))?;
+    println!("wrote {}", json.display());
+    Ok(())
+}
+
 fn run_bench(args: BenchArgs) -> Result {
     if args.replot {
         let json = args.out.join("results.json");
@@ -702,6 +738,12 @@ fn run_bench(args: BenchArgs) -> Result {
     }
     if args.hostile {
         return run_hostile(args.duration, cfg.pin.as_ref(), &cfg.out);
+    }
+    if let Some(loops) = args.loops {
+        let modes = args
+            .modes
+            .unwrap_or(vec![ListenMode::Reuseport, ListenMode::Exclusive]);
+        return run_loops_bench(loops, modes, &cfg);
     }
     if let Some(n) = args.waiters {
         let r = looplab::bench::waiters::run(n, cfg.pin.as_ref())?;
