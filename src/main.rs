@@ -655,6 +655,7 @@ fn run_loops_bench(loops: Vec<usize>, modes: Vec<ListenMode>, cfg: &BenchConfig)
         warmup: cfg.warmup,
         client_threads: cfg.client_threads,
         pin: cfg.pin.clone(),
+        rounds: cfg.rounds,
     };
     // Read before the cells pin this thread: a pinned thread sees only its own cores.
     let machine = report::Machine::here().describe();

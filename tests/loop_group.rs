@@ -2,6 +2,8 @@
 //! loops only through their mailboxes, a stop ends every loop, and what each listen mode
 //! does with a loop that stalls. Loopback only; every wait has a bound.
 
+#[path = "util/exercise.rs"]
+mod exercise;
 mod util;
 
 use looplab::group::echo;
@@ -380,4 +382,37 @@ fn longpoll_loops_cli_exits_zero_on_sigint() {
     let said = server.stderr_at_exit();
     assert!(status.success(), "{status}: {said}");
     assert_eq!(said.matches("longpoll loop ").count(), 2, "{said}");
+}
+
+/// Example 22 prints what its header tells the reader to look for, in both modes.
+#[test]
+fn example_22_says_what_its_header_promises() {
+    for mode in ["reuseport", "exclusive"] {
+        let mut run = exercise::run_example("22_loop_per_core", &[mode], &[]);
+        let status = run.finish(Duration::from_secs(60));
+        let out = run.out.join("\n");
+        assert!(status.success(), "{mode}: {out}");
+        assert!(
+            out.contains(&format!("mode: {mode}, listening on")),
+            "{out}"
+        );
+        let answers = out
+            .lines()
+            .find_map(|l| l.strip_prefix("answers by loop: loop 0: "))
+            .unwrap_or_else(|| panic!("{out}"));
+        let (a, b) = answers.split_once(", loop 1: ").unwrap();
+        assert_eq!(
+            a.parse::<u32>().unwrap() + b.parse::<u32>().unwrap(),
+            20,
+            "{out}"
+        );
+        assert!(
+            out.contains("loop 0 heard of 20 connections through its mailbox"),
+            "{out}"
+        );
+        assert!(
+            out.contains("hops into loop 0: 20 posted, 20 delivered, 0 refused"),
+            "{out}"
+        );
+    }
 }

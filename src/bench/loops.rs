@@ -41,6 +41,8 @@ pub struct LoopsConfig {
     pub client_threads: usize,
     /// (load generator cores, server cores), or `None`.
     pub pin: Option<(Vec<usize>, Vec<usize>)>,
+    /// Sweeps; each cell reports its median round by rt/s.
+    pub rounds: usize,
 }
 
 /// One cell's figures.
@@ -66,6 +68,8 @@ pub struct LoopsRow {
     pub errors: u64,
     /// Connections that got no echo in the window.
     pub stalled: usize,
+    /// The lowest and highest rt/s among the cell's rounds.
+    pub rt_per_s_range: (f64, f64),
 }
 
 /// Run every (mode, loops, conns) cell, in that order; a failed cell is an error.
@@ -145,6 +149,7 @@ fn measure(
         per_loop,
         errors: r.errors + r.connect_failures as u64,
         stalled: r.stalled,
+        rt_per_s_range: (0.0, 0.0),
     })
 }
 
@@ -248,11 +253,12 @@ pub fn table(rows: &[LoopsRow]) -> String {
     for r in rows {
         let per: Vec<String> = r.per_loop.iter().map(u64::to_string).collect();
         out.push_str(&format!(
-            "{:<10} {:>5} {:>6} {:>10.0} {:>11.2} {:>8.2} {:>10.2}  {}{}\n",
+            "{:<10} {:>5} {:>6} {:>10.0} {:>17} {:>10.2} {:>8.2} {:>10.2}  {}{}\n",
             r.mode,
             r.loops,
             r.conns,
             r.rt_per_s,
+            format!("{:.0}-{:.0}", r.rt_per_s_range.0, r.rt_per_s_range.1),
             r.cpu_us_per_rt,
             r.p99_ms,
             r.imbalance,
