@@ -10,16 +10,14 @@ use looplab::group::echo;
 use looplab::group::{ListenMode, LoopGroup, PostError};
 use looplab::servers::echo::EchoConfig;
 use looplab::Backend;
-use std::io::{ErrorKind, Read};
-use std::net::{SocketAddr, TcpStream};
+
+use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::time::Duration;
 use util::child::ServerChild;
+use util::group::{answer, client_per_loop, publish, stall_and_connect, texts, CLIENTS};
 
 const ANY_PORT: &str = "127.0.0.1:0";
-/// Enough connections that a hash sending all of them to one of two loops (2^-31) is
-/// not a way for a test to pass or fail.
-const CLIENTS: usize = 32;
 
 fn any_port() -> SocketAddr {
     ANY_PORT.parse().unwrap()
@@ -138,74 +136,6 @@ fn a_message_runs_on_the_loop_it_was_posted_to() {
     assert_eq!(group.join().len(), 3);
 }
 
-/// The loop-index server of the stall tests: each connection gets one byte, its
-/// loop's index, then is closed. Loop 1 stalls (blocks its thread) when told to.
-enum Ctl {
-    Stall {
-        stalled: mpsc::Sender<()>,
-        release: mpsc::Receiver<()>,
-    },
-}
-
-fn index_group(mode: ListenMode) -> LoopGroup<Ctl, ()> {
-    LoopGroup::builder()
-        .loops(2)
-        .mode(mode)
-        .listen(any_port())
-        .spawn(|lp, ctx| {
-            let me = [ctx.index() as u8];
-            let l = ctx.listen(lp, move |lp, _, c| {
-                if let Ok(c) = c {
-                    let _ = lp.write_then(c, me, |lp, c, _| {
-                        lp.close(c);
-                    });
-                }
-            })?;
-            ctx.on_stop(move |lp| {
-                lp.close(l);
-            });
-            ctx.on_message(|_, Ctl::Stall { stalled, release }| {
-                stalled.send(()).unwrap();
-                // Blocks this loop as a slow callback would; bounded, so a failing
-                // test still ends.
-                let _ = release.recv_timeout(Duration::from_secs(30));
-            });
-            Ok(|_: &mut looplab::Loop| ())
-        })
-        .unwrap()
-}
-
-/// Which loop answered `c`, if it answers within `wait`.
-fn answer(c: &mut TcpStream, wait: Duration) -> Option<u8> {
-    c.set_read_timeout(Some(wait)).unwrap();
-    let mut b = [0u8; 1];
-    match c.read_exact(&mut b) {
-        Ok(()) => Some(b[0]),
-        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
-        Err(e) => panic!("reading the loop's index: {e}"),
-    }
-}
-
-/// Stall loop 1, connect `CLIENTS` clients; returns the group, the release and clients.
-fn stall_and_connect(mode: ListenMode) -> (LoopGroup<Ctl, ()>, mpsc::Sender<()>, Vec<TcpStream>) {
-    let group = index_group(mode);
-    let (stalled_tx, stalled) = mpsc::channel();
-    let (release, release_rx) = mpsc::channel();
-    let ctl = Ctl::Stall {
-        stalled: stalled_tx,
-        release: release_rx,
-    };
-    assert!(group.postbox().post(1, ctl).is_ok());
-    stalled
-        .recv_timeout(Duration::from_secs(10))
-        .expect("loop 1 stalls");
-    let addr = group.local_addr().unwrap();
-    let clients = (0..CLIENTS)
-        .map(|_| TcpStream::connect(addr).unwrap())
-        .collect();
-    (group, release, clients)
-}
-
 /// Reuseport: the kernel keeps hashing new connections to the stalled loop; they wait
 /// in its backlog and are answered (by loop 1) only once it is released. Whatever was
 /// answered during the stall came from loop 0.
@@ -253,6 +183,7 @@ fn exclusive_passes_over_a_stalled_loop() {
 /// loop and exits 0, reporting the connections each loop served.
 #[test]
 fn echo_loops_cli_stops_every_loop_on_sigterm_and_exits_zero() {
+    exercise::says(CHAPTER, "`echo: connections per loop:` line");
     for mode in ["reuseport", "exclusive"] {
         let mut server =
             ServerChild::start(&["echo", "--addr", ANY_PORT, "--loops", "2", "--mode", mode]);
@@ -283,36 +214,6 @@ fn echo_loops_cli_stops_every_loop_on_sigterm_and_exits_zero() {
             "{mode}: {said}"
         );
     }
-}
-
-/// A keep-alive client on each of the two loops: clients connect until `/stats` (which
-/// names the loop that served it) has shown both loops.
-fn client_per_loop(addr: SocketAddr) -> [util::http::Client; 2] {
-    let mut found: [Option<util::http::Client>; 2] = [None, None];
-    for _ in 0..64 {
-        let mut c = util::http::Client::connect(addr);
-        let i = c.get("/stats").json()["hops"]["loop"].as_u64().unwrap() as usize;
-        found[i].get_or_insert(c);
-        if found.iter().all(Option::is_some) {
-            return found.map(Option::unwrap);
-        }
-    }
-    panic!("64 connections all went to one loop");
-}
-
-fn texts(resp: &util::http::HttpResponse) -> Vec<String> {
-    let body = resp.json();
-    let list = body["messages"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{body}"));
-    list.iter()
-        .map(|m| m["text"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn publish(c: &mut util::http::Client, text: &str) {
-    let resp = c.post("/publish", &format!("{{\"text\":\"{text}\"}}"));
-    assert_eq!(resp.status, 201, "{}", resp.text());
 }
 
 /// `longpoll --loops 2`: a poll held on each loop; a publish on loop 1 (not the log's
@@ -387,6 +288,12 @@ fn longpoll_loops_cli_exits_zero_on_sigint() {
 /// Example 22 prints what its header tells the reader to look for, in both modes.
 #[test]
 fn example_22_says_what_its_header_promises() {
+    exercise::says(CHAPTER, "cargo run --example 22_loop_per_core");
+    exercise::says(CHAPTER, "`answers by loop:`");
+    exercise::says(
+        "examples/22_loop_per_core.rs",
+        "hops into loop 0: 20 posted, 20 delivered, 0 refused",
+    );
     for mode in ["reuseport", "exclusive"] {
         let mut run = exercise::run_example("22_loop_per_core", &[mode], &[]);
         let status = run.finish(Duration::from_secs(60));
@@ -415,4 +322,27 @@ fn example_22_says_what_its_header_promises() {
             "{out}"
         );
     }
+}
+
+const CHAPTER: &str = "docs/17-one-loop-per-core.md";
+
+/// Chapter 17's Try 3: with `LOOPLAB_TRACE=1`, a publish on `longpoll --loops 2` shows
+/// its hops in the trace: the owner's `latest` to loop 1, and the mailbox note of the
+/// loop that received it.
+#[test]
+fn chapter_17_try_3_the_hops_are_in_the_trace() {
+    exercise::says(CHAPTER, "hop latest: loop 0 -> 1 (3 sent by this loop)");
+    exercise::says(CHAPTER, "mailbox N: K message(s) from other loops");
+    let args = ["longpoll", "--addr", ANY_PORT, "--loops", "2"];
+    let mut run = exercise::start(exercise::looplab(), &args, &[("LOOPLAB_TRACE", "1")]);
+    let addr = run.listening_on();
+    publish(&mut util::http::Client::connect(addr), "traced");
+    let within = Duration::from_secs(20);
+    run.seen_or_wait_for("the latest hop", within, |l| {
+        // Its count is 1 if the publish came to loop 0, 2 if it came through loop 1.
+        l.contains("hop latest: loop 0 -> 1 (") && l.contains(" sent by this loop)")
+    });
+    run.seen_or_wait_for("the mailbox note", within, |l| {
+        l.contains("message(s) from other loops")
+    });
 }
