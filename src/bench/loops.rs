@@ -72,21 +72,40 @@ pub struct LoopsRow {
     pub rt_per_s_range: (f64, f64),
 }
 
-/// Run every (mode, loops, conns) cell, in that order; a failed cell is an error.
+/// Run every (mode, loops, conns) cell `rounds` times, whole sweeps one after another
+/// (so drift in the machine's load touches every cell alike); each cell's median round
+/// by rt/s, in (mode, loops, conns) order. A failed cell is an error.
 pub fn run(cfg: &LoopsConfig, mut progress: impl FnMut(&str)) -> io::Result<Vec<LoopsRow>> {
-    let mut rows = Vec::new();
-    for &mode in &cfg.modes {
-        for &loops in &cfg.loops {
-            for &conns in &cfg.conns {
-                progress(&format!(
-                    "{} x {loops} loop(s) x {conns} connections",
-                    mode.name()
-                ));
-                rows.push(measure(cfg, mode, loops, conns)?);
+    let mut cells: Vec<Vec<LoopsRow>> = Vec::new();
+    for round in 1..=cfg.rounds.max(1) {
+        let mut i = 0;
+        for &mode in &cfg.modes {
+            for &loops in &cfg.loops {
+                for &conns in &cfg.conns {
+                    let name = mode.name();
+                    progress(&format!(
+                        "round {round}: {name} x {loops} loop(s) x {conns} connections"
+                    ));
+                    let row = measure(cfg, mode, loops, conns)?;
+                    match cells.get_mut(i) {
+                        Some(cell) => cell.push(row),
+                        None => cells.push(vec![row]),
+                    }
+                    i += 1;
+                }
             }
         }
     }
-    Ok(rows)
+    Ok(cells.into_iter().filter_map(median).collect())
+}
+
+/// The round with the median rt/s, with the range of all rounds beside it.
+fn median(mut cell: Vec<LoopsRow>) -> Option<LoopsRow> {
+    cell.sort_by(|a, b| a.rt_per_s.total_cmp(&b.rt_per_s));
+    let range = (cell.first()?.rt_per_s, cell.last()?.rt_per_s);
+    let mut m = cell.get(cell.len() / 2)?.clone();
+    m.rt_per_s_range = range;
+    Some(m)
 }
 
 struct Window {
@@ -240,11 +259,12 @@ pub fn imbalance(per_loop: &[u64]) -> f64 {
 /// The table `bench --loops` prints.
 pub fn table(rows: &[LoopsRow]) -> String {
     let mut out = format!(
-        "{:<10} {:>5} {:>6} {:>10} {:>11} {:>8} {:>10}  {}\n",
+        "{:<10} {:>5} {:>6} {:>10} {:>17} {:>10} {:>8} {:>10}  {}\n",
         "mode",
         "loops",
         "conns",
         "rt/s",
+        "(rounds' range)",
         "cpu µs/rt",
         "p99 ms",
         "imbalance",
