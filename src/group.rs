@@ -39,6 +39,7 @@
 mod ctx;
 pub mod echo;
 pub mod mailbox;
+mod start;
 
 pub use ctx::LoopCtx;
 pub use mailbox::{Hops, PostError, Postbox, MAILBOX_CAPACITY};
@@ -240,8 +241,6 @@ struct Start<M> {
     socket: Option<Socket>,
     mode: ListenMode,
 }
-
-mod start;
 
 /// The sockets for `loops` loops on `addr` in `mode`, and the address they took.
 fn bind_sockets(

@@ -97,6 +97,37 @@ fn exclusive_on_mio_falls_back_to_reuseport_with_a_note() {
     assert!(group.join().iter().all(|r| r.is_ok()));
 }
 
+/// A setup that fails on one loop fails `spawn` with its error, and one that panics
+/// fails it too, instead of leaving the spawner waiting; the other loops are stopped.
+#[test]
+fn a_loop_that_cannot_start_fails_the_whole_group() {
+    let failing =
+        LoopGroup::builder()
+            .loops(3)
+            .spawn(|_, ctx: &mut looplab::group::LoopCtx<()>| {
+                if ctx.index() == 1 {
+                    return Err(std::io::Error::other("loop 1 refuses"));
+                }
+                Ok(|_: &mut looplab::Loop| ())
+            });
+    let e = failing.err().expect("spawn fails");
+    assert!(e.to_string().contains("loop 1 refuses"), "{e}");
+    let panicking =
+        LoopGroup::builder()
+            .loops(2)
+            .spawn(|_, ctx: &mut looplab::group::LoopCtx<()>| {
+                assert!(ctx.index() == 0, "loop {} panics in its setup", ctx.index());
+                Ok(|_: &mut looplab::Loop| ())
+            });
+    assert!(panicking.is_err());
+    // Without listen(addr), a loop has no socket to accept on: an error, not a panic.
+    let no_addr = LoopGroup::builder().spawn(|lp, ctx: &mut looplab::group::LoopCtx<()>| {
+        ctx.listen(lp, |_, _, _| {})?;
+        Ok(|_: &mut looplab::Loop| ())
+    });
+    assert!(no_addr.err().unwrap().to_string().contains("listen(addr)"));
+}
+
 /// A message posted to each loop runs on that loop's own thread, and the hops are
 /// counted; a post to a loop that does not exist comes back.
 #[test]

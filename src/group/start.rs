@@ -52,7 +52,14 @@ where
             .spawn(move || loop_thread(seed, &*make, ready, start_rx, up, &*setup))?;
         threads.push(t);
     }
+    // Only the threads hold senders now: one that dies unannounced ends the wait.
+    drop((ready_tx, up_tx));
     let mut ready: Vec<Ready> = ready_rx.iter().take(b.loops).collect();
+    if ready.len() < b.loops {
+        return Err(io::Error::other(
+            "a loop's thread ended before its loop was built",
+        ));
+    }
     ready.sort_by_key(|r| r.0);
     let mut wakes = Vec::new();
     for (_, r) in ready {
@@ -89,14 +96,17 @@ where
         mode,
         note,
     };
-    for (_, r) in up_rx.iter().take(b.loops) {
-        if let Err(e) = r {
+    let up: Vec<Up> = up_rx.iter().take(b.loops).collect();
+    let lost = up.len() < b.loops;
+    let failed = up.into_iter().find_map(|(_, r)| r.err());
+    match failed {
+        None if !lost => Ok(group),
+        e => {
             group.stop();
             drop(group.join());
-            return Err(e);
+            Err(e.unwrap_or_else(|| io::Error::other("a loop's thread ended during its setup")))
         }
     }
-    Ok(group)
 }
 
 /// One loop's thread: build, report, wait for the start, set up, run, finish.
@@ -131,6 +141,7 @@ where
     };
     let (inbox, wake) = install_mailbox(&mut lp, &seed);
     let _ = ready.send((i, Ok((wake, lp.backend()))));
+    drop(ready); // the spawner counts on every sender being gone once all have spoken
     let start = start
         .recv()
         .map_err(|_| io::Error::other(format!("loop {i}: another loop failed to start")))?;
@@ -150,6 +161,7 @@ where
     };
     drop(ctx); // an unused socket closes now, not at exit
     let _ = up.send((i, Ok(())));
+    drop(up);
     lp.run(RunMode::Default)?;
     Ok(finish(&mut lp))
 }
