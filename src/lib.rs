@@ -85,6 +85,7 @@
 //! | phase times, windows, histograms | `src/metrics.rs`, `src/metrics/*.rs` |
 //! | blocked-loop watchdog          | `src/watchdog.rs`           |
 //! | futures, wakers, async/await   | `src/task.rs`, `src/task/*.rs` |
+//! | one loop per core, mailboxes   | `src/group.rs`, `src/group/*.rs` |
 //! | the echo servers, the bench    | `src/servers/`, `src/bench/` |
 
 #![deny(unsafe_code)]
