@@ -17,7 +17,12 @@ pub fn spawn(
     on_error: impl Fn(usize, &io::Error) + Send + Sync + Clone + 'static,
 ) -> io::Result<LoopGroup<(), EchoStats>> {
     group.listen(config.addr).spawn(move |lp, ctx| {
-        let echo = Echo::listen_with(lp, config.clone(), |lp, on_conn| ctx.listen(lp, on_conn))?;
+        // `max_conns` is the server's: each loop sheds past its share (rounded up).
+        let share = EchoConfig {
+            max_conns: config.max_conns.div_ceil(ctx.loops()),
+            ..config.clone()
+        };
+        let echo = Echo::listen_with(lp, share, |lp, on_conn| ctx.listen(lp, on_conn))?;
         let (i, tell) = (ctx.index(), on_error.clone());
         echo.on_error(move |e| tell(i, e));
         let e = echo.clone();

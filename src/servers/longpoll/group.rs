@@ -22,6 +22,10 @@
 //!
 //! Order makes it correct: one loop's posts reach another in the order they were made,
 //! so an `Owed{nothing}` (hold) always arrives before the `Latest` that follows it.
+//! The limits are the server's, not each loop's: with N loops, each holds at most
+//! 1/N of `max_waiters` and of `max_conns` (rounded up). A loop at its share sheds
+//! (503, or accept-and-close) even if another has room: no loop asks another.
+//!
 //! A hop refused because a mailbox is full ([`crate::group::MAILBOX_CAPACITY`]) is
 //! answered 503 when a client waits on it; a lost `Latest` is healed by the next one
 //! (each names the newest id), or the poll's own timeout answers.
@@ -96,8 +100,11 @@ pub fn spawn(group: GroupBuilder, cfg: LongPollConfig) -> io::Result<LoopGroup<H
 fn start(
     lp: &mut Loop,
     ctx: &mut LoopCtx<Hop>,
-    cfg: LongPollConfig,
+    mut cfg: LongPollConfig,
 ) -> io::Result<impl FnOnce(&mut Loop) -> LoopReport> {
+    // The limits are the whole server's: each loop holds its share of them.
+    cfg.max_waiters = cfg.max_waiters.div_ceil(ctx.loops());
+    cfg.max_conns = cfg.max_conns.div_ceil(ctx.loops());
     let index = ctx.index();
     let routes = GroupRoutes(Rc::new(RefCell::new(Local {
         index,
