@@ -209,15 +209,17 @@ impl<M: Send + 'static, S> LoopGroup<M, S> {
     }
 
     /// Run until SIGINT or SIGTERM (which stops the group) or until every loop has
-    /// ended by itself, then join. The waiting is a loop too: the signals are its
-    /// handles, and "every loop has exited" is pool work, since a channel cannot be
-    /// polled.
-    pub fn run_until_signal(self) -> io::Result<Vec<io::Result<S>>> {
+    /// ended by itself, then join. `watching` runs once the signals are handled: say
+    /// "ready" there, since a signal sent before it would end the process the default
+    /// way. The waiting is a loop too: the signals are its handles, and "every loop has
+    /// exited" is pool work, since a channel cannot be polled.
+    pub fn run_until_signal(self, watching: impl FnOnce()) -> io::Result<Vec<io::Result<S>>> {
         let mut lp = Loop::builder().threadpool_size(1).build()?;
         for signum in [libc::SIGINT, libc::SIGTERM] {
             let postbox = self.postbox.clone();
             lp.signal(signum, move |_, _, _| postbox.stop_all())?;
         }
+        watching();
         let (exited, n) = (self.exited.clone(), self.threads.len());
         lp.queue_work(move || exited.iter().take(n).count(), |lp, _, _| lp.stop());
         lp.run(RunMode::Default)?;

@@ -481,9 +481,10 @@ fn run_echo_group(group: GroupBuilder, config: EchoConfig, metrics: Option<Socke
         eprintln!("looplab: {note}");
     }
     let addr = group.local_addr().ok_or("the group has no listener")?;
-    println!("listening on {addr}");
+    // Said once the signals are handled: a script may send SIGTERM as soon as it reads it.
+    let ended = group.run_until_signal(|| println!("listening on {addr}"))?;
     let mut per_loop = Vec::new();
-    for (i, r) in group.run_until_signal()?.into_iter().enumerate() {
+    for (i, r) in ended.into_iter().enumerate() {
         let s = r.map_err(|e| format!("loop {i}: {e}"))?;
         eprintln!(
             "echo loop {i}: served {} connections, {} bytes, shed {}",
@@ -558,8 +559,9 @@ fn run_longpoll_group(
         eprintln!("looplab: {note}");
     }
     let addr = group.local_addr().ok_or("the group has no listener")?;
-    println!("listening on http://{addr}/");
-    for r in group.run_until_signal()? {
+    // Said once the signals are handled: a script may send SIGINT as soon as it reads it.
+    let ended = group.run_until_signal(|| println!("listening on http://{addr}/"))?;
+    for r in ended {
         let r = r?;
         let (c, w) = (r.stats.chat, r.stats.wire);
         eprintln!(
