@@ -37,6 +37,7 @@
 //! mailbox and exits once its server has closed what it held.
 
 mod ctx;
+#[cfg(feature = "tools")]
 pub mod echo;
 pub mod mailbox;
 mod start;
