@@ -254,6 +254,7 @@ impl Poller {
     /// Watch a listener shared with other loops so that one connection wakes one loop
     /// (`EPOLLEXCLUSIVE`). Raw epoll only: kqueue has no such flag and mio does not expose
     /// it, so they answer `Unsupported` and the loop group falls back to SO_REUSEPORT.
+    #[cfg_attr(not(epoll_os), allow(unused_variables))]
     pub fn register_exclusive(&self, fd: Fd, token: u64) -> io::Result<()> {
         match self {
             #[cfg(epoll_os)]
