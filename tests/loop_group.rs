@@ -300,6 +300,34 @@ fn a_publish_on_one_loop_answers_the_waiters_of_every_loop() {
     );
 }
 
+/// The rate limit lives with the log, on the owner: a client's burst is one budget
+/// whichever loops its connections land on (two publishes allowed, from two loops, then
+/// 429 on both).
+#[test]
+fn the_publish_budget_is_one_for_the_whole_group() {
+    use looplab::servers::longpoll::{group, LongPollConfig};
+    let cfg = LongPollConfig {
+        addr: any_port(),
+        publish_rate: 0.001,
+        publish_burst: 2.0,
+        ..LongPollConfig::default()
+    };
+    let g = group::spawn(LoopGroup::builder().loops(2), cfg).unwrap();
+    let [mut on0, mut on1] = client_per_loop(g.local_addr().unwrap());
+    publish(&mut on0, "one");
+    publish(&mut on1, "two");
+    for c in [&mut on0, &mut on1] {
+        let refused = c.post("/publish", "{\"text\":\"three\"}");
+        assert_eq!(refused.status, 429, "{}", refused.text());
+    }
+    g.stop();
+    let reports: Vec<_> = g.join().into_iter().map(Result::unwrap).collect();
+    assert_eq!(
+        reports[0].stats.chat.rate_limited, 2,
+        "counted on the owner"
+    );
+}
+
 /// The CLI: `longpoll --loops 2` serves and exits 0 on SIGINT.
 #[test]
 fn longpoll_loops_cli_exits_zero_on_sigint() {
