@@ -3,18 +3,33 @@
 //! mailbox's wake) can only be made on its loop, while every loop needs every other's
 //! before its server may post anything.
 
+use super::mailbox::Counts;
 use super::{
     bind_sockets, fallback, install_mailbox, peer, GroupBuilder, LoopCtx, LoopGroup, Postbox, Seed,
     Start,
 };
 use crate::{AsyncSender, Backend, Loop, RunMode};
+use crossbeam_channel::Sender;
 use std::io;
+use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
 
 /// A loop thread's first answer: its wake and backend, or why it could not start.
 type Ready = (usize, io::Result<(AsyncSender, Backend)>);
 /// Its second: whether its setup succeeded.
 type Up = (usize, io::Result<()>);
+
+/// The threads started, and the spawner's ends of their channels.
+struct Launched<M, S> {
+    /// Per loop, what the postbox needs besides the loop's wake.
+    halves: Vec<(Sender<M>, Arc<AtomicBool>, Arc<Counts>)>,
+    starts: Vec<mpsc::Sender<Start<M>>>,
+    threads: Vec<JoinHandle<io::Result<S>>>,
+    ready: mpsc::Receiver<Ready>,
+    up: mpsc::Receiver<Up>,
+    exited: crossbeam_channel::Receiver<usize>,
+}
 
 pub(super) fn spawn<M, S, F, Fin>(b: GroupBuilder, setup: Arc<F>) -> io::Result<LoopGroup<M, S>>
 where
@@ -23,9 +38,54 @@ where
     F: Fn(&mut Loop, &mut LoopCtx<M>) -> io::Result<Fin> + Send + Sync + 'static,
     Fin: FnOnce(&mut Loop) -> S + 'static,
 {
+    let l = launch(&b, setup)?;
+    // Dropping `l.starts` on an early return ends every thread still waiting for it.
+    let wakes = wakes(&l.ready, b.loops)?;
+    let backends: Vec<Backend> = wakes.iter().map(|w| w.1).collect();
+    let (mode, note) = fallback(b.mode, &backends);
+    let (mut sockets, addr) = match b.addr {
+        Some(a) => {
+            let (s, bound) = bind_sockets(a, b.loops, mode)?;
+            (s.into_iter().map(Some).collect(), Some(bound))
+        }
+        None => ((0..b.loops).map(|_| None).collect::<Vec<_>>(), None),
+    };
+    let peers = l.halves.into_iter().zip(wakes);
+    let postbox = Postbox::new(
+        peers
+            .map(|((tx, stop, counts), (wake, _))| peer(tx, stop, counts, wake))
+            .collect(),
+    );
+    for (start, socket) in l.starts.iter().zip(sockets.iter_mut()) {
+        let (postbox, socket) = (postbox.clone(), socket.take());
+        let _ = start.send(Start {
+            postbox,
+            socket,
+            mode,
+        });
+    }
+    let group = LoopGroup {
+        postbox,
+        threads: l.threads,
+        exited: l.exited,
+        addr,
+        mode,
+        note,
+    };
+    all_set_up(group, &l.up, b.loops)
+}
+
+/// Start one thread per loop, each with its seed and its ends of the channels.
+fn launch<M, S, F, Fin>(b: &GroupBuilder, setup: Arc<F>) -> io::Result<Launched<M, S>>
+where
+    M: Send + 'static,
+    S: Send + 'static,
+    F: Fn(&mut Loop, &mut LoopCtx<M>) -> io::Result<Fin> + Send + Sync + 'static,
+    Fin: FnOnce(&mut Loop) -> S + 'static,
+{
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (ready_tx, ready_rx) = mpsc::channel::<Ready>();
-    let (up_tx, up_rx) = mpsc::channel::<Up>();
+    let (ready_tx, ready) = mpsc::channel::<Ready>();
+    let (up_tx, up) = mpsc::channel::<Up>();
     let (exited_tx, exited) = crossbeam_channel::unbounded();
     let (mut halves, mut starts, mut threads) = (Vec::new(), Vec::new(), Vec::new());
     for index in 0..b.loops {
@@ -41,65 +101,45 @@ where
         halves.push((tx, seed.stop.clone(), seed.counts.clone()));
         let (start_tx, start_rx) = mpsc::channel::<Start<M>>();
         starts.push(start_tx);
-        let (ready, up, make, setup) = (
-            ready_tx.clone(),
-            up_tx.clone(),
-            b.make_loop.clone(),
-            setup.clone(),
-        );
+        let (ready, up) = (ready_tx.clone(), up_tx.clone());
+        let (make, setup) = (b.make_loop.clone(), setup.clone());
         let t = std::thread::Builder::new()
             .name(format!("looplab-loop-{index}"))
             .spawn(move || loop_thread(seed, &*make, ready, start_rx, up, &*setup))?;
         threads.push(t);
     }
-    // Only the threads hold senders now: one that dies unannounced ends the wait.
-    drop((ready_tx, up_tx));
-    let mut ready: Vec<Ready> = ready_rx.iter().take(b.loops).collect();
-    if ready.len() < b.loops {
+    // Only the threads hold senders now: one that dies unannounced ends the waits.
+    Ok(Launched {
+        halves,
+        starts,
+        threads,
+        ready,
+        up,
+        exited,
+    })
+}
+
+/// Every loop's wake and backend, in loop order; the first loop's error if one failed.
+fn wakes(ready: &mpsc::Receiver<Ready>, loops: usize) -> io::Result<Vec<(AsyncSender, Backend)>> {
+    let mut all: Vec<Ready> = ready.iter().take(loops).collect();
+    if all.len() < loops {
         return Err(io::Error::other(
             "a loop's thread ended before its loop was built",
         ));
     }
-    ready.sort_by_key(|r| r.0);
-    let mut wakes = Vec::new();
-    for (_, r) in ready {
-        // Dropping `starts` on return ends every thread still waiting for its start.
-        wakes.push(r?);
-    }
-    let backends: Vec<Backend> = wakes.iter().map(|w| w.1).collect();
-    let (mode, note) = fallback(b.mode, &backends);
-    let (mut sockets, addr) = match b.addr {
-        Some(a) => {
-            let (s, bound) = bind_sockets(a, b.loops, mode)?;
-            (s.into_iter().map(Some).collect(), Some(bound))
-        }
-        None => ((0..b.loops).map(|_| None).collect::<Vec<_>>(), None),
-    };
-    let peers = halves
-        .into_iter()
-        .zip(wakes)
-        .map(|((tx, stop, counts), (wake, _))| peer(tx, stop, counts, wake))
-        .collect();
-    let postbox = Postbox::new(peers);
-    for (start, socket) in starts.iter().zip(sockets.iter_mut()) {
-        let _ = start.send(Start {
-            postbox: postbox.clone(),
-            socket: socket.take(),
-            mode,
-        });
-    }
-    let group = LoopGroup {
-        postbox,
-        threads,
-        exited,
-        addr,
-        mode,
-        note,
-    };
-    let up: Vec<Up> = up_rx.iter().take(b.loops).collect();
-    let lost = up.len() < b.loops;
-    let failed = up.into_iter().find_map(|(_, r)| r.err());
-    match failed {
+    all.sort_by_key(|r| r.0);
+    all.into_iter().map(|(_, r)| r).collect()
+}
+
+/// The group, once every loop's setup has succeeded; else the error, every loop stopped.
+fn all_set_up<M: Send + 'static, S>(
+    group: LoopGroup<M, S>,
+    up: &mpsc::Receiver<Up>,
+    loops: usize,
+) -> io::Result<LoopGroup<M, S>> {
+    let up: Vec<Up> = up.iter().take(loops).collect();
+    let lost = up.len() < loops;
+    match up.into_iter().find_map(|(_, r)| r.err()) {
         None if !lost => Ok(group),
         e => {
             group.stop();
