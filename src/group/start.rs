@@ -165,14 +165,7 @@ where
 {
     let i = seed.index;
     let _exit = ExitGuard(seed.exited.clone(), i);
-    let built = seed
-        .pin
-        .map_or(Ok(()), |core| {
-            crate::sys::affinity::pin_current_thread(&[core])
-        })
-        .map_err(|e| crate::error::context(format!("pinning loop {i}"), e))
-        .and_then(|()| make(i).map_err(|e| crate::error::context(format!("building loop {i}"), e)));
-    let mut lp = match built {
+    let mut lp = match build(&seed, make) {
         Ok(lp) => lp,
         Err(e) => {
             let _ = ready.send((i, Err(e)));
@@ -204,6 +197,19 @@ where
     drop(up);
     lp.run(RunMode::Default)?;
     Ok(finish(&mut lp))
+}
+
+/// Pin the thread if asked, then build its loop.
+fn build<M>(
+    seed: &Seed<M>,
+    make: &(dyn Fn(usize) -> io::Result<Loop> + Send + Sync),
+) -> io::Result<Loop> {
+    let i = seed.index;
+    if let Some(core) = seed.pin {
+        crate::sys::affinity::pin_current_thread(&[core])
+            .map_err(|e| crate::error::context(format!("pinning loop {i} to core {core}"), e))?;
+    }
+    make(i).map_err(|e| crate::error::context(format!("building loop {i}"), e))
 }
 
 /// Says "loop i has exited" however the thread ends, a panic included.
