@@ -97,6 +97,31 @@ fn exclusive_on_mio_falls_back_to_reuseport_with_a_note() {
     assert!(group.join().iter().all(|r| r.is_ok()));
 }
 
+/// `.pin(true)`: loop i runs on core i alone (read from the thread's own
+/// /proc/thread-self/status), modulo the cores there are.
+#[test]
+fn pinned_loops_each_run_on_their_own_core() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let group = LoopGroup::builder()
+        .loops(2)
+        .pin(true)
+        .spawn(|_, ctx: &mut looplab::group::LoopCtx<()>| {
+            let status = std::fs::read_to_string("/proc/thread-self/status")?;
+            let allowed = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .map(|v| v.trim().to_string());
+            let me = ctx.index();
+            Ok(move |_: &mut looplab::Loop| (me, allowed))
+        })
+        .unwrap();
+    group.stop();
+    for r in group.join() {
+        let (me, allowed) = r.unwrap();
+        assert_eq!(allowed, Some((me % cores).to_string()), "loop {me}");
+    }
+}
+
 /// A setup that fails on one loop fails `spawn` with its error, and one that panics
 /// fails it too, instead of leaving the spawner waiting; the other loops are stopped.
 #[test]
