@@ -160,13 +160,13 @@ impl Routes for GroupRoutes {
 
     fn closed(&self, lp: &mut Loop, conn: Tcp) {
         let mut l = self.0.borrow_mut();
-        let gone = [
-            l.waiters.remove(&conn),
-            l.asking.remove(&conn),
-            l.publishing.remove(&conn),
-        ];
-        for p in gone.into_iter().flatten() {
-            l.stats.aborted += 1;
+        let polls = [l.waiters.remove(&conn), l.asking.remove(&conn)];
+        for p in polls.into_iter().flatten() {
+            l.stats.aborted += 1; // a poll whose client left first
+            lp.clear_timer(p.timer);
+        }
+        // A publish in flight still happens on the owner; only its answer has no one.
+        if let Some(p) = l.publishing.remove(&conn) {
             lp.clear_timer(p.timer);
         }
     }
