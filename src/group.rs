@@ -304,13 +304,17 @@ fn peer<M>(
 /// The backend every loop must have for `Exclusive`, and the note when one lacks it.
 fn fallback(mode: ListenMode, backends: &[Backend]) -> (ListenMode, Option<String>) {
     match backends.iter().find(|b| **b != Backend::Epoll) {
-        Some(b) if mode == ListenMode::Exclusive => (
-            ListenMode::Reuseport,
-            Some(format!(
-                "exclusive mode needs the raw epoll backend (EPOLLEXCLUSIVE); the {b} backend \
-                 has no such flag, so each loop gets its own SO_REUSEPORT socket instead"
-            )),
-        ),
+        Some(b) if mode == ListenMode::Exclusive => {
+            let why = match b {
+                Backend::Mio => "mio does not expose EPOLLEXCLUSIVE",
+                _ => "kqueue has no such flag",
+            };
+            let note = format!(
+                "exclusive mode needs the raw epoll backend (EPOLLEXCLUSIVE), and this group \
+                 runs on {b}: {why}; each loop gets its own SO_REUSEPORT socket instead"
+            );
+            (ListenMode::Reuseport, Some(note))
+        }
         _ => (mode, None),
     }
 }
