@@ -167,6 +167,8 @@ pub struct Loop {
     pub(crate) children: Children,
     /// Futures on the loop: the ready queue and what leaf futures asked for.
     pub(crate) tasks: Executor,
+    /// Cancel scopes and what each holds (src/scope.rs).
+    pub(crate) scopes: crate::scope::Scopes,
 }
 
 impl Loop {

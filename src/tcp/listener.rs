@@ -17,8 +17,9 @@ use std::net::SocketAddr;
 use std::os::unix::io::AsRawFd;
 use std::time::Duration;
 
-/// 1024: the usual SOMAXCONN; the kernel clamps it to its own limit.
-const BACKLOG: i32 = 1024;
+/// 1024: the usual SOMAXCONN; the kernel clamps it to its own limit. The thread server
+/// listens with the same, so a benchmark compares the servers and not their backlogs.
+pub(crate) const BACKLOG: i32 = 1024;
 /// How long an fd-starved listener waits before trying accept again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 

@@ -243,7 +243,7 @@ impl GroupRoutes {
         };
         let is_owner = self.0.borrow().owner.is_some();
         if is_owner {
-            let (resp, moved) = self.owner_publish(req.peer, p.text, p.after);
+            let (resp, moved) = self.owner_publish(lp, req.peer, p.text, p.after);
             reply.send(lp, &resp);
             return self.fan_out(lp, moved);
         }

@@ -83,7 +83,7 @@ impl GroupRoutes {
                 text,
                 after,
             } => {
-                let (resp, moved) = self.owner_publish(peer, text, after);
+                let (resp, moved) = self.owner_publish(lp, peer, text, after);
                 // Refused (that loop's mailbox is full): its client gets 503 after
                 // OWNER_WAIT, though the message was published; the log stays right.
                 self.post(lp, from, Hop::Published { conn, resp });
@@ -133,12 +133,14 @@ impl GroupRoutes {
     /// On the owner: publish, counting; the answer and the log's move, if any.
     pub(super) fn owner_publish(
         &self,
+        lp: &mut Loop,
         peer: IpAddr,
         text: String,
         after: Option<u64>,
     ) -> (Response, Option<(u64, u64)>) {
+        // The limiter arms its sweep timer on `lp`; nothing it does calls back into us.
         let mut l = self.0.borrow_mut();
-        let Some(done) = l.owner.as_mut().map(|o| o.publish(peer, text, after)) else {
+        let Some(done) = l.owner.as_mut().map(|o| o.publish(lp, peer, text, after)) else {
             return (busy("this loop does not own the log"), None);
         };
         match done.moved {
@@ -238,6 +240,9 @@ impl GroupRoutes {
         let (held, publishing) = {
             let mut l = self.0.borrow_mut();
             l.shutting_down = true;
+            if let Some(o) = l.owner.as_ref() {
+                o.stop(lp);
+            }
             let mut held: Vec<Pending> = l.waiters.drain().map(|(_, w)| w).collect();
             held.extend(l.asking.drain().map(|(_, w)| w));
             let publishing: Vec<Pending> = l.publishing.drain().map(|(_, w)| w).collect();

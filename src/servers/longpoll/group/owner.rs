@@ -4,10 +4,10 @@
 use super::super::answer::{self, AnswerCache};
 use super::super::{now_ms, LongPollConfig, MessageLog, RateLimiter};
 use crate::servers::http::Response;
+use crate::Loop;
 use serde_json::json;
 use std::net::IpAddr;
 use std::rc::Rc;
-use std::time::Instant;
 
 /// The loop that owns the log.
 pub const OWNER: usize = 0;
@@ -38,11 +38,22 @@ impl Owner {
         self.log.latest()
     }
 
+    /// Forget every client and clear the limiter's sweep timer (at shutdown).
+    pub fn stop(&self, lp: &mut Loop) {
+        self.limiter.stop(lp);
+    }
+
     /// The rate limit (per client address, across every loop: the limiter is here),
     /// the `after` ticket (409), then the append: the same rules as one loop's server.
-    pub fn publish(&mut self, peer: IpAddr, text: String, after: Option<u64>) -> Published {
-        if let Err(wait) = self.limiter.take(peer, Instant::now()) {
-            let secs = wait.as_secs().saturating_add(1);
+    pub fn publish(
+        &mut self,
+        lp: &mut Loop,
+        peer: IpAddr,
+        text: String,
+        after: Option<u64>,
+    ) -> Published {
+        if let Err(limited) = self.limiter.take(lp, peer) {
+            let secs = limited.retry_after().as_secs().saturating_add(1);
             let resp = Response::json(429, &json!({ "error": "too many publishes; slow down" }))
                 .with_header("Retry-After", secs.to_string());
             return Published { resp, moved: None };
