@@ -43,7 +43,7 @@ pub enum PostError<M> {
 pub struct Hops {
     /// Posts accepted into its mailbox.
     pub posted: u64,
-    /// Messages its handler has run for.
+    /// Messages handed to its handler (counted as each starts).
     pub delivered: u64,
     /// Posts refused because its mailbox was full.
     pub refused: u64,
@@ -97,15 +97,20 @@ impl<M: Send> Postbox<M> {
         if peer.stop.load(Ordering::Acquire) {
             return Err(PostError::Closed(msg));
         }
-        match peer.tx.try_send(msg) {
-            Ok(()) => {}
+        // Counted before it is sent, so a count of delivered never passes it.
+        peer.counts.posted.fetch_add(1, Ordering::Relaxed);
+        let refused = match peer.tx.try_send(msg) {
+            Ok(()) => None,
             Err(TrySendError::Full(m)) => {
                 peer.counts.refused.fetch_add(1, Ordering::Relaxed);
-                return Err(PostError::Full(m));
+                Some(PostError::Full(m))
             }
-            Err(TrySendError::Disconnected(m)) => return Err(PostError::Closed(m)),
+            Err(TrySendError::Disconnected(m)) => Some(PostError::Closed(m)),
+        };
+        if let Some(e) = refused {
+            peer.counts.posted.fetch_sub(1, Ordering::Relaxed);
+            return Err(e);
         }
-        peer.counts.posted.fetch_add(1, Ordering::Relaxed);
         // The message is in the channel before the wake, so the handler finds it. A post
         // that races with a stop is dropped with the mailbox, like every unread message.
         peer.wake.send();
@@ -167,8 +172,7 @@ pub(crate) fn install<M: 'static>(
         if stop.load(Ordering::Acquire) {
             return stop_here(lp, a, &inbox);
         }
-        let n = deliver(lp, &rx, &inbox);
-        counts.delivered.fetch_add(n, Ordering::Relaxed);
+        let n = deliver(lp, &rx, &inbox, &counts);
         if lp.tracer.enabled && n > 0 {
             lp.tracer
                 .note(format!("mailbox {}: {n} message(s) from other loops", a.0));
@@ -184,7 +188,7 @@ pub(crate) fn install<M: 'static>(
 }
 
 /// At most [`BATCH`] messages to the handler; how many ran.
-fn deliver<M>(lp: &mut Loop, rx: &Receiver<M>, inbox: &Inbox<M>) -> u64 {
+fn deliver<M>(lp: &mut Loop, rx: &Receiver<M>, inbox: &Inbox<M>, counts: &Counts) -> u64 {
     // Taken out while it runs, so a handler that panics leaves no borrow behind.
     let Some(mut handler) = inbox.handler.borrow_mut().take() else {
         return 0; // nobody listens: the messages wait (bounded) until someone does
@@ -192,6 +196,8 @@ fn deliver<M>(lp: &mut Loop, rx: &Receiver<M>, inbox: &Inbox<M>) -> u64 {
     let mut n = 0;
     while n < BATCH as u64 {
         let Ok(msg) = rx.try_recv() else { break };
+        // Counted before it runs, so whoever sees what the handler did sees the count.
+        counts.delivered.fetch_add(1, Ordering::Relaxed);
         handler(lp, msg);
         n += 1;
     }
