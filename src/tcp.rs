@@ -4,9 +4,11 @@
 //! with pipes.
 
 mod listener;
-pub(crate) use listener::BACKLOG;
 
 pub use crate::stream::ReadEvent;
+// Only the thread server (a tool) shares the backlog; the core alone would not use it.
+#[cfg(feature = "tools")]
+pub(crate) use listener::BACKLOG;
 pub(crate) use listener::{bind_listener, ListenerState};
 
 use crate::event_loop::{Loop, State};
