@@ -36,6 +36,8 @@
 //! | `TcpListener`, `TcpStream` | accept, connect, read, write_all, shutdown | `task/net.rs`, `task/net/stream.rs` |
 //! | `offload`, `fs`, `dns` | blocking work on the thread pool | `task/pool.rs` |
 //! | `signal` | a signal as a stream | `task/signal.rs` |
+//! | `PipeStream`, `UnixListener`, `Lines` | the same stream futures over a pipe; Unix sockets; lines | `task/pipe.rs` |
+//! | `process::Child` | spawn, `wait`, `kill`, `output`; its stdio as `PipeStream`s | `task/process.rs` |
 //!
 //! **The path of one wake**, readable with `LOOPLAB_TRACE=1`: a task awaits
 //! `conn.read(&mut buf)`; the read future stores the waker in the stream's shared cell,
@@ -58,7 +60,9 @@ mod executor;
 mod eyeballs;
 mod join;
 mod net;
+mod pipe;
 mod pool;
+pub mod process;
 mod race;
 mod reactor;
 mod replicate;
@@ -75,6 +79,7 @@ pub use net::{
     Accept, Bind, Connect, ReadFuture, Shutdown, TcpListener, TcpStream, WriteAll, ACCEPT_BACKLOG,
     INBOX_HIGH, INBOX_LOW, OUTBOX_HIGH,
 };
+pub use pipe::{Lines, PipeStream, UnixAccept, UnixBind, UnixConnect, UnixListener, MAX_LINE};
 pub use pool::{dns, fs, offload, OnPool};
 pub use race::{race, Either, Race};
 pub(crate) use replicate::note as trace_note;

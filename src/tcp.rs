@@ -6,10 +6,7 @@
 mod listener;
 
 pub use crate::stream::ReadEvent;
-// Only the thread server (a tool) shares the backlog; the core alone would not use it.
-#[cfg(feature = "tools")]
-pub(crate) use listener::BACKLOG;
-pub(crate) use listener::{bind_listener, ListenerState};
+pub(crate) use listener::{bind_listener, ListenerState, BACKLOG};
 
 use crate::event_loop::{Loop, State};
 use crate::handle::{Handle, HandleKind, Tcp};

@@ -66,9 +66,8 @@ impl<M: Send + 'static> LoopCtx<M> {
             )
         })?;
         let exclusive = self.mode == ListenMode::Exclusive;
-        lp.listen_on(socket, exclusive, Box::new(on_connection))
-            .map_err(|e| {
-                crate::error::context(format!("loop {} watching its listener", self.index), e)
-            })
+        lp.listen_on(socket, exclusive, on_connection).map_err(|e| {
+            crate::error::context(format!("loop {} watching its listener", self.index), e)
+        })
     }
 }
