@@ -90,6 +90,7 @@
 //! | replicated requests, happy eyeballs | `src/replicate.rs`, `src/task/{replicate,eyeballs}.rs` |
 //! | heartbeats and a steward       | `src/steward.rs`, `src/steward/handles.rs` |
 //! | token buckets per key          | `src/ratelimit.rs`          |
+//! | one loop per core, mailboxes   | `src/group.rs`, `src/group/*.rs` |
 //! | the echo servers, the bench    | `src/servers/`, `src/bench/` |
 
 #![deny(unsafe_code)]
@@ -101,6 +102,7 @@ pub mod dns;
 pub(crate) mod error;
 mod event_loop;
 pub mod fs;
+pub mod group;
 mod handle;
 pub mod metrics;
 pub mod pipe;

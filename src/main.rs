@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use looplab::bench::report::{self, Report};
 use looplab::bench::runner::{self, BenchConfig, ServerKind};
+use looplab::group::{GroupBuilder, ListenMode, LoopGroup};
 use looplab::servers::echo::{Echo, EchoConfig};
 use looplab::servers::echo_async::EchoAsync;
 use looplab::servers::echo_threads::{EchoThreads, EchoThreadsConfig, Notice, ACCEPT_BACKOFF};
@@ -48,6 +49,8 @@ enum Command {
         /// server's own loop (e.g. 127.0.0.1:9100; watch it with `looplab top ADDR`).
         #[arg(long)]
         metrics_addr: Option<SocketAddr>,
+        #[command(flatten)]
+        group: GroupArgs,
     },
     /// The same echo written as `async fn` tasks on the loop (looplab::task).
     EchoAsync {
@@ -132,6 +135,8 @@ enum Command {
         /// server's own loop (e.g. 127.0.0.1:9100; watch it with `looplab top ADDR`).
         #[arg(long)]
         metrics_addr: Option<SocketAddr>,
+        #[command(flatten)]
+        group: GroupArgs,
     },
     /// Echo server on tokio's current_thread runtime (the bench's Rust peer).
     #[cfg(feature = "peer-tokio")]
@@ -148,6 +153,31 @@ enum Command {
         /// The server's --metrics-addr, e.g. 127.0.0.1:9100 (or http://127.0.0.1:9100/).
         addr: String,
     },
+}
+
+/// One loop per core (src/group.rs): `--loops N` threads, each its own loop.
+#[derive(clap::Args, Clone, Copy)]
+struct GroupArgs {
+    /// Loops (threads), each with its own event loop; 1 is the ordinary server.
+    #[arg(long, default_value_t = 1)]
+    loops: usize,
+    /// How the loops share the address: reuseport (a socket each) or exclusive (one
+    /// socket, EPOLLEXCLUSIVE; raw epoll only, else reuseport with a note).
+    #[arg(long, default_value = "reuseport")]
+    mode: ListenMode,
+    /// Pin loop i to core i.
+    #[arg(long)]
+    pin: bool,
+}
+
+impl GroupArgs {
+    fn builder(self, backend: Option<Backend>) -> GroupBuilder {
+        LoopGroup::builder()
+            .loops(self.loops)
+            .mode(self.mode)
+            .pin(self.pin)
+            .make_loop(move |_| server_loop(backend))
+    }
 }
 
 #[derive(clap::Args)]
@@ -200,6 +230,13 @@ struct BenchArgs {
     /// server peak RSS, normal p50/p99, lost messages; writes OUT/hostile.json.
     #[arg(long)]
     hostile: bool,
+    /// Instead: `looplab echo --loops N` for each N here (e.g. 1,2,4), in each --modes:
+    /// rt/s, server CPU per round trip, p99 and connections per loop; OUT/loops.json.
+    #[arg(long, value_delimiter = ',')]
+    loops: Option<Vec<usize>>,
+    /// With --loops: the listen modes to compare (default reuseport,exclusive).
+    #[arg(long, value_delimiter = ',')]
+    modes: Option<Vec<ListenMode>>,
 }
 
 /// "3s", "500ms", "1.5s", "2m", "1h"; a bare number is seconds. Between 1 ms and 1 h:
@@ -238,15 +275,19 @@ fn main() -> ExitCode {
             max_conns,
             idle_timeout,
             metrics_addr,
-        } => run_echo(
-            backend,
-            EchoConfig {
+            group,
+        } => {
+            let config = EchoConfig {
                 addr,
                 max_conns,
                 idle_timeout,
-            },
-            metrics_addr,
-        ),
+            };
+            if group.loops > 1 {
+                run_echo_group(group.builder(backend), config, metrics_addr)
+            } else {
+                run_echo(backend, config, metrics_addr)
+            }
+        }
         Command::EchoAsync {
             addr,
             backend,
@@ -289,6 +330,7 @@ fn main() -> ExitCode {
             shutdown_grace,
             backend,
             metrics_addr,
+            group,
         } => {
             let max = looplab::servers::longpoll::MAX_POLL_TIMEOUT;
             if poll_timeout > max {
@@ -310,7 +352,11 @@ fn main() -> ExitCode {
                 shutdown_grace,
                 ..LongPollConfig::default()
             };
-            run_longpoll(cfg, backend, metrics_addr)
+            if group.loops > 1 {
+                run_longpoll_group(cfg, group.builder(backend), metrics_addr)
+            } else {
+                run_longpoll(cfg, backend, metrics_addr)
+            }
         }
         #[cfg(feature = "peer-tokio")]
         Command::EchoTokio { addr } => {
@@ -425,6 +471,32 @@ fn run_echo(backend: Option<Backend>, config: EchoConfig, metrics: Option<Socket
     Ok(())
 }
 
+fn run_echo_group(group: GroupBuilder, config: EchoConfig, metrics: Option<SocketAddr>) -> Result {
+    if metrics.is_some() {
+        return Err("--metrics-addr watches one loop; use it with --loops 1".into());
+    }
+    raise_fd_limit();
+    let group = looplab::group::echo::spawn(group, config, |i, e| eprintln!("echo loop {i}: {e}"))?;
+    if let Some(note) = group.note() {
+        eprintln!("looplab: {note}");
+    }
+    let addr = group.local_addr().ok_or("the group has no listener")?;
+    // Said once the signals are handled: a script may send SIGTERM as soon as it reads it.
+    let ended = group.run_until_signal(|| println!("listening on {addr}"))?;
+    let mut per_loop = Vec::new();
+    for (i, r) in ended.into_iter().enumerate() {
+        let s = r.map_err(|e| format!("loop {i}: {e}"))?;
+        eprintln!(
+            "echo loop {i}: served {} connections, {} bytes, shed {}",
+            s.accepted, s.bytes, s.shed
+        );
+        per_loop.push(s.accepted.to_string());
+    }
+    // One line the benchmark reads: how evenly the kernel spread the connections.
+    eprintln!("echo: connections per loop: {}", per_loop.join(","));
+    Ok(())
+}
+
 fn run_echo_async(backend: Option<Backend>, config: EchoConfig) -> Result {
     let mut lp = server_loop(backend)?;
     let echo = EchoAsync::listen(&mut lp, config)?;
@@ -470,6 +542,33 @@ fn run_longpoll(
         "longpoll: {} connection(s) cut at shutdown, {} closed by the send timeout",
         st.wire.cut_at_shutdown, st.wire.send_timeouts
     );
+    Ok(())
+}
+
+fn run_longpoll_group(
+    cfg: LongPollConfig,
+    group: GroupBuilder,
+    metrics: Option<SocketAddr>,
+) -> Result {
+    if metrics.is_some() {
+        return Err("--metrics-addr watches one loop; use it with --loops 1".into());
+    }
+    raise_fd_limit();
+    let group = looplab::servers::longpoll::group::spawn(group, cfg)?;
+    if let Some(note) = group.note() {
+        eprintln!("looplab: {note}");
+    }
+    let addr = group.local_addr().ok_or("the group has no listener")?;
+    // Said once the signals are handled: a script may send SIGINT as soon as it reads it.
+    let ended = group.run_until_signal(|| println!("listening on http://{addr}/"))?;
+    for r in ended {
+        let r = r?;
+        let (c, w) = (r.stats.chat, r.stats.wire);
+        eprintln!(
+            "longpoll loop {}: {} connections, {} publishes appended (the owner, loop 0, appends every loop's), {} polls answered by message, {} by timeout, {} hops sent to other loops",
+            r.index, w.accepted, c.published, c.answered_by_message, c.answered_by_timeout, r.hops_sent
+        );
+    }
     Ok(())
 }
 
@@ -544,6 +643,36 @@ fn run_hostile(
     Ok(())
 }
 
+fn run_loops_bench(loops: Vec<usize>, modes: Vec<ListenMode>, cfg: &BenchConfig) -> Result {
+    use looplab::bench::loops::{self, LoopsConfig};
+    if loops.contains(&0) || modes.is_empty() {
+        return Err("--loops values must be above zero, and --modes non-empty".into());
+    }
+    let lc = LoopsConfig {
+        loops,
+        modes,
+        conns: cfg.conns.clone(),
+        size: cfg.size,
+        duration: cfg.duration,
+        warmup: cfg.warmup,
+        client_threads: cfg.client_threads,
+        pin: cfg.pin.clone(),
+        rounds: cfg.rounds,
+    };
+    // Read before the cells pin this thread: a pinned thread sees only its own cores.
+    let machine = report::Machine::here().describe();
+    let rows = loops::run(&lc, |cell| eprintln!("looplab bench: {cell}"))?;
+    println!("{machine}");
+    print!("{}", loops::table(&rows));
+    std::fs::create_dir_all(&cfg.out)
+        .map_err(|e| format!("creating {}: {e}", cfg.out.display()))?;
+    let json = cfg.out.join("loops.json");
+    std::fs::write(&json, serde_json::to_string_pretty(&rows)?)
+        .map_err(|e| format!("writing {}: {e}", json.display()))?;
+    println!("wrote {}", json.display());
+    Ok(())
+}
+
 fn run_bench(args: BenchArgs) -> Result {
     if args.replot {
         let json = args.out.join("results.json");
@@ -612,6 +741,12 @@ fn run_bench(args: BenchArgs) -> Result {
     }
     if args.hostile {
         return run_hostile(args.duration, cfg.pin.as_ref(), &cfg.out);
+    }
+    if let Some(loops) = args.loops {
+        let modes = args
+            .modes
+            .unwrap_or(vec![ListenMode::Reuseport, ListenMode::Exclusive]);
+        return run_loops_bench(loops, modes, &cfg);
     }
     if let Some(n) = args.waiters {
         let r = looplab::bench::waiters::run(n, cfg.pin.as_ref())?;

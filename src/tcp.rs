@@ -6,7 +6,7 @@
 mod listener;
 
 pub use crate::stream::ReadEvent;
-pub(crate) use listener::{ListenerState, BACKLOG};
+pub(crate) use listener::{bind_listener, ListenerState, BACKLOG};
 
 use crate::event_loop::{Loop, State};
 use crate::handle::{Handle, HandleKind, Tcp};

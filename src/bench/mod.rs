@@ -12,6 +12,7 @@
 
 pub mod hostile;
 pub mod loadgen;
+pub mod loops;
 pub mod procstat;
 pub mod report;
 pub mod runner;

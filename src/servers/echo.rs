@@ -78,6 +78,8 @@ struct EchoConn {
 }
 
 type OnError = Box<dyn FnMut(&io::Error)>;
+/// What a listener runs for each accepted connection.
+pub type OnConnection = Box<dyn FnMut(&mut Loop, Listener, io::Result<Tcp>)>;
 
 struct Shared {
     config: EchoConfig,
@@ -96,6 +98,16 @@ pub struct Echo {
 impl Echo {
     /// Listen on `config.addr` and echo on `lp`.
     pub fn listen(lp: &mut Loop, config: EchoConfig) -> io::Result<Echo> {
+        let addr = config.addr;
+        Echo::listen_with(lp, config, |lp, on_conn| lp.tcp_listen(addr, on_conn))
+    }
+
+    /// Echo on the listener `listen` makes (a loop group's socket: src/group/echo.rs).
+    pub fn listen_with(
+        lp: &mut Loop,
+        config: EchoConfig,
+        listen: impl FnOnce(&mut Loop, OnConnection) -> io::Result<Listener>,
+    ) -> io::Result<Echo> {
         let shared = Rc::new(RefCell::new(Shared {
             config: config.clone(),
             stats: EchoStats::default(),
@@ -103,10 +115,11 @@ impl Echo {
             on_error: None,
         }));
         let s = shared.clone();
-        let listener = lp.tcp_listen(config.addr, move |lp, _, r| match r {
+        let on_conn: OnConnection = Box::new(move |lp, _, r| match r {
             Ok(conn) => on_connection(lp, &s, conn),
             Err(e) => report(&s, &e),
-        })?;
+        });
+        let listener = listen(lp, on_conn)?;
         Ok(Echo { listener, shared })
     }
 

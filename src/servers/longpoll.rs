@@ -24,6 +24,7 @@
 mod answer;
 mod config;
 mod conn;
+pub mod group;
 mod log;
 pub mod params;
 mod ratelimit;

@@ -40,6 +40,20 @@ impl Epoll {
         self.ctl(libc::EPOLL_CTL_MOD, fd, token, interest)
     }
 
+    /// Watch a listener that several epoll instances share (Linux 4.5+): a new connection
+    /// wakes one of the loops waiting on it, not all of them. The kernel takes no RDHUP
+    /// with EPOLLEXCLUSIVE (EINVAL), and a listener has no use for it.
+    pub fn register_exclusive(&self, fd: Fd, token: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32,
+            u64: token,
+        };
+        // SAFETY: `ev` is a valid epoll_event that outlives the call; the kernel copies it.
+        let ret =
+            unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
+        cvt(ret).map(drop)
+    }
+
     pub fn deregister(&self, fd: Fd) -> io::Result<()> {
         let epfd = self.epfd.as_raw_fd();
         // SAFETY: a null event pointer is allowed for EPOLL_CTL_DEL since Linux 2.6.9.

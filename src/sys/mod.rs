@@ -251,6 +251,22 @@ impl Poller {
         dispatch!(self, p => p.deregister(fd))
     }
 
+    /// Watch a listener shared with other loops so that one connection wakes one loop
+    /// (`EPOLLEXCLUSIVE`). Raw epoll only: kqueue has no such flag and mio does not expose
+    /// it, so they answer `Unsupported` and the loop group falls back to SO_REUSEPORT.
+    #[cfg_attr(not(epoll_os), allow(unused_variables))]
+    pub fn register_exclusive(&self, fd: Fd, token: u64) -> io::Result<()> {
+        match self {
+            #[cfg(epoll_os)]
+            Poller::Epoll(p) => p.register_exclusive(fd, token),
+            #[allow(unreachable_patterns)]
+            _ => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "EPOLLEXCLUSIVE needs the raw epoll backend",
+            )),
+        }
+    }
+
     /// Wait for events; `None` waits forever. Clears `events` first.
     ///
     /// Never returns early, so the caller need not understand why a wait ended: EINTR

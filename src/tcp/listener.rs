@@ -42,6 +42,8 @@ pub(crate) struct ListenerState {
     kind: HandleKind,
     /// A Unix-domain listener's socket file, removed at close (as libuv does).
     path: Option<std::path::PathBuf>,
+    /// Shared with other loops' pollers and watched with `EPOLLEXCLUSIVE` (src/group.rs).
+    exclusive: bool,
 }
 
 impl ListenerState {
@@ -60,25 +62,25 @@ impl Loop {
         addr: SocketAddr,
         on_connection: impl FnMut(&mut Loop, Listener, io::Result<Tcp>) + 'static,
     ) -> io::Result<Listener> {
-        let ctx = |what: &str, e| crate::error::context(format!("{what} {addr}"), e);
-        let socket = super::new_socket(addr).map_err(|e| ctx("creating a socket for", e))?;
-        socket
-            .set_reuse_address(true)
-            .map_err(|e| ctx("setting SO_REUSEADDR on", e))?;
-        if addr.is_ipv6() {
-            // Only what was asked for: [::1] must not also take 127.0.0.1's port.
-            socket
-                .set_only_v6(true)
-                .map_err(|e| ctx("setting IPV6_V6ONLY on", e))?;
-        }
-        socket.bind(&addr.into()).map_err(|e| ctx("binding", e))?;
-        socket.listen(BACKLOG).map_err(|e| ctx("listening on", e))?;
+        let socket = bind_listener(addr, false)?;
+        self.listen_on(socket, false, on_connection)
+            .map_err(|e| crate::error::context(format!("watching the listener on {addr}"), e))
+    }
+
+    /// Accept on a TCP socket that is already listening (a loop group's: one of its
+    /// SO_REUSEPORT sockets, or a copy of the one socket every loop shares, watched with
+    /// `exclusive` so that a connection wakes one loop, see src/group.rs).
+    pub(crate) fn listen_on(
+        &mut self,
+        socket: Socket,
+        exclusive: bool,
+        on_connection: impl FnMut(&mut Loop, Listener, io::Result<Tcp>) + 'static,
+    ) -> io::Result<Listener> {
         let mut on_connection = on_connection;
         let cb = Box::new(move |lp: &mut Loop, l, r: io::Result<Handle>| {
             on_connection(lp, l, r.map(Tcp))
         });
-        self.insert_listener(socket, HandleKind::Tcp, None, cb)
-            .map_err(|e| ctx("watching the listener on", e))
+        self.insert_listener_with(socket, HandleKind::Tcp, None, exclusive, cb)
     }
 
     /// A listening socket on the loop, watched; accepted streams become `kind` handles.
@@ -87,6 +89,17 @@ impl Loop {
         socket: Socket,
         kind: HandleKind,
         path: Option<std::path::PathBuf>,
+        on_connection: OnConnection,
+    ) -> io::Result<Listener> {
+        self.insert_listener_with(socket, kind, path, false, on_connection)
+    }
+
+    fn insert_listener_with(
+        &mut self,
+        socket: Socket,
+        kind: HandleKind,
+        path: Option<std::path::PathBuf>,
+        exclusive: bool,
         on_connection: OnConnection,
     ) -> io::Result<Listener> {
         let fd = socket.as_raw_fd();
@@ -98,15 +111,24 @@ impl Loop {
             paused: false,
             kind,
             path,
+            exclusive,
         };
         let h = self
             .handles
             .insert(HandleKind::Listener, State::Listener(state), true, true);
-        if let Err(e) = self.poller.register(fd, h.token(), Interest::READABLE) {
+        if let Err(e) = self.watch_listener(fd, h, exclusive) {
             self.handles.remove(h);
             return Err(e);
         }
         Ok(Listener(h))
+    }
+
+    fn watch_listener(&self, fd: Fd, h: Handle, exclusive: bool) -> io::Result<()> {
+        if exclusive {
+            self.poller.register_exclusive(fd, h.token())
+        } else {
+            self.poller.register(fd, h.token(), Interest::READABLE)
+        }
     }
 
     /// The address a listener or stream is bound to (the real port after port 0).
@@ -242,8 +264,10 @@ impl Loop {
         if l.paused {
             return; // `set_accepting(true)` registers it when someone accepts again
         }
-        let Some(fd) = l.fd() else { return };
-        if let Err(e) = self.poller.register(fd, h.token(), Interest::READABLE) {
+        let (Some(fd), exclusive) = (l.fd(), l.exclusive) else {
+            return;
+        };
+        if let Err(e) = self.watch_listener(fd, h, exclusive) {
             let e = crate::error::context(format!("re-watching listener {h}"), e);
             return self.deliver_connection(h, Err(e));
         }
@@ -263,7 +287,7 @@ impl Loop {
             return Ok(());
         }
         l.paused = !on;
-        let (fd, backing_off) = (l.fd(), l.backoff.is_some());
+        let (fd, backing_off, exclusive) = (l.fd(), l.backoff.is_some(), l.exclusive);
         self.handles.set_active(h, on);
         let Some(fd) = fd.filter(|_| !backing_off) else {
             return Ok(());
@@ -273,7 +297,7 @@ impl Loop {
             let _ = self.poller.deregister(fd);
             return Ok(());
         }
-        if let Err(e) = self.poller.register(fd, h.token(), Interest::READABLE) {
+        if let Err(e) = self.watch_listener(fd, h, exclusive) {
             if let Some(l) = self.listener(h) {
                 l.paused = true;
             }
@@ -310,4 +334,29 @@ impl Loop {
             self.clear_timer(t);
         }
     }
+}
+
+/// A listening socket on `addr`: SO_REUSEADDR, IPv6 only when asked for IPv6, and
+/// SO_REUSEPORT when several sockets (one per loop) are to share the address, each
+/// with its own backlog that the kernel fills by a hash of the connection's addresses.
+pub(crate) fn bind_listener(addr: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
+    let ctx = |what: &str, e| crate::error::context(format!("{what} {addr}"), e);
+    let socket = super::new_socket(addr).map_err(|e| ctx("creating a socket for", e))?;
+    socket
+        .set_reuse_address(true)
+        .map_err(|e| ctx("setting SO_REUSEADDR on", e))?;
+    if reuse_port {
+        socket
+            .set_reuse_port(true)
+            .map_err(|e| ctx("setting SO_REUSEPORT on", e))?;
+    }
+    if addr.is_ipv6() {
+        // Only what was asked for: [::1] must not also take 127.0.0.1's port.
+        socket
+            .set_only_v6(true)
+            .map_err(|e| ctx("setting IPV6_V6ONLY on", e))?;
+    }
+    socket.bind(&addr.into()).map_err(|e| ctx("binding", e))?;
+    socket.listen(BACKLOG).map_err(|e| ctx("listening on", e))?;
+    Ok(socket)
 }
