@@ -289,3 +289,32 @@ fn every_request_scope_ends_when_hostile_clients_leave() {
         assert_eq!(srv.stop(), (0, 0), "scopes and handles after shutdown");
     });
 }
+
+/// The long-poll wire stops reading a client whose answers pile up (over HIGH_WATER);
+/// if that client then resets, the next flush fails. Before the fix the wire heard
+/// nothing until the send deadline (10 s by default) cut the connection and counted a
+/// send timeout: a reset client held its fd and queue for the whole deadline.
+#[test]
+fn long_poll_closes_a_paused_client_that_resets() {
+    on_every_backend(|backend| {
+        let cfg = LongPollConfig {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            // No deadline of its own may close it within the test's wait: only the
+            // reset can (a pipelined head left in its buffer would otherwise get a
+            // 408 at the header timeout, whose write then fails).
+            send_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(60),
+            ..LongPollConfig::default()
+        };
+        let srv = InLoop::start(backend, cfg);
+        let stalled = attack::stalled_pipelines(srv.addr, 3);
+        let paused = srv.wait(|p| p.stats.wire.paused_for_output == 3);
+        assert_eq!(paused.stats.wire.paused_for_output, 3, "{paused:?}");
+        stalled.into_iter().for_each(reset);
+        let p = srv.wait(|p| p.tcp == 0);
+        let wire = p.stats.wire;
+        assert_eq!(p.tcp, 0, "reset clients still open 10 s later: {p:?}");
+        assert_eq!((wire.send_timeouts, wire.write_errors), (0, 3), "{p:?}");
+        assert_eq!(srv.stop(), (0, 0), "scopes and handles after shutdown");
+    });
+}
