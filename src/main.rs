@@ -613,9 +613,45 @@ fn tell_thread_notice(notice: Notice) {
 
 fn run_echo_raw(addr: SocketAddr) -> Result {
     raise_fd_limit();
-    let stop = AtomicBool::new(false);
+    let stop = Arc::new(AtomicBool::new(false));
+    stop_on_signals(stop.clone())?;
     looplab::servers::raw_echo::serve(addr, |bound| println!("listening on {bound}"), &stop)?;
     Ok(())
+}
+
+/// The raw rung has no loop of ours to hear signals on: a small one on a thread of its
+/// own sets `stop` on SIGINT or SIGTERM, which the raw loop checks between its 100 ms
+/// waits. Returns once the handlers are in place, so "listening on" comes after.
+fn stop_on_signals(stop: Arc<AtomicBool>) -> std::io::Result<()> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let watch = || -> std::io::Result<Loop> {
+                let mut lp = Loop::builder().threadpool_size(1).build()?;
+                for signum in [libc::SIGINT, libc::SIGTERM] {
+                    let stop = stop.clone();
+                    let s = lp.signal(signum, move |lp, _, _| {
+                        stop.store(true, Ordering::Relaxed);
+                        lp.stop();
+                    })?;
+                    lp.ref_handle(s); // this loop exists only to hear them
+                }
+                Ok(lp)
+            };
+            match watch() {
+                Ok(mut lp) => {
+                    let _ = ready_tx.send(Ok(()));
+                    let _ = lp.run(RunMode::Default);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            }
+        })?;
+    ready_rx
+        .recv()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the signal thread ended")))
 }
 
 fn run_hostile(
