@@ -35,9 +35,10 @@ enum Command {
         /// Address to listen on; port 0 picks a free port (printed on the first line).
         #[arg(long, default_value = "127.0.0.1:7878")]
         addr: SocketAddr,
-        /// Poller: epoll, kqueue or mio (default: the raw one for this OS).
+        /// Poller: epoll, kqueue or mio (default: the raw one for this OS); or uring, the
+        /// io_uring completion echo (Linux; exits with the reason if io_uring is refused).
         #[arg(long)]
-        backend: Option<Backend>,
+        backend: Option<EchoBackend>,
         /// Connections over this are accepted and closed at once.
         #[arg(long, default_value_t = 100_000)]
         max_conns: usize,
@@ -238,15 +239,19 @@ fn main() -> ExitCode {
             max_conns,
             idle_timeout,
             metrics_addr,
-        } => run_echo(
-            backend,
-            EchoConfig {
+        } => {
+            let config = EchoConfig {
                 addr,
                 max_conns,
                 idle_timeout,
-            },
-            metrics_addr,
-        ),
+            };
+            match backend {
+                Some(EchoBackend::Uring) => no_loop_to_watch("echo --backend uring", metrics_addr)
+                    .and_then(|()| run_echo_uring(config)),
+                Some(EchoBackend::Loop(b)) => run_echo(Some(b), config, metrics_addr),
+                None => run_echo(None, config, metrics_addr),
+            }
+        }
         Command::EchoAsync {
             addr,
             backend,
@@ -423,6 +428,53 @@ fn run_echo(backend: Option<Backend>, config: EchoConfig, metrics: Option<Socket
         s.accepted, s.bytes, s.shed
     );
     Ok(())
+}
+
+/// `echo --backend`: one of the loop's pollers, or the io_uring echo, which is not a
+/// poller of the loop but a completion loop of its own (`servers/echo_uring.rs`).
+#[derive(Clone, Copy, Debug)]
+enum EchoBackend {
+    Loop(Backend),
+    Uring,
+}
+
+impl std::str::FromStr for EchoBackend {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "uring" => Ok(EchoBackend::Uring),
+            other => other
+                .parse()
+                .map(EchoBackend::Loop)
+                .map_err(|e| format!("{e}, or uring")),
+        }
+    }
+}
+
+/// The io_uring echo until killed. Refused io_uring is an error with its reason (exit 1),
+/// never a quiet fallback to epoll: a benchmark row labelled uring must be uring.
+#[cfg(target_os = "linux")]
+fn run_echo_uring(config: EchoConfig) -> Result {
+    use looplab::servers::echo_uring::{self, UringStats};
+    raise_fd_limit();
+    let stop = AtomicBool::new(false);
+    let live = std::sync::Mutex::new(UringStats::default());
+    echo_uring::serve(&config, &stop, &live, |addr, s| {
+        let yes = |b: bool| if b { "yes" } else { "no" };
+        eprintln!(
+            "echo (uring): provided-buffer ring {}, multishot accept {} (falls back if refused), deferred task work {}",
+            yes(s.features.buf_ring),
+            yes(s.multishot_accept),
+            yes(s.features.defer_taskrun)
+        );
+        println!("listening on {addr}");
+    })?;
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn run_echo_uring(_config: EchoConfig) -> Result {
+    Err("--backend uring: io_uring exists only on Linux".into())
 }
 
 fn run_echo_async(backend: Option<Backend>, config: EchoConfig) -> Result {

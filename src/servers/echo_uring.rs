@@ -1,0 +1,358 @@
+//! The echo server on io_uring: completion instead of readiness (`looplab echo --backend
+//! uring`, chapter 14). Linux only; the ring and its unsafe live in `sys/uring.rs`.
+//!
+//! The epoll echo asks "which sockets may I read?" and then reads. This one says "read
+//! this socket, and tell me when you have": one recv and at most one send in flight per
+//! connection, each named by its `user_data`:
+//!
+//! ```text
+//!  63          32 31        8 7    0
+//! +--------------+-----------+------+
+//! |  generation  | slab key  |  op  |     op: accept, recv, send, tick, cancel of one
+//! +--------------+-----------+------+
+//! ```
+//!
+//! **Buffers.** A recv names no buffer: the kernel takes one from the provided-buffer ring
+//! when data arrives (5.19), so a thousand idle connections hold no read buffer. We copy
+//! the bytes into the connection's outgoing `Vec` and give the buffer back at once. A send
+//! *moves* that `Vec` into the ring: the kernel reads it until the send completes, so new
+//! bytes go to a second `Vec` meanwhile. Without a buffer ring, each connection lends the
+//! kernel its own read buffer for as long as its recv is in flight.
+//!
+//! **Close with an operation in flight.** Closing the fd does not end a pending recv: the
+//! ring holds its own reference to the socket. So close drops the connection's slot and
+//! fd, and asks the kernel to cancel what is in flight. The cancel may lose the race (the
+//! recv had just completed): either way the recv's completion still comes, for a slot
+//! that is gone or already serves a new connection under a new generation. It is
+//! recognised by its generation and dropped, its buffer given back.
+//!
+//! **Bounds.** At most `max_conns` connections (more are accepted and closed at once); a
+//! connection's queued echo at most [`HIGH_WATER`] plus one buffer (no new recv until it
+//! drains to [`LOW_WATER`]); a fixed pool of provided buffers (a recv that finds none,
+//! `ENOBUFS`, is retried once buffers come back).
+//!
+//! **Accept.** One multishot accept (5.19) answers every connection; on a kernel that
+//! refuses it (`EINVAL`) we fall back to one accept per connection. Out of fds, accept is
+//! re-armed on the next tick (100 ms): no spare-fd trick here, the clients wait queued.
+
+mod conn;
+
+use super::echo::{EchoConfig, EchoStats, HIGH_WATER, LOW_WATER};
+use crate::sys::uring::{Completion, Features, Ring};
+use conn::Conn;
+use slab::Slab;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Submission queue entries; the completion queue is 8x as large.
+const ENTRIES: u32 = 4096;
+/// Provided buffers (a power of two) and their size: 4 MiB in all.
+const BUFS: u16 = 1024;
+const BUF_SIZE: usize = 4096;
+/// How often the loop wakes with nothing to do, to see the stop flag and retry accept.
+const TICK: Duration = Duration::from_millis(100);
+/// A stop waits this long for the kernel to hand back every borrowed buffer.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+/// Slab keys must fit in 24 bits of user_data, and the last one is the server's own.
+pub const MAX_CONNS: usize = (1 << 24) - 1;
+
+/// What an operation is; the low byte of its user_data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Accept = 1,
+    Recv = 2,
+    Send = 3,
+    CancelRecv = 4,
+    CancelSend = 5,
+    Tick = 6,
+    CancelAccept = 7,
+    CancelTick = 8,
+}
+
+/// The key of the listener's and the clock's operations: never a connection's.
+const SERVER: usize = MAX_CONNS;
+
+fn name(key: usize, gen: u32, op: Op) -> u64 {
+    (u64::from(gen) << 32) | ((key as u64 & 0xff_ffff) << 8) | op as u64
+}
+
+fn parse(user_data: u64) -> (usize, u32, Option<Op>) {
+    let op = match user_data & 0xff {
+        1 => Some(Op::Accept),
+        2 => Some(Op::Recv),
+        3 => Some(Op::Send),
+        4 => Some(Op::CancelRecv),
+        5 => Some(Op::CancelSend),
+        6 => Some(Op::Tick),
+        7 => Some(Op::CancelAccept),
+        8 => Some(Op::CancelTick),
+        _ => None,
+    };
+    (
+        ((user_data >> 8) & 0xff_ffff) as usize,
+        (user_data >> 32) as u32,
+        op,
+    )
+}
+
+/// What the server has done so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UringStats {
+    /// The same figures as the loop's echo (`idle_closed` stays 0: no idle timeout here).
+    pub echo: EchoStats,
+    /// What the kernel offered the ring.
+    pub features: Features,
+    /// Accept is multishot (false once the kernel refused it).
+    pub multishot_accept: bool,
+    /// Completions for a connection already closed (its slot freed or reused): dropped.
+    pub stale: u64,
+    /// Cancels asked for, and of them those that lost the race (the operation had
+    /// completed or was completing: its result came anyway).
+    pub cancels: u64,
+    /// Cancels that found nothing left to cancel.
+    pub cancels_lost: u64,
+    /// Recvs that found no provided buffer free (`ENOBUFS`) and were retried.
+    pub no_buffer: u64,
+    /// Operations in flight now (an accept and a tick when idle).
+    pub in_flight: usize,
+}
+
+struct Server {
+    ring: Ring,
+    listener: TcpListener,
+    conns: Slab<Conn>,
+    next_gen: u32,
+    max_conns: usize,
+    /// Connections whose recv found no buffer: armed again after this batch.
+    starved: Vec<(usize, u32)>,
+    accepting: bool,
+    accept_after: Option<Instant>,
+    stopping: Option<Instant>,
+    stats: UringStats,
+}
+
+/// Listen on `config.addr`, call `ready` with the bound address and what the kernel
+/// offered, and echo until `stop` is set (seen within [`TICK`]). `live` gets the stats
+/// after every batch of completions. The ring is made here, on the thread that runs it.
+pub fn serve(
+    config: &EchoConfig,
+    stop: &AtomicBool,
+    live: &Mutex<UringStats>,
+    ready: impl FnOnce(SocketAddr, &UringStats),
+) -> io::Result<UringStats> {
+    if config.idle_timeout.is_some() {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the uring echo has no idle timeout; use --backend epoll",
+        ));
+    }
+    let ring = Ring::new(ENTRIES, BUFS, BUF_SIZE)?;
+    let listener = listen(config.addr)?;
+    let mut s = Server {
+        stats: UringStats {
+            features: ring.features(),
+            multishot_accept: true,
+            ..UringStats::default()
+        },
+        ring,
+        listener,
+        conns: Slab::new(),
+        next_gen: 0,
+        max_conns: config.max_conns.min(MAX_CONNS),
+        starved: Vec::new(),
+        accepting: false,
+        accept_after: None,
+        stopping: None,
+    };
+    s.arm_accept()?;
+    s.ring.tick(TICK, name(SERVER, 0, Op::Tick))?;
+    ready(s.listener.local_addr()?, &s.stats);
+    s.run(stop, live)?;
+    Ok(s.stats)
+}
+
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    let setup = || -> io::Result<()> {
+        sock.set_reuse_address(true)?;
+        sock.set_cloexec(true)?;
+        sock.bind(&addr.into())?;
+        sock.listen(1024)
+    };
+    setup().map_err(|e| crate::error::context(format!("listening on {addr}"), e))?;
+    Ok(sock.into())
+}
+
+impl Server {
+    fn run(&mut self, stop: &AtomicBool, live: &Mutex<UringStats>) -> io::Result<()> {
+        let mut done = Vec::new();
+        loop {
+            self.ring.wait(&mut done)?;
+            for c in done.drain(..) {
+                self.on_completion(c);
+            }
+            self.retry_starved();
+            if stop.load(Ordering::Relaxed) && self.stopping.is_none() {
+                self.begin_stop();
+            }
+            self.publish(live);
+            if let Some(since) = self.stopping {
+                if self.ring.in_flight() == 0 || since.elapsed() > STOP_GRACE {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn publish(&mut self, live: &Mutex<UringStats>) {
+        self.stats.echo.open = self.conns.len();
+        self.stats.in_flight = self.ring.in_flight();
+        if let Ok(mut l) = live.lock() {
+            l.clone_from(&self.stats);
+        }
+    }
+
+    fn on_completion(&mut self, c: Completion) {
+        let (key, gen, op) = parse(c.user_data);
+        match op {
+            Some(Op::Accept) => self.on_accept(c),
+            Some(Op::Tick) => self.on_tick(),
+            Some(Op::CancelRecv | Op::CancelSend | Op::CancelAccept | Op::CancelTick) => {
+                if matches!(-c.result, libc::ENOENT | libc::EALREADY) {
+                    self.stats.cancels_lost += 1;
+                }
+            }
+            Some(op @ (Op::Recv | Op::Send)) => {
+                if self.conns.get(key).is_some_and(|conn| conn.gen == gen) {
+                    match op {
+                        Op::Recv => self.on_recv(key, c),
+                        _ => self.on_send(key, c),
+                    }
+                } else {
+                    // Late: its connection closed (and the slot may serve another now).
+                    self.stats.stale += 1;
+                    if let Some(bid) = c.buffer {
+                        self.ring.give_back(bid);
+                    }
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn arm_accept(&mut self) -> io::Result<()> {
+        let fd = self.listener.as_raw_fd();
+        let multishot = self.stats.multishot_accept;
+        self.ring
+            .accept(fd, multishot, name(SERVER, 0, Op::Accept))?;
+        self.accepting = true;
+        Ok(())
+    }
+
+    fn on_accept(&mut self, c: Completion) {
+        if let Some(fd) = c.fd {
+            if self.conns.len() >= self.max_conns {
+                self.stats.echo.shed += 1;
+                drop(fd); // load shedding: accepted and closed at once
+            } else {
+                self.stats.echo.accepted += 1;
+                let gen = self.next_gen;
+                self.next_gen = self.next_gen.wrapping_add(1);
+                let key = self.conns.insert(Conn::new(fd.into(), gen));
+                self.arm_recv(key, false);
+            }
+        }
+        if c.more {
+            return;
+        }
+        self.accepting = false;
+        match -c.result {
+            libc::ECANCELED => return,
+            libc::EINVAL if self.stats.multishot_accept => self.stats.multishot_accept = false,
+            e if e > 0 && !matches!(e, libc::ECONNABORTED | libc::EINTR | libc::EAGAIN) => {
+                // Out of fds (or worse): the connection stays queued; try again later.
+                self.stats.echo.accept_errors += 1;
+                self.accept_after = Some(Instant::now() + TICK);
+                return;
+            }
+            _ => {}
+        }
+        if self.stopping.is_none() && self.arm_accept().is_err() {
+            self.accept_after = Some(Instant::now() + TICK);
+        }
+    }
+
+    fn on_tick(&mut self) {
+        if self.stopping.is_some() {
+            return;
+        }
+        let due = self.accept_after.is_some_and(|t| Instant::now() >= t);
+        if !self.accepting && due && self.arm_accept().is_ok() {
+            self.accept_after = None;
+        }
+        // Without the tick the loop could sleep forever and never see the stop flag.
+        let _ = self.ring.tick(TICK, name(SERVER, 0, Op::Tick));
+    }
+
+    fn retry_starved(&mut self) {
+        if self.starved.is_empty() || self.ring.buffers_free() == 0 {
+            return;
+        }
+        for (key, gen) in std::mem::take(&mut self.starved) {
+            if self
+                .conns
+                .get(key)
+                .is_some_and(|c| c.gen == gen && !c.reading)
+            {
+                self.arm_recv(key, false);
+            }
+        }
+    }
+
+    /// No more accepts, every connection closed; the loop ends once the kernel has
+    /// answered every operation in flight (or after [`STOP_GRACE`]).
+    fn begin_stop(&mut self) {
+        self.stopping = Some(Instant::now());
+        if self.accepting {
+            let _ = self.ring.cancel(
+                name(SERVER, 0, Op::Accept),
+                name(SERVER, 0, Op::CancelAccept),
+            );
+        }
+        let _ = self
+            .ring
+            .cancel(name(SERVER, 0, Op::Tick), name(SERVER, 0, Op::CancelTick));
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            self.close(key, false);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every field survives the round trip through user_data, at the edges of each.
+    #[test]
+    fn user_data_names_key_generation_and_op() {
+        for (key, gen, op) in [
+            (0, 0, Op::Accept),
+            (MAX_CONNS, u32::MAX, Op::Send),
+            (12345, 7, Op::CancelRecv),
+            (1, 1 << 31, Op::Tick),
+        ] {
+            assert_eq!(parse(name(key, gen, op)), (key, gen, Some(op)));
+        }
+        assert_ne!(name(5, 1, Op::Recv), name(5, 2, Op::Recv));
+        assert_eq!(parse(0).2, None);
+    }
+}

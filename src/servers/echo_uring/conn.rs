@@ -1,0 +1,211 @@
+//! One connection of the uring echo: its recv, its send, and closing it with either in
+//! flight. Who owns which buffer when is the whole lesson here.
+
+use super::{name, Op, Server, BUF_SIZE, HIGH_WATER, LOW_WATER};
+use crate::sys::uring::Completion;
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+
+/// A connection. The bytes of a send in flight are not here: the ring holds them.
+pub(super) struct Conn {
+    sock: TcpStream,
+    pub(super) gen: u32,
+    /// A recv is in flight.
+    pub(super) reading: bool,
+    /// A send is in flight, of this many bytes in all, this many of them sent already.
+    sending: bool,
+    flight_len: usize,
+    flight_sent: usize,
+    /// Echo bytes that arrived while a send was in flight: ours to append to.
+    out: Vec<u8>,
+    /// The last send's buffer, back from the kernel: the next `out`, capacity kept.
+    spare: Vec<u8>,
+    /// Without a provided-buffer ring: our read buffer, when no recv holds it.
+    rbuf: Option<Vec<u8>>,
+    /// No recv until the queue drains to LOW_WATER.
+    paused: bool,
+    /// The peer sent FIN: flush what is queued, then close.
+    eof: bool,
+}
+
+impl Conn {
+    pub(super) fn new(sock: TcpStream, gen: u32) -> Conn {
+        // Echoes are small and answered at once; Nagle would hold them back.
+        let _ = sock.set_nodelay(true);
+        Conn {
+            sock,
+            gen,
+            reading: false,
+            sending: false,
+            flight_len: 0,
+            flight_sent: 0,
+            out: Vec::new(),
+            spare: Vec::new(),
+            rbuf: None,
+            paused: false,
+            eof: false,
+        }
+    }
+
+    /// Bytes received and not yet sent back.
+    fn queued(&self) -> usize {
+        self.out.len() + (self.flight_len - self.flight_sent)
+    }
+}
+
+impl Server {
+    /// Put a recv in flight. `quiet`: the peer has all we read and is waiting for its
+    /// echo, so the kernel should wait for data before trying (no doomed first attempt).
+    pub(super) fn arm_recv(&mut self, key: usize, quiet: bool) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let (fd, ud) = (c.sock.as_raw_fd(), name(key, c.gen, Op::Recv));
+        let armed = if self.stats.features.buf_ring {
+            self.ring.recv_provided(fd, quiet, ud)
+        } else {
+            let buf = c.rbuf.take().unwrap_or_else(|| vec![0; BUF_SIZE]);
+            self.ring.recv(fd, buf, ud)
+        };
+        match armed {
+            Ok(()) => c.reading = true,
+            Err(_) => self.close(key, true),
+        }
+    }
+
+    pub(super) fn on_recv(&mut self, key: usize, mut done: Completion) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        c.reading = false;
+        if let Some(buf) = done.buf.take() {
+            c.rbuf = Some(buf); // the kernel is done with our read buffer
+        }
+        let n = match done.io_result() {
+            Ok(0) => {
+                c.eof = true;
+                return self.close_if_flushed(key);
+            }
+            Ok(n) => n,
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                self.stats.no_buffer += 1;
+                return self.starved.push((key, c.gen));
+            }
+            Err(_) => return self.close(key, true),
+        };
+        let bytes = match (done.buffer, &c.rbuf) {
+            (Some(bid), _) => self.ring.lent(bid, n),
+            (None, Some(own)) => own.get(..n),
+            (None, None) => None,
+        };
+        c.out.extend_from_slice(bytes.unwrap_or(&[]));
+        if let Some(bid) = done.buffer {
+            self.ring.give_back(bid); // copied out: the kernel may fill it again
+        }
+        self.stats.echo.bytes += n as u64;
+        let queued = c.queued();
+        self.stats.echo.max_queue = self.stats.echo.max_queue.max(queued);
+        if queued > HIGH_WATER {
+            c.paused = true;
+            self.stats.echo.paused += 1;
+        }
+        let (paused, full) = (c.paused, n == BUF_SIZE);
+        self.start_send(key);
+        if !paused {
+            self.arm_recv(key, !full);
+        }
+    }
+
+    /// Move `out` into the ring as the send in flight, if none is.
+    fn start_send(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if c.sending || c.out.is_empty() {
+            return;
+        }
+        let next = std::mem::take(&mut c.spare);
+        let buf = std::mem::replace(&mut c.out, next);
+        (c.flight_len, c.flight_sent) = (buf.len(), 0);
+        let (fd, ud) = (c.sock.as_raw_fd(), name(key, c.gen, Op::Send));
+        match self.ring.send(fd, buf, 0, ud) {
+            Ok(()) => c.sending = true,
+            Err(_) => self.close(key, true),
+        }
+    }
+
+    pub(super) fn on_send(&mut self, key: usize, mut done: Completion) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        c.sending = false;
+        let Some(mut buf) = done.buf.take() else {
+            return self.close(key, true);
+        };
+        match done.io_result() {
+            Ok(n) if n > 0 => c.flight_sent += n,
+            _ => return self.close(key, true), // reset, broken pipe, or no progress
+        }
+        if c.flight_sent < c.flight_len {
+            // A short send: the rest of the same buffer goes back to the kernel.
+            let (fd, ud, from) = (
+                c.sock.as_raw_fd(),
+                name(key, c.gen, Op::Send),
+                c.flight_sent,
+            );
+            return match self.ring.send(fd, buf, from, ud) {
+                Ok(()) => c.sending = true,
+                Err(_) => self.close(key, true),
+            };
+        }
+        (c.flight_len, c.flight_sent) = (0, 0);
+        buf.clear();
+        if buf.capacity() > 64 * 1024 {
+            buf.shrink_to(64 * 1024); // a burst must not pin a megabyte per connection
+        }
+        c.spare = buf;
+        let resume = c.paused && c.queued() <= LOW_WATER;
+        if resume {
+            c.paused = false;
+        }
+        self.start_send(key);
+        if resume {
+            self.arm_recv(key, false);
+        }
+        self.close_if_flushed(key);
+    }
+
+    fn close_if_flushed(&mut self, key: usize) {
+        if let Some(c) = self.conns.get(key) {
+            if c.eof && !c.sending && c.out.is_empty() {
+                // Half-close done: every echo is out; close sends our FIN after them.
+                self.close(key, false);
+            }
+        }
+    }
+
+    /// Free the slot and close the fd now; cancel what is in flight. The kernel keeps
+    /// the socket open until those operations complete, and their completions arrive
+    /// for a slot that is gone: `on_completion` drops them by their generation.
+    pub(super) fn close(&mut self, key: usize, failed: bool) {
+        if !self.conns.contains(key) {
+            return;
+        }
+        let c = self.conns.remove(key);
+        if failed {
+            self.stats.echo.errors += 1;
+        }
+        for (busy, op, cancel) in [
+            (c.reading, Op::Recv, Op::CancelRecv),
+            (c.sending, Op::Send, Op::CancelSend),
+        ] {
+            if busy {
+                self.stats.cancels += 1;
+                let _ = self
+                    .ring
+                    .cancel(name(key, c.gen, op), name(key, c.gen, cancel));
+            }
+        }
+        drop(c); // closes the fd; a recv or send in flight still holds the socket
+    }
+}
