@@ -153,8 +153,8 @@ enum Command {
 
 #[derive(clap::Args)]
 struct BenchArgs {
-    /// Servers to compare: threads, epoll, kqueue, mio, async, raw, and tokio with the
-    /// `peer-tokio` feature (comma-separated).
+    /// Servers to compare: threads, epoll, kqueue, mio, async, raw, uring (io_uring,
+    /// Linux), and tokio with the `peer-tokio` feature (comma-separated).
     #[arg(long, value_delimiter = ',')]
     servers: Option<Vec<ServerKind>>,
     /// Connection counts (default 10,100,1000,5000; with --full 1,10,100,1000,5000,10000).

@@ -1,0 +1,182 @@
+//! The io_uring echo through real sockets on 127.0.0.1: the scenarios every echo passes
+//! (tests/util/echo_cases.rs), and what only a completion server has to get right:
+//! closing connections with a recv in flight. Where io_uring is refused (a seccomp
+//! profile, kernel.io_uring_disabled) each test says so on stderr and passes.
+#![cfg(target_os = "linux")]
+
+mod util;
+
+use looplab::servers::echo::{EchoConfig, HIGH_WATER};
+use looplab::servers::echo_uring::{self, UringStats};
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use util::echo_cases::{
+    a_reset_does_not_disturb_others, five_hundred_clients, half_close_returns_everything_then_eof,
+    over_max_conns_is_shed, thirty_two_mib_from_a_client_that_reads_late,
+};
+use util::{connect, round_trip};
+
+/// A uring echo on its own thread (the ring is made there), stopped by a flag.
+struct UringEcho {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    live: Arc<Mutex<UringStats>>,
+    thread: JoinHandle<std::io::Result<UringStats>>,
+}
+
+impl UringEcho {
+    /// The server, or `None` after saying on stderr why io_uring cannot run here.
+    fn start(test: &str, max_conns: usize) -> Option<UringEcho> {
+        if let Err(e) = looplab::sys::uring::available() {
+            // Straight to stderr, past the test harness's capture: a skip must be seen.
+            let _ = writeln!(std::io::stderr(), "{test}: skipped: {e}");
+            return None;
+        }
+        let (stop, live) = (Arc::new(AtomicBool::new(false)), Arc::default());
+        let (s, l) = (stop.clone(), Arc::clone(&live));
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let config = EchoConfig {
+                addr: "127.0.0.1:0".parse().unwrap(),
+                max_conns,
+                idle_timeout: None,
+            };
+            echo_uring::serve(&config, &s, &l, |addr, _| tx.send(addr).unwrap())
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the uring echo says where it listens");
+        Some(UringEcho {
+            addr,
+            stop,
+            live,
+            thread,
+        })
+    }
+
+    fn stats(&self) -> UringStats {
+        self.live.lock().unwrap().clone()
+    }
+
+    /// Wait (10 s at most) until no connection is open, and return the stats then.
+    fn wait_for_no_connections(&self) -> UringStats {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = self.stats();
+            if s.echo.open == 0 || Instant::now() > deadline {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stop, and return the final stats: the server returns only once the kernel has
+    /// answered every operation it had in flight.
+    fn stop(self) -> UringStats {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .join()
+            .expect("the server thread ends cleanly")
+            .expect("the server ends without an error")
+    }
+}
+
+#[test]
+fn uring_echo_serves_500_clients() {
+    let Some(server) = UringEcho::start("uring_echo_serves_500_clients", 100_000) else {
+        return;
+    };
+    five_hundred_clients(server.addr);
+    let s = server.wait_for_no_connections();
+    assert_eq!(s.echo.open, 0, "{s:?}");
+    assert_eq!(s.echo.accepted, 500);
+    assert_eq!(s.echo.bytes, 500 * 100 * 64);
+    assert_eq!(s.echo.errors, 0, "{s:?}");
+    let last = server.stop();
+    assert_eq!(last.in_flight, 0, "operations left in flight: {last:?}");
+}
+
+/// The reader that stalls: the queued echo stays under the high-water mark plus one
+/// provided buffer, and the recv is paused while it drains.
+#[test]
+fn uring_echo_bounds_memory_for_a_client_that_reads_late() {
+    let Some(server) = UringEcho::start("uring_echo_bounds_memory", 100_000) else {
+        return;
+    };
+    thirty_two_mib_from_a_client_that_reads_late(server.addr);
+    let s = server.wait_for_no_connections();
+    let bound = HIGH_WATER + 64 * 1024;
+    assert!(
+        s.echo.max_queue <= bound,
+        "queue reached {} > {bound}",
+        s.echo.max_queue
+    );
+    assert!(s.echo.paused > 0, "backpressure never engaged: {s:?}");
+    server.stop();
+}
+
+#[test]
+fn uring_echo_survives_a_reset() {
+    let Some(server) = UringEcho::start("uring_echo_survives_a_reset", 100_000) else {
+        return;
+    };
+    a_reset_does_not_disturb_others(server.addr);
+    let s = server.wait_for_no_connections();
+    assert_eq!(s.echo.open, 0, "{s:?}");
+    assert!(s.echo.errors >= 1, "the reset was not seen: {s:?}");
+    server.stop();
+}
+
+#[test]
+fn uring_echo_half_close() {
+    let Some(server) = UringEcho::start("uring_echo_half_close", 100_000) else {
+        return;
+    };
+    half_close_returns_everything_then_eof(server.addr);
+    assert_eq!(server.wait_for_no_connections().echo.open, 0);
+    server.stop();
+}
+
+#[test]
+fn uring_echo_sheds_over_max_conns() {
+    let Some(server) = UringEcho::start("uring_echo_sheds_over_max_conns", 2) else {
+        return;
+    };
+    let clients = over_max_conns_is_shed(server.addr);
+    let s = server.stats();
+    drop(clients);
+    assert_eq!(
+        (s.echo.shed, s.echo.open, s.echo.accepted),
+        (1, 2, 2),
+        "{s:?}"
+    );
+    server.stop();
+}
+
+/// Stopping with 20 idle connections closes each with its recv in flight: 20 cancels,
+/// and every cancelled recv's completion still comes back (nothing is left in flight
+/// when `serve` returns), for a slot already freed, so each is dropped as stale.
+#[test]
+fn uring_echo_stop_cancels_every_recv_in_flight() {
+    let Some(server) = UringEcho::start("uring_echo_stop_cancels", 100) else {
+        return;
+    };
+    let mut clients: Vec<_> = (0..20).map(|_| connect(server.addr)).collect();
+    for c in &mut clients {
+        assert_eq!(round_trip(c, b"ping"), b"ping");
+    }
+    let last = server.stop();
+    assert_eq!(last.in_flight, 0, "{last:?}");
+    assert_eq!(last.cancels, 20, "{last:?}");
+    assert_eq!(last.stale, 20, "every recv completes, late: {last:?}");
+    assert!(last.cancels_lost <= 20, "{last:?}");
+    for mut c in clients {
+        let mut buf = [0u8; 1];
+        let n = std::io::Read::read(&mut c, &mut buf).unwrap_or(0);
+        assert_eq!(n, 0, "a client got data after the server stopped");
+    }
+}
