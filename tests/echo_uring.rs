@@ -7,7 +7,7 @@
 mod util;
 
 use looplab::servers::echo::{EchoConfig, HIGH_WATER};
-use looplab::servers::echo_uring::{self, UringStats};
+use looplab::servers::echo_uring::{self, Fallbacks, UringStats};
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,13 +29,7 @@ struct UringEcho {
 }
 
 impl UringEcho {
-    /// The server, or `None` after saying on stderr why io_uring cannot run here.
-    fn start(test: &str, max_conns: usize) -> Option<UringEcho> {
-        if let Err(e) = looplab::sys::uring::available() {
-            // Straight to stderr, past the test harness's capture: a skip must be seen.
-            let _ = writeln!(std::io::stderr(), "{test}: skipped: {e}");
-            return None;
-        }
+    fn start(fallbacks: Fallbacks, max_conns: usize) -> UringEcho {
         let (stop, live) = (Arc::new(AtomicBool::new(false)), Arc::default());
         let (s, l) = (stop.clone(), Arc::clone(&live));
         let (tx, rx) = mpsc::channel();
@@ -45,17 +39,17 @@ impl UringEcho {
                 max_conns,
                 idle_timeout: None,
             };
-            echo_uring::serve(&config, &s, &l, |addr, _| tx.send(addr).unwrap())
+            echo_uring::serve_with(&config, fallbacks, &s, &l, |addr, _| tx.send(addr).unwrap())
         });
         let addr = rx
             .recv_timeout(Duration::from_secs(10))
             .expect("the uring echo says where it listens");
-        Some(UringEcho {
+        UringEcho {
             addr,
             stop,
             live,
             thread,
-        })
+        }
     }
 
     fn stats(&self) -> UringStats {
@@ -85,76 +79,95 @@ impl UringEcho {
     }
 }
 
+/// Run `test` on a fresh server on each path: the newest features this kernel has, then
+/// the fallbacks (own read buffers, one accept per connection). Where io_uring cannot be
+/// set up at all, say why on stderr (past the harness's capture: a skip must be seen)
+/// and pass.
+fn on_every_path(name: &str, max_conns: usize, test: impl Fn(UringEcho)) {
+    if let Err(e) = looplab::sys::uring::available() {
+        let _ = writeln!(std::io::stderr(), "{name}: skipped: {e}");
+        return;
+    }
+    let old = Fallbacks {
+        own_read_buffers: true,
+        single_accept: true,
+    };
+    for fallbacks in [Fallbacks::default(), old] {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            test(UringEcho::start(fallbacks, max_conns))
+        }));
+        if let Err(e) = result {
+            eprintln!("-- failed with {fallbacks:?} --");
+            std::panic::resume_unwind(e);
+        }
+    }
+}
+
 #[test]
 fn uring_echo_serves_500_clients() {
-    let Some(server) = UringEcho::start("uring_echo_serves_500_clients", 100_000) else {
-        return;
-    };
-    five_hundred_clients(server.addr);
-    let s = server.wait_for_no_connections();
-    assert_eq!(s.echo.open, 0, "{s:?}");
-    assert_eq!(s.echo.accepted, 500);
-    assert_eq!(s.echo.bytes, 500 * 100 * 64);
-    assert_eq!(s.echo.errors, 0, "{s:?}");
-    let last = server.stop();
-    assert_eq!(last.in_flight, 0, "operations left in flight: {last:?}");
+    on_every_path("uring_echo_serves_500_clients", 100_000, |server| {
+        five_hundred_clients(server.addr);
+        let s = server.wait_for_no_connections();
+        assert_eq!(s.echo.open, 0, "{s:?}");
+        assert_eq!(s.echo.accepted, 500);
+        assert_eq!(s.echo.bytes, 500 * 100 * 64);
+        assert_eq!(s.echo.errors, 0, "{s:?}");
+        let last = server.stop();
+        assert_eq!(last.in_flight, 0, "operations left in flight: {last:?}");
+    });
 }
 
 /// The reader that stalls: the queued echo stays under the high-water mark plus one
 /// provided buffer, and the recv is paused while it drains.
 #[test]
 fn uring_echo_bounds_memory_for_a_client_that_reads_late() {
-    let Some(server) = UringEcho::start("uring_echo_bounds_memory", 100_000) else {
-        return;
-    };
-    thirty_two_mib_from_a_client_that_reads_late(server.addr);
-    let s = server.wait_for_no_connections();
-    let bound = HIGH_WATER + 64 * 1024;
-    assert!(
-        s.echo.max_queue <= bound,
-        "queue reached {} > {bound}",
-        s.echo.max_queue
-    );
-    assert!(s.echo.paused > 0, "backpressure never engaged: {s:?}");
-    server.stop();
+    on_every_path("uring_echo_bounds_memory", 100_000, |server| {
+        thirty_two_mib_from_a_client_that_reads_late(server.addr);
+        let s = server.wait_for_no_connections();
+        let bound = HIGH_WATER + 64 * 1024;
+        assert!(
+            s.echo.max_queue <= bound,
+            "queue reached {} > {bound}",
+            s.echo.max_queue
+        );
+        assert!(s.echo.paused > 0, "backpressure never engaged: {s:?}");
+        server.stop();
+    });
 }
 
 #[test]
 fn uring_echo_survives_a_reset() {
-    let Some(server) = UringEcho::start("uring_echo_survives_a_reset", 100_000) else {
-        return;
-    };
-    a_reset_does_not_disturb_others(server.addr);
-    let s = server.wait_for_no_connections();
-    assert_eq!(s.echo.open, 0, "{s:?}");
-    assert!(s.echo.errors >= 1, "the reset was not seen: {s:?}");
-    server.stop();
+    on_every_path("uring_echo_survives_a_reset", 100_000, |server| {
+        a_reset_does_not_disturb_others(server.addr);
+        let s = server.wait_for_no_connections();
+        assert_eq!(s.echo.open, 0, "{s:?}");
+        assert!(s.echo.errors >= 1, "the reset was not seen: {s:?}");
+        server.stop();
+    });
 }
 
 #[test]
 fn uring_echo_half_close() {
-    let Some(server) = UringEcho::start("uring_echo_half_close", 100_000) else {
-        return;
-    };
-    half_close_returns_everything_then_eof(server.addr);
-    assert_eq!(server.wait_for_no_connections().echo.open, 0);
-    server.stop();
+    on_every_path("uring_echo_half_close", 100_000, |server| {
+        half_close_returns_everything_then_eof(server.addr);
+        assert_eq!(server.wait_for_no_connections().echo.open, 0);
+        server.stop();
+    });
 }
 
 #[test]
 fn uring_echo_sheds_over_max_conns() {
-    let Some(server) = UringEcho::start("uring_echo_sheds_over_max_conns", 2) else {
-        return;
-    };
-    let clients = over_max_conns_is_shed(server.addr);
-    let s = server.stats();
-    drop(clients);
-    assert_eq!(
-        (s.echo.shed, s.echo.open, s.echo.accepted),
-        (1, 2, 2),
-        "{s:?}"
-    );
-    server.stop();
+    on_every_path("uring_echo_sheds_over_max_conns", 2, |server| {
+        let clients = over_max_conns_is_shed(server.addr);
+        let s = server.stats();
+        drop(clients);
+        assert_eq!(
+            (s.echo.shed, s.echo.open, s.echo.accepted),
+            (1, 2, 2),
+            "{s:?}"
+        );
+        server.stop();
+    });
 }
 
 /// Stopping with 20 idle connections closes each with its recv in flight: 20 cancels,
@@ -162,21 +175,20 @@ fn uring_echo_sheds_over_max_conns() {
 /// when `serve` returns), for a slot already freed, so each is dropped as stale.
 #[test]
 fn uring_echo_stop_cancels_every_recv_in_flight() {
-    let Some(server) = UringEcho::start("uring_echo_stop_cancels", 100) else {
-        return;
-    };
-    let mut clients: Vec<_> = (0..20).map(|_| connect(server.addr)).collect();
-    for c in &mut clients {
-        assert_eq!(round_trip(c, b"ping"), b"ping");
-    }
-    let last = server.stop();
-    assert_eq!(last.in_flight, 0, "{last:?}");
-    assert_eq!(last.cancels, 20, "{last:?}");
-    assert_eq!(last.stale, 20, "every recv completes, late: {last:?}");
-    assert!(last.cancels_lost <= 20, "{last:?}");
-    for mut c in clients {
-        let mut buf = [0u8; 1];
-        let n = std::io::Read::read(&mut c, &mut buf).unwrap_or(0);
-        assert_eq!(n, 0, "a client got data after the server stopped");
-    }
+    on_every_path("uring_echo_stop_cancels", 100, |server| {
+        let mut clients: Vec<_> = (0..20).map(|_| connect(server.addr)).collect();
+        for c in &mut clients {
+            assert_eq!(round_trip(c, b"ping"), b"ping");
+        }
+        let last = server.stop();
+        assert_eq!(last.in_flight, 0, "{last:?}");
+        assert_eq!(last.cancels, 20, "{last:?}");
+        assert_eq!(last.stale, 20, "every recv completes, late: {last:?}");
+        assert!(last.cancels_lost <= 20, "{last:?}");
+        for mut c in clients {
+            let mut buf = [0u8; 1];
+            let n = std::io::Read::read(&mut c, &mut buf).unwrap_or(0);
+            assert_eq!(n, 0, "a client got data after the server stopped");
+        }
+    });
 }

@@ -135,11 +135,31 @@ struct Server {
     stats: UringStats,
 }
 
+/// The older paths, forced on a kernel that has the newer ones, so both are tested.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Fallbacks {
+    /// No provided-buffer ring: every connection lends the kernel its own read buffer.
+    pub own_read_buffers: bool,
+    /// One accept per connection instead of a multishot accept.
+    pub single_accept: bool,
+}
+
 /// Listen on `config.addr`, call `ready` with the bound address and what the kernel
 /// offered, and echo until `stop` is set (seen within [`TICK`]). `live` gets the stats
 /// after every batch of completions. The ring is made here, on the thread that runs it.
 pub fn serve(
     config: &EchoConfig,
+    stop: &AtomicBool,
+    live: &Mutex<UringStats>,
+    ready: impl FnOnce(SocketAddr, &UringStats),
+) -> io::Result<UringStats> {
+    serve_with(config, Fallbacks::default(), stop, live, ready)
+}
+
+/// [`serve`], with some of the newer kernel features left unused.
+pub fn serve_with(
+    config: &EchoConfig,
+    fallbacks: Fallbacks,
     stop: &AtomicBool,
     live: &Mutex<UringStats>,
     ready: impl FnOnce(SocketAddr, &UringStats),
@@ -150,12 +170,13 @@ pub fn serve(
             "the uring echo has no idle timeout; use --backend epoll",
         ));
     }
-    let ring = Ring::new(ENTRIES, BUFS, BUF_SIZE)?;
+    let bufs = if fallbacks.own_read_buffers { 0 } else { BUFS };
+    let ring = Ring::new(ENTRIES, bufs, BUF_SIZE)?;
     let listener = listen(config.addr)?;
     let mut s = Server {
         stats: UringStats {
             features: ring.features(),
-            multishot_accept: true,
+            multishot_accept: !fallbacks.single_accept,
             ..UringStats::default()
         },
         ring,

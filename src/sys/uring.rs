@@ -116,7 +116,7 @@ pub fn available() -> io::Result<()> {
 impl Ring {
     /// A ring of `entries` submissions (and 8x as many completions), with the features
     /// this kernel has; a provided-buffer ring of `bufs` buffers of `buf_size` bytes if
-    /// it can (`bufs` a power of two).
+    /// it can (`bufs` a power of two; 0 for none).
     pub fn new(entries: u32, bufs: u16, buf_size: usize) -> io::Result<Ring> {
         let cq = entries.saturating_mul(8);
         // One thread submits, and completions wait until it asks: less kernel work per
@@ -144,7 +144,7 @@ impl Ring {
             .map_err(|e| crate::error::context("probing io_uring (needs Linux 5.6)", e))?;
         require(&probe)?;
         features.provide_buffers = probe.is_supported(opcode::ProvideBuffers::CODE);
-        let bufs = if features.provide_buffers {
+        let bufs = if features.provide_buffers && bufs > 0 {
             BufRing::register(&ring.submitter(), 0, bufs, buf_size).ok()
         } else {
             None
