@@ -27,8 +27,9 @@
 //! recognised by its generation and dropped, its buffer given back.
 //!
 //! **Bounds.** At most `max_conns` connections (more are accepted and closed at once); a
-//! connection's queued echo at most [`HIGH_WATER`] plus one buffer (no new recv until it
-//! drains to [`LOW_WATER`]); a fixed pool of provided buffers (a recv that finds none,
+//! connection's queued echo at most [`QUEUE_BOUND`]: no new recv past [`HIGH_WATER`]
+//! until it drains to [`LOW_WATER`] (plus, with a multishot recv, what arrived before
+//! its cancel landed); a fixed pool of provided buffers (a recv that finds none,
 //! `ENOBUFS`, is retried once buffers come back).
 //!
 //! **Accept.** One multishot accept (5.19) answers every connection; on a kernel that
@@ -53,6 +54,12 @@ const ENTRIES: u32 = 4096;
 /// Provided buffers (a power of two) and their size: 4 MiB in all.
 const BUFS: u16 = 1024;
 const BUF_SIZE: usize = 4096;
+/// The most a connection's echo queue can hold. A multishot recv is stopped by a cancel
+/// once the queue passes HIGH_WATER, and what the kernel delivered before the cancel
+/// landed is kept: at most the buffers it could fill between two of our reaps, which is
+/// all of them. Measured overshoot is a few dozen buffers (the kernel retries a
+/// multishot recv up to 32 times per wakeup).
+pub const QUEUE_BOUND: usize = HIGH_WATER + BUFS as usize * BUF_SIZE;
 /// How often the loop wakes with nothing to do, to see the stop flag and retry accept.
 const TICK: Duration = Duration::from_millis(100);
 /// A stop waits this long for the kernel to hand back every borrowed buffer.
@@ -108,6 +115,8 @@ pub struct UringStats {
     pub features: Features,
     /// Accept is multishot (false once the kernel refused it).
     pub multishot_accept: bool,
+    /// Recv is multishot, with a buffer ring (false once the kernel refused it).
+    pub multishot_recv: bool,
     /// Completions for a connection already closed (its slot freed or reused): dropped.
     pub stale: u64,
     /// Cancels asked for, and of them those that lost the race (the operation had
@@ -142,6 +151,8 @@ pub struct Fallbacks {
     pub own_read_buffers: bool,
     /// One accept per connection instead of a multishot accept.
     pub single_accept: bool,
+    /// One recv per arrival instead of a multishot recv.
+    pub single_recv: bool,
 }
 
 /// Listen on `config.addr`, call `ready` with the bound address and what the kernel
@@ -177,6 +188,7 @@ pub fn serve_with(
         stats: UringStats {
             features: ring.features(),
             multishot_accept: !fallbacks.single_accept,
+            multishot_recv: !fallbacks.single_recv,
             ..UringStats::default()
         },
         ring,

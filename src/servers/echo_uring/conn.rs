@@ -54,18 +54,25 @@ impl Conn {
 }
 
 impl Server {
-    /// Put a recv in flight. `quiet`: the peer has all we read and is waiting for its
-    /// echo, so the kernel should wait for data before trying (no doomed first attempt).
+    /// Put a recv in flight, unless one is. With a buffer ring it is multishot where the
+    /// kernel has it (6.0): one recv that completes once per arrival until stopped.
+    /// `quiet`: the peer has all we read and waits for its echo, so a single-shot recv
+    /// should wait for data before trying (no doomed first attempt).
     pub(super) fn arm_recv(&mut self, key: usize, quiet: bool) {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
+        if c.reading || c.paused || c.eof {
+            return;
+        }
         let (fd, ud) = (c.sock.as_raw_fd(), name(key, c.gen, Op::Recv));
-        let armed = if self.stats.features.buf_ring {
-            self.ring.recv_provided(fd, quiet, ud)
-        } else {
-            let buf = c.rbuf.take().unwrap_or_else(|| vec![0; BUF_SIZE]);
-            self.ring.recv(fd, buf, ud)
+        let armed = match (self.stats.features.buf_ring, self.stats.multishot_recv) {
+            (true, true) => self.ring.recv_multishot(fd, ud),
+            (true, false) => self.ring.recv_provided(fd, quiet, ud),
+            _ => {
+                let buf = c.rbuf.take().unwrap_or_else(|| vec![0; BUF_SIZE]);
+                self.ring.recv(fd, buf, ud)
+            }
         };
         match armed {
             Ok(()) => c.reading = true,
@@ -77,7 +84,7 @@ impl Server {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
-        c.reading = false;
+        c.reading = done.more;
         if let Some(buf) = done.buf.take() {
             c.rbuf = Some(buf); // the kernel is done with our read buffer
         }
@@ -87,11 +94,7 @@ impl Server {
                 return self.close_if_flushed(key);
             }
             Ok(n) => n,
-            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                self.stats.no_buffer += 1;
-                return self.starved.push((key, c.gen));
-            }
-            Err(_) => return self.close(key, true),
+            Err(e) => return self.on_recv_error(key, e),
         };
         let bytes = match (done.buffer, &c.rbuf) {
             (Some(bid), _) => self.ring.lent(bid, n),
@@ -105,14 +108,38 @@ impl Server {
         self.stats.echo.bytes += n as u64;
         let queued = c.queued();
         self.stats.echo.max_queue = self.stats.echo.max_queue.max(queued);
-        if queued > HIGH_WATER {
+        if queued > HIGH_WATER && !c.paused {
             c.paused = true;
             self.stats.echo.paused += 1;
+            if c.reading {
+                // A multishot recv goes on until stopped. What it delivers before the
+                // cancel lands is still queued: the bound is HIGH_WATER + one batch.
+                let (target, ud) = (name(key, c.gen, Op::Recv), name(key, c.gen, Op::CancelRecv));
+                self.stats.cancels += 1;
+                let _ = self.ring.cancel(target, ud);
+            }
         }
-        let (paused, full) = (c.paused, n == BUF_SIZE);
         self.start_send(key);
-        if !paused {
-            self.arm_recv(key, !full);
+        self.arm_recv(key, n < BUF_SIZE);
+    }
+
+    /// A recv that ended without data: out of buffers, cancelled for backpressure, a
+    /// kernel without multishot recv, or the connection's end.
+    fn on_recv_error(&mut self, key: usize, e: std::io::Error) {
+        let Some(c) = self.conns.get(key) else {
+            return;
+        };
+        match e.raw_os_error() {
+            Some(libc::ENOBUFS) => {
+                self.stats.no_buffer += 1;
+                self.starved.push((key, c.gen));
+            }
+            Some(libc::ECANCELED) if c.paused => {} // our backpressure cancel: resumed later
+            Some(libc::EINVAL) if self.stats.multishot_recv => {
+                self.stats.multishot_recv = false;
+                self.arm_recv(key, false);
+            }
+            _ => self.close(key, true),
         }
     }
 
@@ -170,7 +197,7 @@ impl Server {
         }
         self.start_send(key);
         if resume {
-            self.arm_recv(key, false);
+            self.arm_recv(key, false); // unless the cancelled recv has not ended yet
         }
         self.close_if_flushed(key);
     }
