@@ -457,9 +457,10 @@ impl std::str::FromStr for EchoBackend {
 fn run_echo_uring(config: EchoConfig) -> Result {
     use looplab::servers::echo_uring::{self, UringStats};
     raise_fd_limit();
-    let stop = AtomicBool::new(false);
+    let stop = Arc::new(AtomicBool::new(false));
+    stop_on_signals(stop.clone())?;
     let live = std::sync::Mutex::new(UringStats::default());
-    echo_uring::serve(&config, &stop, &live, |addr, s| {
+    let s = echo_uring::serve(&config, &stop, &live, |addr, s| {
         let yes = |b: bool| if b { "yes" } else { "no" };
         eprintln!(
             "echo (uring): provided-buffer ring {}, multishot accept {} (falls back if refused), deferred task work {}",
@@ -469,6 +470,43 @@ fn run_echo_uring(config: EchoConfig) -> Result {
         );
         println!("listening on {addr}");
     })?;
+    eprintln!(
+        "echo (uring): served {} connections, {} bytes, shed {}; {} late completions dropped",
+        s.echo.accepted, s.echo.bytes, s.echo.shed, s.stale
+    );
+    Ok(())
+}
+
+/// SIGINT and SIGTERM set `stop`: a loop on a thread of its own catches them (the uring
+/// echo sees the flag within its 100 ms tick, cancels what is in flight and returns).
+#[cfg(target_os = "linux")]
+fn stop_on_signals(stop: Arc<AtomicBool>) -> Result {
+    let (ready, watching) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let watch = || -> std::io::Result<Loop> {
+            let mut lp = Loop::new()?;
+            for signum in [libc::SIGINT, libc::SIGTERM] {
+                let stop = stop.clone();
+                let s = lp.signal(signum, move |lp, _, _| {
+                    stop.store(true, Ordering::Relaxed);
+                    lp.stop();
+                })?;
+                lp.ref_handle(s); // signal handles start unref'd; these hold the loop
+            }
+            Ok(lp)
+        };
+        match watch() {
+            Ok(mut lp) => {
+                let _ = ready.send(Ok(()));
+                let _ = lp.run(RunMode::Default);
+            }
+            Err(e) => {
+                let _ = ready.send(Err(e));
+            }
+        }
+    });
+    // Handled before "listening on": a script may send SIGINT as soon as it reads it.
+    watching.recv().map_err(|_| "the signal thread ended")??;
     Ok(())
 }
 

@@ -203,3 +203,137 @@ fn uring_echo_stop_cancels_every_recv_in_flight() {
         }
     });
 }
+
+// ---------------------------------------------------------------------------------------
+// What chapter 14 and example 23 quote, checked against what the programs print.
+// ---------------------------------------------------------------------------------------
+
+#[path = "util/exercise.rs"]
+mod exercise;
+
+const CHAPTER: &str = "docs/14-readiness-or-completion.md";
+
+/// Example 23 with two clients of two messages (the chapter's commands): the buffer's
+/// round trip, one line per completion, in the order the chapter and the header quote,
+/// and the example stops by itself after the two connections close.
+#[test]
+fn example_23_shows_the_buffer_going_back_and_forth() {
+    if looplab::sys::uring::available().is_err() {
+        let _ = writeln!(std::io::stderr(), "example 23: skipped: io_uring refused");
+        return;
+    }
+    let mut server =
+        exercise::run_example("23_uring_echo", &["127.0.0.1:0", "--exit-after", "2"], &[]);
+    let addr = server.listening_on().to_string();
+    let mut client = exercise::run_example("12_echo_client", &[&addr, "2", "2"], &[]);
+    assert!(
+        client.finish(Duration::from_secs(20)).success(),
+        "{}",
+        client.transcript()
+    );
+    assert!(
+        server.finish(Duration::from_secs(20)).success(),
+        "{}",
+        server.transcript()
+    );
+    let out = server.stdout();
+    let quoted = [
+        "conn 1: accepted",
+        "conn 1: recv -> 64 bytes (the buffer is ours again)",
+        "conn 1: send -> 64 bytes",
+        "conn 1: recv -> 0 (EOF): closed",
+    ];
+    let mut at = 0;
+    for line in quoted {
+        exercise::says(CHAPTER, line);
+        if !line.ends_with("accepted") {
+            exercise::says("examples/23_uring_echo.rs", line);
+        }
+        let found = out[at..]
+            .find(line)
+            .unwrap_or_else(|| panic!("{line:?} not in order in:\n{out}"));
+        at += found + line.len();
+    }
+    assert_eq!(
+        out.matches("(the buffer is ours again)").count(),
+        4,
+        "{out}"
+    );
+    assert!(!out.contains("readable"), "{out}");
+}
+
+/// The refusal the chapter quotes is the one the CLI prints for EPERM, word for word.
+#[test]
+fn the_quoted_refusal_is_what_looplab_prints() {
+    let e =
+        looplab::sys::uring::explain_setup_error(std::io::Error::from_raw_os_error(libc::EPERM));
+    exercise::says(CHAPTER, &format!("looplab: {e}"));
+}
+
+/// Try this 2: `looplab echo --backend uring` says which newer features it got, on its
+/// first line of stderr, before it listens; SIGINT stops it cleanly.
+#[test]
+fn echo_backend_uring_says_what_the_kernel_gave_it() {
+    if looplab::sys::uring::available().is_err() {
+        let _ = writeln!(std::io::stderr(), "try this 2: skipped: io_uring refused");
+        return;
+    }
+    let mut server = exercise::start(
+        exercise::looplab(),
+        &["echo", "--backend", "uring", "--addr", "127.0.0.1:0"],
+        &[],
+    );
+    let addr = server.listening_on();
+    let line = server.seen_or_wait_for("the features line", Duration::from_secs(10), |l| {
+        l.starts_with("echo (uring): ")
+    });
+    exercise::says(
+        CHAPTER,
+        "echo (uring): provided-buffer ring yes, multishot accept yes",
+    );
+    assert!(
+        line.contains("provided-buffer ring ") && line.contains("multishot accept "),
+        "{line}"
+    );
+    let mut client = connect(addr);
+    assert_eq!(round_trip(&mut client, b"try this"), b"try this");
+    // SIGINT with the client still connected: its recv in flight is cancelled, its late
+    // completion dropped, and the server exits 0.
+    server.signal("INT");
+    assert!(
+        server.finish(Duration::from_secs(20)).success(),
+        "{}",
+        server.transcript()
+    );
+    let last = server.seen_or_wait_for("the summary", Duration::from_secs(5), |l| {
+        l.contains("late completions dropped")
+    });
+    assert!(
+        last.contains("served 1 connections, 8 bytes") && last.contains("; 1 late"),
+        "{last}"
+    );
+}
+
+/// `--backend uring` with what it cannot do is refused with the reason, not ignored.
+#[test]
+fn echo_backend_uring_refuses_what_it_lacks() {
+    let mut run = exercise::start(
+        exercise::looplab(),
+        &[
+            "echo",
+            "--backend",
+            "uring",
+            "--addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    assert!(!run.finish(Duration::from_secs(20)).success());
+    assert!(
+        run.stderr().contains("no event loop to watch"),
+        "{}",
+        run.transcript()
+    );
+}
