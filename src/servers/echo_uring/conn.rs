@@ -116,7 +116,9 @@ impl Server {
                 // cancel lands is still queued: the bound is HIGH_WATER + one batch.
                 let (target, ud) = (name(key, c.gen, Op::Recv), name(key, c.gen, Op::CancelRecv));
                 self.stats.cancels += 1;
-                let _ = self.ring.cancel(target, ud);
+                if self.ring.cancel(target, ud).is_err() {
+                    return self.close(key, true); // an unstoppable recv would be unbounded
+                }
             }
         }
         self.start_send(key);
