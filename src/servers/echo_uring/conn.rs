@@ -106,23 +106,32 @@ impl Server {
             self.ring.give_back(bid); // copied out: the kernel may fill it again
         }
         self.stats.echo.bytes += n as u64;
-        let queued = c.queued();
-        self.stats.echo.max_queue = self.stats.echo.max_queue.max(queued);
-        if queued > HIGH_WATER && !c.paused {
-            c.paused = true;
-            self.stats.echo.paused += 1;
-            if c.reading {
-                // A multishot recv goes on until stopped. What it delivers before the
-                // cancel lands is still queued: the bound is HIGH_WATER + one batch.
-                let (target, ud) = (name(key, c.gen, Op::Recv), name(key, c.gen, Op::CancelRecv));
-                self.stats.cancels += 1;
-                if self.ring.cancel(target, ud).is_err() {
-                    return self.close(key, true); // an unstoppable recv would be unbounded
-                }
-            }
-        }
+        self.pause_if_over(key);
         self.start_send(key);
         self.arm_recv(key, n < BUF_SIZE);
+    }
+
+    /// Backpressure: past HIGH_WATER, no more recvs until the queue drains.
+    fn pause_if_over(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let queued = c.queued();
+        self.stats.echo.max_queue = self.stats.echo.max_queue.max(queued);
+        if queued <= HIGH_WATER || c.paused {
+            return;
+        }
+        c.paused = true;
+        self.stats.echo.paused += 1;
+        if c.reading {
+            // A multishot recv goes on until stopped. What it delivers before the cancel
+            // lands is still queued: the bound is HIGH_WATER + one batch (QUEUE_BOUND).
+            let (target, ud) = (name(key, c.gen, Op::Recv), name(key, c.gen, Op::CancelRecv));
+            self.stats.cancels += 1;
+            if self.ring.cancel(target, ud).is_err() {
+                self.close(key, true); // an unstoppable recv would be unbounded
+            }
+        }
     }
 
     /// A recv that ended without data: out of buffers, cancelled for backpressure, a

@@ -44,23 +44,9 @@ impl BufRing {
             ));
         }
         let map_len = usize::from(count) * std::mem::size_of::<BufRingEntry>();
-        // SAFETY: an anonymous private mapping asks for fresh zeroed pages and touches no
-        // memory of ours; the kernel wants the ring page-aligned, which mmap gives.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                map_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        let ptr = map(map_len)?;
         let mut ring = BufRing {
-            entries: ptr.cast(),
+            entries: ptr,
             map_len,
             count,
             tail: 0,
@@ -138,6 +124,26 @@ impl BufRing {
         let tail = unsafe { &*(BufRingEntry::tail(self.entries).cast::<AtomicU16>()) };
         tail.store(self.tail, Ordering::Release);
     }
+}
+
+/// Fresh zeroed pages for `len` bytes of ring entries.
+fn map(len: usize) -> io::Result<*mut BufRingEntry> {
+    // SAFETY: an anonymous private mapping asks for fresh zeroed pages and touches no
+    // memory of ours; the kernel wants the ring page-aligned, which mmap gives.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(ptr.cast())
 }
 
 impl Drop for BufRing {
