@@ -463,10 +463,12 @@ fn run_echo_uring(config: EchoConfig) -> Result {
     let s = echo_uring::serve(&config, &stop, &live, |addr, s| {
         let yes = |b: bool| if b { "yes" } else { "no" };
         eprintln!(
-            "echo (uring): provided-buffer ring {}, multishot accept {} (falls back if refused), deferred task work {}",
+            "echo (uring): provided-buffer ring {}, multishot accept {} and recv {} (each falls back if refused), deferred task work {}, {} registered files",
             yes(s.features.buf_ring),
             yes(s.multishot_accept),
-            yes(s.features.defer_taskrun)
+            yes(s.multishot_recv),
+            yes(s.features.defer_taskrun),
+            s.registered_files
         );
         println!("listening on {addr}");
     })?;

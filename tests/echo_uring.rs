@@ -23,6 +23,7 @@ use util::{connect, round_trip};
 /// A uring echo on its own thread (the ring is made there), stopped by a flag.
 struct UringEcho {
     addr: SocketAddr,
+    fallbacks: Fallbacks,
     stop: Arc<AtomicBool>,
     live: Arc<Mutex<UringStats>>,
     thread: JoinHandle<std::io::Result<UringStats>>,
@@ -46,6 +47,7 @@ impl UringEcho {
             .expect("the uring echo says where it listens");
         UringEcho {
             addr,
+            fallbacks,
             stop,
             live,
             thread,
@@ -81,7 +83,7 @@ impl UringEcho {
 
 /// Run `test` on a fresh server on each path: the newest features this kernel has, then
 /// single-shot recvs into the buffer ring, then the oldest (own read buffers, one accept
-/// and one recv at a time). Where io_uring cannot be
+/// and one recv at a time, plain fds). Where io_uring cannot be
 /// set up at all, say why on stderr (past the harness's capture: a skip must be seen)
 /// and pass.
 fn on_every_path(name: &str, max_conns: usize, test: impl Fn(UringEcho)) {
@@ -97,6 +99,7 @@ fn on_every_path(name: &str, max_conns: usize, test: impl Fn(UringEcho)) {
         own_read_buffers: true,
         single_accept: true,
         single_recv: true,
+        plain_fds: true,
     };
     for fallbacks in [Fallbacks::default(), single_recv, oldest] {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -114,6 +117,12 @@ fn uring_echo_serves_500_clients() {
     on_every_path("uring_echo_serves_500_clients", 100_000, |server| {
         five_hundred_clients(server.addr);
         let s = server.wait_for_no_connections();
+        // Each path is the one it says: the newer features used unless turned off.
+        let f = server.fallbacks;
+        assert_eq!(s.features.buf_ring, !f.own_read_buffers, "{s:?}");
+        assert_eq!(s.multishot_accept, !f.single_accept, "{s:?}");
+        assert_eq!(s.multishot_recv, !f.single_recv, "{s:?}");
+        assert_eq!(s.registered_files > 0, !f.plain_fds, "{s:?}");
         assert_eq!(s.echo.open, 0, "{s:?}");
         assert_eq!(s.echo.accepted, 500);
         assert_eq!(s.echo.bytes, 500 * 100 * 64);

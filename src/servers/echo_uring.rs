@@ -39,7 +39,7 @@
 mod conn;
 
 use super::echo::{EchoConfig, EchoStats, HIGH_WATER, LOW_WATER};
-use crate::sys::uring::{Completion, Features, Ring};
+use crate::sys::uring::{Completion, Features, Ring, Target};
 use conn::Conn;
 use slab::Slab;
 use std::io;
@@ -60,6 +60,8 @@ const BUF_SIZE: usize = 4096;
 /// all of them. Measured overshoot is a few dozen buffers (the kernel retries a
 /// multishot recv up to 32 times per wakeup).
 pub const QUEUE_BOUND: usize = HIGH_WATER + BUFS as usize * BUF_SIZE;
+/// Registered-file slots at most (the kernel also caps them at the open-file limit).
+const MAX_SLOTS: u32 = 1 << 16;
 /// How often the loop wakes with nothing to do, to see the stop flag and retry accept.
 const TICK: Duration = Duration::from_millis(100);
 /// A stop waits this long for the kernel to hand back every borrowed buffer.
@@ -117,6 +119,8 @@ pub struct UringStats {
     pub multishot_accept: bool,
     /// Recv is multishot, with a buffer ring (false once the kernel refused it).
     pub multishot_recv: bool,
+    /// Slots of registered files: sockets the kernel finds without a lookup per operation.
+    pub registered_files: u32,
     /// Completions for a connection already closed (its slot freed or reused): dropped.
     pub stale: u64,
     /// Cancels asked for, and of them those that lost the race (the operation had
@@ -134,6 +138,8 @@ struct Server {
     ring: Ring,
     listener: TcpListener,
     conns: Slab<Conn>,
+    /// Registered-file slots: connection `key` uses slot `key` when `key < slots`.
+    slots: u32,
     next_gen: u32,
     max_conns: usize,
     /// Connections whose recv found no buffer: armed again after this batch.
@@ -153,6 +159,8 @@ pub struct Fallbacks {
     pub single_accept: bool,
     /// One recv per arrival instead of a multishot recv.
     pub single_recv: bool,
+    /// Plain fds in every operation, no registered files.
+    pub plain_fds: bool,
 }
 
 /// Listen on `config.addr`, call `ready` with the bound address and what the kernel
@@ -182,20 +190,28 @@ pub fn serve_with(
         ));
     }
     let bufs = if fallbacks.own_read_buffers { 0 } else { BUFS };
-    let ring = Ring::new(ENTRIES, bufs, BUF_SIZE)?;
+    let mut ring = Ring::new(ENTRIES, bufs, BUF_SIZE)?;
+    let max_conns = config.max_conns.min(MAX_CONNS);
+    let slots = if fallbacks.plain_fds {
+        0
+    } else {
+        ring.register_files(u32::try_from(max_conns).unwrap_or(MAX_SLOTS).min(MAX_SLOTS))
+    };
     let listener = listen(config.addr)?;
     let mut s = Server {
         stats: UringStats {
             features: ring.features(),
             multishot_accept: !fallbacks.single_accept,
             multishot_recv: !fallbacks.single_recv,
+            registered_files: slots,
             ..UringStats::default()
         },
         ring,
         listener,
         conns: Slab::new(),
         next_gen: 0,
-        max_conns: config.max_conns.min(MAX_CONNS),
+        max_conns,
+        slots,
         starved: Vec::new(),
         accepting: false,
         accept_after: None,
@@ -299,7 +315,14 @@ impl Server {
                 self.stats.echo.accepted += 1;
                 let gen = self.next_gen;
                 self.next_gen = self.next_gen.wrapping_add(1);
-                let key = self.conns.insert(Conn::new(fd.into(), gen));
+                let entry = self.conns.vacant_entry();
+                let slot = u32::try_from(entry.key()).ok().filter(|s| *s < self.slots);
+                let target = slot.and_then(|s| {
+                    let put = self.ring.set_slot(s, Some(fd.as_raw_fd()));
+                    put.ok().map(|()| Target::Slot(s))
+                });
+                let key = entry.key();
+                entry.insert(Conn::new(fd.into(), target, gen));
                 self.arm_recv(key, false);
             }
         }

@@ -33,6 +33,35 @@ use std::time::Duration;
 /// the caller knows the peer has not answered yet (the io-uring crate does not export it).
 const RECVSEND_POLL_FIRST: u16 = 1;
 
+/// The socket an operation works on: an fd, or a slot of the ring's registered files
+/// ([`Ring::register_files`]), which the kernel finds without `fget`/`fput` per operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A plain fd, looked up (and reference-counted) for every operation.
+    Fd(RawFd),
+    /// A registered file.
+    Slot(u32),
+}
+
+impl From<RawFd> for Target {
+    fn from(fd: RawFd) -> Target {
+        Target::Fd(fd)
+    }
+}
+
+impl Target {
+    /// What the submission names, and the flag that says which kind it is.
+    fn sqe_fd(self) -> (types::Fd, squeue::Flags) {
+        match self {
+            Target::Fd(fd) => (types::Fd(fd), squeue::Flags::empty()),
+            Target::Slot(i) => (
+                types::Fd(i32::try_from(i).unwrap_or(i32::MAX)),
+                squeue::Flags::FIXED_FILE,
+            ),
+        }
+    }
+}
+
 /// What an operation borrows from us until its last completion.
 enum Held {
     /// Nothing (a recv into a provided buffer, a cancel, a tick).
@@ -94,6 +123,7 @@ pub struct Ring {
     in_flight: usize,
     tick: Box<types::Timespec>,
     bufs: Option<BufRing>,
+    slots: u32,
     raw: Vec<(u64, i32, u32)>,
     features: Features,
 }
@@ -116,6 +146,7 @@ impl Ring {
             in_flight: 0,
             tick: Box::new(types::Timespec::new()),
             bufs,
+            slots: 0,
             raw: Vec::new(),
             features,
         })
@@ -151,7 +182,7 @@ impl Ring {
     /// arrives. `peer_is_quiet`: we just answered, so wait for readability before trying.
     pub fn recv_provided(
         &mut self,
-        fd: RawFd,
+        to: impl Into<Target>,
         peer_is_quiet: bool,
         user_data: u64,
     ) -> io::Result<()> {
@@ -166,44 +197,92 @@ impl Ring {
         } else {
             0
         };
-        let sqe = opcode::Recv::new(types::Fd(fd), std::ptr::null_mut(), bufs.buf_size())
+        let (fd, kind) = to.into().sqe_fd();
+        let sqe = opcode::Recv::new(fd, std::ptr::null_mut(), bufs.buf_size())
             .buf_group(bufs.group())
             .ioprio(ioprio)
             .build()
-            .flags(squeue::Flags::BUFFER_SELECT);
+            .flags(squeue::Flags::BUFFER_SELECT | kind);
         self.submit_op(sqe, user_data, Held::Nothing)
     }
 
     /// Receive, for as long as it is not cancelled and buffers last, into buffers of the
     /// provided-buffer ring (6.0): one completion per arrival, `more` until the last.
-    pub fn recv_multishot(&mut self, fd: RawFd, user_data: u64) -> io::Result<()> {
+    pub fn recv_multishot(&mut self, to: impl Into<Target>, user_data: u64) -> io::Result<()> {
         let Some(bufs) = &self.bufs else {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "no provided-buffer ring on this kernel",
             ));
         };
-        let sqe = opcode::RecvMulti::new(types::Fd(fd), bufs.group()).build();
+        let (fd, kind) = to.into().sqe_fd();
+        let sqe = opcode::RecvMulti::new(fd, bufs.group()).build().flags(kind);
         self.submit_op(sqe, user_data, Held::Nothing)
     }
 
     /// Receive into `buf` (all of its length), which is the kernel's until the completion
     /// hands it back.
-    pub fn recv(&mut self, fd: RawFd, mut buf: Vec<u8>, user_data: u64) -> io::Result<()> {
+    pub fn recv(
+        &mut self,
+        from: impl Into<Target>,
+        mut buf: Vec<u8>,
+        user_data: u64,
+    ) -> io::Result<()> {
         let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-        let sqe = opcode::Recv::new(types::Fd(fd), buf.as_mut_ptr(), len).build();
+        let (fd, kind) = from.into().sqe_fd();
+        let sqe = opcode::Recv::new(fd, buf.as_mut_ptr(), len)
+            .build()
+            .flags(kind);
         self.submit_op(sqe, user_data, Held::Buf(buf))
     }
 
     /// Send `buf[from..]` (MSG_NOSIGNAL); `buf` is the kernel's until the completion hands
     /// it back with how much was sent.
-    pub fn send(&mut self, fd: RawFd, buf: Vec<u8>, from: usize, user_data: u64) -> io::Result<()> {
+    pub fn send(
+        &mut self,
+        to: impl Into<Target>,
+        buf: Vec<u8>,
+        from: usize,
+        user_data: u64,
+    ) -> io::Result<()> {
         let rest = buf.get(from..).unwrap_or(&[]);
         let len = u32::try_from(rest.len()).unwrap_or(u32::MAX);
-        let sqe = opcode::Send::new(types::Fd(fd), rest.as_ptr(), len)
+        let (fd, kind) = to.into().sqe_fd();
+        let sqe = opcode::Send::new(fd, rest.as_ptr(), len)
             .flags(libc::MSG_NOSIGNAL)
-            .build();
+            .build()
+            .flags(kind);
         self.submit_op(sqe, user_data, Held::Buf(buf))
+    }
+
+    /// A table of `slots` registered files (5.19), all empty; fewer if the open-file limit
+    /// is lower (the kernel counts them against it). Returns the slots made (0 for none).
+    pub fn register_files(&mut self, slots: u32) -> u32 {
+        let mut n = slots;
+        while n >= 64 {
+            if self.ring.submitter().register_files_sparse(n).is_ok() {
+                self.slots = n;
+                return n;
+            }
+            n /= 2;
+        }
+        0
+    }
+
+    /// Put `fd` in slot `slot` (or empty it with `None`). Operations in flight on the
+    /// slot's old file keep that file until they complete.
+    pub fn set_slot(&mut self, slot: u32, fd: Option<RawFd>) -> io::Result<()> {
+        if slot >= self.slots {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no such file slot",
+            ));
+        }
+        let fds = [fd.unwrap_or(-1)];
+        self.ring
+            .submitter()
+            .register_files_update(slot, &fds)
+            .map(drop)
     }
 
     /// Ask the kernel to cancel the operation named `target`. It may lose the race: the

@@ -2,13 +2,16 @@
 //! flight. Who owns which buffer when is the whole lesson here.
 
 use super::{name, Op, Server, BUF_SIZE, HIGH_WATER, LOW_WATER};
-use crate::sys::uring::Completion;
+use crate::sys::uring::{Completion, Target};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 
 /// A connection. The bytes of a send in flight are not here: the ring holds them.
 pub(super) struct Conn {
-    sock: TcpStream,
+    /// Owned here so that dropping the connection closes it.
+    _sock: TcpStream,
+    /// What operations name: the socket's registered-file slot, or its fd.
+    target: Target,
     pub(super) gen: u32,
     /// A recv is in flight.
     pub(super) reading: bool,
@@ -29,11 +32,12 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    pub(super) fn new(sock: TcpStream, gen: u32) -> Conn {
+    pub(super) fn new(sock: TcpStream, target: Option<Target>, gen: u32) -> Conn {
         // Echoes are small and answered at once; Nagle would hold them back.
         let _ = sock.set_nodelay(true);
         Conn {
-            sock,
+            target: target.unwrap_or(Target::Fd(sock.as_raw_fd())),
+            _sock: sock,
             gen,
             reading: false,
             sending: false,
@@ -65,7 +69,7 @@ impl Server {
         if c.reading || c.paused || c.eof {
             return;
         }
-        let (fd, ud) = (c.sock.as_raw_fd(), name(key, c.gen, Op::Recv));
+        let (fd, ud) = (c.target, name(key, c.gen, Op::Recv));
         let armed = match (self.stats.features.buf_ring, self.stats.multishot_recv) {
             (true, true) => self.ring.recv_multishot(fd, ud),
             (true, false) => self.ring.recv_provided(fd, quiet, ud),
@@ -165,7 +169,7 @@ impl Server {
         let next = std::mem::take(&mut c.spare);
         let buf = std::mem::replace(&mut c.out, next);
         (c.flight_len, c.flight_sent) = (buf.len(), 0);
-        let (fd, ud) = (c.sock.as_raw_fd(), name(key, c.gen, Op::Send));
+        let (fd, ud) = (c.target, name(key, c.gen, Op::Send));
         match self.ring.send(fd, buf, 0, ud) {
             Ok(()) => c.sending = true,
             Err(_) => self.close(key, true),
@@ -186,11 +190,7 @@ impl Server {
         }
         if c.flight_sent < c.flight_len {
             // A short send: the rest of the same buffer goes back to the kernel.
-            let (fd, ud, from) = (
-                c.sock.as_raw_fd(),
-                name(key, c.gen, Op::Send),
-                c.flight_sent,
-            );
+            let (fd, ud, from) = (c.target, name(key, c.gen, Op::Send), c.flight_sent);
             return match self.ring.send(fd, buf, from, ud) {
                 Ok(()) => c.sending = true,
                 Err(_) => self.close(key, true),
@@ -243,6 +243,9 @@ impl Server {
                     .ring
                     .cancel(name(key, c.gen, op), name(key, c.gen, cancel));
             }
+        }
+        if let Target::Slot(slot) = c.target {
+            let _ = self.ring.set_slot(slot, None);
         }
         drop(c); // closes the fd; a recv or send in flight still holds the socket
     }
