@@ -32,6 +32,11 @@
 //! its cancel landed); a fixed pool of provided buffers (a recv that finds none,
 //! `ENOBUFS`, is retried once buffers come back).
 //!
+//! **Fewer lookups.** A multishot recv (6.0) stays armed across arrivals: a round trip
+//! submits only its send. Each connection's socket is a registered file (a slot in the
+//! ring's file table), so an operation names the slot and the kernel skips the fd lookup
+//! and reference count it would make per operation.
+//!
 //! **Accept.** One multishot accept (5.19) answers every connection; on a kernel that
 //! refuses it (`EINVAL`) we fall back to one accept per connection. Out of fds, accept is
 //! re-armed on the next tick (100 ms): no spare-fd trick here, the clients wait queued.
