@@ -346,3 +346,46 @@ fn echo_backend_uring_refuses_what_it_lacks() {
         run.transcript()
     );
 }
+
+/// `looplab bench --servers epoll,uring`: a uring row beside epoll's, every echo right,
+/// every connection served, and CPU counted for it.
+#[test]
+fn the_bench_runs_a_uring_server() {
+    if looplab::sys::uring::available().is_err() {
+        let _ = writeln!(std::io::stderr(), "bench uring: skipped: io_uring refused");
+        return;
+    }
+    let out = std::env::temp_dir().join(format!("looplab-uring-bench-{}", std::process::id()));
+    let dir = out.to_string_lossy().into_owned();
+    let args = [
+        "bench",
+        "--servers",
+        "epoll,uring",
+        "--conns",
+        "20",
+        "--duration",
+        "500ms",
+        "--rounds",
+        "1",
+        "--out",
+        &dir,
+    ];
+    let mut run = exercise::start(exercise::looplab(), &args, &[]);
+    assert!(
+        run.finish(Duration::from_secs(60)).success(),
+        "{}",
+        run.transcript()
+    );
+    let text = std::fs::read_to_string(out.join("results.json")).expect("results.json");
+    let _ = std::fs::remove_dir_all(&out);
+    let json: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let rows = json["rows"].as_array().expect("rows");
+    let uring = rows
+        .iter()
+        .find(|r| r["server"] == "uring")
+        .expect("a uring row");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(uring["errors"], 0, "{uring}");
+    assert_eq!(uring["stalled"], 0, "{uring}");
+    assert!(uring["round_trips"].as_u64().unwrap_or(0) > 0, "{uring}");
+}
