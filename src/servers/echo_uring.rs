@@ -169,7 +169,7 @@ pub struct Fallbacks {
 }
 
 /// Listen on `config.addr`, call `ready` with the bound address and what the kernel
-/// offered, and echo until `stop` is set (seen within [`TICK`]). `live` gets the stats
+/// offered, and echo until `stop` is set (seen within 100 ms). `live` gets the stats
 /// after every batch of completions. The ring is made here, on the thread that runs it.
 pub fn serve(
     config: &EchoConfig,
@@ -379,7 +379,7 @@ impl Server {
     }
 
     /// No more accepts, every connection closed; the loop ends once the kernel has
-    /// answered every operation in flight (or after [`STOP_GRACE`]).
+    /// answered every operation in flight (or after `STOP_GRACE`).
     fn begin_stop(&mut self) {
         self.stopping = Some(Instant::now());
         if self.accepting {
