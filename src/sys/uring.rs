@@ -117,6 +117,32 @@ impl Hasher for UserDataHasher {
 }
 
 /// An io_uring with the borrows of its operations in flight.
+///
+/// A recv takes its buffer, so while the read is in flight the program cannot touch it:
+///
+/// ```compile_fail
+/// # fn f(ring: &mut looplab::sys::uring::Ring, fd: i32) -> std::io::Result<()> {
+/// let buf = vec![0u8; 4096];
+/// ring.recv(fd, buf, 1)?;
+/// println!("{}", buf[0]); // borrow of moved value: `buf`
+/// # Ok(())
+/// # }
+/// ```
+///
+/// It is the completion that hands it back:
+///
+/// ```no_run
+/// # fn f(ring: &mut looplab::sys::uring::Ring, fd: i32) -> std::io::Result<()> {
+/// let buf = vec![0u8; 4096];
+/// ring.recv(fd, buf, 1)?;
+/// let mut done = Vec::new();
+/// ring.wait(&mut done)?;
+/// if let Some(buf) = done.iter_mut().find(|c| c.user_data == 1).and_then(|c| c.buf.take()) {
+///     println!("{}", buf[0]);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 pub struct Ring {
     ring: IoUring,
     held: HashMap<u64, Held, BuildHasherDefault<UserDataHasher>>,
