@@ -42,6 +42,7 @@
 //! re-armed on the next tick (100 ms): no spare-fd trick here, the clients wait queued.
 
 mod conn;
+mod user_data;
 
 use super::echo::{EchoConfig, EchoStats, HIGH_WATER, LOW_WATER};
 use crate::sys::uring::{Completion, Features, Ring, Target};
@@ -53,6 +54,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use user_data::{name, parse, Op, SERVER};
 
 /// Submission queue entries; the completion queue is 8x as large.
 const ENTRIES: u32 = 4096;
@@ -73,45 +75,6 @@ const TICK: Duration = Duration::from_millis(100);
 const STOP_GRACE: Duration = Duration::from_secs(2);
 /// Slab keys must fit in 24 bits of user_data, and the last one is the server's own.
 pub const MAX_CONNS: usize = (1 << 24) - 1;
-
-/// What an operation is; the low byte of its user_data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Op {
-    Accept = 1,
-    Recv = 2,
-    Send = 3,
-    CancelRecv = 4,
-    CancelSend = 5,
-    Tick = 6,
-    CancelAccept = 7,
-    CancelTick = 8,
-}
-
-/// The key of the listener's and the clock's operations: never a connection's.
-const SERVER: usize = MAX_CONNS;
-
-fn name(key: usize, gen: u32, op: Op) -> u64 {
-    (u64::from(gen) << 32) | ((key as u64 & 0xff_ffff) << 8) | op as u64
-}
-
-fn parse(user_data: u64) -> (usize, u32, Option<Op>) {
-    let op = match user_data & 0xff {
-        1 => Some(Op::Accept),
-        2 => Some(Op::Recv),
-        3 => Some(Op::Send),
-        4 => Some(Op::CancelRecv),
-        5 => Some(Op::CancelSend),
-        6 => Some(Op::Tick),
-        7 => Some(Op::CancelAccept),
-        8 => Some(Op::CancelTick),
-        _ => None,
-    };
-    (
-        ((user_data >> 8) & 0xff_ffff) as usize,
-        (user_data >> 32) as u32,
-        op,
-    )
-}
 
 /// What the server has done so far.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -194,14 +157,8 @@ pub fn serve_with(
             "the uring echo has no idle timeout; use --backend epoll",
         ));
     }
-    let bufs = if fallbacks.own_read_buffers { 0 } else { BUFS };
-    let mut ring = Ring::new(ENTRIES, bufs, BUF_SIZE)?;
     let max_conns = config.max_conns.min(MAX_CONNS);
-    let slots = if fallbacks.plain_fds {
-        0
-    } else {
-        ring.register_files(u32::try_from(max_conns).unwrap_or(MAX_SLOTS).min(MAX_SLOTS))
-    };
+    let (ring, slots) = make_ring(fallbacks, max_conns)?;
     let listener = listen(config.addr)?;
     let mut s = Server {
         stats: UringStats {
@@ -227,6 +184,18 @@ pub fn serve_with(
     ready(s.listener.local_addr()?, &s.stats);
     s.run(stop, live)?;
     Ok(s.stats)
+}
+
+/// The ring with what `fallbacks` leaves on: its buffer ring, and registered-file slots.
+fn make_ring(fallbacks: Fallbacks, max_conns: usize) -> io::Result<(Ring, u32)> {
+    let bufs = if fallbacks.own_read_buffers { 0 } else { BUFS };
+    let mut ring = Ring::new(ENTRIES, bufs, BUF_SIZE)?;
+    let slots = if fallbacks.plain_fds {
+        0
+    } else {
+        ring.register_files(u32::try_from(max_conns).unwrap_or(MAX_SLOTS).min(MAX_SLOTS))
+    };
+    Ok((ring, slots))
 }
 
 fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -395,25 +364,5 @@ impl Server {
         for key in keys {
             self.close(key, false);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every field survives the round trip through user_data, at the edges of each.
-    #[test]
-    fn user_data_names_key_generation_and_op() {
-        for (key, gen, op) in [
-            (0, 0, Op::Accept),
-            (MAX_CONNS, u32::MAX, Op::Send),
-            (12345, 7, Op::CancelRecv),
-            (1, 1 << 31, Op::Tick),
-        ] {
-            assert_eq!(parse(name(key, gen, op)), (key, gen, Some(op)));
-        }
-        assert_ne!(name(5, 1, Op::Recv), name(5, 2, Op::Recv));
-        assert_eq!(parse(0).2, None);
     }
 }

@@ -18,8 +18,10 @@
 
 pub mod bufring;
 mod setup;
+mod target;
 
 pub use setup::{available, explain_setup_error, Features};
+pub use target::Target;
 
 use bufring::BufRing;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
@@ -32,35 +34,6 @@ use std::time::Duration;
 /// `IORING_RECVSEND_POLL_FIRST` (5.19): wait for readability before trying the recv, when
 /// the caller knows the peer has not answered yet (the io-uring crate does not export it).
 const RECVSEND_POLL_FIRST: u16 = 1;
-
-/// The socket an operation works on: an fd, or a slot of the ring's registered files
-/// ([`Ring::register_files`]), which the kernel finds without `fget`/`fput` per operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// A plain fd, looked up (and reference-counted) for every operation.
-    Fd(RawFd),
-    /// A registered file.
-    Slot(u32),
-}
-
-impl From<RawFd> for Target {
-    fn from(fd: RawFd) -> Target {
-        Target::Fd(fd)
-    }
-}
-
-impl Target {
-    /// What the submission names, and the flag that says which kind it is.
-    fn sqe_fd(self) -> (types::Fd, squeue::Flags) {
-        match self {
-            Target::Fd(fd) => (types::Fd(fd), squeue::Flags::empty()),
-            Target::Slot(i) => (
-                types::Fd(i32::try_from(i).unwrap_or(i32::MAX)),
-                squeue::Flags::FIXED_FILE,
-            ),
-        }
-    }
-}
 
 /// What an operation borrows from us until its last completion.
 enum Held {

@@ -1,7 +1,8 @@
 //! One connection of the uring echo: its recv, its send, and closing it with either in
 //! flight. Who owns which buffer when is the whole lesson here.
 
-use super::{name, Op, Server, BUF_SIZE, HIGH_WATER, LOW_WATER};
+use super::user_data::{name, Op};
+use super::{Server, BUF_SIZE, HIGH_WATER, LOW_WATER};
 use crate::sys::uring::{Completion, Target};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
