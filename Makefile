@@ -22,7 +22,7 @@ test:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --features peer-tokio -- -D warnings
-	$(CARGO) clippy --no-default-features --lib -- -D warnings   # the core alone: mio, libc, slab, socket2, crossbeam-channel, thiserror
+	$(CARGO) clippy --no-default-features --lib -- -D warnings   # the core alone: mio, libc, slab, socket2, crossbeam-channel
 	$(CARGO) build --examples
 	$(MAKE) cross-check
 	bash .ci/tests-with-total "$(CARGO)"

@@ -17,6 +17,7 @@ pub fn lookup(
 ) -> Work {
     let host = host.to_string();
     let shown = host.clone();
+    let queued = lp.now();
     lp.queue_work_in(
         Lane::Slow,
         move || {
@@ -35,8 +36,9 @@ pub fn lookup(
                     format!("resolving {shown} on the pool"),
                     e,
                 )),
-                Err(w) => Err(crate::error::context(
-                    format!("resolving {shown}"),
+                Err(w) => Err(crate::Error::wrap_after(
+                    format!("resolving {shown} on the pool"),
+                    lp.now().saturating_duration_since(queued),
                     io::Error::from(w),
                 )),
             };

@@ -167,6 +167,8 @@ pub struct Loop {
     pub(crate) children: Children,
     /// Futures on the loop: the ready queue and what leaf futures asked for.
     pub(crate) tasks: Executor,
+    /// Cancel scopes and what each holds (src/scope.rs).
+    pub(crate) scopes: crate::scope::Scopes,
 }
 
 impl Loop {
@@ -374,6 +376,16 @@ impl Loop {
         self.update_time();
         self.enter(Phase::PollCallbacks);
         while let Some(&ev) = self.events.get(self.dispatched) {
+            // A finished pool job (or an async send) does not wait behind the rest of the
+            // batch: before each event the loop looks at the wake pipe's flag (one load).
+            // Under load a batch is hundreds of callbacks; a completion used to wait for
+            // all of them. (The pipe's own event, when it comes, usually finds it empty:
+            // one spare `read`, kept because a byte can land after a drain saw the flag.)
+            // Looked at before `ev` counts as dispatched: if a `done` panics, `ev` is
+            // still owed (the flag is set again, so the wake is not lost either).
+            if self.waker.is_pending() {
+                self.on_wake();
+            }
             self.dispatched += 1;
             // The self-pipes carry other handles' callbacks (async, pool, signals,
             // children): each of those is timed alone, under its own handle.
@@ -398,15 +410,17 @@ impl Loop {
         what: impl FnOnce(&Loop) -> String,
         f: impl FnOnce(&mut Loop),
     ) {
-        if !self.tracer.enabled && !self.meters.on() {
+        let took = if self.meters.on() {
+            // Timed from the last clock read: one read per callback, after it.
+            f(self);
+            self.meters.callback_ended(site, self.counters.ticks)
+        } else if self.tracer.enabled {
+            let started = Instant::now();
+            f(self);
+            started.elapsed()
+        } else {
             return f(self);
-        }
-        let started = self.meters.mark().unwrap_or_else(Instant::now);
-        f(self);
-        let ended = Instant::now();
-        self.meters
-            .callback(site, started, ended, self.counters.ticks);
-        let took = ended.saturating_duration_since(started);
+        };
         if self.tracer.enabled && took >= SLOW_CALLBACK {
             let what = what(self);
             self.tracer.slow(what, took);
@@ -563,7 +577,8 @@ impl Loop {
 
 impl Drop for Loop {
     fn drop(&mut self) {
-        // Release process-wide signal registrations and stop the pool's threads.
+        // Release process-wide signal registrations, leave no child a zombie, and stop
+        // the pool's threads.
         let signal_handles: Vec<Handle> = self
             .handles
             .infos()
@@ -573,6 +588,7 @@ impl Drop for Loop {
         for h in signal_handles {
             self.stop_signal(h);
         }
+        self.hand_over_children();
         self.pool = None;
     }
 }

@@ -18,6 +18,7 @@ fn on_pool<T: Send + 'static>(
 ) -> Work {
     let path = path.to_path_buf();
     let shown = path.display().to_string();
+    let queued = lp.now();
     lp.queue_work_in(
         Lane::Fast,
         move || job(&path),
@@ -28,8 +29,11 @@ fn on_pool<T: Send + 'static>(
                     format!("{what} {shown} on the pool"),
                     e,
                 )),
-                Err(w) => Err(crate::error::context(
-                    format!("{what} {shown}"),
+                // No answer from the pool (cancelled, a scope's deadline, a panic): how
+                // long it had waited is part of the story.
+                Err(w) => Err(crate::Error::wrap_after(
+                    format!("{what} {shown} on the pool"),
+                    lp.now().saturating_duration_since(queued),
                     io::Error::from(w),
                 )),
             };

@@ -294,6 +294,8 @@ pub(crate) struct HandleTable<S> {
     next_generation: u32,
     holding: usize,
     loop_id: u32,
+    /// Handles made since `record` was turned on: `Loop::in_scope` adopts them into a scope.
+    recording: Option<Vec<Handle>>,
 }
 
 impl<S> HandleTable<S> {
@@ -304,6 +306,7 @@ impl<S> HandleTable<S> {
             next_generation: 1,
             holding: 0,
             loop_id,
+            recording: None,
         }
     }
 
@@ -351,7 +354,16 @@ impl<S> HandleTable<S> {
             self.holding += 1;
         }
         entry.insert(slot);
+        if let Some(made) = &mut self.recording {
+            made.push(h);
+        }
         h
+    }
+
+    /// Start (`Some(vec)`) or stop (`None`) noting every handle made; returns what was
+    /// noted so far, so a nested `in_scope` can put the outer recording back.
+    pub fn record(&mut self, on: Option<Vec<Handle>>) -> Option<Vec<Handle>> {
+        std::mem::replace(&mut self.recording, on)
     }
 
     /// Ours and not stale: the one check every lookup makes.

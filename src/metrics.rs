@@ -25,9 +25,10 @@
 //! [`Loop::take_window`] ends a window and starts the next; [`Loop::loop_totals`] sums
 //! every window so far (what Prometheus wants: counters that only grow).
 //!
-//! **Off unless watched.** One clock read per callback is cheap, not free: measured on
-//! the echo benchmark at 1000 connections, a server with `--metrics-addr` spends a few
-//! percent more CPU per round trip than one without (docs/12-watching-the-loop.md). So
+//! **Off unless watched.** One clock read per callback is cheap, not free: on the echo
+//! benchmark at 1000 connections the mechanism costs about 150 instructions per round
+//! trip (callgrind), and `--metrics-addr` with its probes about as much again
+//! (docs/benchmarks.md). So
 //! a loop keeps no metrics unless asked: `LoopBuilder::metrics(true)`,
 //! `LOOPLAB_METRICS=1`, or [`Loop::set_metrics`], which the metrics endpoint calls.
 //! Off, the loop reads the clock only where it always did.
@@ -65,6 +66,8 @@ struct Acc {
     pool: PoolTimes,
     longest_tick: Option<PhaseTimes>,
     slowest: Option<SlowCallback>,
+    /// `slowest`'s time in ns, compared without making a `Duration` per callback.
+    slowest_ns: u64,
 }
 
 impl Acc {
@@ -85,8 +88,11 @@ pub(crate) struct Meters {
     on: bool,
     /// The phase the loop is in: the next read's time is charged to it.
     phase: Phase,
-    /// The last clock read: the next callback's time runs from there.
-    mark: Instant,
+    /// The last clock read, in ns since `epoch`: the next callback's time runs from
+    /// there. Plain integers, not `Instant`s: `Instant` arithmetic (a checked
+    /// `timespec` subtraction, a `Duration` carry) cost about 250 instructions per
+    /// callback in the echo benchmark, more than the clock read itself (callgrind).
+    mark: u64,
     /// The tick in progress.
     tick: PhaseTimes,
     window: Acc,
@@ -106,7 +112,7 @@ impl Meters {
         Meters {
             on,
             phase: Phase::Idle,
-            mark: epoch,
+            mark: 0,
             tick: PhaseTimes::default(),
             window: Acc::default(),
             window_started: epoch,
@@ -126,7 +132,15 @@ impl Meters {
     /// Turn timing on or off from now: the time since the last read is nobody's.
     pub fn set_on(&mut self, on: bool, now: Instant) {
         self.on = on;
-        self.mark = now;
+        self.mark = self.ns(now);
+    }
+
+    /// `at` as ns since `epoch` (0 before it).
+    fn ns(&self, at: Instant) -> u64 {
+        let d = at.saturating_duration_since(self.epoch);
+        d.as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(d.subsec_nanos()))
     }
 
     /// A phase boundary: no clock read, the next read charges this phase.
@@ -137,36 +151,39 @@ impl Meters {
     /// The clock read `at`: the time since the last read goes to the current phase
     /// (to nothing outside the ticks, `Phase::Idle`).
     pub fn read_at(&mut self, at: Instant) {
-        if !self.on {
-            return;
+        if self.on {
+            self.read_ns(self.ns(at));
         }
+    }
+
+    fn read_ns(&mut self, at: u64) {
         if let Some(i) = slot(self.phase) {
-            self.tick.add_to(i, at.saturating_duration_since(self.mark));
+            self.tick.add_ns(i, at.saturating_sub(self.mark));
         }
         self.mark = self.mark.max(at);
     }
 
-    /// Where the next callback's time starts: the last clock read (`None` when off).
-    pub fn mark(&self) -> Option<Instant> {
-        self.on.then_some(self.mark)
-    }
-
-    /// A callback of `site` ran from `started` to `ended` in tick `tick`.
-    pub fn callback(&mut self, site: Site, started: Instant, ended: Instant, tick: u64) {
+    /// A callback of `site` ran in tick `tick`, from the last clock read until now: the
+    /// one clock read a callback costs. Returns how long it ran (zero when off).
+    pub fn callback_ended(&mut self, site: Site, tick: u64) -> Duration {
         if !self.on {
-            return;
+            return Duration::ZERO;
         }
-        self.read_at(ended);
-        let took = ended.saturating_duration_since(started);
+        let started = self.mark;
+        let ended = self.ns(Instant::now());
+        self.read_ns(ended);
+        let took = ended.saturating_sub(started);
         self.window.callbacks += 1;
-        if self.window.slowest.is_none_or(|s| took > s.took) {
+        if self.window.slowest.is_none() || took > self.window.slowest_ns {
+            self.window.slowest_ns = took;
             self.window.slowest = Some(SlowCallback {
-                took,
+                took: Duration::from_nanos(took),
                 phase: self.phase,
                 site,
                 tick,
             });
         }
+        Duration::from_nanos(took)
     }
 
     /// A poll returned `events` events after blocking for `idle` (`None`: a zero timeout).

@@ -11,6 +11,10 @@
 //!   these (`socketpair(2)`, as libuv and Node make them), and so is [`Loop::pipe_pair`].
 //!
 //! Both are registered with the poller like any socket: a pipe is as pollable as TCP.
+//! A Unix-domain socket path is connected to with [`Loop::unix_connect`] and listened
+//! on with [`Loop::unix_listen`] (`pipe/listen.rs`).
+
+mod listen;
 
 use crate::event_loop::Loop;
 use crate::handle::{HandleKind, Pipe};

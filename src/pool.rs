@@ -19,12 +19,13 @@
 //! **Cancel.** A job is queued, running or cancelled, decided by one compare-and-swap:
 //! `cancel` wins only while the job is still queued, and then no worker will run it.
 
-use crate::event_loop::Loop;
+use crate::event_loop::{Deferred, Loop};
 use crate::handle::{Handle, HandleKind, Work};
 use crate::metrics::Site;
 use crate::sys::selfpipe::SelfPipe;
 use crossbeam_channel::{select, Receiver, Sender};
 use std::any::Any;
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -45,6 +46,9 @@ pub enum WorkError {
     Panicked(String),
     /// The pool's threads could not be started (the OS refused a thread).
     NoPool(String),
+    /// The scope it was opened under was cancelled (`Loop::cancel_scope`, a deadline):
+    /// queued, it never runs; running, its result is thrown away.
+    Scope(crate::scope::Cancel),
 }
 
 impl fmt::Display for WorkError {
@@ -53,6 +57,7 @@ impl fmt::Display for WorkError {
             WorkError::Canceled => f.write_str("work was canceled before it started"),
             WorkError::Panicked(msg) => write!(f, "work panicked on a pool thread: {msg}"),
             WorkError::NoPool(msg) => write!(f, "the thread pool could not start: {msg}"),
+            WorkError::Scope(cause) => cause.fmt(f),
         }
     }
 }
@@ -63,7 +68,11 @@ impl From<WorkError> for io::Error {
     /// For fs and dns, whose callbacks take `io::Result`: the kind is `Other` (never
     /// `Interrupted`, which std users read as "retry"), the `WorkError` is the source.
     fn from(e: WorkError) -> io::Error {
-        io::Error::other(e)
+        match e {
+            // A scope's cause keeps its own kind: TimedOut for a deadline.
+            WorkError::Scope(cause) => cause.into(),
+            e => io::Error::other(e),
+        }
     }
 }
 
@@ -388,10 +397,12 @@ impl Loop {
         }
     }
 
-    /// close() on work: cancel it if still queued; its `done` will not be called.
-    pub(crate) fn stop_work(&mut self, h: Handle) {
+    /// close() on work: cancel it if still queued. Its `done` is not called, unless a
+    /// scope's cancel is closing it: then `done` is owed, with the scope's cause.
+    pub(crate) fn stop_work(&mut self, h: Handle) -> VecDeque<Deferred> {
+        let mut owed: VecDeque<Deferred> = VecDeque::new();
         if let Some(crate::event_loop::State::Work(ws)) = self.handles.state_mut(h) {
-            ws.done = None;
+            let done = ws.done.take();
             if ws
                 .job
                 .compare_exchange(QUEUED, CANCELED, Ordering::AcqRel, Ordering::Acquire)
@@ -401,7 +412,13 @@ impl Loop {
                     p.stats.depth.fetch_sub(1, Ordering::Relaxed);
                 }
             }
+            if let (Some(done), Some(cause)) = (done, crate::scope::canceling()) {
+                owed.push_back(Box::new(move |lp| {
+                    done(lp, Work(h), Err(WorkError::Scope(cause)))
+                }));
+            }
         }
+        owed
     }
 
     /// After a wake: every finished job's `done`, on the loop thread. Returns how many.

@@ -143,6 +143,10 @@ impl StreamState {
 
 /// The error a request gets when `close` cuts it short (libuv's `UV_ECANCELED`).
 pub(crate) fn canceled(what: &str, kind: HandleKind, h: Handle) -> stdio::Error {
+    // Closed by a cancelled scope: the error carries the scope's cause instead.
+    if let Some(e) = crate::scope::cancel_error(what, kind, h) {
+        return e;
+    }
     stdio::Error::new(
         stdio::ErrorKind::ConnectionAborted,
         format!("{what} on {kind} {h} canceled: the stream was closed first"),
@@ -361,9 +365,9 @@ impl Loop {
         let registered = t.registered.take().is_some();
         let kind = t.kind;
         if let Some(cb) = t.connecting.take() {
-            owed.push_back(Box::new(move |lp| {
-                cb(lp, h, Err(canceled("connect", kind, h)))
-            }));
+            // Made now: a scope's cancel puts its cause in the error only during close.
+            let e = canceled("connect", kind, h);
+            owed.push_back(Box::new(move |lp| cb(lp, h, Err(e))));
         }
         t.w.stop(h, kind, &mut owed);
         t.on_read = None;

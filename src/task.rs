@@ -30,9 +30,14 @@
 //! | `JoinHandle` | a task's output, or its panic; `abort()` | `task/join.rs` |
 //! | `sleep`, `timeout`, `yield_now` | the timing wheel | `task/time.rs` |
 //! | `race` | the first of two wins, the loser is dropped (cancelled) | `task/race.rs` |
+//! | `scope`, `move_on_after`, `fail_after`, `shield` | nurseries and deadlines (Trio's) | `task/scope.rs`, `task/scope/*.rs` |
+//! | `first_ok`, `replicate` | the first `Ok` of N wins, the rest are dropped | `task/replicate.rs` |
+//! | `connect_happy` | happy eyeballs: staggered connects, first connected wins | `task/eyeballs.rs` |
 //! | `TcpListener`, `TcpStream` | accept, connect, read, write_all, shutdown | `task/net.rs`, `task/net/stream.rs` |
 //! | `offload`, `fs`, `dns` | blocking work on the thread pool | `task/pool.rs` |
 //! | `signal` | a signal as a stream | `task/signal.rs` |
+//! | `PipeStream`, `UnixListener`, `Lines` | the same stream futures over a pipe; Unix sockets; lines | `task/pipe.rs` |
+//! | `process::Child` | spawn, `wait`, `kill`, `output`; its stdio as `PipeStream`s | `task/process.rs` |
 //!
 //! **The path of one wake**, readable with `LOOPLAB_TRACE=1`: a task awaits
 //! `conn.read(&mut buf)`; the read future stores the waker in the stream's shared cell,
@@ -52,24 +57,36 @@
 
 mod cause;
 mod executor;
+mod eyeballs;
 mod join;
 mod net;
+mod pipe;
 mod pool;
+pub mod process;
 mod race;
 mod reactor;
+mod replicate;
+mod scope;
 mod signal;
 mod time;
 mod waker;
 
 pub(crate) use cause::Cause;
 pub(crate) use executor::{Executor, TaskState};
+pub use eyeballs::{connect_first, connect_happy, connect_happy_with, ConnectFirst, STAGGER};
 pub use join::{JoinError, JoinHandle};
 pub use net::{
     Accept, Bind, Connect, ReadFuture, Shutdown, TcpListener, TcpStream, WriteAll, ACCEPT_BACKLOG,
     INBOX_HIGH, INBOX_LOW, OUTBOX_HIGH,
 };
+pub use pipe::{Lines, PipeStream, UnixAccept, UnixBind, UnixConnect, UnixListener, MAX_LINE};
 pub use pool::{dns, fs, offload, OnPool};
 pub use race::{race, Either, Race};
+pub(crate) use replicate::note as trace_note;
+pub use replicate::{first_ok, replicate, Failures, FirstOk};
+pub use scope::{
+    current_deadline, fail_after, move_on_after, scope, shield, Deadline, Nursery, Scoped, Shield,
+};
 pub use signal::{signal, NextSignal, Signals};
 pub use time::{sleep, timeout, yield_now, Sleep, YieldNow};
 

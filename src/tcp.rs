@@ -6,7 +6,7 @@
 mod listener;
 
 pub use crate::stream::ReadEvent;
-pub(crate) use listener::ListenerState;
+pub(crate) use listener::{ListenerState, BACKLOG};
 
 use crate::event_loop::{Loop, State};
 use crate::handle::{Handle, HandleKind, Tcp};
@@ -27,7 +27,20 @@ impl Loop {
     ) -> io::Result<Tcp> {
         let socket = new_socket(addr)
             .map_err(|e| crate::error::context(format!("creating a socket for {addr}"), e))?;
-        let cb = Box::new(move |lp: &mut Loop, h, r| cb(lp, Tcp(h), r));
+        let started = self.now();
+        // The peer and the time taken go in front of a failed connect's error (a scope's
+        // cancel already says how long, and on which handle).
+        let cb = Box::new(move |lp: &mut Loop, h, r: io::Result<()>| {
+            let r = r.map_err(|e| match crate::scope::cause_of(&e) {
+                Some(_) => e,
+                None => crate::Error::wrap_after(
+                    format!("connecting to {addr}"),
+                    lp.now().saturating_duration_since(started),
+                    e,
+                ),
+            });
+            cb(lp, Tcp(h), r)
+        });
         self.start_connect(socket, &addr.into(), HandleKind::Tcp, cb)
             .map(Tcp)
             .map_err(|e| crate::error::context(format!("connecting to {addr}"), e))

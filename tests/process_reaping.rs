@@ -114,6 +114,38 @@ fn a_closed_process_is_still_reaped() {
     });
 }
 
+/// A loop dropped while its children still run (its program gave up on them, or a
+/// task's `Child` was killed on drop and the loop ended before the exit came) leaves
+/// no zombie: the children it never reaped are handed to a thread that waits for them.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_loop_dropped_before_its_children_exit_leaves_no_zombie() {
+    on_every_backend(|b| {
+        let mut lp = new_loop(b);
+        let kept = lp.spawn_process(sh("sleep 0.2"), |_, _, _| {}).unwrap();
+        let closed = lp.spawn_process(sh("sleep 0.2"), |_, _, _| {}).unwrap();
+        assert!(lp.close(closed.process));
+        let pids = [kept.pid, closed.pid];
+        drop(lp);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let left: Vec<u32> = pids
+                .iter()
+                .copied()
+                .filter(|&p| is_our_zombie(p) || std::path::Path::new(&format!("/proc/{p}")).exists())
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "children never reaped after the loop was dropped: {left:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+}
+
 /// Two loops on two threads, 20 children each: every exit reaches the loop that spawned
 /// it, with its code, though each SIGCHLD reaches both loops.
 #[test]

@@ -51,6 +51,24 @@ fn explain_alive_names_what_tasks_wait_on() {
     assert!(lp.handles().is_empty(), "{:?}", lp.handles());
 }
 
+/// A task awaiting one it spawned in the same poll (whose handle the loop makes only
+/// after that poll) is said to wait on "a task spawned in this poll", never on a
+/// handle that does not exist.
+#[test]
+fn explain_alive_names_a_task_spawned_in_the_same_poll() {
+    let mut lp = new_loop(Backend::default_for_os());
+    let parent = lp.spawn(async {
+        let child = task::spawn(task::sleep(Duration::from_secs(3600)));
+        child.await
+    });
+    lp.run(RunMode::NoWait).unwrap();
+    let why = lp.explain_alive();
+    assert!(why.contains("a task spawned in this poll"), "{why}");
+    assert!(!why.contains(&u32::MAX.to_string()), "{why}");
+    lp.close(&parent);
+    lp.run(RunMode::NoWait).unwrap();
+}
+
 /// A future dropped in the same poll in which it said what it waits on (a race's loser)
 /// is not listed by `explain_alive` afterwards.
 #[test]

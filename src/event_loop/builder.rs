@@ -140,6 +140,7 @@ impl LoopBuilder {
             per_tick: Default::default(),
             children: Default::default(),
             tasks: crate::task::Executor::new(waker),
+            scopes: Default::default(),
         })
     }
 }

@@ -43,6 +43,13 @@ impl Loop {
         self.begin_close(h.into(), Some(Box::new(cb)))
     }
 
+    /// `close_then` for a scope's cancel: how many owed callbacks the close queued, or
+    /// `None` if the handle was stale or already closing.
+    pub(crate) fn close_counting(&mut self, h: Handle, then: Option<OnClose>) -> Option<usize> {
+        self.begin_close(h, then)
+            .then(|| self.closing.back().map_or(0, |c| c.owed.len()))
+    }
+
     fn begin_close(&mut self, h: Handle, then: Option<OnClose>) -> bool {
         let Some(kind) = self.handles.get(h).map(|s| s.kind()) else {
             return false;
@@ -63,10 +70,7 @@ impl Loop {
                 self.stop_async(h);
                 VecDeque::new()
             }
-            HandleKind::Work => {
-                self.stop_work(h);
-                VecDeque::new()
-            }
+            HandleKind::Work => self.stop_work(h),
             HandleKind::Listener => {
                 self.stop_listener(h);
                 VecDeque::new()

@@ -154,6 +154,33 @@ impl Loop {
             .map_err(|e| crate::error::context(format!("sending signal {signum} to pid {pid}"), e))
     }
 
+    /// The loop is going away: its children that were never reaped (still running, or
+    /// exited since the last SIGCHLD) go to a thread that waits for each, so none is left
+    /// a zombie. They are not killed: a program may mean a child to outlive its loop.
+    pub(crate) fn hand_over_children(&mut self) {
+        let running = std::mem::take(&mut self.children.running);
+        let mut left = std::mem::take(&mut self.children.orphans);
+        for h in running {
+            if let Some(child) = self.process(h).and_then(|p| p.child.take()) {
+                left.push(child);
+            }
+        }
+        left.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_)) | Err(_)));
+        if left.is_empty() {
+            return;
+        }
+        let reaper = std::thread::Builder::new()
+            .name("looplab-reaper".into())
+            .spawn(move || {
+                for mut c in left {
+                    let _ = c.wait();
+                }
+            });
+        // No thread to be had: the children are left to whoever outlives us (init, once
+        // this process exits), which is all that can be done without blocking here.
+        drop(reaper);
+    }
+
     /// close(): stop reporting. A child still running is reaped all the same when it
     /// exits (libuv would leave it a zombie), with no callback. Returns what is owed:
     /// the `on_process_close` callback, which runs before a `close_then` callback.

@@ -101,8 +101,8 @@ impl EchoThreads {
 
     /// Bind `cfg.addr` and start the accept thread; `on_notice` hears about episodes.
     pub fn start_with(cfg: EchoThreadsConfig, on_notice: OnNotice) -> io::Result<EchoThreads> {
-        let listener = TcpListener::bind(cfg.addr)
-            .map_err(|e| crate::error::context(format!("binding {}", cfg.addr), e))?;
+        let listener = listen(cfg.addr)
+            .map_err(|e| crate::error::context(format!("listening on {}", cfg.addr), e))?;
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(ThreadStats::default());
@@ -281,4 +281,21 @@ fn ended_by(e: &io::Error) -> Ended {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Ended::TimedOut,
         _ => Ended::Peer,
     }
+}
+
+/// A listener with the loop's backlog. std's `TcpListener::bind` listens with 128: with
+/// thousands of connections arriving at once, the SYNs past it are dropped and retried a
+/// second later, and the thread server would be measured on its backlog, not its threads.
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = crate::tcp::new_socket(addr)?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(crate::tcp::BACKLOG)?;
+    let listener: TcpListener = socket.into();
+    // The loop's sockets are non-blocking; this server's accept thread blocks.
+    listener.set_nonblocking(false)?;
+    Ok(listener)
 }

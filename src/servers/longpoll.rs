@@ -7,8 +7,8 @@
 //!   send does not compile;
 //! - a held poll's `Reply` lives only in the waiter table; when the connection ends
 //!   (EOF, reset, a deadline) the wire tells the routes (`Routes::closed`) in that same
-//!   tick and the waiter is removed with its timer, so neither a publish nor a timeout
-//!   can find it again;
+//!   tick and the waiter is removed with its scope (whose deadline, one timer, is the
+//!   poll's timeout), so neither a publish nor a timeout can find it again;
 //! - read interest stays on while a poll is held, so the client's FIN is seen at once
 //!   (a server that stops reading after the headers never notices the client leave).
 //!
@@ -39,7 +39,7 @@ pub use ratelimit::RateLimiter;
 pub use stats::{ChatStats, LongPollStats};
 
 use super::http::Response;
-use crate::{Listener, Loop, Tcp, Timer};
+use crate::{Listener, Loop, Scope, Tcp};
 use serde_json::json;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -56,7 +56,8 @@ pub const MAX_POLL_TIMEOUT: Duration = Duration::from_secs(120);
 struct Waiter {
     reply: Reply,
     cursor: u64,
-    timer: Timer,
+    /// The poll's scope: its deadline is the poll timeout (one timer on the wheel).
+    scope: Scope,
 }
 
 struct Chat {
@@ -126,6 +127,8 @@ impl LongPoll {
     pub fn shutdown(&self, lp: &mut Loop) {
         lp.close(self.listener);
         self.wire.shutdown(lp);
+        let limiter = self.chat.0.borrow().limiter.clone();
+        limiter.stop(lp);
         let waiters: Vec<Waiter> = self
             .chat
             .0
@@ -135,7 +138,7 @@ impl LongPoll {
             .map(|(_, w)| w)
             .collect();
         for w in waiters {
-            lp.clear_timer(w.timer);
+            lp.end_scope(w.scope);
             let body = answer::empty(w.cursor, true);
             w.reply.send(lp, &Response::json_text(200, body));
         }
@@ -182,7 +185,7 @@ impl Routes for ChatRoutes {
         let gone = self.0.borrow_mut().waiters.remove(&conn);
         if let Some(w) = gone {
             self.0.borrow_mut().stats.aborted += 1;
-            lp.clear_timer(w.timer);
+            lp.end_scope(w.scope);
         }
     }
 
@@ -190,7 +193,7 @@ impl Routes for ChatRoutes {
         let held = self.0.borrow_mut().waiters.remove(&conn);
         if let Some(w) = held {
             self.0.borrow_mut().stats.answered_early += 1;
-            lp.clear_timer(w.timer);
+            lp.end_scope(w.scope);
             let body = answer::empty(w.cursor, false);
             w.reply.send(lp, &Response::json_text(200, body));
         }
@@ -228,19 +231,25 @@ impl ChatRoutes {
         }
         let conn = reply.conn();
         let me = self.clone();
-        let timer = lp.set_timeout(timeout, move |lp, _| me.on_poll_timeout(lp, conn));
+        let scope = wire.request_scope(lp, timeout, move |lp, s| me.on_poll_timeout(lp, conn, s));
         let waiter = Waiter {
             reply,
             cursor,
-            timer,
+            scope,
         };
         self.0.borrow_mut().waiters.insert(conn, waiter);
     }
 
-    fn on_poll_timeout(&self, lp: &mut Loop, conn: Tcp) {
-        let Some(w) = self.0.borrow_mut().waiters.remove(&conn) else {
+    fn on_poll_timeout(&self, lp: &mut Loop, conn: Tcp, scope: Scope) {
+        let mut chat = self.0.borrow_mut();
+        // Only the poll this scope was made for (a later poll on the connection has its own).
+        if chat.waiters.get(&conn).is_none_or(|w| w.scope != scope) {
+            return;
+        }
+        let Some(w) = chat.waiters.remove(&conn) else {
             return;
         };
+        drop(chat);
         self.0.borrow_mut().stats.answered_by_timeout += 1;
         let body = answer::empty(w.cursor, false);
         w.reply.send(lp, &Response::json_text(200, body));
@@ -252,10 +261,10 @@ impl ChatRoutes {
             Ok(p) => p,
             Err(resp) => return reply.send(lp, &resp),
         };
-        let limited = self.0.borrow_mut().limiter.take(req.peer, Instant::now());
-        if let Err(wait) = limited {
+        let limiter = self.0.borrow().limiter.clone();
+        if let Err(limited) = limiter.take(lp, req.peer) {
             self.0.borrow_mut().stats.rate_limited += 1;
-            let secs = wait.as_secs().saturating_add(1);
+            let secs = limited.retry_after().as_secs().saturating_add(1);
             let resp = Response::json(429, &json!({ "error": "too many publishes; slow down" }))
                 .with_header("Retry-After", secs.to_string());
             return reply.send(lp, &resp);
@@ -281,8 +290,8 @@ impl ChatRoutes {
 
     /// A message came: every held poll is answered now, in this tick. Waiters mostly
     /// share a cursor: each distinct answer is built once, not once a waiter. The
-    /// answers go out first and the poll timers are cleared after: with ten thousand
-    /// waiters, clearing each timer before its send delayed the last answer by ~8%.
+    /// answers go out first and the polls' scopes (and their timers) end after: with ten
+    /// thousand waiters, clearing each timer before its send delayed the last answer by ~8%.
     fn answer_waiters(&self, lp: &mut Loop) {
         let waiters: Vec<Waiter> = self
             .0
@@ -293,20 +302,20 @@ impl ChatRoutes {
             .collect();
         self.0.borrow_mut().stats.answered_by_message += waiters.len() as u64;
         let started = Instant::now();
-        let mut timers = Vec::with_capacity(waiters.len());
+        let mut scopes = Vec::with_capacity(waiters.len());
         for w in waiters {
             let resp = self.owed(w.cursor).unwrap_or_else(|| {
                 Rc::new(Response::json_text(200, answer::empty(w.cursor, false)))
             });
             w.reply.send(lp, &resp);
-            timers.push(w.timer);
+            scopes.push(w.scope);
         }
-        if !timers.is_empty() {
+        if !scopes.is_empty() {
             let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
             self.0.borrow_mut().stats.last_fanout_us = us;
         }
-        for t in timers {
-            lp.clear_timer(t);
+        for s in scopes {
+            lp.end_scope(s);
         }
     }
 }

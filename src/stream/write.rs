@@ -66,15 +66,14 @@ impl WriteSide {
                 owed.push_back(Box::new(move |lp| done(lp, h, r)));
             }
         }
+        // The errors are made now: a scope's cancel puts its cause in them only during close.
         for done in self.queue.drain(..).filter_map(|r| r.done) {
-            owed.push_back(Box::new(move |lp| {
-                done(lp, h, Err(canceled("write", kind, h)))
-            }));
+            let e = canceled("write", kind, h);
+            owed.push_back(Box::new(move |lp| done(lp, h, Err(e))));
         }
         if let Some(done) = self.shutdown.take() {
-            owed.push_back(Box::new(move |lp| {
-                done(lp, h, Err(canceled("shutdown", kind, h)))
-            }));
+            let e = canceled("shutdown", kind, h);
+            owed.push_back(Box::new(move |lp| done(lp, h, Err(e))));
         }
         self.queued_bytes = 0;
         self.drain = None;

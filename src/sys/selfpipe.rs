@@ -64,6 +64,14 @@ impl SelfPipe {
         write_byte(self.write.as_raw_fd(), 1)
     }
 
+    /// Whether a wake is pending: set by `wake()`, cleared by `drain()`. The loop looks
+    /// between the callbacks of a batch, so a pool completion runs next instead of after
+    /// the batch. Seen set a moment before the waker's byte lands, the drain finds no
+    /// byte and the late one makes one spare wakeup later: never a lost one.
+    pub fn is_pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+
     /// Empty the pipe, then clear the flag; the caller looks at its queues after this.
     ///
     /// The order keeps one invariant: the flag is set exactly while a byte is (or is about

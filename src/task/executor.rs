@@ -118,6 +118,13 @@ impl Executor {
     }
 }
 
+impl Drop for Executor {
+    /// Wakes of this loop's tasks still in the thread's local list go with it.
+    fn drop(&mut self) {
+        self.ready.forget_local();
+    }
+}
+
 impl Loop {
     /// The tasks phase (see the module doc): the wakes that waited for it, then every
     /// task woken since; wakes during the phase wait for the next tick.
@@ -293,6 +300,11 @@ impl Loop {
 
     /// Run every op asked so far, oldest first (an op may ask for more).
     pub(crate) fn act_on_asks(&mut self) {
+        // Most polls ask one thing (a stream's flush): run it without the batch and its
+        // guard, which have nothing else to keep if it panics.
+        if let Some(ask) = self.tasks.reactor.take_only_ask() {
+            ask.run(self);
+        }
         while self.tasks.reactor.asks_waiting() > 0 {
             let mut batch = std::mem::take(&mut self.tasks.acting);
             self.tasks.reactor.take_asks(&mut batch);

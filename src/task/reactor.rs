@@ -17,7 +17,7 @@
 //! polled, so the notes of its last poll are always current.
 
 use crate::event_loop::Loop;
-use crate::handle::{Handle, Listener, Tcp};
+use crate::handle::{Handle, Listener};
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
@@ -55,15 +55,17 @@ impl Ask {
 pub(crate) enum Waiting {
     /// The deadline, in ms after the reactor's `epoch` (an `Instant` would not fit).
     Sleep(u64),
-    Readable(Tcp),
-    Writable(Tcp),
+    Readable(Handle),
+    Writable(Handle),
     Accept(Listener),
     /// Boxed, like `Listen`: a note lives in the task's slot and must stay small.
     Connect(Box<std::net::SocketAddr>),
-    Shutdown(Tcp),
+    Shutdown(Handle),
     Pool(PoolJob),
     Signal(i32),
     Join(Handle),
+    /// A child process to exit (its pid).
+    Exit(u32),
     Listen(Box<std::net::SocketAddr>),
 }
 
@@ -81,14 +83,17 @@ impl Waiting {
                     at.saturating_duration_since(Instant::now()).as_millis()
                 )
             }
-            Waiting::Readable(t) => format!("{} readable", fd(t.0)),
-            Waiting::Writable(t) => format!("{} writable", fd(t.0)),
+            Waiting::Readable(h) => format!("{} readable", fd(*h)),
+            Waiting::Writable(h) => format!("{} writable", fd(*h)),
             Waiting::Accept(l) => format!("{} accept", fd(l.0)),
             Waiting::Connect(addr) => format!("connect to {addr}"),
-            Waiting::Shutdown(t) => format!("{} shutdown", fd(t.0)),
+            Waiting::Shutdown(h) => format!("{} shutdown", fd(*h)),
             Waiting::Pool(job) => format!("the pool ({})", job.name()),
             Waiting::Signal(n) => format!("signal {n}"),
+            // A task spawned from a task gets its handle after the spawner's poll.
+            Waiting::Join(h) if *h == Handle::NONE => "a task spawned in this poll".into(),
             Waiting::Join(h) => format!("task {h}"),
+            Waiting::Exit(pid) => format!("pid {pid} to exit"),
             Waiting::Listen(addr) => format!("listen on {addr}"),
         }
     }
@@ -185,6 +190,16 @@ impl Reactor {
     /// reused). An op run from the batch may ask for more: those make the next batch.
     pub fn take_asks(&self, spare: &mut Vec<Ask>) {
         std::mem::swap(&mut *self.asks.borrow_mut(), spare);
+    }
+
+    /// The ask, if exactly one is queued.
+    pub fn take_only_ask(&self) -> Option<Ask> {
+        let mut asks = self.asks.borrow_mut();
+        if asks.len() == 1 {
+            asks.pop()
+        } else {
+            None
+        }
     }
 
     /// Asks a panic cut short: they go first, before any asked since.

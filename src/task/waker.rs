@@ -16,14 +16,19 @@
 //! thread also writes the self-pipe, because the loop may be asleep in `epoll_wait`; the
 //! flag coalesces those writes too.
 //!
-//! **The ready list** is a `Vec` behind a mutex, not a channel: the loop takes the whole
-//! list at once (exactly "the tasks that were ready when the phase began"), and an
-//! uncontended lock is two atomic operations. A crossbeam channel, tried first, cost
-//! about 400 instructions per wake and poll in the echo benchmark (docs/benchmarks.md).
+//! **The ready list** has two halves. A wake on the loop thread (a read callback waking
+//! its reader: nearly every wake under load) pushes onto a plain `Vec` in a
+//! thread-local, marked with the loop it is for: no lock. A wake from another thread
+//! pushes onto a `Vec` behind a mutex, and the loop takes that lock only when a flag
+//! says the `Vec` is not empty. The loop takes both whole at once, its own thread's
+//! first: exactly "the tasks that were ready when the phase began". A crossbeam
+//! channel, tried first, cost about 400 instructions per wake and poll in the echo
+//! benchmark; a mutex taken by every wake cost four locked instructions per round trip.
 
 use super::cause::Cause;
 use crate::handle::Handle;
 use crate::sys::selfpipe::SelfPipe;
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Wake;
@@ -32,28 +37,99 @@ use std::thread::{self, ThreadId};
 thread_local! {
     /// This thread's id, read once (`thread::current()` clones an `Arc` every call).
     static THIS_THREAD: ThreadId = thread::current().id();
+    /// Wakes made on this thread for a loop of this thread, with the loop they are for
+    /// (its `ReadyList::id`). One thread may run several loops, one at a time: a wake
+    /// for another loop while these wait takes that loop's locked path instead.
+    static LOCAL: RefCell<(usize, Vec<Ready>)> = const { RefCell::new((0, Vec::new())) };
 }
 
 /// What the ready list holds: the task, and what woke it (for the trace).
 pub(crate) type Ready = (Handle, Cause);
 
-/// Tasks woken and not yet taken by the loop, oldest first.
+/// Tasks woken and not yet taken by the loop: those woken on the loop's thread (in
+/// `LOCAL`), then those woken from other threads, each half oldest first.
 #[derive(Default)]
-pub(crate) struct ReadyList(Mutex<Vec<Ready>>);
+pub(crate) struct ReadyList {
+    remote: Mutex<Vec<Ready>>,
+    /// `remote` may be non-empty: the loop locks it only then.
+    remote_waiting: AtomicBool,
+}
 
 impl ReadyList {
     fn lock(&self) -> MutexGuard<'_, Vec<Ready>> {
         // Nothing panics while holding it (a push, a swap): poison carries no meaning.
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.remote.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Move every entry to the end of `out` (both keep their allocations).
+    /// The tag of this list's entries in `LOCAL`: its address, unique while it lives
+    /// (the executor removes its entries before the list can go, see `forget_local`).
+    fn id(&self) -> usize {
+        self as *const ReadyList as usize
+    }
+
+    fn push_local(&self, ready: Ready) {
+        let id = self.id();
+        // Fails only while the thread exits (dropping its loops): the wake is moot then.
+        let pushed = LOCAL.try_with(|l| {
+            let (owner, list) = &mut *l.borrow_mut();
+            let mine = *owner == id || list.is_empty();
+            if mine {
+                *owner = id;
+                list.push(ready);
+            }
+            mine
+        });
+        if pushed == Ok(false) {
+            self.push_remote(ready);
+        }
+    }
+
+    fn push_remote(&self, ready: Ready) {
+        self.lock().push(ready);
+        self.remote_waiting.store(true, Ordering::Release);
+    }
+
+    /// Move every entry to the end of `out` (call on the loop thread).
     pub fn drain_into(&self, out: &mut Vec<Ready>) {
-        out.append(&mut self.lock());
+        let id = self.id();
+        LOCAL.with_borrow_mut(|(owner, list)| {
+            if *owner == id {
+                if out.is_empty() {
+                    std::mem::swap(out, list); // the usual case: no copy
+                } else {
+                    out.append(list);
+                }
+            }
+        });
+        // Loaded first: a swap is a locked instruction, and it is almost always false.
+        if self.remote_waiting.load(Ordering::Relaxed)
+            && self.remote_waiting.swap(false, Ordering::Acquire)
+        {
+            out.append(&mut self.lock());
+        }
     }
 
+    /// How many are waiting (call on the loop thread).
     pub fn len(&self) -> usize {
-        self.lock().len()
+        let id = self.id();
+        let local = LOCAL.with_borrow(|(owner, list)| if *owner == id { list.len() } else { 0 });
+        let remote = if self.remote_waiting.load(Ordering::Acquire) {
+            self.lock().len()
+        } else {
+            0
+        };
+        local + remote
+    }
+
+    /// Drop this list's entries from this thread's `LOCAL` (its loop is going away).
+    pub fn forget_local(&self) {
+        let id = self.id();
+        let _ = LOCAL.try_with(|l| {
+            let (owner, list) = &mut *l.borrow_mut();
+            if *owner == id {
+                list.clear();
+            }
+        });
     }
 }
 
@@ -92,14 +168,10 @@ impl TaskWaker {
         if self.scheduled.swap(true, Ordering::AcqRel) {
             return; // already queued: this wake coalesces into that one
         }
-        let on_loop_thread = THIS_THREAD.with(|t| *t == self.loop_thread);
-        let cause = if on_loop_thread {
-            cause
+        if THIS_THREAD.with(|t| *t == self.loop_thread) {
+            self.ready.push_local((self.task, cause));
         } else {
-            Cause::OtherThread
-        };
-        self.ready.lock().push((self.task, cause));
-        if !on_loop_thread {
+            self.ready.push_remote((self.task, Cause::OtherThread));
             // A full pipe is a wake already pending; any other error means the loop is gone.
             let _ = self.pipe.wake();
         }

@@ -17,12 +17,15 @@ use std::net::SocketAddr;
 use std::os::unix::io::AsRawFd;
 use std::time::Duration;
 
-/// 1024: the usual SOMAXCONN; the kernel clamps it to its own limit.
-const BACKLOG: i32 = 1024;
+/// 1024: the usual SOMAXCONN; the kernel clamps it to its own limit. The thread server
+/// listens with the same, so a benchmark compares the servers and not their backlogs.
+pub(crate) const BACKLOG: i32 = 1024;
 /// How long an fd-starved listener waits before trying accept again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-type OnConnection = Box<dyn FnMut(&mut Loop, Listener, io::Result<Tcp>)>;
+/// Gets the bare handle of the accepted stream: `tcp_listen` and `unix_listen` (`pipe/`)
+/// wrap their callbacks to hand out a `Tcp` or a `Pipe`.
+pub(crate) type OnConnection = Box<dyn FnMut(&mut Loop, Listener, io::Result<Handle>)>;
 
 pub(crate) struct ListenerState {
     /// `None` once closed: `close` closes the socket at once (as libuv), so no
@@ -35,6 +38,10 @@ pub(crate) struct ListenerState {
     told_about_fds: bool,
     /// Not watching because nobody is accepting (`set_accepting(false)`).
     paused: bool,
+    /// What an accepted stream becomes: `Tcp`, or `Pipe` for a Unix-domain listener.
+    kind: HandleKind,
+    /// A Unix-domain listener's socket file, removed at close (as libuv does).
+    path: Option<std::path::PathBuf>,
 }
 
 impl ListenerState {
@@ -66,20 +73,38 @@ impl Loop {
         }
         socket.bind(&addr.into()).map_err(|e| ctx("binding", e))?;
         socket.listen(BACKLOG).map_err(|e| ctx("listening on", e))?;
+        let mut on_connection = on_connection;
+        let cb = Box::new(move |lp: &mut Loop, l, r: io::Result<Handle>| {
+            on_connection(lp, l, r.map(Tcp))
+        });
+        self.insert_listener(socket, HandleKind::Tcp, None, cb)
+            .map_err(|e| ctx("watching the listener on", e))
+    }
+
+    /// A listening socket on the loop, watched; accepted streams become `kind` handles.
+    pub(crate) fn insert_listener(
+        &mut self,
+        socket: Socket,
+        kind: HandleKind,
+        path: Option<std::path::PathBuf>,
+        on_connection: OnConnection,
+    ) -> io::Result<Listener> {
         let fd = socket.as_raw_fd();
         let state = ListenerState {
             socket: Some(socket),
-            on_connection: Some(Box::new(on_connection)),
+            on_connection: Some(on_connection),
             backoff: None,
             told_about_fds: false,
             paused: false,
+            kind,
+            path,
         };
         let h = self
             .handles
             .insert(HandleKind::Listener, State::Listener(state), true, true);
         if let Err(e) = self.poller.register(fd, h.token(), Interest::READABLE) {
             self.handles.remove(h);
-            return Err(ctx("watching the listener on", e));
+            return Err(e);
         }
         Ok(Listener(h))
     }
@@ -99,7 +124,7 @@ impl Loop {
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an IP socket"))
     }
 
-    fn listener(&mut self, h: Handle) -> Option<&mut ListenerState> {
+    pub(crate) fn listener(&mut self, h: Handle) -> Option<&mut ListenerState> {
         match self.handles.state_mut(h) {
             Some(State::Listener(l)) if l.socket.is_some() => Some(l),
             _ => None,
@@ -109,16 +134,16 @@ impl Loop {
     /// The listener is readable: accept until the kernel says `WouldBlock`.
     pub(crate) fn on_listener_ready(&mut self, h: Handle) {
         loop {
-            let accepted = match self.listener(h) {
+            let (accepted, kind) = match self.listener(h) {
                 Some(l) if l.backoff.is_none() && !l.paused => match l.socket.as_ref() {
-                    Some(s) => s.accept(),
+                    Some(s) => (s.accept(), l.kind),
                     None => return,
                 },
                 _ => return, // closed or backing off since, by a callback of this batch
             };
             match accepted {
                 Ok((socket, _peer)) => {
-                    let conn = self.adopt(socket);
+                    let conn = self.adopt(socket, kind);
                     self.deliver_connection(h, conn);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -145,19 +170,21 @@ impl Loop {
         }
     }
 
-    /// Make an accepted socket a stream handle (non-blocking, no Nagle, no SIGPIPE).
-    fn adopt(&mut self, socket: Socket) -> io::Result<Tcp> {
+    /// Make an accepted socket a stream handle (non-blocking, no SIGPIPE, and no Nagle
+    /// for TCP: a Unix-domain socket has no such option).
+    fn adopt(&mut self, socket: Socket, kind: HandleKind) -> io::Result<Handle> {
         socket
             .set_nonblocking(true)
-            .and_then(|()| socket.set_tcp_nodelay(true))
+            .and_then(|()| match kind {
+                HandleKind::Tcp => socket.set_tcp_nodelay(true),
+                _ => Ok(()),
+            })
             .and_then(|()| crate::sys::net::no_sigpipe(&socket))
             .map_err(|e| crate::error::context("preparing an accepted socket", e))?;
-        Ok(Tcp(
-            self.insert_stream(StreamIo::Socket(socket), HandleKind::Tcp)
-        ))
+        Ok(self.insert_stream(StreamIo::Socket(socket), kind))
     }
 
-    fn deliver_connection(&mut self, h: Handle, conn: io::Result<Tcp>) {
+    fn deliver_connection(&mut self, h: Handle, conn: io::Result<Handle>) {
         let Some(cb) = self.listener(h).and_then(|l| l.on_connection.take()) else {
             return;
         };
@@ -268,6 +295,10 @@ impl Loop {
         };
         let backoff = l.backoff.take();
         l.on_connection = None;
+        if let Some(path) = l.path.take() {
+            // Gone already (someone removed it) is what we wanted anyway.
+            let _ = std::fs::remove_file(path);
+        }
         let watched = backoff.is_none() && !l.paused;
         if let Some(socket) = l.socket.take() {
             if watched {

@@ -8,6 +8,7 @@ pub mod echo_cases;
 pub mod http;
 pub mod process;
 pub mod prometheus;
+pub mod replicas;
 pub mod tcp;
 pub mod trace;
 pub mod watched;

@@ -36,14 +36,16 @@
 //! [`PIPELINE_TURN`] requests, or [`TURN_BYTES`] of answers, in a row: the rest wait for
 //! the check phase, so one pipelining client cannot starve the others).
 //!
-//! Deadlines are separate timers, never cleared together: the read side has one of
+//! Deadlines are separate, never cleared together: the read side has one timer of
 //! Header (a request head must arrive in time: 408), Idle (keep-alive with nothing
 //! asked) or Linger (after our FIN, until the client's); the write side has the send
-//! deadline, armed while anything is queued: a client that leaves a reply unread for
-//! `send_timeout` is closed, whatever state it is in.
+//! deadline, a cancel scope armed while anything is queued: a client that leaves a
+//! reply unread for `send_timeout` is closed, whatever state it is in. Every request's
+//! scope (the send deadlines here, the held polls' in the routes) is a child of the
+//! server's scope, whose deadline is the shutdown grace (`conn/scopes.rs`).
 
 use crate::servers::http::{parse_head, Head, Limits, Parsed, Response};
-use crate::{Loop, ReadEvent, Tcp, Timer};
+use crate::{Loop, ReadEvent, Scope, Tcp, Timer};
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::io;
@@ -53,6 +55,7 @@ use std::time::Duration;
 
 mod flow;
 mod reply;
+mod scopes;
 
 pub use reply::Reply;
 
@@ -156,7 +159,8 @@ struct Conn {
     /// Inside `Routes::request`: an answer sent now needs no resume.
     in_route: bool,
     deadline: Option<(Deadline, Timer)>,
-    send_deadline: Option<Timer>,
+    /// The send deadline's scope, while output is queued.
+    send_deadline: Option<Scope>,
     /// What we last asked of the loop (read_resume / read_stop).
     reading: bool,
     output_full: bool,
@@ -171,7 +175,8 @@ struct State {
     open: HashSet<Tcp>,
     stats: WireStats,
     shutting_down: bool,
-    grace: Option<Timer>,
+    /// The server's scope: every request scope's parent; its deadline is the grace.
+    scope: Option<Scope>,
     /// Connections whose pipelined requests are taken up in the next check phase.
     resume: Vec<Tcp>,
 }
@@ -193,7 +198,7 @@ impl Wire {
             open: HashSet::new(),
             stats: WireStats::default(),
             shutting_down: false,
-            grace: None,
+            scope: None,
             resume: Vec::new(),
         };
         Wire(Rc::new(Inner {
@@ -371,29 +376,25 @@ impl Wire {
     /// Forget a connection and close it. A held poll on it is dropped by the routes,
     /// with its timer, never written to.
     fn drop_conn(&self, lp: &mut Loop, conn: Tcp) {
-        let grace = {
+        let last = {
             let mut s = self.0.state.borrow_mut();
             if !s.open.remove(&conn) {
                 return;
             }
-            if s.shutting_down && s.open.is_empty() {
-                s.grace.take()
-            } else {
-                None
-            }
+            s.shutting_down && s.open.is_empty()
         };
-        let timers = self.with_conn(lp, conn, |c| {
+        let deadlines = self.with_conn(lp, conn, |c| {
             c.phase = Phase::Closed;
-            let read_side = c.deadline.take().map(|(_, t)| t);
-            read_side.into_iter().chain(c.send_deadline.take())
+            (c.deadline.take().map(|(_, t)| t), c.send_deadline.take())
         });
-        for t in timers.into_iter().flatten() {
-            lp.clear_timer(t);
+        if let Some((read_side, send)) = deadlines {
+            read_side.map(|t| lp.clear_timer(t));
+            send.map(|s| lp.end_scope(s));
         }
         self.0.routes.clone().closed(lp, conn);
         lp.close(conn);
-        if let Some(g) = grace {
-            lp.clear_timer(g); // the last one left: the loop may exit now
+        if last {
+            self.end_server_scope(lp); // the grace's timer goes: the loop may exit now
         }
     }
 }

@@ -1,4 +1,7 @@
-//! `TcpStream` for tasks: `read`, `write_all`, `shutdown` over a loop `Tcp` handle.
+//! Streams for tasks: `read`, `write_all`, `shutdown` over a loop stream handle. One
+//! implementation, [`Io`], generic over the loop's [`Stream`], is under both
+//! `TcpStream` (a `Tcp`) and `PipeStream` (a `Pipe`, `task/pipe.rs`), as the loop's own
+//! stream code is one implementation under `Tcp` and `Pipe`.
 //!
 //! The loop does the I/O with its callback API; the stream keeps two bounded buffers
 //! it shares with those callbacks:
@@ -21,10 +24,10 @@
 
 mod conn;
 
-use crate::handle::Tcp;
+use crate::handle::{Handle, Tcp};
 use crate::task::reactor::{self, Note, Reactor, Waiting};
-use conn::{ask_flush, ask_reading, flush, wake, Bytes, Conn, Shared, Shut, Sticky};
-use std::cell::RefCell;
+use crate::Stream;
+use conn::{ask_flush, ask_reading, flush, wake, Conn, Shared, Shut, Sticky};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -43,34 +46,16 @@ const _: () = assert!(INBOX_LOW < INBOX_HIGH);
 /// A connected stream, used from a task. `read`, `write_all` and `shutdown` take
 /// `&mut self`: one of each at a time, as with `std::net::TcpStream`.
 pub struct TcpStream {
-    conn: Shared,
+    io: Io<Tcp>,
     peer: Option<SocketAddr>,
-    reactor: Rc<Reactor>,
 }
 
 impl TcpStream {
     /// Wrap a loop stream (accepted or connected), already unref'd: its task holds the loop.
     pub(crate) fn new(tcp: Tcp, peer: Option<SocketAddr>, reactor: Rc<Reactor>) -> TcpStream {
-        let conn = Rc::new(RefCell::new(Conn {
-            tcp,
-            inbox: Bytes::default(),
-            reading: false,
-            started: false,
-            read_asked: false,
-            eof: false,
-            read_err: None,
-            reader: None,
-            outbox: Bytes::default(),
-            flush_asked: false,
-            blocked: false,
-            write_err: None,
-            writer: None,
-            shut: Shut::Open,
-        }));
         TcpStream {
-            conn,
+            io: Io::new(tcp, "TcpStream", reactor),
             peer,
-            reactor,
         }
     }
 
@@ -81,12 +66,49 @@ impl TcpStream {
 
     /// The loop handle underneath (for `handles()` and the trace).
     pub fn handle(&self) -> Tcp {
-        self.conn.borrow().tcp
+        self.io.handle()
     }
 
     /// Read what has arrived into `buf`: `Ok(n)` with `n > 0`, `Ok(0)` at end of
     /// stream (or for an empty `buf`), or the connection's error.
     pub fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> ReadFuture<'a> {
+        self.io.read(buf)
+    }
+
+    /// Hand every byte of `buf` to the stream (see the module doc for when it returns).
+    pub fn write_all<'a>(&'a mut self, buf: &'a [u8]) -> WriteAll<'a> {
+        self.io.write_all(buf)
+    }
+
+    /// Send everything written so far, then a FIN: the peer reads end of stream.
+    /// Reading goes on. Later writes fail.
+    pub fn shutdown(&mut self) -> Shutdown<'_> {
+        self.io.shutdown()
+    }
+}
+
+/// The task side of one loop stream: the state shared with its loop callbacks, and the
+/// reactor to ask. Dropped, it flushes what is in the outbox and closes the handle.
+pub(crate) struct Io<S: Stream> {
+    conn: Shared<S>,
+    reactor: Rc<Reactor>,
+}
+
+impl<S: Stream> Io<S> {
+    /// Wrap `stream` (already unref'd: its task holds the loop); `name` is the task-side
+    /// type, for messages.
+    pub(crate) fn new(stream: S, name: &'static str, reactor: Rc<Reactor>) -> Io<S> {
+        Io {
+            conn: Conn::shared(stream, name),
+            reactor,
+        }
+    }
+
+    pub(crate) fn handle(&self) -> S {
+        self.conn.borrow().stream
+    }
+
+    pub(crate) fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> ReadFuture<'a, S> {
         ReadFuture {
             conn: &self.conn,
             reactor: &self.reactor,
@@ -95,8 +117,7 @@ impl TcpStream {
         }
     }
 
-    /// Hand every byte of `buf` to the stream (see the module doc for when it returns).
-    pub fn write_all<'a>(&'a mut self, buf: &'a [u8]) -> WriteAll<'a> {
+    pub(crate) fn write_all<'a>(&'a mut self, buf: &'a [u8]) -> WriteAll<'a, S> {
         WriteAll {
             conn: &self.conn,
             reactor: &self.reactor,
@@ -106,9 +127,7 @@ impl TcpStream {
         }
     }
 
-    /// Send everything written so far, then a FIN: the peer reads end of stream.
-    /// Reading goes on. Later writes fail.
-    pub fn shutdown(&mut self) -> Shutdown<'_> {
+    pub(crate) fn shutdown(&mut self) -> Shutdown<'_, S> {
         Shutdown {
             conn: &self.conn,
             reactor: &self.reactor,
@@ -117,33 +136,41 @@ impl TcpStream {
     }
 }
 
-impl Drop for TcpStream {
+/// `reactor::check`, with the stream's own type and `op` in the message.
+fn check<S: Stream>(r: &Rc<Reactor>, conn: &Shared<S>, op: &str) -> io::Result<()> {
+    reactor::check(r, op).map_err(|_| {
+        let name = conn.borrow().name;
+        reactor::outside(&format!("{name}::{op}"))
+    })
+}
+
+impl<S: Stream> Drop for Io<S> {
     fn drop(&mut self) {
         let conn = self.conn.clone();
         self.reactor.ask(move |lp| {
             flush(lp, &conn);
-            let tcp = conn.borrow().tcp;
-            lp.close(tcp);
+            let stream = conn.borrow().stream;
+            lp.close(stream);
         });
     }
 }
 
 /// The future of [`TcpStream::read`].
-pub struct ReadFuture<'a> {
-    conn: &'a Shared,
+pub struct ReadFuture<'a, S: Stream = Tcp> {
+    conn: &'a Shared<S>,
     reactor: &'a Rc<Reactor>,
     buf: &'a mut [u8],
     /// While it waits (returned `Pending` and has not finished): what it told the loop.
     note: Option<Note>,
 }
 
-impl Future for ReadFuture<'_> {
+impl<S: Stream> Future for ReadFuture<'_, S> {
     type Output = io::Result<usize>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         let r = this.reactor;
-        reactor::check(r, "TcpStream::read")?;
+        check(r, this.conn, "read")?;
         let mut c = this.conn.borrow_mut();
         if !c.inbox.is_empty() && !this.buf.is_empty() {
             let n = c.inbox.take_into(r, this.buf);
@@ -164,15 +191,15 @@ impl Future for ReadFuture<'_> {
             return Poll::Ready(Ok(0));
         }
         reactor::store_waker(&mut c.reader, cx);
-        let tcp = c.tcp;
+        let h: Handle = c.stream.into();
         drop(c);
         ask_reading(r, this.conn);
-        this.note = Some(r.waits_on(Waiting::Readable(tcp)));
+        this.note = Some(r.waits_on(Waiting::Readable(h)));
         Poll::Pending
     }
 }
 
-impl Drop for ReadFuture<'_> {
+impl<S: Stream> Drop for ReadFuture<'_, S> {
     /// A read dropped while waiting (a lost race, a timeout) withdraws its interest.
     fn drop(&mut self) {
         if self.note.take().is_none() {
@@ -185,15 +212,15 @@ impl Drop for ReadFuture<'_> {
             // Not if another read started waiting since (in the same poll).
             if c.reading && c.reader.is_none() {
                 c.reading = false;
-                lp.read_stop(c.tcp);
+                lp.read_stop(c.stream);
             }
         });
     }
 }
 
 /// The future of [`TcpStream::write_all`].
-pub struct WriteAll<'a> {
-    conn: &'a Shared,
+pub struct WriteAll<'a, S: Stream = Tcp> {
+    conn: &'a Shared<S>,
     reactor: &'a Rc<Reactor>,
     buf: &'a [u8],
     done: usize,
@@ -201,13 +228,13 @@ pub struct WriteAll<'a> {
     note: Option<Note>,
 }
 
-impl Future for WriteAll<'_> {
+impl<S: Stream> Future for WriteAll<'_, S> {
     type Output = io::Result<()>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         let r = this.reactor;
-        reactor::check(r, "TcpStream::write_all")?;
+        check(r, this.conn, "write_all")?;
         let mut c = this.conn.borrow_mut();
         if let Some(e) = &c.write_err {
             return Poll::Ready(Err(e.error()));
@@ -215,7 +242,11 @@ impl Future for WriteAll<'_> {
         if !matches!(c.shut, Shut::Open) {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
-                format!("write_all on tcp {} after shutdown", c.tcp.0),
+                format!(
+                    "{}::write_all on {} after shutdown",
+                    c.name,
+                    Into::<Handle>::into(c.stream)
+                ),
             )));
         }
         let room = OUTBOX_HIGH.saturating_sub(c.outbox.len());
@@ -232,27 +263,27 @@ impl Future for WriteAll<'_> {
             return Poll::Ready(Ok(()));
         }
         reactor::store_waker(&mut c.writer, cx);
-        let tcp = c.tcp;
+        let h: Handle = c.stream.into();
         drop(c);
-        this.note = Some(r.waits_on(Waiting::Writable(tcp)));
+        this.note = Some(r.waits_on(Waiting::Writable(h)));
         Poll::Pending
     }
 }
 
 /// The future of [`TcpStream::shutdown`].
-pub struct Shutdown<'a> {
-    conn: &'a Shared,
+pub struct Shutdown<'a, S: Stream = Tcp> {
+    conn: &'a Shared<S>,
     reactor: &'a Rc<Reactor>,
     /// What it told the loop it waits on, while it waits.
     note: Option<Note>,
 }
 
-impl Future for Shutdown<'_> {
+impl<S: Stream> Future for Shutdown<'_, S> {
     type Output = io::Result<()>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let r = self.reactor;
-        reactor::check(r, "TcpStream::shutdown")?;
+        check(r, self.conn, "shutdown")?;
         let mut c = self.conn.borrow_mut();
         if let Shut::Done(result) = &c.shut {
             let result = result.clone().map_err(|e| e.error());
@@ -267,9 +298,9 @@ impl Future for Shutdown<'_> {
             c.shut = Shut::Asked;
             let conn = self.conn.clone();
             r.ask(move |lp| {
-                let tcp = conn.borrow().tcp;
+                let stream = conn.borrow().stream;
                 let done = conn.clone();
-                let asked = lp.shutdown(tcp, move |_, _, res| {
+                let asked = lp.shutdown(stream, move |_, _, res| {
                     let mut c = done.borrow_mut();
                     c.shut = Shut::Done(res.map_err(|e| Sticky::of(&e)));
                     wake(&mut c.writer);
@@ -282,12 +313,12 @@ impl Future for Shutdown<'_> {
             });
         }
         reactor::store_waker(&mut c.writer, cx);
-        let tcp = c.tcp;
+        let h: Handle = c.stream.into();
         drop(c);
         if !flushed {
             ask_flush(r, self.conn);
         }
-        self.note = Some(r.waits_on(Waiting::Shutdown(tcp)));
+        self.note = Some(r.waits_on(Waiting::Shutdown(h)));
         Poll::Pending
     }
 }

@@ -96,10 +96,8 @@ impl Wire {
         if !arm {
             return;
         }
-        let after = self.cfg().send_timeout;
-        let w = self.clone();
-        let timer = lp.set_timeout(after, move |lp, _| w.on_send_timeout(lp, conn));
-        self.with_conn(lp, conn, |c| c.send_deadline = Some(timer));
+        let scope = self.send_scope(lp, conn);
+        self.with_conn(lp, conn, |c| c.send_deadline = Some(scope));
         let w = self.clone();
         if lp
             .on_drain(conn, 0, move |lp, conn| w.on_drained(lp, conn))
@@ -118,8 +116,8 @@ impl Wire {
         }) else {
             return;
         };
-        if let Some(t) = timer {
-            lp.clear_timer(t);
+        if let Some(s) = timer {
+            lp.end_scope(s);
         }
         self.sync_reading(lp, conn);
         if phase == Phase::Reading {
@@ -127,11 +125,9 @@ impl Wire {
         }
     }
 
-    fn on_send_timeout(&self, lp: &mut Loop, conn: Tcp) {
-        if self
-            .with_conn(lp, conn, |c| c.send_deadline = None)
-            .is_some()
-        {
+    pub(super) fn on_send_timeout(&self, lp: &mut Loop, conn: Tcp) {
+        if let Some(s) = self.with_conn(lp, conn, |c| c.send_deadline.take()) {
+            s.map(|s| lp.end_scope(s));
             self.count(|st| st.send_timeouts += 1);
             self.drop_conn(lp, conn);
         }
@@ -228,9 +224,7 @@ impl Wire {
         let Some(grace) = grace else {
             return self.cut_all(lp);
         };
-        let w = self.clone();
-        let timer = lp.set_timeout(grace, move |lp, _| w.cut_all(lp));
-        self.0.state.borrow_mut().grace = Some(timer);
+        self.arm_grace(lp, grace);
         let open: Vec<Tcp> = self.0.state.borrow().open.iter().copied().collect();
         // Done with: idle (answered and flushed, nothing asked since) or lingering after
         // its last answer. A fresh connection is not idle: its first request may be in
@@ -247,24 +241,21 @@ impl Wire {
             self.drop_conn(lp, conn);
         }
         if self.connections() == 0 {
-            if let Some(t) = self.0.state.borrow_mut().grace.take() {
-                lp.clear_timer(t);
-            }
+            self.end_server_scope(lp);
         }
     }
 
-    fn cut_all(&self, lp: &mut Loop) {
-        let (left, grace) = {
+    pub(super) fn cut_all(&self, lp: &mut Loop) {
+        let left: Vec<Tcp> = {
             let mut s = self.0.state.borrow_mut();
             s.stats.cut_at_shutdown += s.open.len() as u64;
-            let left: Vec<Tcp> = s.open.iter().copied().collect();
-            (left, s.grace.take())
+            s.open.iter().copied().collect()
         };
-        if let Some(t) = grace {
-            lp.clear_timer(t); // cut early by a second signal: the grace must not hold the loop
-        }
         for conn in left {
             self.drop_conn(lp, conn);
         }
+        // Cut early by a second signal, the grace must not hold the loop; and the
+        // request scopes still open end with the server's.
+        self.end_server_scope(lp);
     }
 }

@@ -1,11 +1,12 @@
 //! What a stream's futures share with the loop callbacks that do its I/O: the inbox,
 //! the outbox, the stored wakers, and the callbacks themselves (`on_read`, `flush`).
+//! Generic over the loop's [`Stream`]: a `Tcp` under a `TcpStream`, a `Pipe` under a
+//! `PipeStream`; the loop's stream methods are the same for both.
 
 use super::INBOX_HIGH;
 use crate::event_loop::Loop;
-use crate::handle::Tcp;
 use crate::task::reactor::{Act, Reactor};
-use crate::ReadEvent;
+use crate::{ReadEvent, Stream};
 use std::cell::RefCell;
 use std::io;
 use std::rc::Rc;
@@ -77,8 +78,10 @@ impl Bytes {
 }
 
 /// What a stream's futures and its loop callbacks share.
-pub(crate) struct Conn {
-    pub(super) tcp: Tcp,
+pub(crate) struct Conn<S> {
+    pub(super) stream: S,
+    /// The task-side type, for messages ("TcpStream", "PipeStream").
+    pub(super) name: &'static str,
     pub(super) inbox: Bytes,
     /// The loop is reading into the inbox.
     pub(super) reading: bool,
@@ -98,13 +101,36 @@ pub(crate) struct Conn {
     pub(super) shut: Shut,
 }
 
+impl<S: Stream> Conn<S> {
+    /// A stream's shared state, before any read or write.
+    pub(super) fn shared(stream: S, name: &'static str) -> Shared<S> {
+        Rc::new(RefCell::new(Conn {
+            stream,
+            name,
+            inbox: Bytes::default(),
+            reading: false,
+            started: false,
+            read_asked: false,
+            eof: false,
+            read_err: None,
+            reader: None,
+            outbox: Bytes::default(),
+            flush_asked: false,
+            blocked: false,
+            write_err: None,
+            writer: None,
+            shut: Shut::Open,
+        }))
+    }
+}
+
 pub(super) enum Shut {
     Open,
     Asked,
     Done(Result<(), Sticky>),
 }
 
-pub(super) type Shared = Rc<RefCell<Conn>>;
+pub(super) type Shared<S> = Rc<RefCell<Conn<S>>>;
 
 pub(super) fn wake(slot: &mut Option<Waker>) {
     if let Some(w) = slot.take() {
@@ -112,17 +138,11 @@ pub(super) fn wake(slot: &mut Option<Waker>) {
     }
 }
 
-/// The read callback, on the loop: append to the inbox, stop above the mark, wake.
-pub(super) fn on_read(lp: &mut Loop, conn: &Shared, ev: ReadEvent<'_>) {
+/// The read callback, on the loop: append to the inbox, wake, stop above the mark.
+pub(super) fn on_read<S: Stream>(lp: &mut Loop, conn: &Shared<S>, ev: ReadEvent<'_>) {
     let mut c = conn.borrow_mut();
     match ev {
-        ReadEvent::Data(bytes) => {
-            c.inbox.push(&lp.tasks.reactor, bytes);
-            if c.inbox.len() >= INBOX_HIGH {
-                c.reading = false;
-                lp.read_stop(c.tcp);
-            }
-        }
+        ReadEvent::Data(bytes) => c.inbox.push(&lp.tasks.reactor, bytes),
         ReadEvent::Eof => {
             c.eof = true;
             c.reading = false;
@@ -141,10 +161,18 @@ pub(super) fn on_read(lp: &mut Loop, conn: &Shared, ev: ReadEvent<'_>) {
     // The reader runs now, before the loop reads this socket again: its echo may be on
     // the wire before that read, as a read callback's would be.
     lp.task_checkpoint();
+    // Stop only if the reader left the inbox full. Stopping before it ran would have it
+    // ask to resume from inside this callback, which the loop refuses (the callback is
+    // out of its slot while it runs).
+    let mut c = conn.borrow_mut();
+    if c.reading && c.inbox.len() >= INBOX_HIGH {
+        c.reading = false;
+        lp.read_stop(c.stream);
+    }
 }
 
 /// Ask the loop to (re)start reading, unless it is or will be.
-pub(super) fn ask_reading(r: &Reactor, conn: &Shared) {
+pub(super) fn ask_reading<S: Stream>(r: &Reactor, conn: &Shared<S>) {
     let mut c = conn.borrow_mut();
     if c.reading || c.read_asked || c.eof || c.read_err.is_some() {
         return;
@@ -158,10 +186,10 @@ pub(super) fn ask_reading(r: &Reactor, conn: &Shared) {
             return;
         }
         let started = if c.started {
-            lp.read_resume(c.tcp)
+            lp.read_resume(c.stream)
         } else {
             let cb = conn.clone();
-            lp.read_start(c.tcp, move |lp, _, ev| on_read(lp, &cb, ev))
+            lp.read_start(c.stream, move |lp, _, ev| on_read(lp, &cb, ev))
         };
         match started {
             Ok(()) => (c.started, c.reading) = (true, true),
@@ -174,21 +202,21 @@ pub(super) fn ask_reading(r: &Reactor, conn: &Shared) {
 }
 
 /// Hand the outbox to the loop, unless the loop's queue is still draining.
-pub(super) fn flush(lp: &mut Loop, conn: &Shared) {
+pub(super) fn flush<S: Stream>(lp: &mut Loop, conn: &Shared<S>) {
     let mut c = conn.borrow_mut();
     c.flush_asked = false;
     if c.blocked || c.outbox.is_empty() || c.write_err.is_some() {
         return;
     }
-    let tcp = c.tcp;
-    let sent = lp.write(tcp, c.outbox.as_slice());
+    let stream = c.stream;
+    let sent = lp.write(stream, c.outbox.as_slice());
     c.outbox.release(&lp.tasks.reactor);
-    let queued = lp.write_queue_len(tcp) > 0;
+    let queued = lp.write_queue_len(stream) > 0;
     let marked = match sent {
         Ok(()) if queued => {
             // The kernel refused some: learn when the loop's queue has drained.
             let done = conn.clone();
-            lp.write_then(tcp, [], move |lp, _, r| drained(lp, &done, r))
+            lp.write_then(stream, [], move |lp, _, r| drained(lp, &done, r))
         }
         other => other,
     };
@@ -200,7 +228,7 @@ pub(super) fn flush(lp: &mut Loop, conn: &Shared) {
 }
 
 /// The loop's write queue for the stream drained (or failed): flush what waited.
-pub(super) fn drained(lp: &mut Loop, conn: &Shared, r: io::Result<()>) {
+pub(super) fn drained<S: Stream>(lp: &mut Loop, conn: &Shared<S>, r: io::Result<()>) {
     let mut c = conn.borrow_mut();
     c.blocked = false;
     if let Err(e) = r {
@@ -212,7 +240,7 @@ pub(super) fn drained(lp: &mut Loop, conn: &Shared, r: io::Result<()>) {
     lp.task_checkpoint();
 }
 
-pub(super) fn ask_flush(r: &Reactor, conn: &Shared) {
+pub(super) fn ask_flush<S: Stream>(r: &Reactor, conn: &Shared<S>) {
     let mut c = conn.borrow_mut();
     if c.flush_asked || c.blocked {
         return; // a flush is coming, or `drained` will do it
@@ -223,7 +251,7 @@ pub(super) fn ask_flush(r: &Reactor, conn: &Shared) {
 }
 
 /// The flush is asked in every poll that writes: as an object, it allocates nothing.
-impl Act for RefCell<Conn> {
+impl<S: Stream> Act for RefCell<Conn<S>> {
     fn act(self: Rc<Self>, lp: &mut Loop) {
         flush(lp, &self);
     }
