@@ -678,15 +678,18 @@ fn tell_thread_notice(notice: Notice) {
 
 fn run_echo_raw(addr: SocketAddr) -> Result {
     raise_fd_limit();
-    let stop = Arc::new(AtomicBool::new(false));
-    stop_on_signals(stop.clone())?;
-    looplab::servers::raw_echo::serve(addr, |bound| println!("listening on {bound}"), &stop)?;
+    // One thread, as the rung promises: its handler sets a flag, no loop of ours needed.
+    #[cfg(target_os = "linux")]
+    let stop = looplab::servers::raw_echo::stop_on_signals()?;
+    #[cfg(not(target_os = "linux"))]
+    let stop = &AtomicBool::new(false);
+    looplab::servers::raw_echo::serve(addr, |bound| println!("listening on {bound}"), stop)?;
     Ok(())
 }
 
-/// The raw rung has no loop of ours to hear signals on: a small one on a thread of its
-/// own sets `stop` on SIGINT or SIGTERM, which the raw loop checks between its 100 ms
-/// waits. Returns once the handlers are in place, so "listening on" comes after.
+/// The uring echo has no loop of ours to hear signals on: a small one on a thread of its
+/// own sets `stop` on SIGINT or SIGTERM, which the ring's loop checks every 100 ms.
+/// Returns once the handlers are in place, so "listening on" comes after.
 fn stop_on_signals(stop: Arc<AtomicBool>) -> std::io::Result<()> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()

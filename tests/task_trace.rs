@@ -52,7 +52,7 @@ fn explain_alive_names_what_tasks_wait_on() {
 }
 
 /// A task awaiting one it spawned in the same poll (whose handle the loop makes only
-/// after that poll) is said to wait on "a task spawned in this poll", never on a
+/// after that poll) is said to wait on "a task it spawned", never on a
 /// handle that does not exist.
 #[test]
 fn explain_alive_names_a_task_spawned_in_the_same_poll() {
@@ -63,7 +63,7 @@ fn explain_alive_names_a_task_spawned_in_the_same_poll() {
     });
     lp.run(RunMode::NoWait).unwrap();
     let why = lp.explain_alive();
-    assert!(why.contains("a task spawned in this poll"), "{why}");
+    assert!(why.contains("a task it spawned"), "{why}");
     assert!(!why.contains(&u32::MAX.to_string()), "{why}");
     lp.close(&parent);
     lp.run(RunMode::NoWait).unwrap();

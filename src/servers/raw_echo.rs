@@ -40,7 +40,12 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 #[cfg(epoll_os)]
+mod signals;
+#[cfg(epoll_os)]
 mod socket;
+
+#[cfg(epoll_os)]
+pub use signals::stop_on_signals;
 
 use std::io;
 use std::net::SocketAddr;

@@ -91,7 +91,7 @@ impl Waiting {
             Waiting::Pool(job) => format!("the pool ({})", job.name()),
             Waiting::Signal(n) => format!("signal {n}"),
             // A task spawned from a task gets its handle after the spawner's poll.
-            Waiting::Join(h) if *h == Handle::NONE => "a task spawned in this poll".into(),
+            Waiting::Join(h) if *h == Handle::NONE => "a task it spawned".into(),
             Waiting::Join(h) => format!("task {h}"),
             Waiting::Exit(pid) => format!("pid {pid} to exit"),
             Waiting::Listen(addr) => format!("listen on {addr}"),
