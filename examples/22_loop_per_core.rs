@@ -16,9 +16,11 @@
 //! exclusive a connection wakes a loop that is waiting in `epoll_wait`: here loop 0 is
 //! often busy with the previous connection's message when the next one comes, so loop 1
 //! gets it; an idle server fed one connection at a time gives them all to the first loop
-//! (`looplab bench --loops` shows it). Then `loop 0 heard of 20 connections`, split by
-//! sender exactly as the answers were, and
-//! `hops into loop 0: 20 posted, 20 delivered, 0 refused`: the messages that crossed.
+//! (`looplab bench --loops` shows it). So the exclusive split changes from run to run,
+//! and on an idle machine is often 20 to one loop, 0 to the other: run it a few times.
+//! Then `loop 0 heard of 20 connections`, split by sender exactly as the answers were,
+//! and `hops into loop 0: 20 posted, 20 delivered, 0 refused`: every message into loop
+//! 0's mailbox, loop 0's own to itself among them (it posts the same way).
 //!
 //! **In production** the loops would run a real server (`looplab echo --loops N`,
 //! `looplab longpoll --loops N`), be pinned to cores (`.pin(true)`), and stop on
