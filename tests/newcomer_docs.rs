@@ -341,3 +341,152 @@ fn chapter_13_with_tasks_runs_as_printed() {
         Some("all done: nothing ref'd is active")
     );
 }
+
+/// Chapter 13's "With tasks" snippet, as printed (its `println!` collected instead):
+/// `sort` gets two lines and EOF on its stdin, answers them sorted, and exits 0.
+#[test]
+fn chapter_13_with_tasks_snippet_runs_as_printed() {
+    use looplab::process::{Command, Stdio};
+    use looplab::task::process::Child;
+    for line in [
+        r#"let cmd = Command::new("sort").stdin(Stdio::Pipe).stdout(Stdio::Pipe);"#,
+        "let mut child = Child::spawn(cmd).await?;",
+        r#"stdin.write_all(b"pear\napple\n").await?;"#,
+        "while let Some(line) = lines.next_line().await? { println!(\"{line}\"); }",
+        "let status = child.wait().await?;",
+    ] {
+        exercise::says(CH13, line);
+    }
+    let mut lp = Loop::new().expect("a loop");
+    let run = lp
+        .block_on(async {
+            let mut printed = Vec::new();
+            let cmd = Command::new("sort").stdin(Stdio::Pipe).stdout(Stdio::Pipe);
+            let mut child = Child::spawn(cmd).await?;
+            let mut stdin = child.stdin.take().expect("piped");
+            stdin.write_all(b"pear\napple\n").await?;
+            drop(stdin);
+            let mut lines = child.stdout.take().expect("piped").lines();
+            while let Some(line) = lines.next_line().await? {
+                printed.push(line);
+            }
+            let status = child.wait().await?;
+            io::Result::Ok((printed, status))
+        })
+        .expect("the loop runs");
+    let (printed, status) = run.expect("sort runs");
+    assert_eq!(printed, ["apple", "pear"]);
+    assert_eq!(status.code, Some(0));
+}
+
+/// Chapter 16, Try 2, as docs/solutions.md answers it: one stagger, never less than
+/// 250 ms; the stagger's timer wakes the task that starts attempt 2; the hanging attempt
+/// is closed after.
+#[test]
+fn chapter_16_try_2_the_black_hole_costs_one_stagger() {
+    exercise::says(SOLUTIONS, "after 25x ms` (never less than 250)");
+    let run = exercise::run_to_end(
+        "19_replicated_requests",
+        &["--black-hole"],
+        &[("LOOPLAB_TRACE", "1")],
+        WITHIN,
+    );
+    let ms: u64 = run
+        .out
+        .iter()
+        .find_map(|l| {
+            let rest = l.strip_prefix("happy eyeballs: connected to 127.0.0.1:")?;
+            rest.split(" after ")
+                .nth(1)?
+                .strip_suffix(" ms")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no connected line\n{}", run.transcript()));
+    assert!(ms >= 250, "never before one stagger: {ms} ms");
+    let second = run
+        .err
+        .iter()
+        .position(|l| l.contains("note: happy eyeballs: attempt 2 to 127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no attempt 2\n{}", run.transcript()));
+    assert!(
+        run.err[second].contains("woken by timer #"),
+        "{}",
+        run.err[second]
+    );
+    assert!(
+        run.err[second..]
+            .iter()
+            .any(|l| l.contains("connected first; closed 1 other attempt(s)")),
+        "{}",
+        run.transcript()
+    );
+}
+
+/// Chapter 16, Try 3: with `--poller-restarts 1` the steward gives up after runs 1 and 2,
+/// in the words docs/solutions.md quotes, and run 3 never starts.
+#[test]
+fn chapter_16_try_3_one_restart_too_many() {
+    let quoted = "poller: steward \"poller\" gave up: 1 restart(s) within 10000 ms were not enough; last: ward missed its heartbeat";
+    exercise::says(SOLUTIONS, &format!("`{quoted} (...)`"));
+    let run = exercise::run_to_end(
+        "20_heartbeat_steward",
+        &["--poller-restarts", "1"],
+        &[],
+        Duration::from_secs(60),
+    );
+    assert!(
+        run.out.iter().any(|l| l.starts_with(quoted)),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        run.out.iter().any(|l| l.starts_with("poller run 2:")),
+        "{}",
+        run.transcript()
+    );
+    assert!(
+        !run.out.iter().any(|l| l.starts_with("poller run 3")),
+        "{}",
+        run.transcript()
+    );
+}
+
+/// Chapter 17, Try 3, as docs/solutions.md answers it for a publish that lands on loop 1:
+/// three hops in the trace, and at Ctrl-C each loop's line says the hops it sent.
+#[test]
+fn chapter_17_try_3_a_publish_on_loop_1_makes_three_hops() {
+    for hop in [
+        "`hop publish: loop 1 -> 0`",
+        "`hop published: loop 0 -> 1`",
+        "`hop latest: loop 0 -> 1`",
+    ] {
+        exercise::says(SOLUTIONS, hop);
+    }
+    let args = ["longpoll", "--addr", "127.0.0.1:0", "--loops", "2"];
+    let mut run = exercise::start(exercise::looplab(), &args, &[("LOOPLAB_TRACE", "1")]);
+    let addr = run.listening_on();
+    let [_, mut on_loop_1] = util::group::client_per_loop(addr);
+    util::group::publish(&mut on_loop_1, "from loop 1");
+    for hop in [
+        "hop publish: loop 1 -> 0",
+        "hop published: loop 0 -> 1",
+        "hop latest: loop 0 -> 1",
+    ] {
+        run.seen_or_wait_for(hop, WITHIN, |l| l.contains(hop));
+    }
+    drop(on_loop_1);
+    run.signal("INT");
+    let status = run.finish(WITHIN);
+    assert!(status.success(), "{}", run.transcript());
+    for i in 0..2 {
+        let prefix = format!("longpoll loop {i}: ");
+        assert!(
+            run.err
+                .iter()
+                .any(|l| l.starts_with(&prefix) && l.ends_with("hops sent to other loops")),
+            "{prefix}...\n{}",
+            run.transcript()
+        );
+    }
+}
