@@ -340,6 +340,26 @@ fn chapter_13_with_tasks_runs_as_printed() {
         run.out.last().map(String::as_str),
         Some("all done: nothing ref'd is active")
     );
+    // The trace's reaping tick names the woken task either way the chapter says.
+    exercise::says(
+        CH13,
+        "(`#4.5 woken by a signal` when it is the first one the tick polled)",
+    );
+    let traced = exercise::run_to_end(
+        "21b_async_processes",
+        &[],
+        &[("LOOPLAB_TRACE", "1")],
+        WITHIN,
+    );
+    let reaping = traced
+        .err
+        .iter()
+        .find(|l| l.contains("done | reaped pid ") && l.contains(" signal 15"))
+        .unwrap_or_else(|| panic!("no reaping tick\n{}", traced.transcript()));
+    assert!(
+        reaping.contains("#4.5 woken by a signal") || reaping.contains(", #4.5 by a signal"),
+        "{reaping}"
+    );
 }
 
 /// Chapter 13's "With tasks" snippet, as printed (its `println!` collected instead):
