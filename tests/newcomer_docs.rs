@@ -263,6 +263,10 @@ fn chapter_17_try_1_reuseport_gives_both_loops_a_share() {
 fn chapter_17_try_2_echo_loops_reports_connections_per_loop() {
     exercise::says(
         CH17,
+        "`cargo run --release -- echo --addr 127.0.0.1:7000 --loops 2 --mode exclusive`",
+    );
+    exercise::says(
+        CH17,
         "`echo: connections per loop:` line (on stderr, after a line per loop)",
     );
     for mode in ["exclusive", "reuseport"] {
@@ -476,6 +480,10 @@ fn chapter_16_try_3_one_restart_too_many() {
 /// three hops in the trace, and at Ctrl-C each loop's line says the hops it sent.
 #[test]
 fn chapter_17_try_3_a_publish_on_loop_1_makes_three_hops() {
+    exercise::says(
+        CH17,
+        "`LOOPLAB_TRACE=1 cargo run --release -- longpoll --loops 2`",
+    );
     for hop in [
         "`hop publish: loop 1 -> 0`",
         "`hop published: loop 0 -> 1`",
