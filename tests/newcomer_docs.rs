@@ -518,3 +518,67 @@ fn chapter_17_try_3_a_publish_on_loop_1_makes_three_hops() {
         );
     }
 }
+
+/// Chapter 13, Try 2, scripted: a child that prints forever (`sh -c 'yes'`), its stdout
+/// read once and then `read_stop`ped, fills the socket buffer and blocks in `write`: it
+/// has not exited after 400 ms and the loop is still waiting for it. The deadline
+/// (SIGTERM, as `sleeper` gets) ends it with signal 15, and then the loop exits.
+#[test]
+fn chapter_13_try_2_a_child_nobody_reads_never_exits_until_its_deadline() {
+    use looplab::process::{Command, Stdio};
+    use looplab::{ExitStatus, ReadEvent, RunMode};
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+    exercise::says(CH13, "Make `uname` print forever (`sh -c 'exec yes'`)");
+    exercise::says(CH13, "it never exits, and the loop waits for it");
+    let mut lp = Loop::new().expect("a loop");
+    util::fail_after(&mut lp, Duration::from_secs(20));
+    let exited: Rc<RefCell<Option<ExitStatus>>> = Rc::default();
+    // Closed only once the child is reaped: closed earlier, `yes` could die of the
+    // write error before the SIGTERM lands.
+    let pipe = Rc::new(Cell::new(None));
+    let (e, to_close) = (exited.clone(), pipe.clone());
+    let cmd = Command::new("sh")
+        .arg("-c")
+        .arg("exec yes")
+        .stdout(Stdio::Pipe);
+    let child = lp
+        .spawn_process(cmd, move |lp, _, status| {
+            *e.borrow_mut() = Some(status);
+            if let Some(p) = to_close.take() {
+                lp.close(p);
+            }
+        })
+        .expect("sh runs");
+    let stdout = child.stdout.expect("piped");
+    pipe.set(Some(stdout));
+    let read = Rc::new(Cell::new(0usize));
+    let r = read.clone();
+    lp.read_start(stdout, move |lp, me, ev| {
+        if let ReadEvent::Data(bytes) = ev {
+            r.set(r.get() + bytes.len());
+        }
+        lp.read_stop(me);
+    })
+    .expect("reading");
+    let still_running = Rc::new(Cell::new(None));
+    let (e, s, p) = (exited.clone(), still_running.clone(), child.process);
+    // With `exec` the child the deadline signals is `yes` itself, not a shell above it.
+    let comm = Rc::new(RefCell::new(String::new()));
+    let (c, pid) = (comm.clone(), child.pid);
+    lp.set_timeout(Duration::from_millis(400), move |lp, _| {
+        s.set(Some(e.borrow().is_none()));
+        *c.borrow_mut() = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        lp.kill(p, libc::SIGTERM).expect("the child still runs");
+    });
+    lp.run(RunMode::Default).expect("the loop runs");
+    assert!(read.get() > 0, "the first read came");
+    assert_eq!(
+        still_running.get(),
+        Some(true),
+        "blocked in write, not exited"
+    );
+    assert_eq!(comm.borrow().trim(), "yes", "the signal goes to yes");
+    let status = exited.borrow().expect("reaped after the SIGTERM");
+    assert_eq!(status.signal, Some(libc::SIGTERM), "{status}");
+}
