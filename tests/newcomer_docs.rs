@@ -531,6 +531,10 @@ fn chapter_13_try_2_a_child_nobody_reads_never_exits_until_its_deadline() {
     use std::rc::Rc;
     exercise::says(CH13, "Make `uname` print forever (`sh -c 'exec yes'`)");
     exercise::says(CH13, "it never exits, and the loop waits for it");
+    exercise::says(
+        SOLUTIONS,
+        "checks it still runs 400 ms later). The deadline's SIGTERM",
+    );
     let mut lp = Loop::new().expect("a loop");
     util::fail_after(&mut lp, Duration::from_secs(20));
     let exited: Rc<RefCell<Option<ExitStatus>>> = Rc::default();
@@ -581,4 +585,43 @@ fn chapter_13_try_2_a_child_nobody_reads_never_exits_until_its_deadline() {
     assert_eq!(comm.borrow().trim(), "yes", "the signal goes to yes");
     let status = exited.borrow().expect("reaped after the SIGTERM");
     assert_eq!(status.signal, Some(libc::SIGTERM), "{status}");
+}
+
+/// Chapter 13, Try 4, as docs/solutions.md answers it: children that die before the loop
+/// reaches its poll phase are zombies meanwhile (the count climbs), and the SIGCHLD the
+/// loop then handles reaps every one (it falls back to 0).
+#[test]
+fn chapter_13_try_4_zombies_climb_until_the_poll_phase_reaps_them() {
+    use looplab::process::Command;
+    use looplab::RunMode;
+    use util::process::is_our_zombie;
+    exercise::says(
+        CH13,
+        "Why does it climb into the hundreds for a moment, twice",
+    );
+    exercise::says(SOLUTIONS, "so for a moment most of them are zombies");
+    let mut lp = Loop::new().expect("a loop");
+    util::fail_after(&mut lp, Duration::from_secs(60));
+    let pids: Vec<u32> = (0..50)
+        .map(|i| {
+            let cmd = Command::new("sh").arg("-c").arg(format!("exit {i}"));
+            lp.spawn_process(cmd, |_, _, _| {}).expect("sh runs").pid
+        })
+        .collect();
+    let zombies = || pids.iter().filter(|&&p| is_our_zombie(p)).count();
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while zombies() < pids.len() && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        zombies(),
+        pids.len(),
+        "dead, not yet reaped: every one a zombie"
+    );
+    lp.run(RunMode::Default).expect("the loop runs");
+    assert_eq!(
+        zombies(),
+        0,
+        "one SIGCHLD, and the loop asked each of its children"
+    );
 }
