@@ -46,12 +46,14 @@ fn setup(
     let postbox = ctx.postbox();
     let listener = ctx.listen(lp, move |lp, _, conn| {
         let Ok(conn) = conn else { return };
+        // Posted before the answer is written (a write is tried at once), so the client
+        // has read its byte only after the post. Refused only if loop 0's mailbox is
+        // full: a count is lost, nothing else.
+        let _ = postbox.post(0, Accepted { by: me });
         // One byte, our index, then close once it is written.
         let _ = lp.write_then(conn, [me as u8], |lp, c, _| {
             lp.close(c);
         });
-        // Refused only if loop 0's mailbox is full: a count is lost, nothing else.
-        let _ = postbox.post(0, Accepted { by: me });
     })?;
     // Only loop 0 is written to; its counts, by sender, live on loop 0's thread.
     let heard = std::rc::Rc::new(std::cell::Cell::new([0u64; 2]));
