@@ -36,9 +36,10 @@ enum Command {
         /// Address to listen on; port 0 picks a free port (printed on the first line).
         #[arg(long, default_value = "127.0.0.1:7878")]
         addr: SocketAddr,
-        /// Poller: epoll, kqueue or mio (default: the raw one for this OS).
+        /// Poller: epoll, kqueue or mio (default: the raw one for this OS); or uring, the
+        /// io_uring completion echo (Linux; exits with the reason if io_uring is refused).
         #[arg(long)]
-        backend: Option<Backend>,
+        backend: Option<EchoBackend>,
         /// Connections over this are accepted and closed at once.
         #[arg(long, default_value_t = 100_000)]
         max_conns: usize,
@@ -182,8 +183,8 @@ impl GroupArgs {
 
 #[derive(clap::Args)]
 struct BenchArgs {
-    /// Servers to compare: threads, epoll, kqueue, mio, async, raw, and tokio with the
-    /// `peer-tokio` feature (comma-separated).
+    /// Servers to compare: threads, epoll, kqueue, mio, async, raw, uring (io_uring,
+    /// Linux), and tokio with the `peer-tokio` feature (comma-separated).
     #[arg(long, value_delimiter = ',')]
     servers: Option<Vec<ServerKind>>,
     /// Connection counts (default 10,100,1000,5000; with --full 1,10,100,1000,5000,10000).
@@ -282,10 +283,20 @@ fn main() -> ExitCode {
                 max_conns,
                 idle_timeout,
             };
-            if group.loops > 1 {
-                run_echo_group(group.builder(backend), config, metrics_addr)
-            } else {
-                run_echo(backend, config, metrics_addr)
+            let loop_backend = match backend {
+                Some(EchoBackend::Loop(b)) => Some(b),
+                _ => None,
+            };
+            match backend {
+                Some(EchoBackend::Uring) if group.loops > 1 => {
+                    Err("--backend uring is one ring on one thread: use it without --loops".into())
+                }
+                Some(EchoBackend::Uring) => no_loop_to_watch("echo --backend uring", metrics_addr)
+                    .and_then(|()| run_echo_uring(config)),
+                _ if group.loops > 1 => {
+                    run_echo_group(group.builder(loop_backend), config, metrics_addr)
+                }
+                _ => run_echo(loop_backend, config, metrics_addr),
             }
         }
         Command::EchoAsync {
@@ -497,6 +508,60 @@ fn run_echo_group(group: GroupBuilder, config: EchoConfig, metrics: Option<Socke
     Ok(())
 }
 
+/// `echo --backend`: one of the loop's pollers, or the io_uring echo, which is not a
+/// poller of the loop but a completion loop of its own (`servers/echo_uring.rs`).
+#[derive(Clone, Copy, Debug)]
+enum EchoBackend {
+    Loop(Backend),
+    Uring,
+}
+
+impl std::str::FromStr for EchoBackend {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "uring" => Ok(EchoBackend::Uring),
+            other => other
+                .parse()
+                .map(EchoBackend::Loop)
+                .map_err(|e| format!("{e}, or uring")),
+        }
+    }
+}
+
+/// The io_uring echo until killed. Refused io_uring is an error with its reason (exit 1),
+/// never a quiet fallback to epoll: a benchmark row labelled uring must be uring.
+#[cfg(target_os = "linux")]
+fn run_echo_uring(config: EchoConfig) -> Result {
+    use looplab::servers::echo_uring::{self, UringStats};
+    raise_fd_limit();
+    let stop = Arc::new(AtomicBool::new(false));
+    stop_on_signals(stop.clone())?;
+    let live = std::sync::Mutex::new(UringStats::default());
+    let s = echo_uring::serve(&config, &stop, &live, |addr, s| {
+        let yes = |b: bool| if b { "yes" } else { "no" };
+        eprintln!(
+            "echo (uring): provided-buffer ring {}, multishot accept {} and recv {} (each falls back if refused), deferred task work {}, {} registered files",
+            yes(s.features.buf_ring),
+            yes(s.multishot_accept),
+            yes(s.multishot_recv),
+            yes(s.features.defer_taskrun),
+            s.registered_files
+        );
+        println!("listening on {addr}");
+    })?;
+    eprintln!(
+        "echo (uring): served {} connections, {} bytes, shed {}; {} late completions dropped",
+        s.echo.accepted, s.echo.bytes, s.echo.shed, s.stale
+    );
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn run_echo_uring(_config: EchoConfig) -> Result {
+    Err("--backend uring: io_uring exists only on Linux".into())
+}
+
 fn run_echo_async(backend: Option<Backend>, config: EchoConfig) -> Result {
     let mut lp = server_loop(backend)?;
     let echo = EchoAsync::listen(&mut lp, config)?;
@@ -613,9 +678,45 @@ fn tell_thread_notice(notice: Notice) {
 
 fn run_echo_raw(addr: SocketAddr) -> Result {
     raise_fd_limit();
-    let stop = AtomicBool::new(false);
+    let stop = Arc::new(AtomicBool::new(false));
+    stop_on_signals(stop.clone())?;
     looplab::servers::raw_echo::serve(addr, |bound| println!("listening on {bound}"), &stop)?;
     Ok(())
+}
+
+/// The raw rung has no loop of ours to hear signals on: a small one on a thread of its
+/// own sets `stop` on SIGINT or SIGTERM, which the raw loop checks between its 100 ms
+/// waits. Returns once the handlers are in place, so "listening on" comes after.
+fn stop_on_signals(stop: Arc<AtomicBool>) -> std::io::Result<()> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let watch = || -> std::io::Result<Loop> {
+                let mut lp = Loop::builder().threadpool_size(1).build()?;
+                for signum in [libc::SIGINT, libc::SIGTERM] {
+                    let stop = stop.clone();
+                    let s = lp.signal(signum, move |lp, _, _| {
+                        stop.store(true, Ordering::Relaxed);
+                        lp.stop();
+                    })?;
+                    lp.ref_handle(s); // this loop exists only to hear them
+                }
+                Ok(lp)
+            };
+            match watch() {
+                Ok(mut lp) => {
+                    let _ = ready_tx.send(Ok(()));
+                    let _ = lp.run(RunMode::Default);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            }
+        })?;
+    ready_rx
+        .recv()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the signal thread ended")))
 }
 
 fn run_hostile(

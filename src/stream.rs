@@ -95,6 +95,9 @@ pub(crate) struct StreamState {
     /// The connect failed: the socket is dead; reads and writes are refused until close.
     pub failed: bool,
     on_read: Option<OnRead>,
+    /// `read_start` was called: `on_read` is also `None` while it runs (taken out for
+    /// the call), and a `read_resume` from inside it is no error.
+    read_started: bool,
     pub reading: bool,
     /// The process whose stdout or stderr this is: told when the stream ends.
     pub owner: Option<Handle>,
@@ -111,6 +114,7 @@ impl StreamState {
             connecting: None,
             failed: false,
             on_read: None,
+            read_started: false,
             reading: false,
             owner: None,
             w: write::WriteSide::default(),
@@ -228,6 +232,7 @@ impl Loop {
             ));
         }
         t.on_read = Some(Box::new(move |lp, h, ev| cb(lp, typed::<S>(h), ev)));
+        t.read_started = true;
         self.resume_reading(h)
     }
 
@@ -254,7 +259,7 @@ impl Loop {
         if t.failed {
             return Err(not_connected("read", t.kind, h));
         }
-        if t.on_read.is_none() {
+        if !t.read_started {
             return Err(stdio::Error::new(
                 stdio::ErrorKind::InvalidInput,
                 format!("{} {h}: read_resume before read_start", t.kind),

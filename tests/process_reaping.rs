@@ -132,7 +132,9 @@ fn a_loop_dropped_before_its_children_exit_leaves_no_zombie() {
             let left: Vec<u32> = pids
                 .iter()
                 .copied()
-                .filter(|&p| is_our_zombie(p) || std::path::Path::new(&format!("/proc/{p}")).exists())
+                .filter(|&p| {
+                    is_our_zombie(p) || std::path::Path::new(&format!("/proc/{p}")).exists()
+                })
                 .collect();
             if left.is_empty() {
                 break;

@@ -29,6 +29,8 @@ pub enum ServerKind {
     Async,
     /// `looplab echo-tokio`: tokio's current_thread runtime (feature `peer-tokio`).
     Tokio,
+    /// `looplab echo --backend uring`: the io_uring completion echo (Linux).
+    Uring,
 }
 
 impl ServerKind {
@@ -43,6 +45,7 @@ impl ServerKind {
             ServerKind::Raw => "raw",
             ServerKind::Async => "async",
             ServerKind::Tokio => "tokio",
+            ServerKind::Uring => "uring",
         }
     }
 
@@ -60,6 +63,7 @@ impl ServerKind {
             ServerKind::Raw => vec!["echo-raw".into(), addr],
             ServerKind::Async => vec!["echo-async".into(), addr],
             ServerKind::Tokio => vec!["echo-tokio".into(), addr],
+            ServerKind::Uring => vec!["echo".into(), addr, "--backend=uring".into()],
         }
     }
 }
@@ -71,6 +75,7 @@ impl std::str::FromStr for ServerKind {
             "threads" => Ok(ServerKind::Threads),
             "raw" => Ok(ServerKind::Raw),
             "async" => Ok(ServerKind::Async),
+            "uring" => Ok(ServerKind::Uring),
             "tokio" if cfg!(feature = "peer-tokio") => Ok(ServerKind::Tokio),
             "tokio" => Err("the tokio peer needs a build with `--features peer-tokio`".to_string()),
             other => match other.strip_suffix("-bare") {
@@ -79,7 +84,7 @@ impl std::str::FromStr for ServerKind {
             }
             .map_err(|_| {
                 format!(
-                    "unknown server '{other}': expected threads, epoll, kqueue, mio, async or raw \
+                    "unknown server '{other}': expected threads, epoll, kqueue, mio, async, uring or raw \
                      (a backend with -bare: metrics off)"
                 )
             }),

@@ -240,7 +240,16 @@ fn on_read(lp: &mut Loop, shared: &Rc<RefCell<Shared>>, conn: Tcp, ev: ReadEvent
                     // Closed meanwhile: nothing to resume.
                     let _ = lp.read_resume(conn);
                 });
-                if resumed.is_err() {
+                // Paused, we would never hear a reset: a failed flush drops the drain
+                // callback, and plain writes report nothing later. An empty write
+                // behind the queue is a request, owed one callback: it hears it.
+                let s = shared.clone();
+                let watched = lp.write_then(conn, [], move |lp, conn, r| {
+                    if r.is_err() {
+                        finish(lp, &s, conn, true);
+                    }
+                });
+                if resumed.is_err() || watched.is_err() {
                     finish(lp, shared, conn, true);
                 }
             }

@@ -4,6 +4,7 @@
 //! - [`echo_async`]: the same server as `async fn` tasks on the same loop.
 //! - [`echo_threads`]: the same protocol with a blocking accept loop and one OS thread
 //!   per connection: the classic design the event loop is measured against.
+//! - `echo_uring` (Linux): the same echo on io_uring, completion instead of readiness.
 //! - [`raw_echo`]: the same protocol on raw epoll by hand, rung 3 of the ladder.
 //! - [`metrics_http`]: `/metrics` and the live `/loop` page, beside any of them on its loop.
 
@@ -12,6 +13,8 @@ pub mod echo_async;
 pub mod echo_threads;
 #[cfg(feature = "peer-tokio")]
 pub mod echo_tokio;
+#[cfg(target_os = "linux")]
+pub mod echo_uring;
 pub mod http;
 pub mod longpoll;
 pub mod metrics_http;

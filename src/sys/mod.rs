@@ -6,7 +6,8 @@
 //! What lives here: the pollers (`epoll.rs`, `kqueue.rs` with its rules in `kevent.rs`,
 //! `mio.rs`), the self-pipe (`selfpipe.rs`), signals (`signal.rs`), and small OS helpers
 //! (`clock.rs`, `rlimit.rs`, `affinity.rs`, `net.rs` and `pipe.rs` for SIGPIPE,
-//! `process.rs` for `kill(2)`).
+//! `process.rs` for `kill(2)`), and `uring.rs`: the io_uring completion ring that the
+//! uring echo is built on (not a poller: see its module doc).
 //!
 //! Every poller backend provides the same four operations, written once here:
 //!
@@ -58,6 +59,9 @@ pub(crate) mod process;
 pub mod rlimit;
 pub(crate) mod selfpipe;
 pub mod signal;
+// The completion ring for `looplab echo --backend uring` (Linux, with the servers).
+#[cfg(all(target_os = "linux", feature = "tools"))]
+pub mod uring;
 
 /// Return values that say "failed, see errno" with -1, as libc's do.
 pub(crate) trait MinusOne: Copy + PartialEq {

@@ -4,6 +4,7 @@
 pub mod attack;
 pub mod browser;
 pub mod child;
+pub mod echo_cases;
 pub mod group;
 pub mod http;
 pub mod process;
