@@ -7,7 +7,8 @@
 //!    once: in a plain `race` that error would win; here it only takes `dead` out.
 //!    `fast` answers first and wins; the request to `slow` is **dropped**, which closes
 //!    its stream, and `slow` sees its client leave long before its answer was due;
-//! 2. it asks only the failing ones, to show the error that lists each replica's;
+//! 2. it asks `dead` twice, as two replicas that both fail, to show the error that lists
+//!    each replica's failure (both name `dead`'s port);
 //! 3. it connects to `localhost` with happy eyeballs (`task::connect_first`): the name
 //!    resolves to `127.0.0.1` (and `::1` on systems that list it; the example adds
 //!    whichever is missing), only `127.0.0.1` listens, and the refused `::1` attempt
@@ -21,7 +22,7 @@
 //! replicas: fast 127.0.0.1:41001, slow 127.0.0.1:41002, dead 127.0.0.1:41003
 //! first_ok: #0 (fast) answered "echo: request" after 1 ms
 //!   (slow: the client left after 1 ms, before the answer was due: cancelled)
-//! only the failing ones: asking 2 replica(s): all 2 failed: #0: connecting to 127.0.0.1:35569: after 0 ms: connecting tcp #7.17: Connection refused (os error 111); #1: ...
+//! only the failing ones: asking 2 replica(s): all 2 failed: #0: connecting to 127.0.0.1:41003: after 0 ms: connecting tcp #7.17: Connection refused (os error 111); #1: ...
 //! localhost:41004 resolves to 127.0.0.1:41004
 //! happy eyeballs over [::1]:41004, 127.0.0.1:41004
 //! happy eyeballs: connected to 127.0.0.1:41004 after 1 ms

@@ -15,10 +15,12 @@
 //! addresses to one loop's socket, so both loops get a share, busy or not. Under
 //! exclusive a connection wakes a loop that is waiting in `epoll_wait`: here loop 0 is
 //! often busy with the previous connection's message when the next one comes, so loop 1
-//! gets it; an idle server fed one connection at a time gives them all to the first loop
-//! (`looplab bench --loops` shows it). Then `loop 0 heard of 20 connections`, split by
-//! sender exactly as the answers were, and
-//! `hops into loop 0: 20 posted, 20 delivered, 0 refused`: the messages that crossed.
+//! gets it; an idle server fed one connection at a time gives them all to one loop, the
+//! first in the socket's wait queue (`looplab bench --loops` shows it). So the exclusive split changes from run to run,
+//! and is lopsided, all or nearly all 20 to one loop: run it a few times.
+//! Then `loop 0 heard of 20 connections`, split by sender exactly as the answers were,
+//! and `hops into loop 0: 20 posted, 20 delivered, 0 refused`: every message into loop
+//! 0's mailbox, loop 0's own to itself among them (it posts the same way).
 //!
 //! **In production** the loops would run a real server (`looplab echo --loops N`,
 //! `looplab longpoll --loops N`), be pinned to cores (`.pin(true)`), and stop on
@@ -44,12 +46,14 @@ fn setup(
     let postbox = ctx.postbox();
     let listener = ctx.listen(lp, move |lp, _, conn| {
         let Ok(conn) = conn else { return };
+        // Posted before the answer is written (a write is tried at once), so the client
+        // has read its byte only after the post. Refused only if loop 0's mailbox is
+        // full: a count is lost, nothing else.
+        let _ = postbox.post(0, Accepted { by: me });
         // One byte, our index, then close once it is written.
         let _ = lp.write_then(conn, [me as u8], |lp, c, _| {
             lp.close(c);
         });
-        // Refused only if loop 0's mailbox is full: a count is lost, nothing else.
-        let _ = postbox.post(0, Accepted { by: me });
     })?;
     // Only loop 0 is written to; its counts, by sender, live on loop 0's thread.
     let heard = std::rc::Rc::new(std::cell::Cell::new([0u64; 2]));
