@@ -127,7 +127,7 @@ impl Report {
             )
         };
         format!(
-            "{} B messages, {:.1} s window after {:.1} s warmup ({} ms per connection at least), {} client thread(s), median of {} round(s); {pinning}",
+            "{} B messages, {} s window after {} s warmup ({} ms per connection at least), {} client thread(s), median of {} round(s); {pinning}",
             self.size,
             self.duration_s,
             self.warmup_s,

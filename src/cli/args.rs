@@ -45,10 +45,10 @@ pub(crate) struct BenchArgs {
     /// Message size in bytes.
     #[arg(long, default_value_t = 64)]
     pub(crate) size: usize,
-    /// Recorded window per cell, e.g. 3s or 500ms (default 800ms; 3s with --full).
+    /// Recorded window per cell, e.g. 3s or 500ms (default 600ms; 3s with --full).
     #[arg(long, value_parser = parse_duration)]
     pub(crate) duration: Option<Duration>,
-    /// Traffic before the window (default 200ms; 1s with --full), and at least 0.2 ms
+    /// Traffic before the window (default 150ms; 1s with --full), and at least 0.2 ms
     /// per connection, so that every connection is served before the window opens.
     #[arg(long, value_parser = parse_duration)]
     pub(crate) warmup: Option<Duration>,

@@ -105,8 +105,8 @@ pub(crate) fn run_bench(args: BenchArgs) -> Result {
     } else {
         (
             vec![10, 100, 1000, 5000],
-            Duration::from_millis(800),
-            Duration::from_millis(200),
+            Duration::from_millis(600),
+            Duration::from_millis(150),
         )
     };
     let cfg = BenchConfig {
