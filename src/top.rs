@@ -25,7 +25,12 @@ pub fn run(addr: &str) -> io::Result<()> {
     std::thread::Builder::new()
         .name("looplab-top-fetch".into())
         .spawn(move || fetch::run(target, tx))?;
-    let mut terminal = ratatui::try_init()?;
+    let mut terminal = ratatui::try_init().map_err(|e| {
+        crate::error::context(
+            "opening the terminal (looplab top needs a terminal: run it in one, not into a pipe)",
+            e,
+        )
+    })?;
     let mut screen = Screen {
         addr: target.to_string(),
         ..Screen::default()

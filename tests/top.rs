@@ -137,3 +137,17 @@ fn top_shows_the_phases_refreshes_and_quits_on_q() {
     wait_for("top to quit on q", || (!tmux.running()).then_some(()));
     assert!(load.finish() > 0);
 }
+
+/// Without a terminal (output into a pipe, as in a script), `looplab top` fails at once
+/// with a line that says it needs one, not a bare "No such device or address".
+#[test]
+fn top_without_a_terminal_says_it_needs_one() {
+    let out = Command::new(env!("CARGO_BIN_EXE_looplab"))
+        .args(["top", "127.0.0.1:9"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("running looplab top");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+    assert!(err.contains("needs a terminal"), "stderr: {err}");
+}
