@@ -126,4 +126,8 @@ fn two_tabs_hold_two_polls_and_both_receive_one_publish() {
         "both tabs showed the message {:?} after the publish",
         published.elapsed()
     );
+    for (page, name) in [(&first, "chat-tab-1.png"), (&second, "chat-tab-2.png")] {
+        let path = browser.screenshot(page, name);
+        eprintln!("screenshot: {}", path.display());
+    }
 }

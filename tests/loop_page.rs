@@ -72,39 +72,8 @@ fn the_loop_page_redraws_each_window_and_its_bars_move_under_load() {
     let tcp_refd: u64 = tcp_refd.as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
     assert!(tcp_refd >= 50, "the 50 clients hold the loop: {tcp_refd}");
 
-    let shot = browser.call(
-        "Page.captureScreenshot",
-        json!({ "format": "png" }),
-        Some(&page),
-    );
-    let png = base64_decode(shot["data"].as_str().expect("screenshot data"));
-    assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("loop-page.png");
-    std::fs::write(&path, png).unwrap();
+    let path = browser.screenshot(&page, "loop-page.png");
     eprintln!("screenshot of /loop under load: {}", path.display());
     let round_trips = load.finish();
     assert!(round_trips > 0);
-}
-
-/// Standard base64 (the screenshot's encoding), padding allowed.
-fn base64_decode(s: &str) -> Vec<u8> {
-    let value = |c: u8| match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
-    };
-    let mut out = Vec::with_capacity(s.len() / 4 * 3);
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.bytes().filter(|&c| c != b'=') {
-        acc = (acc << 6) | u32::from(value(c).expect("base64"));
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    out
 }

@@ -124,6 +124,21 @@ impl Browser {
             .to_string()
     }
 
+    /// Save a PNG of the page as `name` under the tests' tmp dir (target/tmp), for a person
+    /// to look at; returns its path.
+    pub fn screenshot(&mut self, session: &str, name: &str) -> std::path::PathBuf {
+        let shot = self.call(
+            "Page.captureScreenshot",
+            json!({ "format": "png" }),
+            Some(session),
+        );
+        let png = base64_decode(shot["data"].as_str().expect("screenshot data"));
+        assert!(png.starts_with(b"\x89PNG"), "a PNG");
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+        std::fs::write(&path, png).expect("writing the screenshot");
+        path
+    }
+
     /// Evaluate a JavaScript expression in the page; `Null` while it throws (not loaded yet).
     pub fn eval(&mut self, session: &str, expr: &str) -> Value {
         let r = self.call(
@@ -141,4 +156,27 @@ impl Drop for Browser {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
     }
+}
+
+/// Standard base64 (the screenshot's encoding), padding allowed.
+fn base64_decode(s: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(s.len() / 4 * 3);
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes().filter(|&c| c != b'=') {
+        acc = (acc << 6) | u32::from(value(c).expect("base64"));
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
 }
