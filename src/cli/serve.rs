@@ -11,7 +11,7 @@ use looplab::servers::metrics_http::{MetricsConfig, MetricsServer};
 use looplab::{Backend, Loop, RunMode};
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Servers hold one fd per connection: take all the fds the hard limit allows.
@@ -148,10 +148,11 @@ pub(crate) fn run_echo_group(
 pub(crate) fn run_echo_uring(config: EchoConfig) -> Result {
     use looplab::servers::echo_uring::{self, UringStats};
     raise_fd_limit();
-    let stop = Arc::new(AtomicBool::new(false));
-    stop_on_signals(stop.clone())?;
+    // Like the raw rung, a loop of its own without ours: the same handler-set flag, seen
+    // within the ring's 100 ms tick (its wait tolerates the EINTR the signal causes).
+    let stop = looplab::servers::raw_echo::stop_on_signals()?;
     let live = std::sync::Mutex::new(UringStats::default());
-    let s = echo_uring::serve(&config, &stop, &live, |addr, s| {
+    let s = echo_uring::serve(&config, stop, &live, |addr, s| {
         let yes = |b: bool| if b { "yes" } else { "no" };
         eprintln!(
             "echo (uring): provided-buffer ring {}, multishot accept {} and recv {} (each falls back if refused), deferred task work {}, {} registered files",
@@ -295,43 +296,7 @@ pub(crate) fn run_echo_raw(addr: SocketAddr) -> Result {
     #[cfg(target_os = "linux")]
     let stop = looplab::servers::raw_echo::stop_on_signals()?;
     #[cfg(not(target_os = "linux"))]
-    let stop = &AtomicBool::new(false);
+    let stop = &std::sync::atomic::AtomicBool::new(false);
     looplab::servers::raw_echo::serve(addr, |bound| println!("listening on {bound}"), stop)?;
     Ok(())
-}
-
-/// The uring echo has no loop of ours to hear signals on: a small one on a thread of its
-/// own sets `stop` on SIGINT or SIGTERM, which the ring's loop checks every 100 ms.
-/// Returns once the handlers are in place, so "listening on" comes after.
-#[cfg(target_os = "linux")]
-pub(crate) fn stop_on_signals(stop: Arc<AtomicBool>) -> std::io::Result<()> {
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            let watch = || -> std::io::Result<Loop> {
-                let mut lp = Loop::builder().threadpool_size(1).build()?;
-                for signum in [libc::SIGINT, libc::SIGTERM] {
-                    let stop = stop.clone();
-                    let s = lp.signal(signum, move |lp, _, _| {
-                        stop.store(true, Ordering::Relaxed);
-                        lp.stop();
-                    })?;
-                    lp.ref_handle(s); // this loop exists only to hear them
-                }
-                Ok(lp)
-            };
-            match watch() {
-                Ok(mut lp) => {
-                    let _ = ready_tx.send(Ok(()));
-                    let _ = lp.run(RunMode::Default);
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                }
-            }
-        })?;
-    ready_rx
-        .recv()
-        .unwrap_or_else(|_| Err(std::io::Error::other("the signal thread ended")))
 }
