@@ -5,9 +5,11 @@
 //!
 //! The rules that make a non-blocking stream correct under level- *and* edge-triggered
 //! polling:
-//! - read until `WouldBlock`, or until a per-event budget, and then remember that the
-//!   stream may still be readable (a deferred re-read), because an edge-triggered poller
-//!   will not say so again;
+//! - read until the socket is empty, or until a per-event budget, and then remember that
+//!   the stream may still be readable (a deferred re-read), because an edge-triggered
+//!   poller will not say so again. Empty means a read found `WouldBlock`, or, on a
+//!   readiness event that did not say the peer closed, a read that came back short
+//!   ([`Drained`]): tokio makes the same saving;
 //! - `write` tries the kernel at once; only what it refuses is queued, and only while the
 //!   queue is non-empty is the stream registered for writability (a level-triggered
 //!   poller would otherwise report "writable" every tick: a busy loop);
@@ -40,6 +42,19 @@ use std::io as stdio;
 /// Reads per readiness event before other streams get their turn (16 x 64 KiB = 1 MiB).
 /// A stream cut off by the budget is re-read in the next pending phase.
 const READ_BUDGET: usize = 16;
+
+/// When a stream's socket counts as emptied, so the loop stops reading it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Drained {
+    /// A read found nothing (`WouldBlock`). The only sure sign, and the rule wherever
+    /// the poller may not report the stream again: a re-read that no event asked for
+    /// (after a budget ran out, after `read_start`), or a peer that has closed.
+    WouldBlock,
+    /// A read filled less than the buffer: the kernel gave all it had. Anything that
+    /// arrives later (bytes, a FIN) is reported anew, even by an edge-triggered poller,
+    /// so the `recv` that would find `EAGAIN` is saved: one read per message.
+    ShortRead,
+}
 
 /// What a read callback is told.
 #[derive(Debug)]
@@ -274,7 +289,7 @@ impl Loop {
         }
         let connecting = self.stream(h).is_some_and(|t| t.connecting.is_some());
         if !was_reading && !connecting {
-            self.defer(h, move |lp| lp.read_some(h));
+            self.defer(h, move |lp| lp.read_some(h, Drained::WouldBlock));
         }
         Ok(())
     }
@@ -291,28 +306,35 @@ impl Loop {
             self.flush(h);
         }
         if ev.readable || ev.hangup || ev.error {
-            self.read_some(h);
+            // A peer that closed (or failed) is read to the end, so its EOF or error is
+            // not left to an edge that will not come again.
+            let until = if ev.hangup || ev.error {
+                Drained::WouldBlock
+            } else {
+                Drained::ShortRead
+            };
+            self.read_some(h, until);
         }
     }
 
     /// Read with the loop's shared buffer, lent out through a guard (handle.rs).
-    pub(crate) fn read_some(&mut self, h: Handle) {
+    pub(crate) fn read_some(&mut self, h: Handle, until: Drained) {
         let buf = std::mem::take(&mut self.read_buf);
         let more = self.call_taken(
             buf,
-            |lp, buf| lp.read_into(h, buf),
+            |lp, buf| lp.read_into(h, buf, until),
             |lp, buf| lp.read_buf = buf,
         );
         // Out of budget while still reading: more may be waiting and an edge-triggered
         // poller will not tell us again, so look once more next tick.
         if more {
-            self.defer(h, move |lp| lp.read_some(h));
+            self.defer(h, move |lp| lp.read_some(h, Drained::WouldBlock));
         }
     }
 
-    /// Read until WouldBlock, EOF, an error, the callback stopping us, or the budget.
-    /// True if the budget ran out while still reading.
-    fn read_into(&mut self, h: Handle, buf: &mut [u8]) -> bool {
+    /// Read until `until` says the socket is empty, EOF, an error, the callback stopping
+    /// us, or the budget. True if the budget ran out while still reading.
+    fn read_into(&mut self, h: Handle, buf: &mut [u8], until: Drained) -> bool {
         for _ in 0..READ_BUDGET {
             let Some(t) = self.stream(h) else {
                 return false;
@@ -320,14 +342,21 @@ impl Loop {
             let Some(io) = t.io.as_ref().filter(|_| t.reading) else {
                 return false;
             };
-            let event = match io.read(buf) {
-                Ok(0) => ReadEvent::Eof,
-                Ok(n) => ReadEvent::Data(&buf[..n]),
-                Err(e) if e.kind() == stdio::ErrorKind::WouldBlock => return false,
+            let (event, drained) = match io.read(buf) {
+                Ok(0) => (ReadEvent::Eof, true),
+                Ok(n) => (
+                    ReadEvent::Data(&buf[..n]),
+                    until == Drained::ShortRead && n < buf.len(),
+                ),
+                Err(e) if e.kind() == stdio::ErrorKind::WouldBlock => {
+                    self.counters.reads += 1;
+                    self.counters.reads_empty += 1;
+                    return false;
+                }
                 Err(e) if e.kind() == stdio::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     let what = format!("reading {} {h}", t.kind);
-                    ReadEvent::Error(crate::error::context(what, e))
+                    (ReadEvent::Error(crate::error::context(what, e)), true)
                 }
             };
             let last = !matches!(event, ReadEvent::Data(_));
@@ -338,6 +367,7 @@ impl Loop {
             let Some(cb) = t.on_read.take() else {
                 return false;
             };
+            self.counters.reads += 1;
             self.call_taken(
                 cb,
                 |lp, cb| cb(lp, h, event),
@@ -352,6 +382,9 @@ impl Loop {
                 if let Some(process) = owner {
                     self.stdio_ended(process, h);
                 }
+                return false;
+            }
+            if drained {
                 return false;
             }
         }

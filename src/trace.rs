@@ -90,6 +90,8 @@ pub(crate) struct Counters {
     pub wake_drains: u64,
     pub completions: u64,
     pub max_completions_per_drain: u64,
+    pub reads: u64,
+    pub reads_empty: u64,
 }
 
 /// A snapshot of the loop's counters (see [`Loop::metrics`](crate::Loop::metrics)).
@@ -133,6 +135,10 @@ pub struct Metrics {
     pub tasks_polled: u64,
     /// Tasks that have not ended yet.
     pub tasks_alive: usize,
+    /// Read system calls made on streams.
+    pub reads: u64,
+    /// Of them, the ones that found nothing to read (`WouldBlock`).
+    pub reads_empty: u64,
 }
 
 /// A callback that runs longer than this is named in the trace line of its tick.

@@ -6,7 +6,7 @@ mod util;
 
 use looplab::{Loop, RunMode, Tcp};
 use std::cell::RefCell;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -109,5 +109,126 @@ fn a_job_finished_during_a_batch_runs_before_the_rest_of_it() {
             "the completion waited for the rest of the batch: {log:?}"
         );
         assert_eq!(log.len(), CONNS + 1);
+    });
+}
+
+/// Round trips of the short-read tests.
+const ROUND_TRIPS: usize = 50;
+
+/// The loop's side of one connection, echoing with a callback; and the client's side.
+fn echoing_pair(lp: &mut Loop, log: &Log) -> (Tcp, TcpStream) {
+    let (conn, client) = util::tcp::accepted_pairs(lp, 1).remove(0);
+    let log = log.clone();
+    lp.read_start(conn, move |lp, conn, ev| match ev {
+        looplab::ReadEvent::Data(bytes) => {
+            let _ = lp.write(conn, bytes);
+        }
+        looplab::ReadEvent::Eof => log.borrow_mut().push("eof".into()),
+        looplab::ReadEvent::Error(e) => log.borrow_mut().push(format!("error {e}")),
+    })
+    .expect("read_start");
+    (conn, client)
+}
+
+/// Run `lp` until `log` holds `n` lines. Bounded by the loop's `fail_after`.
+fn run_until_logged(lp: &mut Loop, log: &Log, n: usize) {
+    while log.borrow().len() < n {
+        lp.run(RunMode::Once).expect("a tick");
+    }
+}
+
+/// A read that returns fewer bytes than the buffer holds has emptied the socket: the loop
+/// stops there instead of making one more `recv` that finds nothing (`EAGAIN`). So an
+/// echo costs one read per message, on every backend, edge-triggered (mio) or not.
+#[test]
+fn a_short_read_ends_the_reading_one_read_per_message() {
+    on_every_backend(|b| {
+        let mut lp = util::new_loop(b);
+        util::fail_after(&mut lp, Duration::from_secs(20));
+        let log: Log = Rc::default();
+        let (_conn, mut client) = echoing_pair(&mut lp, &log);
+        // `read_start`'s own first look (it finds nothing) is not one of the round trips.
+        lp.run(RunMode::NoWait).expect("a tick");
+        let before = lp.metrics();
+        let mut reply = [0u8; 64];
+        for i in 0..ROUND_TRIPS {
+            client.write_all(&[i as u8; 64]).expect("a client's write");
+            let mut got = 0;
+            while got < reply.len() {
+                lp.run(RunMode::NoWait).expect("a tick");
+                got += read_ready(&mut client, &mut reply[got..]);
+            }
+            assert_eq!(reply, [i as u8; 64], "round trip {i}");
+        }
+        let after = lp.metrics();
+        let reads = after.reads - before.reads;
+        let empty = after.reads_empty - before.reads_empty;
+        assert_eq!(empty, 0, "reads that found nothing, in {reads} reads");
+        assert_eq!(reads, ROUND_TRIPS as u64, "one read per message");
+    });
+}
+
+/// What the client has received so far, without blocking.
+fn read_ready(client: &mut TcpStream, buf: &mut [u8]) -> usize {
+    client.set_nonblocking(true).expect("nonblocking");
+    let n = match client.read(buf) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+        Err(e) => panic!("the client's read: {e}"),
+    };
+    client.set_nonblocking(false).expect("blocking again");
+    n
+}
+
+/// Bytes and the peer's FIN that arrive before the loop looks: the short read of the
+/// bytes must not end reading, or an edge-triggered poller would never report the EOF.
+/// (The loop writes nothing back here: a write's ACK would wake the socket and hide it.)
+#[test]
+fn bytes_and_fin_together_are_both_read() {
+    on_every_backend(|b| {
+        let mut lp = util::new_loop(b);
+        util::fail_after(&mut lp, Duration::from_secs(20));
+        let log: Log = Rc::default();
+        let (conn, mut client) = util::tcp::accepted_pairs(&mut lp, 1).remove(0);
+        let l = log.clone();
+        lp.read_start(conn, move |_, _, ev| {
+            l.borrow_mut().push(match ev {
+                looplab::ReadEvent::Data(bytes) => format!("{} bytes", bytes.len()),
+                looplab::ReadEvent::Eof => "eof".into(),
+                looplab::ReadEvent::Error(e) => format!("error {e}"),
+            })
+        })
+        .expect("read_start");
+        lp.run(RunMode::NoWait).expect("a tick"); // read_start's own look: nothing yet
+        client.write_all(b"last words").expect("a client's write");
+        client
+            .shutdown(std::net::Shutdown::Write)
+            .expect("the client's FIN");
+        std::thread::sleep(Duration::from_millis(20)); // both in the socket before the poll
+        run_until_logged(&mut lp, &log, 2);
+        assert_eq!(*log.borrow(), ["10 bytes", "eof"]);
+    });
+}
+
+/// A FIN that arrives after a short read ended reading is reported by the poller anew.
+#[test]
+fn a_fin_after_a_short_read_is_still_seen() {
+    on_every_backend(|b| {
+        let mut lp = util::new_loop(b);
+        util::fail_after(&mut lp, Duration::from_secs(20));
+        let log: Log = Rc::default();
+        let (_conn, mut client) = echoing_pair(&mut lp, &log);
+        client.write_all(b"ping").expect("a client's write");
+        let mut reply = [0u8; 4];
+        let mut got = 0;
+        while got < reply.len() {
+            lp.run(RunMode::NoWait).expect("a tick");
+            got += read_ready(&mut client, &mut reply[got..]);
+        }
+        client
+            .shutdown(std::net::Shutdown::Write)
+            .expect("the client's FIN");
+        run_until_logged(&mut lp, &log, 1);
+        assert_eq!(*log.borrow(), ["eof"]);
     });
 }

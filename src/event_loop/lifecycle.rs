@@ -197,6 +197,8 @@ impl Loop {
                 .iter()
                 .filter(|i| i.kind == HandleKind::Task && !i.closing)
                 .count(),
+            reads: c.reads,
+            reads_empty: c.reads_empty,
         }
     }
 

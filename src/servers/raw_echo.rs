@@ -14,7 +14,7 @@
 //!     n = epoll_wait(events)
 //!     listener readable   -> accept4 until EAGAIN; ADD each with EPOLLIN
 //!                            (EMFILE: close the spare, accept, close, reopen the spare)
-//!     client readable     -> read until EAGAIN; write back what we can;
+//!     client readable     -> read until a read comes back short; write back what we can;
 //!                            keep the rest in the connection's buffer and ask for
 //!                            EPOLLOUT, and stop asking for EPOLLIN while over 1 MiB
 //!     client writable     -> write the buffer; when empty, drop EPOLLOUT
@@ -22,7 +22,8 @@
 //! ```
 //!
 //! Level-triggered, as the classic loop is: a readable fd we leave unread is reported
-//! again, so reading until EAGAIN is an optimisation here, not a requirement.
+//! again. So a read that comes back short (the kernel gave all it had) ends the reading:
+//! going on to the read that finds EAGAIN would cost one more system call per message.
 //!
 //! **Out of fds.** Level-triggering has one trap. When the process holds all the fds
 //! RLIMIT_NOFILE allows, `accept4` fails with EMFILE and the connection stays in the
@@ -270,8 +271,8 @@ fn resume_if_due(epfd: i32, l: &mut Listener) {
     }
 }
 
-/// Read until EAGAIN (or until the client owes us too much), echoing as we go.
-/// False when the connection is finished.
+/// Read until a short read or EAGAIN (or until the client owes us too much), echoing as
+/// we go. False when the connection is finished.
 #[cfg(epoll_os)]
 fn echo(fd: i32, conn: &mut Conn, buf: &mut [u8]) -> bool {
     while conn.unsent.len() <= HIGH_WATER {
@@ -291,6 +292,9 @@ fn echo(fd: i32, conn: &mut Conn, buf: &mut [u8]) -> bool {
             }
         } else {
             conn.unsent.extend_from_slice(data);
+        }
+        if n < buf.len() {
+            break; // drained: epoll reports the fd again when more arrives
         }
     }
     true

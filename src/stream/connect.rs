@@ -71,7 +71,7 @@ impl Loop {
                 // Writes queued while connecting go now; reads started meanwhile begin.
                 self.flush(h);
                 if self.stream(h).is_some_and(|t| t.reading) {
-                    self.defer(h, move |lp| lp.read_some(h));
+                    self.defer(h, move |lp| lp.read_some(h, super::Drained::WouldBlock));
                 }
             }
             Err(e) => {
