@@ -14,7 +14,8 @@
 //!   the loop's write queue.
 //! - **Half-close**: at EOF, `shutdown().await` flushes the echoes, then sends our FIN.
 //! - **Load shedding** past `max_conns`; an **idle timeout** (`task::timeout` on each
-//!   read) when configured; a peer that vanishes ends only its own task.
+//!   read, write and the final flush) when configured; a peer that vanishes ends only
+//!   its own task.
 
 use super::echo::{EchoConfig, EchoStats};
 use crate::task::{self, JoinHandle, TcpListener, TcpStream};
