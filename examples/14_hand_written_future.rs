@@ -31,10 +31,11 @@
 //! the waker. For the second bell the loop sleeps with no timer at all, until
 //! `events: wake-pipe fd N r` and `woken by another thread (finished)`. In part 3,
 //! `slow callback: task #0.5 (one poll) took 300.2ms` and an interval that waited 300 ms;
-//! yielding, 60 short polls (`woken by itself`) and the interval on time. With
-//! `--forget`: `note: task #1.2 returned Pending but kept no waker: nothing can wake it
-//! again`, and `block_on` returns that error at once instead of hanging; with `--stale`
-//! the same note names task B (`#2.3`), polled a second time without storing its waker.
+//! yielding, 60 short polls (`woken by itself`) and the interval at most a step or two
+//! late (`waited up to 10 ms`). With `--forget`: `note: task #1.2 returned Pending but
+//! kept no waker: nothing can wake it again`, and `block_on` returns that error at once
+//! instead of hanging; with `--stale` the same note names task B (`#2.3`), polled a
+//! second time without storing its waker.
 //! With `--pool`: `events: wake-pipe fd 4 r`, then `1 pool completion(s) | tasks: polled
 //! 1 — #0.1 woken by the pool (finished)`. With `--watchdog`, on stderr during part 3:
 //! `looplab watchdog: task #0.5 has run 174 ms in one poll, blocking the loop in the

@@ -207,3 +207,29 @@ fn try_this_commands_run() {
     assert_eq!(held, 3, "{}", run.stdout());
     server.kill();
 }
+
+/// Example 14's header, default run: the timer's wake, the other thread's wake through
+/// the pipe, and part 3's slow poll.
+#[test]
+fn example_14_header() {
+    let file = "examples/14_hand_written_future.rs";
+    let run = run_to_end(
+        "14_hand_written_future",
+        &[],
+        &[("LOOPLAB_TRACE", "1")],
+        LIMIT,
+    );
+    for fragment in [
+        "tasks: polled 1 — #1.2 woken by spawn",
+        "sleeping up to 100.7ms",
+        "tasks: polled 1 — #1.2 woken by timer #0.1 (finished)",
+        "events: wake-pipe fd N r",
+        "woken by another thread (finished)",
+        "slow callback: task #0.5 (one poll) took 300.2ms",
+        "woken by itself",
+    ] {
+        says(file, fragment);
+        assert_quoted(fragment, &run.err, file);
+    }
+    assert_quoted("done after 2 polls", &run.out, file);
+}
