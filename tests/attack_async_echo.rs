@@ -24,8 +24,8 @@ fn echo_async(extra: &[&str]) -> ServerChild {
     ServerChild::start(&args)
 }
 
-/// The server's fds with no client, once it is serving (it makes its signal pipe after
-/// saying "listening on"): one served connection open, minus that one.
+/// The server's fds with no client, once it is serving (its signal pipe may come after
+/// its "listening on"): one served connection open, minus that one.
 fn idle_fds(server: &ServerChild) -> usize {
     let mut c = connect(server.addr);
     assert_eq!(round_trip(&mut c, b"up?"), b"up?");
@@ -62,7 +62,7 @@ fn never_reading(addr: SocketAddr, n: usize, may_close: bool) -> Vec<TcpStream> 
             match (&*c).write(&chunk) {
                 Ok(_) => quiet_since = Instant::now(),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) if may_close && e.kind() != ErrorKind::WouldBlock => *open = false,
+                Err(_) if may_close => *open = false,
                 Err(e) => panic!("sending to the echo: {e}"),
             }
         }
@@ -90,7 +90,8 @@ fn sigterm_right_after_listening_on_exits_0() {
     let ended = lp
         .block_on(async {
             let mut ends = Vec::new();
-            // A race, so many tries: before the fix one in three to one in eight ended by the signal.
+            // A race, so many tries: without the fix 4 in 30 died of the signal when run
+            // alone, 46 in 60 beside the other tests.
             for _ in 0..60 {
                 let cmd = Command::new(env!("CARGO_BIN_EXE_looplab"))
                     .args(["echo-async", "--addr", "127.0.0.1:0"])
