@@ -16,8 +16,13 @@
 //! - `--stale`: it stores a waker on its first poll only. Task A polls it first, then
 //!   hands it to task B: the bell holds A's waker, a stale one, and B's is held nowhere.
 //!
+//! Two more flags: `--pool` runs only a task that awaits a file read on the thread pool
+//! (`task::fs::read`): the worker's result comes back through the self-pipe and wakes
+//! the task. `--watchdog` runs everything with the watchdog on (150 ms), which names the
+//! task of part 3 while its long poll runs.
+//!
 //! **Run it.** `LOOPLAB_TRACE=1 cargo run --example 14_hand_written_future`, then again
-//! with `-- --forget` and with `-- --stale`.
+//! with `-- --forget`, `-- --stale`, `-- --pool` and `-- --watchdog`.
 //!
 //! **Look for** each `poll #n` line of the future, and in the trace the wake path:
 //! `tasks: polled 1 — #1.2 woken by spawn` (the first poll; the task is handle #1.2),
@@ -26,10 +31,16 @@
 //! the waker. For the second bell the loop sleeps with no timer at all, until
 //! `events: wake-pipe fd N r` and `woken by another thread (finished)`. In part 3,
 //! `slow callback: task #0.5 (one poll) took 300.2ms` and an interval that waited 300 ms;
-//! yielding, 60 short polls (`woken by itself`) and the interval on time. With
-//! `--forget`: `note: task #1.2 returned Pending but kept no waker: nothing can wake it
-//! again`, and `block_on` returns that error at once instead of hanging; with `--stale`
-//! the same note names task B (`#2.3`), polled a second time without storing its waker.
+//! yielding, 60 short polls (`woken by itself`) and the interval at most a step or two
+//! late (`waited up to 10 ms`). With `--forget`: `note: task #1.2 returned Pending but
+//! kept no waker: nothing can wake it again`, and `block_on` returns that error at once
+//! instead of hanging; with `--stale` the same note names task B (`#2.3`), polled a
+//! second time without storing its waker.
+//! With `--pool`: `events: wake-pipe fd 4 r`, then `1 pool completion(s) | tasks: polled
+//! 1 — #0.1 woken by the pool (finished)`. With `--watchdog`, on stderr during part 3:
+//! `looplab watchdog: task #0.5 has run 174 ms in one poll, blocking the loop in the
+//! tasks phase` (the watchdog looks every 150/4 ms, so the figure lies between 150 and
+//! about 190).
 //!
 //! **In production** you rarely write `poll` yourself: you `.await` futures that do it
 //! (`task::sleep`, `conn.read(..)`); this is what they do inside. Their waker slots
@@ -226,9 +237,28 @@ fn part2(lp: &mut Loop) -> std::io::Result<()> {
     Ok(())
 }
 
+/// `--pool`: a task awaits a file read on the thread pool. No waker of ours here: the
+/// pool future stores it, and the completion, run on the loop thread, wakes it.
+fn pool(lp: &mut Loop) -> std::io::Result<()> {
+    println!("a file read on the pool, awaited by a task");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    let bytes = lp.block_on(task::fs::read(path))??;
+    println!("  read {} bytes of Cargo.toml", bytes.len());
+    Ok(())
+}
+
 fn main() -> std::io::Result<()> {
     let flag = |f: &str| std::env::args().any(|a| a == f);
-    let mut lp = Loop::new()?;
+    let mut lp = if flag("--watchdog") {
+        Loop::builder()
+            .watchdog(Duration::from_millis(150))
+            .build()?
+    } else {
+        Loop::new()?
+    };
+    if flag("--pool") {
+        return pool(&mut lp);
+    }
 
     println!("1. a bell rung by a timer callback, 100 ms from now");
     let bell = timer_bell(&mut lp);

@@ -33,6 +33,8 @@ mod ch07;
 mod ch09;
 #[path = "exercises/ch10.rs"]
 mod ch10;
+#[path = "exercises/ch11.rs"]
+mod ch11;
 #[path = "exercises/cli.rs"]
 mod cli;
 #[path = "exercises/headers.rs"]

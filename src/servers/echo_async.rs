@@ -14,7 +14,8 @@
 //!   the loop's write queue.
 //! - **Half-close**: at EOF, `shutdown().await` flushes the echoes, then sends our FIN.
 //! - **Load shedding** past `max_conns`; an **idle timeout** (`task::timeout` on each
-//!   read) when configured; a peer that vanishes ends only its own task.
+//!   read, write and the final flush) when configured; a peer that vanishes ends only
+//!   its own task.
 
 use super::echo::{EchoConfig, EchoStats};
 use crate::task::{self, JoinHandle, TcpListener, TcpStream};
@@ -125,7 +126,11 @@ async fn serve_and_count(conn: TcpStream, shared: Rc<RefCell<Shared>>, key: usiz
     }
 }
 
-/// Echo one connection until EOF (then flush and FIN) or an error.
+/// Echo one connection until EOF (then flush and FIN) or an error. With an idle
+/// timeout, every wait on the peer is bounded by it: a read (it says nothing) and a
+/// write or the final flush (it reads nothing). Unbounded, a peer that sends and never
+/// reads would hold its task in `write_all`, and its connection, for good; `echo`'s
+/// idle timer closes that one too, since the loop stops reading it.
 async fn serve(mut conn: TcpStream, shared: &Rc<RefCell<Shared>>) -> io::Result<()> {
     let idle = shared.borrow().config.idle_timeout;
     let mut buf = [0u8; READ_CHUNK];
@@ -135,9 +140,15 @@ async fn serve(mut conn: TcpStream, shared: &Rc<RefCell<Shared>>) -> io::Result<
             None => conn.read(&mut buf).await?,
         };
         if n == 0 {
-            return conn.shutdown().await;
+            return match idle {
+                Some(idle) => task::timeout(idle, conn.shutdown()).await?,
+                None => conn.shutdown().await,
+            };
         }
-        conn.write_all(&buf[..n]).await?;
+        match idle {
+            Some(idle) => task::timeout(idle, conn.write_all(&buf[..n])).await??,
+            None => conn.write_all(&buf[..n]).await?,
+        }
         shared.borrow_mut().stats.bytes += n as u64;
     }
 }
