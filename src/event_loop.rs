@@ -459,17 +459,23 @@ impl Loop {
 
     /// The self-pipe was written: async sends and pool completions are waiting.
     fn on_wake(&mut self) {
-        if let Err(e) = self.waker.drain() {
+        let bytes = self.waker.drain().unwrap_or_else(|e| {
             self.tracer
                 .note(format!("draining the wake pipe failed: {e}"));
-        }
-        self.counters.wake_drains += 1;
+            0
+        });
         // The pipe's byte is gone; if a callback below panics, what is still queued
         // behind it must not wait for a byte that will never come.
         let _rewake = guard::WakeOnUnwind(self.waker.clone());
-        self.run_async_sends();
+        let sends = self.run_async_sends();
         let _cause = Cause::Pool.enter();
         let done = self.run_pool_completions();
+        // The pipe's own event after a drain between callbacks (see `poll_and_dispatch`)
+        // finds nothing: a spare read, not a drain.
+        if bytes == 0 && sends == 0 && done == 0 {
+            return;
+        }
+        self.counters.wake_drains += 1;
         self.counters.max_completions_per_drain =
             self.counters.max_completions_per_drain.max(done as u64);
         self.tracer.drained(done);

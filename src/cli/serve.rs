@@ -179,9 +179,10 @@ pub(crate) fn run_echo_uring(_config: EchoConfig) -> Result {
 pub(crate) fn run_echo_async(backend: Option<Backend>, config: EchoConfig) -> Result {
     let mut lp = server_loop(backend)?;
     let echo = EchoAsync::listen(&mut lp, config)?;
-    println!("listening on {}", echo.local_addr());
     let e = echo.clone();
     on_shutdown_signals(&mut lp, move |lp| e.shutdown(lp))?;
+    // Said once the signals are handled: a script may send SIGTERM as soon as it reads it.
+    println!("listening on {}", echo.local_addr());
     lp.run(RunMode::Default)?;
     let s = echo.stats();
     eprintln!(

@@ -91,9 +91,12 @@ impl Loop {
         }
     }
 
-    /// After a wake: run the callback of every async handle that was sent to.
-    pub(super) fn run_async_sends(&mut self) {
+    /// After a wake: run the callback of every async handle that was sent to. Returns
+    /// how many sends it found.
+    pub(super) fn run_async_sends(&mut self) -> usize {
+        let mut found = 0;
         while let Ok(h) = self.async_queue.1.try_recv() {
+            found += 1;
             let Some(State::Async(a)) = self.handles.state_mut(h) else {
                 continue;
             };
@@ -124,5 +127,6 @@ impl Loop {
                 },
             );
         }
+        found
     }
 }
