@@ -140,8 +140,7 @@ impl LongPoll {
             .collect();
         for w in waiters {
             lp.end_scope(w.scope);
-            let body = answer::empty(w.cursor, true);
-            w.reply.send(lp, &Response::json_text(200, body));
+            answer::send_empty(lp, w.reply, w.cursor, true);
         }
     }
 }
@@ -195,8 +194,7 @@ impl Routes for ChatRoutes {
         if let Some(w) = held {
             self.0.borrow_mut().stats.answered_early += 1;
             lp.end_scope(w.scope);
-            let body = answer::empty(w.cursor, false);
-            w.reply.send(lp, &Response::json_text(200, body));
+            answer::send_empty(lp, w.reply, w.cursor, false);
         }
     }
 }
@@ -252,8 +250,7 @@ impl ChatRoutes {
         };
         drop(chat);
         self.0.borrow_mut().stats.answered_by_timeout += 1;
-        let body = answer::empty(w.cursor, false);
-        w.reply.send(lp, &Response::json_text(200, body));
+        answer::send_empty(lp, w.reply, w.cursor, false);
     }
 
     fn publish(&self, lp: &mut Loop, reply: Reply, req: &Request) {

@@ -101,6 +101,12 @@ pub fn empty(cursor: u64, shutdown: bool) -> String {
     format!("{{\"cursor\":{cursor},\"messages\":[]{end}")
 }
 
+/// Answer a held poll with no message: its time ran out, it was released early, or
+/// (`shutdown`) the server is stopping.
+pub(super) fn send_empty(lp: &mut Loop, reply: Reply, cursor: u64, shutdown: bool) {
+    reply.send(lp, &Response::json_text(200, empty(cursor, shutdown)));
+}
+
 /// A message came: answer every held poll, now, in this tick, each with what its cursor
 /// is owed (`owed`: built once per cursor, by an [`AnswerCache`]) or, owed nothing (its
 /// cursor is ahead), an empty answer. Each poll's `hold` (its scope, or its timer) is

@@ -242,8 +242,7 @@ impl GroupRoutes {
         };
         for w in held {
             lp.clear_timer(w.timer);
-            let body = answer::empty(w.cursor, true);
-            w.reply.send(lp, &Response::json_text(200, body));
+            answer::send_empty(lp, w.reply, w.cursor, true);
         }
         for p in publishing {
             lp.clear_timer(p.timer);
