@@ -18,63 +18,40 @@
 //!
 //! **Cancel.** A job is queued, running or cancelled, decided by one compare-and-swap:
 //! `cancel` wins only while the job is still queued, and then no worker will run it.
+//! Both sides of it are here: `Worker::run` and `withdraw`.
+//!
+//! Here: the queue and the workers, and the job's three states. The loop's side is in
+//! `pool/work.rs` (queue, cancel, close), the way results come back in
+//! `pool/completion.rs`, the figures in `pool/metrics.rs`, and what can go wrong in
+//! `pool/error.rs`.
 
-use crate::event_loop::{Deferred, Loop};
-use crate::handle::{Handle, HandleKind, Work};
-use crate::metrics::Site;
+mod completion;
+mod error;
+mod metrics;
+mod work;
+
+pub(crate) use error::panic_message;
+pub use error::WorkError;
+pub use metrics::PoolMetrics;
+pub(crate) use work::WorkState;
+
+use crate::handle::Handle;
 use crate::sys::selfpipe::SelfPipe;
+use completion::Completion;
 use crossbeam_channel::{select, Receiver, Sender};
+use metrics::Stats;
 use std::any::Any;
-use std::collections::VecDeque;
+use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
-use std::{fmt, io};
+use std::time::Instant;
 
+/// A job's states: it leaves `QUEUED` exactly once, to whichever side wins the swap.
 const QUEUED: u8 = 0;
 const RUNNING: u8 = 1;
 const CANCELED: u8 = 2;
-
-/// Why a piece of work produced no value.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum WorkError {
-    /// `cancel()` took it off the queue before a worker started it.
-    Canceled,
-    /// It panicked on a worker (the panic's message); the worker lives on.
-    Panicked(String),
-    /// The pool's threads could not be started (the OS refused a thread).
-    NoPool(String),
-    /// The scope it was opened under was cancelled (`Loop::cancel_scope`, a deadline):
-    /// queued, it never runs; running, its result is thrown away.
-    Scope(crate::scope::Cancel),
-}
-
-impl fmt::Display for WorkError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WorkError::Canceled => f.write_str("work was canceled before it started"),
-            WorkError::Panicked(msg) => write!(f, "work panicked on a pool thread: {msg}"),
-            WorkError::NoPool(msg) => write!(f, "the thread pool could not start: {msg}"),
-            WorkError::Scope(cause) => cause.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for WorkError {}
-
-impl From<WorkError> for io::Error {
-    /// For fs and dns, whose callbacks take `io::Result`: the kind is `Other` (never
-    /// `Interrupted`, which std users read as "retry"), the `WorkError` is the source.
-    fn from(e: WorkError) -> io::Error {
-        match e {
-            // A scope's cause keeps its own kind: TimedOut for a deadline.
-            WorkError::Scope(cause) => cause.into(),
-            e => io::Error::other(e),
-        }
-    }
-}
 
 /// Which channel a job waits in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,8 +61,9 @@ pub(crate) enum Lane {
 }
 
 type AnyResult = Box<dyn Any + Send>;
-type DoneFn = Box<dyn FnOnce(&mut Loop, Work, Result<AnyResult, WorkError>)>;
 
+/// A job as the queue carries it: its result is boxed as `Any`, the loop's side knows
+/// the type and unboxes it for `done`.
 struct Job {
     handle: Handle,
     state: Arc<AtomicU8>,
@@ -93,47 +71,7 @@ struct Job {
     run: Box<dyn FnOnce() -> AnyResult + Send>,
 }
 
-struct Completion {
-    handle: Handle,
-    result: Result<AnyResult, WorkError>,
-    /// Stamped by the worker, for the loop's metrics: time queued, time running, and
-    /// when it finished (the start of the wake the loop measures).
-    waited: Duration,
-    ran: Duration,
-    finished: Instant,
-}
-
-pub(crate) struct WorkState {
-    job: Arc<AtomicU8>,
-    done: Option<DoneFn>,
-}
-
-/// Pool figures for `metrics()`: the contention the classic talks warn about.
-#[derive(Clone, Debug, Default)]
-pub struct PoolMetrics {
-    /// Worker threads (0 until the first job starts the pool).
-    pub threads: usize,
-    /// Jobs waiting for a worker now.
-    pub queue_depth: usize,
-    /// The most jobs that ever waited at once.
-    pub max_queue_depth: usize,
-    /// Jobs a worker has finished.
-    pub done: u64,
-    /// How long a job waited in the queue before a worker took it: mean and max.
-    pub wait_mean: Duration,
-    /// The longest any job waited.
-    pub wait_max: Duration,
-}
-
-#[derive(Default)]
-struct Stats {
-    depth: AtomicUsize,
-    max_depth: AtomicUsize,
-    done: AtomicU64,
-    wait_total_us: AtomicU64,
-    wait_max_us: AtomicU64,
-}
-
+/// The workers and the channels to and from them; started by the first job.
 pub(crate) struct Pool {
     fast: Option<Sender<Job>>,
     slow: Option<Sender<Job>>,
@@ -188,20 +126,6 @@ impl Pool {
             self.stats.depth.fetch_sub(1, Ordering::Relaxed);
         }
         sent
-    }
-
-    pub fn metrics(&self) -> PoolMetrics {
-        let s = &self.stats;
-        let done = s.done.load(Ordering::Relaxed);
-        let total = s.wait_total_us.load(Ordering::Relaxed);
-        PoolMetrics {
-            threads: self.workers.len(),
-            queue_depth: s.depth.load(Ordering::Relaxed),
-            max_queue_depth: s.max_depth.load(Ordering::Relaxed),
-            done,
-            wait_mean: Duration::from_micros(total.checked_div(done).unwrap_or(0)),
-            wait_max: Duration::from_micros(s.wait_max_us.load(Ordering::Relaxed)),
-        }
     }
 }
 
@@ -284,177 +208,15 @@ impl Worker {
     }
 }
 
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic with a non-string payload".to_string()
+/// The loop's side of the one compare-and-swap: take a still-queued job off the queue,
+/// so no worker will run it. False once a worker has started it (or it was already
+/// withdrawn).
+fn withdraw(pool: Option<&Pool>, job: &AtomicU8) -> bool {
+    let won = job
+        .compare_exchange(QUEUED, CANCELED, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok();
+    if let (true, Some(p)) = (won, pool) {
+        p.stats.depth.fetch_sub(1, Ordering::Relaxed);
     }
-}
-
-impl Loop {
-    /// Run `work` on the pool; `done` gets its result on the loop thread. Pending work
-    /// keeps the loop alive, ref'd or not.
-    pub fn queue_work<T: Send + 'static>(
-        &mut self,
-        work: impl FnOnce() -> T + Send + 'static,
-        done: impl FnOnce(&mut Loop, Work, Result<T, WorkError>) + 'static,
-    ) -> Work {
-        self.queue_work_in(Lane::Fast, work, done)
-    }
-
-    /// Like `queue_work`, for work that may block a long time (a resolver, a slow disk):
-    /// it may occupy at most (n+1)/2 of the n workers, so fast work always finds one.
-    pub fn queue_slow_work<T: Send + 'static>(
-        &mut self,
-        work: impl FnOnce() -> T + Send + 'static,
-        done: impl FnOnce(&mut Loop, Work, Result<T, WorkError>) + 'static,
-    ) -> Work {
-        self.queue_work_in(Lane::Slow, work, done)
-    }
-
-    pub(crate) fn queue_work_in<T: Send + 'static>(
-        &mut self,
-        lane: Lane,
-        work: impl FnOnce() -> T + Send + 'static,
-        done: impl FnOnce(&mut Loop, Work, Result<T, WorkError>) + 'static,
-    ) -> Work {
-        let job_state = Arc::new(AtomicU8::new(QUEUED));
-        let done: DoneFn = Box::new(move |lp, w, r| {
-            let typed = r.and_then(|any| {
-                any.downcast::<T>()
-                    .map(|v| *v)
-                    .map_err(|_| WorkError::Panicked("result of an unexpected type".into()))
-            });
-            done(lp, w, typed)
-        });
-        let state = WorkState {
-            job: job_state.clone(),
-            done: Some(done),
-        };
-        let h = self.handles.insert(
-            HandleKind::Work,
-            crate::event_loop::State::Work(state),
-            true,
-            true,
-        );
-        if self.pool.is_none() {
-            match Pool::start(self.pool_size, self.waker.clone()) {
-                Ok(p) => self.pool = Some(p),
-                Err(e) => {
-                    self.finish_work_early(h, WorkError::NoPool(e.to_string()));
-                    return Work(h);
-                }
-            }
-        }
-        let job = Job {
-            handle: h,
-            state: job_state,
-            queued_at: Instant::now(),
-            run: Box::new(move || Box::new(work()) as AnyResult),
-        };
-        let sent = self.pool.as_ref().is_some_and(|p| p.submit(lane, job));
-        if let Some(p) = &self.pool {
-            self.meters
-                .pool_depth(p.stats.depth.load(Ordering::Relaxed));
-        }
-        if !sent {
-            self.finish_work_early(h, WorkError::NoPool("the pool has shut down".into()));
-        }
-        Work(h)
-    }
-
-    /// Cancel work that no worker has started: true, and its `done` gets
-    /// `Err(WorkError::Canceled)` in the next pending phase. Running or finished work
-    /// cannot be cancelled: false.
-    pub fn cancel(&mut self, w: Work) -> bool {
-        let h: Handle = w.into();
-        let Some(crate::event_loop::State::Work(ws)) = self.handles.state_mut(h) else {
-            return false;
-        };
-        if ws
-            .job
-            .compare_exchange(QUEUED, CANCELED, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return false;
-        }
-        if let Some(p) = &self.pool {
-            p.stats.depth.fetch_sub(1, Ordering::Relaxed);
-        }
-        self.finish_work_early(h, WorkError::Canceled);
-        true
-    }
-
-    /// Deliver `why` to the work's `done` in the next pending phase (never synchronously).
-    fn finish_work_early(&mut self, h: Handle, why: WorkError) {
-        if let Some(crate::event_loop::State::Work(mut ws)) = self.handles.remove(h) {
-            if let Some(done) = ws.done.take() {
-                self.defer(h, move |lp| done(lp, Work(h), Err(why)));
-            }
-        }
-    }
-
-    /// close() on work: cancel it if still queued. Its `done` is not called, unless a
-    /// scope's cancel is closing it: then `done` is owed, with the scope's cause.
-    pub(crate) fn stop_work(&mut self, h: Handle) -> VecDeque<Deferred> {
-        let mut owed: VecDeque<Deferred> = VecDeque::new();
-        if let Some(crate::event_loop::State::Work(ws)) = self.handles.state_mut(h) {
-            let done = ws.done.take();
-            if ws
-                .job
-                .compare_exchange(QUEUED, CANCELED, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                if let Some(p) = &self.pool {
-                    p.stats.depth.fetch_sub(1, Ordering::Relaxed);
-                }
-            }
-            if let (Some(done), Some(cause)) = (done, crate::scope::canceling()) {
-                owed.push_back(Box::new(move |lp| {
-                    done(lp, Work(h), Err(WorkError::Scope(cause)))
-                }));
-            }
-        }
-        owed
-    }
-
-    /// After a wake: every finished job's `done`, on the loop thread. Returns how many.
-    pub(crate) fn run_pool_completions(&mut self) -> usize {
-        let mut n = 0;
-        loop {
-            let Some(c) = self.pool.as_ref().and_then(|p| p.done.try_recv().ok()) else {
-                break;
-            };
-            n += 1;
-            // Counted before the callback runs: a panicking `done` is still a completion.
-            self.counters.completions += 1;
-            if self.handles.get(c.handle).is_none_or(|s| s.is_closing()) {
-                self.meters.pool_done(c.waited, c.ran, None);
-                continue; // closed while it ran: the result has no one to go to
-            }
-            if let Some(crate::event_loop::State::Work(mut ws)) = self.handles.remove(c.handle) {
-                if let Some(done) = ws.done.take() {
-                    // The wake ends as `done` starts: one clock read, also the start
-                    // of the callback's own time.
-                    let at = self.meters.on().then(Instant::now);
-                    let wake = at.map(|at| at.saturating_duration_since(c.finished));
-                    self.meters.pool_done(c.waited, c.ran, wake);
-                    if let Some(at) = at {
-                        self.meters.read_at(at);
-                    }
-                    let (h, result) = (c.handle, c.result);
-                    let site = Site::of(HandleKind::Work, h);
-                    self.timed(
-                        site,
-                        |_| format!("work {h} done"),
-                        |lp| done(lp, Work(h), result),
-                    );
-                }
-            }
-        }
-        n
-    }
+    won
 }

@@ -1,4 +1,5 @@
-//! A hierarchical timing wheel: timers in O(1), the next deadline from a few bit scans.
+//! A hierarchical timing wheel: timers in O(1), the next deadline from a few bit scans
+//! and the first slot's remembered earliest.
 //!
 //! Time is whole milliseconds since the wheel was made. The wheel has [`LEVELS`] levels of
 //! 64 slots. Level 0 has one slot per millisecond of the current 64 ms block; each slot of
@@ -14,15 +15,29 @@
 //! re-inserted relative to the new time, which puts them on lower levels, closer to
 //! firing. A timer moves down at most `LEVELS` times in its life.
 //!
-//! Insert and cancel are O(1): each slot is a doubly linked list threaded through a slab.
-//! Eleven levels cover all 64 bits (11 x 6 = 66), so any deadline fits and a huge timeout
-//! saturates at `u64::MAX` ms instead of wrapping. Tokio's wheel (`runtime/time/wheel`)
-//! uses the same digits; this one is smaller and single-threaded.
+//! Insert and cancel are O(1): each slot is a doubly linked list threaded through a slab
+//! (`timer/slot.rs`). Eleven levels cover all 64 bits (11 x 6 = 66), so any deadline
+//! fits and a huge timeout saturates at `u64::MAX` ms instead of wrapping. Tokio's wheel
+//! (`runtime/time/wheel`) uses the same digits; this one is smaller and single-threaded.
+//!
+//! **Each slot knows its earliest timer.** `next_deadline` is asked every tick (it is
+//! the poll timeout), so it must not cost more as timers pile up: it reads the first
+//! occupied slot's `earliest`, kept up to date in O(1) as timers join. Cancelling the
+//! earliest moves it to the next in line when the slot is in (deadline, insertion)
+//! order. In a slot out of order (a timer joined behind a later one) it is forgotten:
+//! if that slot is the first, it is sorted at once, so that the next earliest, and the
+//! one after, are each its head; any other slot is walked once, if and when it becomes
+//! the first. Timers of one timeout started as time goes on join in order, and a
+//! level-0 slot is a single millisecond, so both are rare. Before this, every tick
+//! walked the whole first slot: 5000 timeouts due in one 64 ms slot were 5000 steps.
 //!
 //! Timers due in the same `advance` are returned sorted by deadline, then by the order in
 //! which they were inserted, so equal deadlines fire in start order.
 
+mod slot;
+
 use slab::Slab;
+use slot::{Entry, Slot, When, NIL};
 
 /// 64 slots a level: a power of two, so a level's digit is a shift and a mask.
 const SLOT_BITS: u32 = 6;
@@ -30,9 +45,6 @@ const SLOTS: usize = 1 << SLOT_BITS;
 const SLOT_MASK: u64 = (SLOTS as u64) - 1;
 /// Enough levels that every u64 deadline has one (11 x 6 = 66 >= 64 bits).
 pub const LEVELS: usize = 11;
-
-/// Marks the end of a slot's list; slab keys never reach it.
-const NIL: usize = usize::MAX;
 
 /// The level a deadline belongs on, seen from `elapsed`: the 6-bit digit of the highest
 /// bit in which they differ. `| SLOT_MASK` puts equal values on level 0.
@@ -59,31 +71,10 @@ fn slot_start(elapsed: u64, level: usize, slot: usize) -> u64 {
     block_start + ((slot as u64) << shift)
 }
 
-struct Entry<T> {
-    deadline: u64,
-    seq: u64,
-    value: T,
-    prev: usize,
-    next: usize,
-    level: u8,
-    slot: u8,
-}
-
-#[derive(Clone, Copy)]
-struct List {
-    head: usize,
-    tail: usize,
-}
-
-const EMPTY: List = List {
-    head: NIL,
-    tail: NIL,
-};
-
 struct Level {
     /// Bit `i` is set while slot `i` holds at least one timer.
     occupied: u64,
-    slots: [List; SLOTS],
+    slots: [Slot; SLOTS],
 }
 
 /// The wheel. `T` is what a timer carries back when it fires (the loop stores a handle).
@@ -93,6 +84,8 @@ pub struct Wheel<T> {
     /// The current time of the wheel in ms: every timer's deadline is at or after it.
     elapsed: u64,
     next_seq: u64,
+    /// The slot being sorted, kept to reuse its allocation.
+    scratch: Vec<(When, usize)>,
 }
 
 /// What `insert` returns and `cancel` takes: the entry's index and the sequence number
@@ -125,7 +118,7 @@ impl<T> Wheel<T> {
         let levels = (0..LEVELS)
             .map(|_| Level {
                 occupied: 0,
-                slots: [EMPTY; SLOTS],
+                slots: [Slot::EMPTY; SLOTS],
             })
             .collect();
         Wheel {
@@ -133,6 +126,7 @@ impl<T> Wheel<T> {
             levels,
             elapsed: 0,
             next_seq: 0,
+            scratch: Vec::new(),
         }
     }
 
@@ -176,24 +170,31 @@ impl<T> Wheel<T> {
         if self.entries.get(key.index).is_none_or(|e| e.seq != key.seq) {
             return None;
         }
-        self.unlink(key.index);
+        let e = &self.entries[key.index];
+        let (level, slot) = (e.level as usize, e.slot as usize);
+        if self.unlink(key.index) && self.is_first(level, slot) {
+            // The first slot's earliest went, out of order: sort it, so that the next
+            // earliest, and the one after, are each its head (idle timeouts refreshed in
+            // turn cancel the earliest every time).
+            let list = &mut self.levels[level].slots[slot];
+            list.sort(&mut self.entries, &mut self.scratch);
+        }
+        // The first slot may be empty now, and another one first.
+        self.know_first_earliest();
         Some(self.entries.remove(key.index).value)
     }
 
-    /// The earliest deadline and the value of the timer that will fire first.
-    /// O(size of one slot): only the first occupied slot is looked into.
+    /// The earliest deadline and the value of the timer that will fire first: the first
+    /// occupied slot's `earliest`. O(1) in the number of timers: no slot is walked.
     pub fn next_deadline(&self) -> Option<(u64, &T)> {
         let (level, slot, _) = self.next_slot()?;
-        let mut key = self.levels[level].slots[slot].head;
-        let mut best: Option<&Entry<T>> = None;
-        while key != NIL {
-            let e = &self.entries[key];
-            if best.is_none_or(|b| (e.deadline, e.seq) < (b.deadline, b.seq)) {
-                best = Some(e);
-            }
-            key = e.next;
-        }
-        best.map(|e| (e.deadline, &e.value))
+        let earliest = self.levels[level].slots[slot].earliest;
+        debug_assert_ne!(
+            earliest, NIL,
+            "first slot {slot} of level {level} lost its earliest"
+        );
+        let e = self.entries.get(earliest)?;
+        Some((e.deadline, &e.value))
     }
 
     /// Move time forward to `now` ms and append every timer with a deadline at or before
@@ -211,7 +212,7 @@ impl<T> Wheel<T> {
                 self.elapsed
             );
             self.elapsed = start;
-            let mut key = std::mem::replace(&mut self.levels[level].slots[slot], EMPTY).head;
+            let mut key = std::mem::replace(&mut self.levels[level].slots[slot], Slot::EMPTY).head;
             self.levels[level].occupied &= !(1u64 << slot);
             while key != NIL {
                 let next = self.entries[key].next;
@@ -226,6 +227,7 @@ impl<T> Wheel<T> {
             }
         }
         self.elapsed = self.elapsed.max(now);
+        self.know_first_earliest();
         due.sort_by_key(|&(deadline, seq, _)| (deadline, seq));
         out.extend(
             due.into_iter()
@@ -255,46 +257,44 @@ impl<T> Wheel<T> {
         None
     }
 
+    /// Put `key` in the slot its deadline belongs to, seen from `elapsed`.
     fn link(&mut self, key: usize) {
         let deadline = self.entries[key].deadline;
         let level = level_for(self.elapsed, deadline);
         let slot = slot_for(deadline, level);
-        let tail = self.levels[level].slots[slot].tail;
-        {
-            let e = &mut self.entries[key];
-            e.level = level as u8;
-            e.slot = slot as u8;
-            e.prev = tail;
-            e.next = NIL;
-        }
-        if tail == NIL {
-            self.levels[level].slots[slot].head = key;
-        } else {
-            self.entries[tail].next = key;
-        }
-        self.levels[level].slots[slot].tail = key;
+        (self.entries[key].level, self.entries[key].slot) = (level as u8, slot as u8);
+        self.levels[level].slots[slot].push_back(&mut self.entries, key);
         self.levels[level].occupied |= 1u64 << slot;
     }
 
-    fn unlink(&mut self, key: usize) {
-        let (prev, next, level, slot) = {
-            let e = &self.entries[key];
-            (e.prev, e.next, e.level as usize, e.slot as usize)
-        };
+    /// Take `key` out of its slot. True if the slot forgot its earliest.
+    fn unlink(&mut self, key: usize) -> bool {
+        let e = &self.entries[key];
+        let (level, slot) = (e.level as usize, e.slot as usize);
         let list = &mut self.levels[level].slots[slot];
-        if prev == NIL {
-            list.head = next;
-        } else {
-            self.entries[prev].next = next;
-        }
-        let list = &mut self.levels[level].slots[slot];
-        if next == NIL {
-            list.tail = prev;
-        } else {
-            self.entries[next].prev = prev;
-        }
-        if self.levels[level].slots[slot].head == NIL {
+        let forgot = list.remove(&mut self.entries, key);
+        if list.is_empty() {
             self.levels[level].occupied &= !(1u64 << slot);
+        }
+        forgot
+    }
+
+    /// Whether this is the first occupied slot.
+    fn is_first(&self, level: usize, slot: usize) -> bool {
+        self.next_slot()
+            .is_some_and(|(l, s, _)| (l, s) == (level, slot))
+    }
+
+    /// Keep the promise `next_deadline` relies on: the first occupied slot knows its
+    /// earliest timer. Called after every change that can make another slot first; most
+    /// calls cost a few bit scans. A slot that became first without knowing is walked
+    /// once (it may be cascaded at once: sorting it would be wasted).
+    fn know_first_earliest(&mut self) {
+        if let Some((level, slot, _)) = self.next_slot() {
+            let list = &mut self.levels[level].slots[slot];
+            if list.earliest == NIL {
+                list.find_earliest(&self.entries);
+            }
         }
     }
 }

@@ -94,3 +94,70 @@ fn a_stale_key_cancels_nothing() {
         ["new"]
     );
 }
+
+#[derive(Debug, Clone)]
+enum Crowded {
+    /// Insert a timer due `delay` ms from now (small range: timers share slots).
+    Insert(u64),
+    /// Cancel the n-th live timer in the model's order: the next one, when n is 0.
+    Cancel(usize),
+    /// Move time forward.
+    Advance(u64),
+}
+
+fn crowded() -> impl Strategy<Value = Crowded> {
+    // A few windows, so most timers share a slot with many others, arriving out of order:
+    // inside one ms (level 0), one 64 ms slot (level 1), one 4096 ms slot (level 2).
+    let delay = prop_oneof![0u64..3, 60u64..130, 4000u64..8200];
+    prop_oneof![
+        6 => delay.prop_map(Crowded::Insert),
+        3 => prop_oneof![Just(0usize), any::<usize>()].prop_map(Crowded::Cancel),
+        2 => prop_oneof![0u64..2, 0u64..70, 0u64..5000].prop_map(Crowded::Advance),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// `next_deadline` against a BTreeMap of (deadline, seq) where timers crowd into a
+    /// few slots and the earliest is often the one cancelled: the wheel keeps only its
+    /// first slot in order, and that order must be exact after every operation.
+    #[test]
+    fn next_deadline_is_the_models_first_when_slots_are_crowded(
+        ops in prop::collection::vec(crowded(), 1..400)
+    ) {
+        use std::collections::BTreeMap;
+        let mut wheel = Wheel::new();
+        let mut model: BTreeMap<(u64, u64), (u32, TimerKey)> = BTreeMap::new();
+        let (mut now, mut seq) = (0u64, 0u64);
+        for op in ops {
+            match op {
+                Crowded::Insert(delay) => {
+                    let id = seq as u32;
+                    let key = wheel.insert(now + delay, id);
+                    model.insert((now + delay, seq), (id, key));
+                    seq += 1;
+                }
+                Crowded::Cancel(n) if !model.is_empty() => {
+                    let at = *model.keys().nth(n % model.len()).unwrap();
+                    let (id, key) = model.remove(&at).unwrap();
+                    prop_assert_eq!(wheel.cancel(key), Some(id));
+                }
+                Crowded::Cancel(_) => {}
+                Crowded::Advance(step) => {
+                    now += step;
+                    let mut out = Vec::new();
+                    wheel.advance(now, &mut out);
+                    let fired: Vec<(u64, u32)> = out.into_iter().map(|e| (e.deadline, e.value)).collect();
+                    let later = model.split_off(&(now + 1, 0));
+                    let expected: Vec<(u64, u32)> = model.iter().map(|(k, v)| (k.0, v.0)).collect();
+                    model = later;
+                    prop_assert_eq!(fired, expected);
+                }
+            }
+            let next = wheel.next_deadline().map(|(d, id)| (d, *id));
+            prop_assert_eq!(next, model.iter().next().map(|(k, v)| (k.0, v.0)));
+            prop_assert_eq!(wheel.len(), model.len());
+        }
+    }
+}

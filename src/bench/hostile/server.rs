@@ -4,8 +4,9 @@
 //! server cannot take the machine down with it.
 
 use super::super::procstat;
+use super::super::runner::child::take_output;
 use super::TARGET_RSS_KIB;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -73,19 +74,7 @@ impl Server {
             crate::sys::affinity::pin_current_thread(client_cpus)?;
         }
         let mut child = spawned?;
-        let out = child
-            .stdout
-            .take()
-            .ok_or_else(|| io::Error::other("no stdout"))?;
-        let mut err = child
-            .stderr
-            .take()
-            .ok_or_else(|| io::Error::other("no stderr"))?;
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
+        let (out, stderr) = take_output(&mut child)?;
         let mut server = Server {
             pid: child.id(),
             child: Arc::new(Mutex::new(child)),

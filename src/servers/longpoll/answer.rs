@@ -7,9 +7,14 @@
 //! messages of control characters (each escaped to 6 bytes) was a 24 MiB answer.
 //! Messages are encoded per answer, not cached encoded: a message of 4096 control
 //! characters is 24 KiB as JSON, and a ring of 1024 of them would hold 24 MiB.
+//!
+//! A publish answers every held poll at once ([`answer_all`]), on one loop's server and
+//! on each loop of a group alike.
 
 use super::log::MessageLog;
+use super::Reply;
 use crate::servers::http::Response;
+use crate::Loop;
 use serde_json::json;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -94,6 +99,32 @@ impl AnswerCache {
 pub fn empty(cursor: u64, shutdown: bool) -> String {
     let end = if shutdown { ",\"shutdown\":true}" } else { "}" };
     format!("{{\"cursor\":{cursor},\"messages\":[]{end}")
+}
+
+/// Answer a held poll with no message: its time ran out, it was released early, or
+/// (`shutdown`) the server is stopping.
+pub(super) fn send_empty(lp: &mut Loop, reply: Reply, cursor: u64, shutdown: bool) {
+    reply.send(lp, &Response::json_text(200, empty(cursor, shutdown)));
+}
+
+/// A message came: answer every held poll, now, in this tick, each with what its cursor
+/// is owed (`owed`: built once per cursor, by an [`AnswerCache`]) or, owed nothing (its
+/// cursor is ahead), an empty answer. Each poll's `hold` (its scope, or its timer) is
+/// returned for the caller to let go of after every answer has gone out: with ten
+/// thousand waiters, clearing each timer before its send delayed the last answer by ~8%.
+pub(super) fn answer_all<H>(
+    lp: &mut Loop,
+    polls: Vec<(Reply, u64, H)>,
+    mut owed: impl FnMut(u64) -> Option<Rc<Response>>,
+) -> Vec<H> {
+    let mut holds = Vec::with_capacity(polls.len());
+    for (reply, cursor, hold) in polls {
+        let resp =
+            owed(cursor).unwrap_or_else(|| Rc::new(Response::json_text(200, empty(cursor, false))));
+        reply.send(lp, &resp);
+        holds.push(hold);
+    }
+    holds
 }
 
 #[cfg(test)]

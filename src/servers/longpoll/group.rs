@@ -176,10 +176,7 @@ impl Routes for GroupRoutes {
         if let Some(w) = held {
             self.0.borrow_mut().stats.answered_early += 1;
             lp.clear_timer(w.timer);
-            w.reply.send(
-                lp,
-                &Response::json_text(200, answer::empty(w.cursor, false)),
-            );
+            answer::send_empty(lp, w.reply, w.cursor, false);
         }
     }
 }
@@ -339,10 +336,7 @@ impl GroupRoutes {
             return;
         };
         self.0.borrow_mut().stats.answered_by_timeout += 1;
-        w.reply.send(
-            lp,
-            &Response::json_text(200, answer::empty(w.cursor, false)),
-        );
+        answer::send_empty(lp, w.reply, w.cursor, false);
     }
 }
 

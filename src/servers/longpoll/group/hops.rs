@@ -158,26 +158,18 @@ impl GroupRoutes {
     /// with the answer most of their waiters (those at `prev`) are owed.
     pub(super) fn fan_out(&self, lp: &mut Loop, moved: Option<(u64, u64)>) {
         let Some((prev, latest)) = moved else { return };
-        let waiters: Vec<Pending> = self
-            .0
-            .borrow_mut()
-            .waiters
-            .drain()
-            .map(|(_, w)| w)
-            .collect();
-        self.0.borrow_mut().stats.answered_by_message += waiters.len() as u64;
-        for w in waiters {
-            let resp = self
-                .0
-                .borrow_mut()
-                .owner
-                .as_mut()
-                .and_then(|o| o.owed(w.cursor));
-            let resp = resp.unwrap_or_else(|| {
-                std::rc::Rc::new(Response::json_text(200, answer::empty(w.cursor, false)))
-            });
-            w.reply.send(lp, &resp);
-            lp.clear_timer(w.timer);
+        let polls: Vec<_> = {
+            let mut l = self.0.borrow_mut();
+            l.stats.answered_by_message += l.waiters.len() as u64;
+            let held = l.waiters.drain().map(|(_, w)| (w.reply, w.cursor, w.timer));
+            held.collect()
+        };
+        let owed = |cursor| {
+            let mut l = self.0.borrow_mut();
+            l.owner.as_mut().and_then(|o| o.owed(cursor))
+        };
+        for timer in answer::answer_all(lp, polls, owed) {
+            lp.clear_timer(timer);
         }
         let (loops, answer) = {
             let l = self.0.borrow();
@@ -250,8 +242,7 @@ impl GroupRoutes {
         };
         for w in held {
             lp.clear_timer(w.timer);
-            let body = answer::empty(w.cursor, true);
-            w.reply.send(lp, &Response::json_text(200, body));
+            answer::send_empty(lp, w.reply, w.cursor, true);
         }
         for p in publishing {
             lp.clear_timer(p.timer);
