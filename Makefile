@@ -24,6 +24,7 @@ test:
 	$(CARGO) clippy --features peer-tokio -- -D warnings
 	$(CARGO) clippy --no-default-features --lib -- -D warnings   # the core alone: mio, libc, slab, socket2, crossbeam-channel
 	$(CARGO) build --examples
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps   # every intra-doc link resolves
 	$(MAKE) cross-check
 	bash .ci/tests-with-total "$(CARGO)"
 

@@ -9,7 +9,7 @@
 //!   the stream may still be readable (a deferred re-read), because an edge-triggered
 //!   poller will not say so again. Empty means a read found `WouldBlock`, or, on a
 //!   readiness event that did not say the peer closed, a read that came back short
-//!   ([`Drained`]): tokio makes the same saving;
+//!   (`Drained`): tokio makes the same saving;
 //! - `write` tries the kernel at once; only what it refuses is queued, and only while the
 //!   queue is non-empty is the stream registered for writability (a level-triggered
 //!   poller would otherwise report "writable" every tick: a busy loop);

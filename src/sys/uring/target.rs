@@ -5,7 +5,8 @@ use io_uring::{squeue, types};
 use std::os::fd::RawFd;
 
 /// The socket an operation works on: an fd, or a slot of the ring's registered files
-/// ([`Ring::register_files`]), which the kernel finds without `fget`/`fput` per operation.
+/// ([`Ring::register_files`](super::Ring::register_files)), which the kernel finds
+/// without `fget`/`fput` per operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
     /// A plain fd, looked up (and reference-counted) for every operation.
