@@ -195,6 +195,10 @@ impl Loop {
             ));
         }
         self.running = true;
+        // The thread-local of the task layer points at this loop's reactor for the whole
+        // run, so each batch of polls (one per read, at a checkpoint) need not set it.
+        let reactor = self.tasks.reactor.clone();
+        let _entered = crate::task::reactor::enter(&reactor);
         self.call_guarded(|lp| lp.run_ticks(mode), Loop::leave_run)
     }
 

@@ -30,7 +30,7 @@ mod connect;
 mod io;
 mod write;
 
-pub(crate) use io::StreamIo;
+pub(crate) use io::{LentFd, StreamIo};
 pub(crate) use write::OnDone;
 
 use crate::event_loop::{Deferred, Loop, State};
@@ -38,6 +38,7 @@ use crate::handle::{Handle, HandleKind, Pipe, Tcp};
 use crate::sys::{Event, Fd, Interest};
 use std::collections::VecDeque;
 use std::io as stdio;
+use std::rc::Rc;
 
 /// Reads per readiness event before other streams get their turn (16 x 64 KiB = 1 MiB).
 /// A stream cut off by the budget is re-read in the next pending phase.
@@ -99,7 +100,23 @@ fn typed<S: Stream>(h: Handle) -> S {
     <S as sealed::Sealed>::wrap(h)
 }
 
-type OnRead = Box<dyn FnMut(&mut Loop, Handle, ReadEvent<'_>)>;
+/// Who is told of a stream's reads.
+enum OnRead {
+    /// `read_start`'s callback.
+    Callback(Box<dyn FnMut(&mut Loop, Handle, ReadEvent<'_>)>),
+    /// A reader the task layer shares with its futures (a stream's inbox): held as it
+    /// is, without a box around it, so a read follows one pointer less per event.
+    Reader(Rc<dyn ReadSink>),
+}
+
+/// The task layer's side of a stream, held by the loop: told of reads (see
+/// [`OnRead::Reader`]) and of the close that takes back a lent fd.
+pub(crate) trait ReadSink {
+    fn on_read(&self, lp: &mut Loop, ev: ReadEvent<'_>);
+    /// The stream is closing: forget the fd it lent (`Loop::lend_fd`) now, before the
+    /// loop closes it and the number can name another file.
+    fn fd_taken_back(&self);
+}
 
 pub(crate) struct StreamState {
     /// `None` once closed: the fd is closed at `close`, the slot lives to the close phase.
@@ -119,6 +136,8 @@ pub(crate) struct StreamState {
     w: write::WriteSide,
     /// What the poller watches now; `None` when not registered at all.
     registered: Option<Interest>,
+    /// Who borrowed the fd (`lend_fd`), to be told before it closes.
+    lent_to: Option<Rc<dyn ReadSink>>,
 }
 
 impl StreamState {
@@ -134,6 +153,7 @@ impl StreamState {
             owner: None,
             w: write::WriteSide::default(),
             registered: None,
+            lent_to: None,
         }
     }
 
@@ -236,17 +256,43 @@ impl Loop {
         mut cb: impl FnMut(&mut Loop, S, ReadEvent<'_>) + 'static,
     ) -> stdio::Result<()> {
         let h: Handle = conn.into();
-        let t = self.stream_for("read_start", h)?;
+        let cb = OnRead::Callback(Box::new(move |lp, h, ev| cb(lp, typed::<S>(h), ev)));
+        self.start_reading("read_start", h, cb)
+    }
+
+    /// Lend the stream's fd to the task layer's `side`, which the loop tells before the
+    /// fd closes. `None` if it has none to lend: closed, or not connected yet.
+    pub(crate) fn lend_fd(&mut self, conn: impl Stream, side: Rc<dyn ReadSink>) -> Option<LentFd> {
+        let t = self.stream(conn.into())?;
+        if t.failed || t.connecting.is_some() {
+            return None;
+        }
+        let lent = t.io.as_ref()?.lend();
+        t.lent_to = Some(side);
+        Some(lent)
+    }
+
+    /// `read_start` for a reader the task layer shares with its futures.
+    pub(crate) fn read_start_reader(
+        &mut self,
+        conn: impl Stream,
+        reader: Rc<dyn ReadSink>,
+    ) -> stdio::Result<()> {
+        self.start_reading("read_start", conn.into(), OnRead::Reader(reader))
+    }
+
+    fn start_reading(&mut self, op: &str, h: Handle, on_read: OnRead) -> stdio::Result<()> {
+        let t = self.stream_for(op, h)?;
         if t.reading {
             return Err(stdio::Error::new(
                 stdio::ErrorKind::AlreadyExists,
                 format!(
-                    "read_start: {} {h} is already reading (EALREADY); read_stop first",
+                    "{op}: {} {h} is already reading (EALREADY); read_stop first",
                     t.kind
                 ),
             ));
         }
-        t.on_read = Some(Box::new(move |lp, h, ev| cb(lp, typed::<S>(h), ev)));
+        t.on_read = Some(on_read);
         t.read_started = true;
         self.resume_reading(h)
     }
@@ -370,7 +416,10 @@ impl Loop {
             self.counters.reads += 1;
             self.call_taken(
                 cb,
-                |lp, cb| cb(lp, h, event),
+                |lp, cb| match cb {
+                    OnRead::Callback(cb) => cb(lp, h, event),
+                    OnRead::Reader(reader) => reader.on_read(lp, event),
+                },
                 |lp, cb| {
                     if let Some(t @ StreamState { on_read: None, .. }) = lp.stream(h) {
                         t.on_read = Some(cb);
@@ -399,6 +448,9 @@ impl Loop {
         let Some(State::Stream(t)) = self.handles.state_mut(h) else {
             return owed;
         };
+        if let Some(side) = t.lent_to.take() {
+            side.fd_taken_back();
+        }
         let io = t.io.take();
         let registered = t.registered.take().is_some();
         let kind = t.kind;

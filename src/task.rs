@@ -64,7 +64,7 @@ mod pipe;
 mod pool;
 pub mod process;
 mod race;
-mod reactor;
+pub(crate) mod reactor;
 mod replicate;
 mod scope;
 mod signal;

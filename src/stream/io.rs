@@ -63,3 +63,32 @@ impl StreamIo {
         }
     }
 }
+
+/// A stream's fd as lent to the task layer, so a task's `write_all` can give the kernel
+/// its bytes itself instead of asking the loop to. The loop takes it back before it
+/// closes the fd (`Loop::lend_fd`), so a lent fd always names this stream's file.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LentFd {
+    fd: Fd,
+    socket: bool,
+}
+
+impl LentFd {
+    /// One write that never raises SIGPIPE, as [`StreamIo::write`].
+    pub fn write(self, buf: &[u8]) -> io::Result<usize> {
+        if self.socket {
+            crate::sys::net::send_on(self.fd, buf)
+        } else {
+            crate::sys::pipe::write_without_sigpipe(self.fd, buf)
+        }
+    }
+}
+
+impl StreamIo {
+    pub fn lend(&self) -> LentFd {
+        LentFd {
+            fd: self.fd(),
+            socket: matches!(self, StreamIo::Socket(_)),
+        }
+    }
+}

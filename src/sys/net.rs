@@ -75,6 +75,16 @@ pub(crate) fn no_sigpipe(_socket: &socket2::Socket) -> io::Result<()> {
     Ok(())
 }
 
+/// `send(2)` on a socket known by its fd, with [`SEND_FLAGS`]: how a task's stream
+/// writes without going through the loop (`task/net/stream/conn.rs`). The caller
+/// holds the fd only while the loop's handle for it is open, so it names that socket.
+pub(crate) fn send_on(fd: super::Fd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes during the call; any fd
+    // value is memory-safe to pass (a closed one is EBADF).
+    let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), SEND_FLAGS) };
+    super::cvt(n).map(|n| n as usize)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -221,7 +221,7 @@ impl Loop {
             |_| format!("task {h} (one poll)"),
             |lp| outcome = lp.poll_in_place(reactor, h),
         );
-        let Some(outcome) = outcome else {
+        let Some((outcome, stuck)) = outcome else {
             return; // ended or closed since it was woken
         };
         self.tasks.polled += 1;
@@ -233,7 +233,8 @@ impl Loop {
             }
         }
         match outcome {
-            Poll::Pending => self.settle_pending(reactor, h),
+            Poll::Pending if stuck => self.report_stuck(h),
+            Poll::Pending => {}
             Poll::Ready(_) => {
                 reactor.drop_notes();
                 self.handles.remove(h);
@@ -246,8 +247,9 @@ impl Loop {
 
     /// The poll itself: the future stays in its slot (it gets no `&mut Loop`, so it
     /// cannot reach the table); the flag is cleared first, so a wake during the poll
-    /// queues the task again.
-    fn poll_in_place(&mut self, reactor: &Reactor, h: Handle) -> Option<Poll<Ended>> {
+    /// queues the task again. After `Pending`, what the task now waits on is kept with
+    /// it, and whether it kept its waker anywhere (the second value: stuck if not).
+    fn poll_in_place(&mut self, reactor: &Reactor, h: Handle) -> Option<(Poll<Ended>, bool)> {
         let Some(State::Task(t)) = self.handles.state_mut(h) else {
             return None;
         };
@@ -260,7 +262,11 @@ impl Loop {
         // A panic ends this task, not the loop: it goes to the task's JoinHandle.
         let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll_job(&mut cx, cell)));
         let ended = match polled {
-            Ok(Poll::Pending) => return Some(Poll::Pending),
+            Ok(Poll::Pending) => {
+                drop(waker);
+                reactor.take_notes(&mut t.note, &mut t.more_notes);
+                return Some((Poll::Pending, kept_no_waker(&t.shared)));
+            }
             Ok(Poll::Ready(())) => Ended::Finished,
             Err(payload) => {
                 future.fail(cell, Failure::Panicked(payload));
@@ -268,24 +274,15 @@ impl Loop {
             }
         };
         t.future = None;
-        Some(Poll::Ready(ended))
+        Some((Poll::Ready(ended), false))
     }
 
-    /// After a `Pending` poll: keep what the task now waits on; and a task that kept its
-    /// waker nowhere can never run again (a hand-written future that forgot to store
-    /// `cx.waker()`): say so in the trace, and stop it holding the loop (`block_on`
-    /// reports it as an error).
-    fn settle_pending(&mut self, reactor: &Reactor, h: Handle) {
-        let Some(State::Task(t)) = self.handles.state_mut(h) else {
+    /// A task that kept its waker nowhere can never run again (a hand-written future
+    /// that forgot to store `cx.waker()`): say so in the trace, and stop it holding the
+    /// loop (`block_on` reports it as an error).
+    fn report_stuck(&mut self, h: Handle) {
+        if !matches!(self.handles.state_mut(h), Some(State::Task(t)) if t.future.is_some()) {
             return; // closed by its own ask
-        };
-        reactor.take_notes(&mut t.note, &mut t.more_notes);
-        let refs = Arc::strong_count(&t.shared);
-        // Pairs with the Release of a waker clone's drop: a wake made before that drop
-        // is then seen by `is_scheduled`, so a woken task is never taken for stuck.
-        fence(Ordering::Acquire);
-        if refs > OWN_WAKER_REFS || t.shared.is_scheduled() || t.future.is_none() {
-            return;
         }
         self.tracer.note(format!(
             "task {h} returned Pending but kept no waker: nothing can wake it again"
@@ -329,6 +326,17 @@ impl Loop {
             );
         }
     }
+}
+
+/// Whether nothing but the task itself holds its waker, after a `Pending` poll (whose
+/// own `Waker` is dropped). Asks queued by the poll hold clones if they need one, so
+/// acting on them later cannot change the answer.
+fn kept_no_waker(shared: &Arc<TaskWaker>) -> bool {
+    let refs = Arc::strong_count(shared);
+    // Pairs with the Release of a waker clone's drop: a wake made before that drop is
+    // then seen by `is_scheduled`, so a woken task is never taken for stuck.
+    fence(Ordering::Acquire);
+    refs <= OWN_WAKER_REFS && !shared.is_scheduled()
 }
 
 /// At most this many tasks are named on a trace line; the rest are counted.

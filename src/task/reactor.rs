@@ -133,6 +133,9 @@ pub(crate) struct Reactor {
     asks: RefCell<Vec<Ask>>,
     /// The task being polled, if any.
     polling: Cell<Option<Handle>>,
+    /// `CURRENT` points at this reactor: kept here too, so a stream's every poll checks
+    /// one flag of its own reactor instead of the thread-local.
+    entered: Cell<bool>,
     /// Deadlines in notes count from here.
     pub epoch: Instant,
     /// What the leaf futures of the current poll wait on, each with its note's id.
@@ -154,6 +157,7 @@ impl Reactor {
         Rc::new(Reactor {
             asks: RefCell::new(Vec::new()),
             polling: Cell::new(None),
+            entered: Cell::new(false),
             noted: RefCell::new(Vec::new()),
             epoch: Instant::now(),
             next_note: Cell::new(0),
@@ -288,8 +292,7 @@ pub(crate) fn outside(what: &str) -> io::Error {
 /// Whether a task of `reactor`'s loop is being polled on this thread (a stream made
 /// by one loop and polled in another loop's task, or outside any, is refused).
 pub(crate) fn check(reactor: &Rc<Reactor>, what: &str) -> io::Result<()> {
-    let inside = CURRENT.with_borrow(|c| c.as_ref().is_some_and(|c| Rc::ptr_eq(c, reactor)));
-    if inside && reactor.polling().is_some() {
+    if reactor.entered.get() && reactor.polling().is_some() {
         Ok(())
     } else {
         Err(outside(what))
@@ -298,18 +301,39 @@ pub(crate) fn check(reactor: &Rc<Reactor>, what: &str) -> io::Result<()> {
 
 /// While the loop polls tasks: the thread-local points at its reactor (set once for a
 /// batch of polls; `polling` names the task of each).
-pub(crate) struct Entered {
+pub(crate) struct Entered(Option<Switched>);
+
+/// What `enter` changed, to put back.
+struct Switched {
+    reactor: Rc<Reactor>,
     previous: Option<Rc<Reactor>>,
 }
 
 pub(crate) fn enter(reactor: &Rc<Reactor>) -> Entered {
+    if reactor.entered.get() {
+        return Entered(None); // `CURRENT` points at it already (the loop's run set it)
+    }
     let previous = CURRENT.with_borrow_mut(|c| c.replace(reactor.clone()));
-    Entered { previous }
+    // A loop run from inside another loop's task: the outer reactor's streams are not
+    // to be polled by the inner loop's tasks.
+    if let Some(p) = &previous {
+        p.entered.set(false);
+    }
+    reactor.entered.set(true);
+    Entered(Some(Switched {
+        reactor: reactor.clone(),
+        previous,
+    }))
 }
 
 impl Drop for Entered {
     fn drop(&mut self) {
-        CURRENT.with_borrow_mut(|c| *c = self.previous.take());
+        let Some(mut s) = self.0.take() else { return };
+        s.reactor.entered.set(false);
+        if let Some(p) = &s.previous {
+            p.entered.set(true);
+        }
+        CURRENT.with_borrow_mut(|c| *c = s.previous.take());
     }
 }
 

@@ -27,7 +27,9 @@ mod conn;
 use crate::handle::{Handle, Tcp};
 use crate::task::reactor::{self, Note, Reactor, Waiting};
 use crate::Stream;
-use conn::{ask_flush, ask_reading, flush, wake, Conn, Shared, Shut, Sticky};
+use conn::{
+    ask_flush, ask_lend, ask_reading, flush, wake, write_lent, Conn, Lent, Shared, Shut, Sticky,
+};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -248,6 +250,26 @@ impl<S: Stream> Future for WriteAll<'_, S> {
                     Into::<Handle>::into(c.stream)
                 ),
             )));
+        }
+        // Nothing waits before these bytes: give the kernel what it takes of them now,
+        // as the loop's `write` would, without the outbox, the ask and the flush.
+        if c.outbox.is_empty() && !c.blocked && this.done < this.buf.len() {
+            match this.conn.lent.get() {
+                Lent::Fd(fd) => match write_lent(fd, &this.buf[this.done..]) {
+                    Ok(n) => this.done += n,
+                    Err(e) => {
+                        let h: Handle = c.stream.into();
+                        let e = crate::error::context(format!("{}::write_all on {h}", c.name), e);
+                        c.write_err = Some(Sticky::of(&e));
+                        return Poll::Ready(Err(e));
+                    }
+                },
+                Lent::NotAsked => ask_lend(r, this.conn),
+                Lent::Asked | Lent::Gone => {}
+            }
+            if this.done == this.buf.len() {
+                return Poll::Ready(Ok(()));
+            }
         }
         let room = OUTBOX_HIGH.saturating_sub(c.outbox.len());
         let take = room.min(this.buf.len() - this.done);

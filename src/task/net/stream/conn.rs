@@ -5,9 +5,10 @@
 
 use super::INBOX_HIGH;
 use crate::event_loop::Loop;
+use crate::stream::{LentFd, ReadSink};
 use crate::task::reactor::{Act, Reactor};
 use crate::{ReadEvent, Stream};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
 use std::task::Waker;
@@ -104,23 +105,53 @@ pub(crate) struct Conn<S> {
 impl<S: Stream> Conn<S> {
     /// A stream's shared state, before any read or write.
     pub(super) fn shared(stream: S, name: &'static str) -> Shared<S> {
-        Rc::new(RefCell::new(Conn {
-            stream,
-            name,
-            inbox: Bytes::default(),
-            reading: false,
-            started: false,
-            read_asked: false,
-            eof: false,
-            read_err: None,
-            reader: None,
-            outbox: Bytes::default(),
-            flush_asked: false,
-            blocked: false,
-            write_err: None,
-            writer: None,
-            shut: Shut::Open,
-        }))
+        Rc::new(ConnCell {
+            lent: Cell::new(Lent::NotAsked),
+            state: RefCell::new(Conn {
+                stream,
+                name,
+                inbox: Bytes::default(),
+                reading: false,
+                started: false,
+                read_asked: false,
+                eof: false,
+                read_err: None,
+                reader: None,
+                outbox: Bytes::default(),
+                flush_asked: false,
+                blocked: false,
+                write_err: None,
+                writer: None,
+                shut: Shut::Open,
+            }),
+        })
+    }
+}
+
+/// The stream's fd, as far as the task side knows it.
+#[derive(Clone, Copy)]
+pub(super) enum Lent {
+    NotAsked,
+    /// Asked of the loop; writes go through it meanwhile.
+    Asked,
+    /// `write_all` hands its bytes to the kernel itself (when nothing waits before them).
+    Fd(LentFd),
+    /// Taken back (the stream closed), or there was none to lend: writes go through the
+    /// loop, which reports what is wrong.
+    Gone,
+}
+
+/// A stream's shared state, and the fd the loop lent it. The fd sits outside the
+/// `RefCell`, so the loop can take it back from inside any call, borrowed or not.
+pub(crate) struct ConnCell<S> {
+    pub(super) lent: Cell<Lent>,
+    state: RefCell<Conn<S>>,
+}
+
+impl<S> std::ops::Deref for ConnCell<S> {
+    type Target = RefCell<Conn<S>>;
+    fn deref(&self) -> &RefCell<Conn<S>> {
+        &self.state
     }
 }
 
@@ -130,7 +161,7 @@ pub(super) enum Shut {
     Done(Result<(), Sticky>),
 }
 
-pub(super) type Shared<S> = Rc<RefCell<Conn<S>>>;
+pub(super) type Shared<S> = Rc<ConnCell<S>>;
 
 pub(super) fn wake(slot: &mut Option<Waker>) {
     if let Some(w) = slot.take() {
@@ -139,7 +170,46 @@ pub(super) fn wake(slot: &mut Option<Waker>) {
 }
 
 /// The read callback, on the loop: append to the inbox, wake, stop above the mark.
-pub(super) fn on_read<S: Stream>(lp: &mut Loop, conn: &Shared<S>, ev: ReadEvent<'_>) {
+impl<S: Stream> ReadSink for ConnCell<S> {
+    fn on_read(&self, lp: &mut Loop, ev: ReadEvent<'_>) {
+        on_read(lp, self, ev);
+    }
+
+    fn fd_taken_back(&self) {
+        self.lent.set(Lent::Gone);
+    }
+}
+
+/// Ask the loop for the stream's fd, for `write_all` to write with.
+pub(super) fn ask_lend<S: Stream>(r: &Reactor, conn: &Shared<S>) {
+    conn.lent.set(Lent::Asked);
+    let conn = conn.clone();
+    r.ask(move |lp| lend(lp, &conn));
+}
+
+fn lend<S: Stream>(lp: &mut Loop, conn: &Shared<S>) {
+    if matches!(conn.lent.get(), Lent::NotAsked | Lent::Asked) {
+        let stream = conn.borrow().stream;
+        let lent = lp.lend_fd(stream, conn.clone());
+        conn.lent.set(lent.map_or(Lent::Gone, Lent::Fd));
+    }
+}
+
+/// Write what the kernel takes now of `bytes` with the lent fd: how many it took.
+pub(super) fn write_lent(fd: LentFd, bytes: &[u8]) -> io::Result<usize> {
+    let mut written = 0;
+    while written < bytes.len() {
+        match fd.write(&bytes[written..]) {
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(written)
+}
+
+fn on_read<S: Stream>(lp: &mut Loop, conn: &RefCell<Conn<S>>, ev: ReadEvent<'_>) {
     let mut c = conn.borrow_mut();
     match ev {
         ReadEvent::Data(bytes) => c.inbox.push(&lp.tasks.reactor, bytes),
@@ -188,8 +258,13 @@ pub(super) fn ask_reading<S: Stream>(r: &Reactor, conn: &Shared<S>) {
         let started = if c.started {
             lp.read_resume(c.stream)
         } else {
-            let cb = conn.clone();
-            lp.read_start(c.stream, move |lp, _, ev| on_read(lp, &cb, ev))
+            let reading = lp.read_start_reader(c.stream, conn.clone());
+            // The first read is the usual first ask of a stream: lend its fd now too.
+            if reading.is_ok() && matches!(conn.lent.get(), Lent::NotAsked) {
+                let lent = lp.lend_fd(c.stream, conn.clone());
+                conn.lent.set(lent.map_or(Lent::Gone, Lent::Fd));
+            }
+            reading
         };
         match started {
             Ok(()) => (c.started, c.reading) = (true, true),
@@ -251,7 +326,7 @@ pub(super) fn ask_flush<S: Stream>(r: &Reactor, conn: &Shared<S>) {
 }
 
 /// The flush is asked in every poll that writes: as an object, it allocates nothing.
-impl<S: Stream> Act for RefCell<Conn<S>> {
+impl<S: Stream> Act for ConnCell<S> {
     fn act(self: Rc<Self>, lp: &mut Loop) {
         flush(lp, &self);
     }
