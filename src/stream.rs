@@ -100,10 +100,13 @@ fn typed<S: Stream>(h: Handle) -> S {
     <S as sealed::Sealed>::wrap(h)
 }
 
+/// `read_start`'s callback, as the loop keeps it.
+type ReadCallback = Box<dyn FnMut(&mut Loop, Handle, ReadEvent<'_>)>;
+
 /// Who is told of a stream's reads.
 enum OnRead {
     /// `read_start`'s callback.
-    Callback(Box<dyn FnMut(&mut Loop, Handle, ReadEvent<'_>)>),
+    Callback(ReadCallback),
     /// A reader the task layer shares with its futures (a stream's inbox): held as it
     /// is, without a box around it, so a read follows one pointer less per event.
     Reader(Rc<dyn ReadSink>),
