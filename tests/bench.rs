@@ -115,8 +115,8 @@ fn a_short_bench_run_writes_consistent_results_and_a_plot() {
         let rel = |a: f64, b: f64| (a - b).abs() <= 1e-6 * b.abs().max(1.0);
         assert!(rel(num("round_trips"), num("rt_per_s") * window), "{r}");
         assert!(rel(num("mb_per_s"), num("rt_per_s") * 64.0 / 1e6), "{r}");
-        // CPU is read in clock ticks: a server starved by the machine may show 0, and
-        // then rt_per_cpu_s says 0 rather than dividing by it.
+        // A server starved by the machine may show no CPU at all, and then
+        // rt_per_cpu_s says 0 rather than dividing by it.
         let cpu = num("cpu_user_s") + num("cpu_sys_s");
         if cpu > 0.0 {
             assert!(rel(num("rt_per_cpu_s"), num("round_trips") / cpu), "{r}");

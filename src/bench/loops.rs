@@ -153,16 +153,14 @@ fn measure(
     let result = loadgen::run(&load, &mut w);
     let said = stop_server(&mut child);
     let r = result?;
-    let hz = crate::sys::clock::clock_ticks_per_second() as f64;
-    let ticks = (w.end.utime_ticks + w.end.stime_ticks)
-        .saturating_sub(w.start.utime_ticks + w.start.stime_ticks);
+    let (user, sys) = procstat::cpu_between(&w.start, &w.end);
     let per_loop = per_loop(&said);
     Ok(LoopsRow {
         mode: said_mode(&said, mode).name().to_string(),
         loops,
         conns,
         rt_per_s: r.round_trips as f64 / r.window.as_secs_f64().max(1e-9),
-        cpu_us_per_rt: ticks as f64 / hz * 1e6 / (r.round_trips.max(1) as f64),
+        cpu_us_per_rt: (user + sys) * 1e6 / (r.round_trips.max(1) as f64),
         p99_ms: r.latency.value_at_quantile(0.99) as f64 / 1000.0,
         imbalance: imbalance(&per_loop),
         per_loop,

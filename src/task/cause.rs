@@ -49,6 +49,7 @@ thread_local! {
 pub(crate) struct Noted(Cause);
 
 impl Drop for Noted {
+    #[inline]
     fn drop(&mut self) {
         DISPATCHING.with(|c| c.set(self.0));
     }
@@ -56,11 +57,13 @@ impl Drop for Noted {
 
 impl Cause {
     /// Note `self` as what the loop dispatches until the returned guard drops.
+    #[inline]
     pub(crate) fn enter(self) -> Noted {
         Noted(DISPATCHING.with(|c| c.replace(self)))
     }
 
     /// What the loop thread is dispatching now.
+    #[inline]
     pub(crate) fn now() -> Cause {
         DISPATCHING.with(Cell::get)
     }

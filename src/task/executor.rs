@@ -179,7 +179,7 @@ impl Loop {
 
     /// Poll each task of `batch` once. The batch stays in the executor while it runs, so
     /// a panic escaping a poll (from a drop, say) leaves the rest queued for next time.
-    fn poll_batch(&mut self, batch: Vec<Ready>) {
+    fn poll_batch(&mut self, mut batch: Vec<Ready>) {
         if batch.is_empty() {
             self.tasks.batch = batch;
             return;
@@ -187,6 +187,18 @@ impl Loop {
         let reactor = self.tasks.reactor.clone();
         let _entered = reactor::enter(&reactor);
         self.tasks.in_batch = true;
+        if let [(h, cause)] = batch[..] {
+            // The usual checkpoint: one task, woken by the read just made. Nothing else
+            // is queued behind it for a panic to leave behind.
+            batch.clear();
+            self.tasks.batch = batch;
+            self.call_taken(
+                (),
+                |lp, ()| lp.poll_one(&reactor, h, cause),
+                |lp, ()| lp.tasks.in_batch = false,
+            );
+            return;
+        }
         self.call_taken(
             (batch, 0),
             |lp, (batch, next)| {

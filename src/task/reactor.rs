@@ -141,6 +141,9 @@ pub(crate) struct Reactor {
     /// What the leaf futures of the current poll wait on, each with its note's id.
     noted: RefCell<Vec<(u64, Waiting)>>,
     next_note: Cell<u64>,
+    /// Notes older than this were handed over (or forgotten) already: a leaf dropping
+    /// one has nothing to withdraw from `noted`.
+    handed_over: Cell<u64>,
     /// Empty buffers, last returned first: a stream holds a buffer only while bytes sit
     /// in its inbox or outbox, so ten thousand idle streams hold none, and a busy one
     /// writes into a buffer that another stream just left warm in the cache.
@@ -161,16 +164,19 @@ impl Reactor {
             noted: RefCell::new(Vec::new()),
             epoch: Instant::now(),
             next_note: Cell::new(0),
+            handed_over: Cell::new(0),
             spare: RefCell::new(Vec::new()),
         })
     }
 
     /// An empty buffer: a spare one if there is one.
+    #[inline]
     pub fn buffer(&self) -> Vec<u8> {
         self.spare.borrow_mut().pop().unwrap_or_default()
     }
 
     /// Give an emptied buffer back for the next stream that needs one.
+    #[inline]
     pub fn recycle(&self, mut buf: Vec<u8>) {
         let mut spare = self.spare.borrow_mut();
         if buf.capacity() > 0 && buf.capacity() <= SPARE_BUFFER_MAX && spare.len() < SPARE_BUFFERS {
@@ -197,6 +203,7 @@ impl Reactor {
     }
 
     /// The ask, if exactly one is queued.
+    #[inline]
     pub fn take_only_ask(&self) -> Option<Ask> {
         let mut asks = self.asks.borrow_mut();
         if asks.len() == 1 {
@@ -214,6 +221,7 @@ impl Reactor {
         asks.extend(newer);
     }
 
+    #[inline]
     pub fn asks_waiting(&self) -> usize {
         self.asks.borrow().len()
     }
@@ -224,6 +232,7 @@ impl Reactor {
     }
 
     /// The task being polled (`None` outside a poll).
+    #[inline]
     pub fn polling(&self) -> Option<Handle> {
         self.polling.get()
     }
@@ -232,6 +241,7 @@ impl Reactor {
     /// returns `Pending`). After the poll the loop keeps the notes with the task: they
     /// are what it waits on until its next poll. The leaf keeps the returned `Note`: if
     /// it is dropped later in the same poll (the loser of a race), the note goes too.
+    #[inline]
     pub fn waits_on(self: &Rc<Self>, what: Waiting) -> Note {
         let id = self.next_note.get();
         self.next_note.set(id.wrapping_add(1));
@@ -245,16 +255,19 @@ impl Reactor {
     /// Hand this poll's notes over (into `waits`, whose old notes are dropped).
     /// The first note is kept whole, the others counted: a note lives in the task's
     /// handle slot, which the poll has just touched anyway.
+    #[inline]
     pub fn take_notes(&self, first: &mut Option<Waiting>, more: &mut u16) {
         let mut noted = self.noted.borrow_mut();
         *more = u16::try_from(noted.len().saturating_sub(1)).unwrap_or(u16::MAX);
         *first = (!noted.is_empty()).then(|| noted.swap_remove(0).1);
         noted.clear();
+        self.handed_over.set(self.next_note.get());
     }
 
     /// Forget this poll's notes (the task finished).
     pub fn drop_notes(&self) {
         self.noted.borrow_mut().clear();
+        self.handed_over.set(self.next_note.get());
     }
 }
 
@@ -266,7 +279,11 @@ pub(crate) struct Note {
 }
 
 impl Drop for Note {
+    #[inline]
     fn drop(&mut self) {
+        if self.id < self.reactor.handed_over.get() {
+            return; // a note of an earlier poll: the task's slot holds it, not `noted`
+        }
         let mut noted = self.reactor.noted.borrow_mut();
         if let Some(i) = noted.iter().position(|(id, _)| *id == self.id) {
             noted.swap_remove(i);
@@ -289,13 +306,12 @@ pub(crate) fn outside(what: &str) -> io::Error {
     ))
 }
 
-/// Whether a task of `reactor`'s loop is being polled on this thread (a stream made
-/// by one loop and polled in another loop's task, or outside any, is refused).
-pub(crate) fn check(reactor: &Rc<Reactor>, what: &str) -> io::Result<()> {
-    if reactor.entered.get() && reactor.polling().is_some() {
-        Ok(())
-    } else {
-        Err(outside(what))
+impl Reactor {
+    /// A task of this reactor's loop is being polled on this thread: a stream made by
+    /// one loop and polled in another loop's task, or outside any, is refused.
+    #[inline]
+    pub(crate) fn inside(&self) -> bool {
+        self.entered.get() && self.polling.get().is_some()
     }
 }
 
@@ -309,10 +325,15 @@ struct Switched {
     previous: Option<Rc<Reactor>>,
 }
 
+#[inline]
 pub(crate) fn enter(reactor: &Rc<Reactor>) -> Entered {
     if reactor.entered.get() {
         return Entered(None); // `CURRENT` points at it already (the loop's run set it)
     }
+    Entered(Some(switch_to(reactor)))
+}
+
+fn switch_to(reactor: &Rc<Reactor>) -> Switched {
     let previous = CURRENT.with_borrow_mut(|c| c.replace(reactor.clone()));
     // A loop run from inside another loop's task: the outer reactor's streams are not
     // to be polled by the inner loop's tasks.
@@ -320,20 +341,28 @@ pub(crate) fn enter(reactor: &Rc<Reactor>) -> Entered {
         p.entered.set(false);
     }
     reactor.entered.set(true);
-    Entered(Some(Switched {
+    Switched {
         reactor: reactor.clone(),
         previous,
-    }))
+    }
 }
 
 impl Drop for Entered {
+    #[inline]
     fn drop(&mut self) {
-        let Some(mut s) = self.0.take() else { return };
-        s.reactor.entered.set(false);
-        if let Some(p) = &s.previous {
+        if let Some(s) = self.0.take() {
+            s.switch_back();
+        }
+    }
+}
+
+impl Switched {
+    fn switch_back(mut self) {
+        self.reactor.entered.set(false);
+        if let Some(p) = &self.previous {
             p.entered.set(true);
         }
-        CURRENT.with_borrow_mut(|c| *c = s.previous.take());
+        CURRENT.with_borrow_mut(|c| *c = self.previous.take());
     }
 }
 
@@ -341,12 +370,14 @@ impl Drop for Entered {
 pub(crate) struct Polling<'a>(&'a Reactor, Option<Handle>);
 
 impl Reactor {
+    #[inline]
     pub(crate) fn polling_task(&self, task: Handle) -> Polling<'_> {
         Polling(self, self.polling.replace(Some(task)))
     }
 }
 
 impl Drop for Polling<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.0.polling.set(self.1);
     }
@@ -355,6 +386,7 @@ impl Drop for Polling<'_> {
 /// Store `cx`'s waker in `slot`, unless the one there wakes the same task already.
 /// Replacing is what makes "only the latest waker is woken" true when a future moves
 /// from one task to another between polls.
+#[inline]
 pub(crate) fn store_waker(slot: &mut Option<std::task::Waker>, cx: &std::task::Context<'_>) {
     match slot {
         Some(w) if w.will_wake(cx.waker()) => {}

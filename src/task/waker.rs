@@ -67,6 +67,7 @@ impl ReadyList {
         self as *const ReadyList as usize
     }
 
+    #[inline]
     fn push_local(&self, ready: Ready) {
         let id = self.id();
         // Fails only while the thread exits (dropping its loops): the wake is moot then.
@@ -90,6 +91,7 @@ impl ReadyList {
     }
 
     /// Move every entry to the end of `out` (call on the loop thread).
+    #[inline]
     pub fn drain_into(&self, out: &mut Vec<Ready>) {
         let id = self.id();
         LOCAL.with_borrow_mut(|(owner, list)| {
@@ -155,11 +157,13 @@ impl TaskWaker {
 
     /// Called by the loop just before polling: from now on a wake queues the task again.
     /// AcqRel: pairs with the waker's swap, so what the waker wrote is seen by the poll.
+    #[inline]
     pub fn unschedule(&self) {
         self.scheduled.swap(false, Ordering::AcqRel);
     }
 
     /// Whether a wake is queued that the loop has not taken yet.
+    #[inline]
     pub fn is_scheduled(&self) -> bool {
         self.scheduled.load(Ordering::Acquire)
     }

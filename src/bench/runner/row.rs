@@ -90,10 +90,8 @@ impl Row {
         s: &Sampler,
         said: String,
     ) -> Row {
-        let hz = crate::sys::clock::clock_ticks_per_second() as f64;
         let window = r.window.as_secs_f64().max(1e-9);
-        let cpu_user = s.end.utime_ticks.saturating_sub(s.start.utime_ticks) as f64 / hz;
-        let cpu_sys = s.end.stime_ticks.saturating_sub(s.start.stime_ticks) as f64 / hz;
+        let (cpu_user, cpu_sys) = super::super::procstat::cpu_between(&s.start, &s.end);
         let cpu = cpu_user + cpu_sys;
         let pct = |q: f64| r.latency.value_at_quantile(q) as f64 / 1000.0;
         let empty = r.latency.is_empty();

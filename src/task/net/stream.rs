@@ -138,12 +138,20 @@ impl<S: Stream> Io<S> {
     }
 }
 
-/// `reactor::check`, with the stream's own type and `op` in the message.
+/// Whether the stream may be used now: inside a poll of a task of its own loop
+/// (`Reactor::inside`). The error names the stream's type and `op`.
+#[inline]
 fn check<S: Stream>(r: &Rc<Reactor>, conn: &Shared<S>, op: &str) -> io::Result<()> {
-    reactor::check(r, op).map_err(|_| {
-        let name = conn.borrow().name;
-        reactor::outside(&format!("{name}::{op}"))
-    })
+    if r.inside() {
+        return Ok(());
+    }
+    Err(outside(conn, op))
+}
+
+#[cold]
+fn outside<S: Stream>(conn: &Shared<S>, op: &str) -> io::Error {
+    let name = conn.borrow().name;
+    reactor::outside(&format!("{name}::{op}"))
 }
 
 impl<S: Stream> Drop for Io<S> {

@@ -42,18 +42,22 @@ pub(super) struct Bytes {
 }
 
 impl Bytes {
+    #[inline]
     pub(super) fn len(&self) -> usize {
         self.buf.len() - self.pos
     }
 
+    #[inline]
     pub(super) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    #[inline]
     pub(super) fn as_slice(&self) -> &[u8] {
         &self.buf[self.pos..]
     }
 
+    #[inline]
     pub(super) fn push(&mut self, r: &Reactor, bytes: &[u8]) {
         if self.buf.capacity() == 0 {
             self.buf = r.buffer();
@@ -62,6 +66,7 @@ impl Bytes {
     }
 
     /// Move up to `out.len()` bytes into `out`.
+    #[inline]
     pub(super) fn take_into(&mut self, r: &Reactor, out: &mut [u8]) -> usize {
         let n = self.len().min(out.len());
         out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
@@ -72,6 +77,7 @@ impl Bytes {
         n
     }
 
+    #[inline]
     pub(super) fn release(&mut self, r: &Reactor) {
         self.pos = 0;
         r.recycle(std::mem::take(&mut self.buf));
@@ -163,6 +169,7 @@ pub(super) enum Shut {
 
 pub(super) type Shared<S> = Rc<ConnCell<S>>;
 
+#[inline]
 pub(super) fn wake(slot: &mut Option<Waker>) {
     if let Some(w) = slot.take() {
         w.wake();
@@ -196,6 +203,7 @@ fn lend<S: Stream>(lp: &mut Loop, conn: &Shared<S>) {
 }
 
 /// Write what the kernel takes now of `bytes` with the lent fd: how many it took.
+#[inline]
 pub(super) fn write_lent(fd: LentFd, bytes: &[u8]) -> io::Result<usize> {
     let mut written = 0;
     while written < bytes.len() {
