@@ -44,10 +44,10 @@ fn a_write_after_the_loop_closed_the_stream_fails_and_reaches_no_one_else() {
             .block_on(async move {
                 let mut s = TcpStream::connect(addr).await?;
                 s.write_all(b"first,").await?; // the first write asks for the fd
-                task::sleep(Duration::from_millis(5)).await;
+                task::sleep(Duration::from_millis(5)).await?;
                 s.write_all(b"second,").await?; // written with the lent fd
                 to_close.set(Some(s.handle()));
-                task::sleep(Duration::from_millis(200)).await;
+                task::sleep(Duration::from_millis(200)).await?;
                 // Into the outbox (it holds bytes as they are handed over, see the module
                 // doc of task/net/stream.rs); the flush fails, and the shutdown says so.
                 s.write_all(b"third").await?;
