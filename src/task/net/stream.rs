@@ -8,14 +8,17 @@
 //! - the **inbox**: the read callback appends what the loop read and wakes the reader.
 //!   Above [`INBOX_HIGH`] bytes the loop stops reading (the kernel's buffer fills, then
 //!   the peer's sends block); a `read` that drains it to [`INBOX_LOW`] asks to resume.
-//! - the **outbox**: `write_all` copies into it (up to [`OUTBOX_HIGH`]) and asks the loop
-//!   to flush once per poll, so ten small writes in one poll are one `send(2)`. The
-//!   loop hands the outbox to `Loop::write`, which sends what the kernel takes now and
-//!   queues the rest; while that queue is not empty the next flush waits for it (an
-//!   empty `write_then` marks the moment), so at most one outbox sits in the loop's
-//!   queue. `write_all` returns once its bytes are in the outbox: an error the kernel
-//!   gives later is returned by the next `write_all` or `shutdown`. `shutdown().await`
-//!   returns when every byte is with the kernel and the FIN is sent.
+//! - the **outbox**: when nothing waits in it or in the loop's queue, `write_all` sends
+//!   with the fd the loop lends the stream (`Loop::lend_fd`; the loop takes it back
+//!   before it closes the fd), as the loop's own `write` would: no copy, no ask. What
+//!   the kernel refuses is copied into the outbox (up to [`OUTBOX_HIGH`]), and the loop
+//!   is asked to flush it once per poll: it hands the outbox to `Loop::write`, which
+//!   queues what the kernel does not take; while that queue is not empty the next flush
+//!   waits for it (an empty `write_then` marks the moment), so at most one outbox sits
+//!   in the loop's queue. `write_all` returns once its bytes are with the kernel or in
+//!   the outbox: an error the kernel gives later is returned by the next `write_all` or
+//!   `shutdown`. `shutdown().await` returns when every byte is with the kernel and the
+//!   FIN is sent.
 //!
 //! Dropping a `read` that is waiting stops the loop reading (interest withdrawn); the
 //! next `read` starts it again. Dropping the stream flushes the outbox and closes the
