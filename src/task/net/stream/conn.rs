@@ -5,7 +5,7 @@
 
 use super::INBOX_HIGH;
 use crate::event_loop::Loop;
-use crate::stream::{LentFd, ReadSink};
+use crate::stream::{LentFd, TaskSide};
 use crate::task::reactor::{Act, Reactor};
 use crate::{ReadEvent, Stream};
 use std::cell::{Cell, RefCell};
@@ -177,7 +177,7 @@ pub(super) fn wake(slot: &mut Option<Waker>) {
 }
 
 /// The read callback, on the loop: append to the inbox, wake, stop above the mark.
-impl<S: Stream> ReadSink for ConnCell<S> {
+impl<S: Stream> TaskSide for ConnCell<S> {
     fn on_read(&self, lp: &mut Loop, ev: ReadEvent<'_>) {
         on_read(lp, self, ev);
     }
@@ -191,12 +191,16 @@ impl<S: Stream> ReadSink for ConnCell<S> {
 pub(super) fn ask_lend<S: Stream>(r: &Reactor, conn: &Shared<S>) {
     conn.lent.set(Lent::Asked);
     let conn = conn.clone();
-    r.ask(move |lp| lend(lp, &conn));
+    r.ask(move |lp| {
+        let stream = conn.borrow().stream;
+        lend(lp, &conn, stream);
+    });
 }
 
-fn lend<S: Stream>(lp: &mut Loop, conn: &Shared<S>) {
+/// Have the loop lend `stream`'s fd, unless it did already. (`stream` is passed, not
+/// read from `conn`: the caller may hold the state borrowed.)
+fn lend<S: Stream>(lp: &mut Loop, conn: &Shared<S>, stream: S) {
     if matches!(conn.lent.get(), Lent::NotAsked | Lent::Asked) {
-        let stream = conn.borrow().stream;
         let lent = lp.lend_fd(stream, conn.clone());
         conn.lent.set(lent.map_or(Lent::Gone, Lent::Fd));
     }
@@ -268,9 +272,8 @@ pub(super) fn ask_reading<S: Stream>(r: &Reactor, conn: &Shared<S>) {
         } else {
             let reading = lp.read_start_reader(c.stream, conn.clone());
             // The first read is the usual first ask of a stream: lend its fd now too.
-            if reading.is_ok() && matches!(conn.lent.get(), Lent::NotAsked) {
-                let lent = lp.lend_fd(c.stream, conn.clone());
-                conn.lent.set(lent.map_or(Lent::Gone, Lent::Fd));
+            if reading.is_ok() {
+                lend(lp, &conn, c.stream);
             }
             reading
         };

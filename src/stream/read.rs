@@ -1,0 +1,244 @@
+//! Reading a stream: `read_start` and its callback (or the task layer's reader), when the
+//! socket counts as emptied (`Drained`), and the budget that keeps one fast peer from
+//! starving the others.
+
+use super::{not_connected, typed, LentFd, ReadEvent, Stream, StreamState};
+use crate::event_loop::Loop;
+use crate::handle::Handle;
+use crate::sys::Event;
+use std::io as stdio;
+use std::rc::Rc;
+
+/// Reads per readiness event before other streams get their turn (16 x 64 KiB = 1 MiB).
+/// A stream cut off by the budget is re-read in the next pending phase.
+const READ_BUDGET: usize = 16;
+
+/// When a stream's socket counts as emptied, so the loop stops reading it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Drained {
+    /// A read found nothing (`WouldBlock`). The only sure sign, and the rule wherever
+    /// the poller may not report the stream again: a re-read that no event asked for
+    /// (after a budget ran out, after `read_start`), or a peer that has closed.
+    WouldBlock,
+    /// A read filled less than the buffer: the kernel gave all it had. Anything that
+    /// arrives later (bytes, a FIN) is reported anew, even by an edge-triggered poller,
+    /// so the `recv` that would find `EAGAIN` is saved: one read per message.
+    ShortRead,
+}
+
+/// `read_start`'s callback, as the loop keeps it.
+type ReadCallback = Box<dyn FnMut(&mut Loop, Handle, ReadEvent<'_>)>;
+
+/// Who is told of a stream's reads.
+pub(super) enum OnRead {
+    /// `read_start`'s callback.
+    Callback(ReadCallback),
+    /// A reader the task layer shares with its futures (a stream's inbox): held as it
+    /// is, without a box around it, so a read follows one pointer less per event.
+    Reader(Rc<dyn TaskSide>),
+}
+
+/// The task layer's side of a stream, held by the loop: told of reads (see
+/// [`OnRead::Reader`]) and of the close that takes back a lent fd.
+pub(crate) trait TaskSide {
+    fn on_read(&self, lp: &mut Loop, ev: ReadEvent<'_>);
+    /// The stream is closing: forget the fd it lent (`Loop::lend_fd`) now, before the
+    /// loop closes it and the number can name another file.
+    fn fd_taken_back(&self);
+}
+
+impl Loop {
+    /// Start delivering reads to `cb`. An error if the stream is already reading (libuv's
+    /// `EALREADY`: a second reader would silently replace the first). Tries a read in the
+    /// next pending phase too: data that arrived while reading was stopped is not reported
+    /// again by an edge-triggered poller.
+    pub fn read_start<S: Stream>(
+        &mut self,
+        conn: S,
+        mut cb: impl FnMut(&mut Loop, S, ReadEvent<'_>) + 'static,
+    ) -> stdio::Result<()> {
+        let h: Handle = conn.into();
+        let cb = OnRead::Callback(Box::new(move |lp, h, ev| cb(lp, typed::<S>(h), ev)));
+        self.start_reading("read_start", h, cb)
+    }
+
+    /// Lend the stream's fd to the task layer's `side`, which the loop tells before the
+    /// fd closes. `None` if it has none to lend: closed, or not connected yet.
+    pub(crate) fn lend_fd(&mut self, conn: impl Stream, side: Rc<dyn TaskSide>) -> Option<LentFd> {
+        let t = self.stream(conn.into())?;
+        if t.failed || t.connecting.is_some() {
+            return None;
+        }
+        let lent = t.io.as_ref()?.lend();
+        t.lent_to = Some(side);
+        Some(lent)
+    }
+
+    /// `read_start` for a reader the task layer shares with its futures.
+    pub(crate) fn read_start_reader(
+        &mut self,
+        conn: impl Stream,
+        reader: Rc<dyn TaskSide>,
+    ) -> stdio::Result<()> {
+        self.start_reading("read_start", conn.into(), OnRead::Reader(reader))
+    }
+
+    fn start_reading(&mut self, op: &str, h: Handle, on_read: OnRead) -> stdio::Result<()> {
+        let t = self.stream_for(op, h)?;
+        if t.reading {
+            return Err(stdio::Error::new(
+                stdio::ErrorKind::AlreadyExists,
+                format!(
+                    "{op}: {} {h} is already reading (EALREADY); read_stop first",
+                    t.kind
+                ),
+            ));
+        }
+        t.on_read = Some(on_read);
+        t.read_started = true;
+        self.resume_reading(h)
+    }
+
+    /// Stop reading (backpressure): the kernel buffers, then the peer's sends block.
+    /// False if the stream is stale or closed.
+    pub fn read_stop(&mut self, conn: impl Stream) -> bool {
+        let h: Handle = conn.into();
+        let Some(t) = self.stream(h) else {
+            return false;
+        };
+        t.reading = false;
+        // Stopping watching cannot leave us reading; a failed deregister is harmless here.
+        let _ = self.sync_interest(h);
+        true
+    }
+
+    /// Read again with the callback given to the last `read_start` (Node's `resume()`).
+    pub fn read_resume(&mut self, conn: impl Stream) -> stdio::Result<()> {
+        self.resume_reading(conn.into())
+    }
+
+    fn resume_reading(&mut self, h: Handle) -> stdio::Result<()> {
+        let t = self.stream_for("read_resume", h)?;
+        if t.failed {
+            return Err(not_connected("read", t.kind, h));
+        }
+        if !t.read_started {
+            return Err(stdio::Error::new(
+                stdio::ErrorKind::InvalidInput,
+                format!("{} {h}: read_resume before read_start", t.kind),
+            ));
+        }
+        let was_reading = std::mem::replace(&mut t.reading, true);
+        if let Err(e) = self.sync_interest(h) {
+            if let Some(t) = self.stream(h) {
+                t.reading = was_reading;
+            }
+            return Err(e);
+        }
+        let connecting = self.stream(h).is_some_and(|t| t.connecting.is_some());
+        if !was_reading && !connecting {
+            self.defer(h, move |lp| lp.read_some(h, Drained::WouldBlock));
+        }
+        Ok(())
+    }
+
+    /// Readiness for a stream: finish a connect, flush writes, read.
+    pub(crate) fn on_stream_ready(&mut self, h: Handle, ev: Event) {
+        if self.stream(h).is_some_and(|t| t.connecting.is_some()) {
+            if ev.writable || ev.error || ev.hangup {
+                self.finish_connect(h);
+            }
+            return;
+        }
+        if ev.writable || ev.error {
+            self.flush(h);
+        }
+        if ev.readable || ev.hangup || ev.error {
+            // A peer that closed (or failed) is read to the end, so its EOF or error is
+            // not left to an edge that will not come again.
+            let until = if ev.hangup || ev.error {
+                Drained::WouldBlock
+            } else {
+                Drained::ShortRead
+            };
+            self.read_some(h, until);
+        }
+    }
+
+    /// Read with the loop's shared buffer, lent out through a guard (handle.rs).
+    pub(crate) fn read_some(&mut self, h: Handle, until: Drained) {
+        let buf = std::mem::take(&mut self.read_buf);
+        let more = self.call_taken(
+            buf,
+            |lp, buf| lp.read_into(h, buf, until),
+            |lp, buf| lp.read_buf = buf,
+        );
+        // Out of budget while still reading: more may be waiting and an edge-triggered
+        // poller will not tell us again, so look once more next tick.
+        if more {
+            self.defer(h, move |lp| lp.read_some(h, Drained::WouldBlock));
+        }
+    }
+
+    /// Read until `until` says the socket is empty, EOF, an error, the callback stopping
+    /// us, or the budget. True if the budget ran out while still reading.
+    fn read_into(&mut self, h: Handle, buf: &mut [u8], until: Drained) -> bool {
+        for _ in 0..READ_BUDGET {
+            let Some(t) = self.stream(h) else {
+                return false;
+            };
+            let Some(io) = t.io.as_ref().filter(|_| t.reading) else {
+                return false;
+            };
+            let (event, drained) = match io.read(buf) {
+                Ok(0) => (ReadEvent::Eof, true),
+                Ok(n) => (
+                    ReadEvent::Data(&buf[..n]),
+                    until == Drained::ShortRead && n < buf.len(),
+                ),
+                Err(e) if e.kind() == stdio::ErrorKind::WouldBlock => {
+                    self.counters.reads += 1;
+                    self.counters.reads_empty += 1;
+                    return false;
+                }
+                Err(e) if e.kind() == stdio::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let what = format!("reading {} {h}", t.kind);
+                    (ReadEvent::Error(crate::error::context(what, e)), true)
+                }
+            };
+            let last = !matches!(event, ReadEvent::Data(_));
+            if last {
+                t.reading = false;
+            }
+            let owner = t.owner.filter(|_| last);
+            let Some(cb) = t.on_read.take() else {
+                return false;
+            };
+            self.counters.reads += 1;
+            self.call_taken(
+                cb,
+                |lp, cb| match cb {
+                    OnRead::Callback(cb) => cb(lp, h, event),
+                    OnRead::Reader(reader) => reader.on_read(lp, event),
+                },
+                |lp, cb| {
+                    if let Some(t @ StreamState { on_read: None, .. }) = lp.stream(h) {
+                        t.on_read = Some(cb);
+                    }
+                },
+            );
+            if last {
+                let _ = self.sync_interest(h); // only ever narrows what is watched
+                if let Some(process) = owner {
+                    self.stdio_ended(process, h);
+                }
+                return false;
+            }
+            if drained {
+                return false;
+            }
+        }
+        self.stream(h).is_some_and(|t| t.reading)
+    }
+}
