@@ -12,7 +12,7 @@
 //! the loop (as a libuv request does, even on an unref'd handle). In the trace,
 //! `poll waited 0.3ms | events: wake-pipe fd 4 r`, the callbacks' own lines, then
 //! `done | self-pipe: 1 drain(s), 4 pool completion(s)`: one wakeup can deliver several
-//! completions (wakes coalesce; on a busy machine they may take two or three wakes).
+//! completions (wakes coalesce; jobs that finish far apart take more wakes, up to one each).
 //! The fs and dns callbacks take `(lp, result)`, like Node's `fs.readFile`.
 //!
 //! **In production** libuv does the same for fs, dns and zlib (`UV_THREADPOOL_SIZE`).
