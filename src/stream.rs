@@ -31,7 +31,7 @@ mod io;
 mod read;
 mod write;
 
-pub(crate) use io::{LentFd, StreamIo};
+pub(crate) use io::{write_what_fits, LentFd, StreamIo};
 use read::OnRead;
 pub(crate) use read::{Drained, TaskSide};
 pub(crate) use write::OnDone;

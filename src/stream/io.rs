@@ -84,6 +84,25 @@ impl LentFd {
     }
 }
 
+/// Write as much of `bytes` as the kernel takes now, with `write` (one system call a
+/// try); `WouldBlock` ends it early. The loop's `write` and a task's `write_all` with a
+/// lent fd both give the kernel their bytes this way.
+pub(crate) fn write_what_fits(
+    bytes: &[u8],
+    mut write: impl FnMut(&[u8]) -> io::Result<usize>,
+) -> io::Result<usize> {
+    let mut written = 0;
+    while written < bytes.len() {
+        match write(&bytes[written..]) {
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(written)
+}
+
 impl StreamIo {
     pub fn lend(&self) -> LentFd {
         LentFd {

@@ -129,7 +129,7 @@ impl Loop {
             let Some(io) = t.io.as_ref() else {
                 return Err(crate::error::stale("write", h));
             };
-            written = write_now(io, bytes)
+            written = super::io::write_what_fits(bytes, |b| io.write(b))
                 .map_err(|e| crate::error::context(format!("writing to {kind} {h}"), e))?;
             if written == bytes.len() {
                 if done.is_some() {
@@ -289,20 +289,6 @@ impl Loop {
         }
         self.sync_interest(h)
     }
-}
-
-/// Write as much of `bytes` as the kernel takes now; `WouldBlock` ends it early.
-fn write_now(io: &super::StreamIo, bytes: &[u8]) -> io::Result<usize> {
-    let mut written = 0;
-    while written < bytes.len() {
-        match io.write(&bytes[written..]) {
-            Ok(n) => written += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(written)
 }
 
 /// Send from the front of the queue until it is empty, the kernel is full, or a write

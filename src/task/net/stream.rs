@@ -28,11 +28,10 @@
 mod conn;
 
 use crate::handle::{Handle, Tcp};
+use crate::stream::write_what_fits;
 use crate::task::reactor::{self, Note, Reactor, Waiting};
 use crate::Stream;
-use conn::{
-    ask_flush, ask_lend, ask_reading, flush, wake, write_lent, Conn, Lent, Shared, Shut, Sticky,
-};
+use conn::{ask_flush, ask_lend, ask_reading, flush, wake, Conn, Lent, Shared, Shut, Sticky};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -266,7 +265,7 @@ impl<S: Stream> Future for WriteAll<'_, S> {
         // as the loop's `write` would, without the outbox, the ask and the flush.
         if c.outbox.is_empty() && !c.blocked && this.done < this.buf.len() {
             match this.conn.lent.get() {
-                Lent::Fd(fd) => match write_lent(fd, &this.buf[this.done..]) {
+                Lent::Fd(fd) => match write_what_fits(&this.buf[this.done..], |b| fd.write(b)) {
                     Ok(n) => this.done += n,
                     Err(e) => {
                         let h: Handle = c.stream.into();

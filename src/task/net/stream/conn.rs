@@ -206,21 +206,6 @@ fn lend<S: Stream>(lp: &mut Loop, conn: &Shared<S>, stream: S) {
     }
 }
 
-/// Write what the kernel takes now of `bytes` with the lent fd: how many it took.
-#[inline]
-pub(super) fn write_lent(fd: LentFd, bytes: &[u8]) -> io::Result<usize> {
-    let mut written = 0;
-    while written < bytes.len() {
-        match fd.write(&bytes[written..]) {
-            Ok(n) => written += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(written)
-}
-
 fn on_read<S: Stream>(lp: &mut Loop, conn: &RefCell<Conn<S>>, ev: ReadEvent<'_>) {
     let mut c = conn.borrow_mut();
     match ev {
