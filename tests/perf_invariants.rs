@@ -153,11 +153,7 @@ fn a_short_read_ends_the_reading_one_read_per_message() {
         let mut reply = [0u8; 64];
         for i in 0..ROUND_TRIPS {
             client.write_all(&[i as u8; 64]).expect("a client's write");
-            let mut got = 0;
-            while got < reply.len() {
-                lp.run(RunMode::NoWait).expect("a tick");
-                got += read_ready(&mut client, &mut reply[got..]);
-            }
+            run_until_echoed(&mut lp, &mut client, &mut reply);
             assert_eq!(reply, [i as u8; 64], "round trip {i}");
         }
         let after = lp.metrics();
@@ -168,16 +164,20 @@ fn a_short_read_ends_the_reading_one_read_per_message() {
     });
 }
 
-/// What the client has received so far, without blocking.
-fn read_ready(client: &mut TcpStream, buf: &mut [u8]) -> usize {
+/// Run `lp` a tick at a time, without sleeping in the poll, until `client` has received
+/// `reply.len()` bytes into `reply`. Bounded by the loop's `fail_after`.
+fn run_until_echoed(lp: &mut Loop, client: &mut TcpStream, reply: &mut [u8]) {
     client.set_nonblocking(true).expect("nonblocking");
-    let n = match client.read(buf) {
-        Ok(n) => n,
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
-        Err(e) => panic!("the client's read: {e}"),
-    };
+    let mut got = 0;
+    while got < reply.len() {
+        lp.run(RunMode::NoWait).expect("a tick");
+        match client.read(&mut reply[got..]) {
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("the client's read: {e}"),
+        }
+    }
     client.set_nonblocking(false).expect("blocking again");
-    n
 }
 
 /// Bytes and the peer's FIN that arrive before the loop looks: the short read of the
@@ -219,12 +219,7 @@ fn a_fin_after_a_short_read_is_still_seen() {
         let log: Log = Rc::default();
         let (_conn, mut client) = echoing_pair(&mut lp, &log);
         client.write_all(b"ping").expect("a client's write");
-        let mut reply = [0u8; 4];
-        let mut got = 0;
-        while got < reply.len() {
-            lp.run(RunMode::NoWait).expect("a tick");
-            got += read_ready(&mut client, &mut reply[got..]);
-        }
+        run_until_echoed(&mut lp, &mut client, &mut [0u8; 4]);
         client
             .shutdown(std::net::Shutdown::Write)
             .expect("the client's FIN");
