@@ -105,10 +105,12 @@ fn backpressure_on(b: Backend, os_pipe: bool) {
     assert!(queued > (3 << 20), "only {queued} bytes queued of 4 MiB");
     let drained = Rc::new(Cell::new(None));
     let d = drained.clone();
-    lp.on_drain(w, 64 * 1024, move |lp, w: Pipe| {
+    lp.on_drain(w, 64 * 1024, move |lp, w: Pipe, r| {
+        r.expect("the reader reads it all");
         d.set(Some(lp.write_queue_len(w)));
         // Closing now would drop what is still queued: close once it is all sent.
-        lp.on_drain(w, 0, |lp, w| {
+        lp.on_drain(w, 0, |lp, w, r| {
+            r.expect("the reader reads it all");
             lp.close(w);
         })
         .unwrap();

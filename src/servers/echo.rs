@@ -236,20 +236,17 @@ fn on_read(lp: &mut Loop, shared: &Rc<RefCell<Shared>>, conn: Tcp, ev: ReadEvent
                 s.stats.paused += 1;
                 drop(s);
                 lp.read_stop(conn);
-                let resumed = lp.on_drain(conn, LOW_WATER, |lp, conn| {
-                    // Closed meanwhile: nothing to resume.
-                    let _ = lp.read_resume(conn);
-                });
-                // Paused, we would never hear a reset: a failed flush drops the drain
-                // callback, and plain writes report nothing later. An empty write
-                // behind the queue is a request, owed one callback: it hears it.
+                // Paused, the drain is how we hear a reset too: not reading, nothing else
+                // would tell us.
                 let s = shared.clone();
-                let watched = lp.write_then(conn, [], move |lp, conn, r| {
-                    if r.is_err() {
-                        finish(lp, &s, conn, true);
+                let resumed = lp.on_drain(conn, LOW_WATER, move |lp, conn, r| match r {
+                    // Closed meanwhile: nothing to resume.
+                    Ok(()) => {
+                        let _ = lp.read_resume(conn);
                     }
+                    Err(_) => finish(lp, &s, conn, true),
                 });
-                if resumed.is_err() || watched.is_err() {
+                if resumed.is_err() {
                     finish(lp, shared, conn, true);
                 }
             }

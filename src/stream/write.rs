@@ -15,7 +15,7 @@ use std::io;
 /// A request's callback, with the bare handle (the typed one is rebuilt by the adapter
 /// each public method wraps around the user's callback).
 pub(crate) type OnDone = Box<dyn FnOnce(&mut Loop, Handle, io::Result<()>)>;
-type OnDrain = Box<dyn FnOnce(&mut Loop, Handle)>;
+type OnDrain = Box<dyn FnOnce(&mut Loop, Handle, io::Result<()>)>;
 
 struct WriteReq {
     data: Vec<u8>,
@@ -220,7 +220,7 @@ impl Loop {
             self.fail_writes(h, &e);
         }
         if let Some(cb) = drained {
-            cb(self, h);
+            cb(self, h, Ok(()));
         }
     }
 
@@ -233,32 +233,44 @@ impl Loop {
         let owed = t.w.take_requests();
         t.w.closed = true;
         t.w.failed = Some((kind, e.to_string()));
-        t.w.drain = None;
+        let drain = t.w.drain.take();
         if !crate::tcp::is_disconnect(e) {
             self.tracer.note(msg.clone());
         }
         for done in owed {
             self.complete(h, Some(done), Err(io::Error::new(kind, msg.clone())));
         }
+        // The drain will never come: its callback hears why instead, so a stream that
+        // stopped reading (backpressure) still learns its peer is gone.
+        if let Some((_, cb)) = drain {
+            let e = io::Error::new(kind, msg);
+            self.defer(h, move |lp| cb(lp, h, Err(e)));
+        }
         let _ = self.sync_interest(h); // only ever narrows what is watched
     }
 
-    /// Run `cb` once when the write queue has fallen to `low_water` bytes or fewer: the
-    /// moment to resume reading after backpressure (Node's 'drain' event). If it already
-    /// has, `cb` runs in the next pending phase. Replaces an earlier `on_drain`.
+    /// Run `cb(lp, conn, Ok(()))` once when the write queue has fallen to `low_water`
+    /// bytes or fewer: the moment to resume reading after backpressure (Node's 'drain'
+    /// event). If it already has, `cb` runs in the next pending phase. If the queued
+    /// writes fail instead (the peer reset), `cb` gets that error: a stream that stopped
+    /// reading hears of its peer's end this way. Replaces an earlier `on_drain`; a close
+    /// drops it uncalled.
     pub fn on_drain<S: Stream>(
         &mut self,
         conn: S,
         low_water: usize,
-        cb: impl FnOnce(&mut Loop, S) + 'static,
+        cb: impl FnOnce(&mut Loop, S, io::Result<()>) + 'static,
     ) -> io::Result<()> {
         let h: Handle = conn.into();
         let t = self.stream_for("on_drain", h)?;
         if t.w.queued_bytes <= low_water {
             t.w.drain = None;
-            self.defer(h, move |lp| cb(lp, conn));
+            self.defer(h, move |lp| cb(lp, conn, Ok(())));
         } else {
-            t.w.drain = Some((low_water, Box::new(move |lp, h| cb(lp, typed::<S>(h)))));
+            t.w.drain = Some((
+                low_water,
+                Box::new(move |lp, h, r| cb(lp, typed::<S>(h), r)),
+            ));
         }
         Ok(())
     }

@@ -92,36 +92,25 @@ impl Wire {
         if newly_full {
             self.count(|st| st.paused_for_output += 1);
             self.sync_reading(lp, conn);
-            self.watch_for_reset(lp, conn);
         }
         if !arm {
             return;
         }
         let scope = self.send_scope(lp, conn);
         self.with_conn(lp, conn, |c| c.send_deadline = Some(scope));
+        // Armed while anything is queued, the drain is also how a client we stopped
+        // reading (output full) is heard to reset: its queued writes fail.
         let w = self.clone();
-        if lp
-            .on_drain(conn, 0, move |lp, conn| w.on_drained(lp, conn))
-            .is_err()
-        {
-            self.drop_conn(lp, conn);
-        }
-    }
-
-    /// Not reading, the wire would hear a reset only when a deadline next wrote: a failed
-    /// flush drops the drain callback, and plain writes report nothing later. An empty
-    /// write behind the queue is a request, owed one callback: it hears the failure.
-    /// (One at a time: a connection pauses again only after its queue drained.)
-    fn watch_for_reset(&self, lp: &mut Loop, conn: Tcp) {
-        let w = self.clone();
-        let watched = lp.write_then(conn, [], move |lp, conn, r| {
-            // Closed by the wire meanwhile, the close phase brings an error too: not ours.
-            if r.is_err() && w.with_conn(lp, conn, |_| ()).is_some() {
-                w.count(|st| st.write_errors += 1);
-                w.drop_conn(lp, conn);
+        let armed = lp.on_drain(conn, 0, move |lp, conn, r| match r {
+            Ok(()) => w.on_drained(lp, conn),
+            Err(_) => {
+                if w.with_conn(lp, conn, |_| ()).is_some() {
+                    w.count(|st| st.write_errors += 1);
+                    w.drop_conn(lp, conn);
+                }
             }
         });
-        if watched.is_err() {
+        if armed.is_err() {
             self.drop_conn(lp, conn);
         }
     }
