@@ -27,10 +27,11 @@ pub struct ProcSample {
 }
 
 /// CPU seconds between two samples of one process, as (user, kernel). The total comes
-/// from `run_ns` where both samples have it and no thread ended in between (an ended
-/// thread's time leaves the sum); the ticks split it. Ticks alone are 10 ms each: over
-/// a 0.6 s window of a server using a third of a core, one tick more or less moved the
-/// CPU per round trip by 5%, more than the differences the benchmark is asked about.
+/// from `run_ns` where both samples have it and the thread count did not fall (an ended
+/// thread's time leaves the sum); the ticks split it. Ticks alone are 10 ms each: a
+/// busy server spends about 60 of them in a 0.6 s window, so one tick more or less moved
+/// its CPU per round trip by 1.7%, a good part of the differences the benchmark is asked
+/// about.
 pub fn cpu_between(start: &ProcSample, end: &ProcSample) -> (f64, f64) {
     let hz = crate::sys::clock::clock_ticks_per_second().max(1) as f64;
     let user = end.utime_ticks.saturating_sub(start.utime_ticks) as f64 / hz;
