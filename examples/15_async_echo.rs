@@ -4,9 +4,9 @@
 //! blocking code reads: `let n = conn.read(&mut buf).await?; conn.write_all(&buf[..n])
 //! .await?;`. Nothing blocks: each `.await` that cannot finish yet stores the task's
 //! waker with the loop and returns to it. One task accepts; each connection gets a task
-//! (`task::spawn`). Underneath, the same callbacks as rung 4 run: the stream's read
-//! callback puts the bytes in the stream's inbox and wakes the task, which is then
-//! polled at once, before the loop reads that socket again.
+//! (`task::spawn`). Underneath is the same loop as rung 4's: it watches the socket and,
+//! when epoll says readable, wakes the task waiting in `read`, which is polled at once
+//! and calls `read(2)` itself, with the fd the loop lent its stream.
 //!
 //! **Run it.** `LOOPLAB_TRACE=1 cargo run --example 15_async_echo`, then
 //! `cargo run --example 12_echo_client -- 127.0.0.1:7878 3 2`.

@@ -19,7 +19,7 @@
 //! sleep. Check handles run after the immediates, so they see what the whole tick did.
 //!
 //! Tasks run right after the poll's callbacks, because those are what wake most of them
-//! (a read callback filled a stream's inbox, the pool finished a job), and before check,
+//! (a task's socket became readable, the pool finished a job), and before check,
 //! so a task and an immediate queued by the same callback keep that order every tick.
 //!
 //! Timers run at the end of the tick, after the close phase, as libuv does since 1.45: so

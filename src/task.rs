@@ -40,11 +40,11 @@
 //! | `process::Child` | spawn, `wait`, `kill`, `output`; its stdio as `PipeStream`s | `task/process.rs` |
 //!
 //! **The path of one wake**, readable with `LOOPLAB_TRACE=1`: a task awaits
-//! `conn.read(&mut buf)`; the read future stores the waker in the stream's shared cell,
-//! asks the loop to start reading, and returns `Pending`. The loop polls epoll; fd 9 is
-//! readable; the read callback appends to the stream's inbox and wakes the stored
-//! waker, which queues the task with the cause "fd 9 readable". The tasks phase polls
-//! it; `read` finds the bytes in the inbox and returns `Ready(n)`. The trace line:
+//! `conn.read(&mut buf)`; the read future finds the socket empty, stores the waker in
+//! the stream's shared cell, asks the loop to watch the socket, and returns `Pending`.
+//! The loop polls epoll; fd 9 is readable; the loop tells the stream, which wakes the
+//! stored waker: the task is queued with the cause "fd 9 readable" and polled at once;
+//! `read` calls `read(2)` into the task's buffer and returns `Ready(n)`. The trace line:
 //! `tasks: polled 1 — #4.1 woken by fd 9 readable`.
 //!
 //! **Cancellation is drop.** Every leaf future undoes its work when dropped before it
@@ -77,7 +77,7 @@ pub use eyeballs::{connect_first, connect_happy, connect_happy_with, ConnectFirs
 pub use join::{JoinError, JoinHandle};
 pub use net::{
     Accept, Bind, Connect, ReadFuture, Shutdown, TcpListener, TcpStream, WriteAll, ACCEPT_BACKLOG,
-    INBOX_HIGH, INBOX_LOW, OUTBOX_HIGH,
+    OUTBOX_HIGH,
 };
 pub use pipe::{Lines, PipeStream, UnixAccept, UnixBind, UnixConnect, UnixListener, MAX_LINE};
 pub use pool::{dns, fs, offload, OnPool};

@@ -152,7 +152,8 @@ fn idle_timeout_closes_a_client_that_never_reads() {
 }
 
 /// 50 clients send without reading: the server's memory stays within its per-connection
-/// bounds (inbox, outbox and write queue of 64 KiB each, a 512-byte read buffer), and
+/// bounds (outbox and write queue of 64 KiB each, a 512-byte read buffer; what they
+/// send waits in the kernel), and
 /// when they reset in the middle of its blocked writes, every fd comes back and the
 /// server still answers.
 #[test]

@@ -98,8 +98,8 @@ fn async_echo_waits_for_a_client_that_reads_late() {
 }
 
 /// The cause of the async echo's drop: a read callback that pauses and resumes
-/// (Node's `pause()` then `resume()` in a 'data' handler; the task layer does it when
-/// its reader drains the inbox inside the callback) got "read_resume before
+/// (Node's `pause()` then `resume()` in a 'data' handler; the task layer did it when
+/// its reader drained its inbox inside the callback) got "read_resume before
 /// read_start", since the loop takes the callback out of the stream while it runs.
 #[test]
 fn read_resume_inside_the_read_callback_is_no_error() {

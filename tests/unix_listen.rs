@@ -143,7 +143,7 @@ fn a_path_too_long_is_refused() {
 }
 
 /// From tasks: a `UnixListener` sends 1 MiB back to a `PipeStream::connect` client (the
-/// same stream futures as TCP's, over a `Pipe`, through the inbox's high-water mark),
+/// same stream futures as TCP's, over a `Pipe`, with a reader that stops reading),
 /// and a connect to a path where nothing is fails with the path in the message.
 #[test]
 fn task_unix_listener_and_connect_echo() {

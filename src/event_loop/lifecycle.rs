@@ -197,8 +197,8 @@ impl Loop {
                 .iter()
                 .filter(|i| i.kind == HandleKind::Task && !i.closing)
                 .count(),
-            reads: c.reads,
-            reads_empty: c.reads_empty,
+            reads: c.reads + self.tasks.reactor.reads.get(),
+            reads_empty: c.reads_empty + self.tasks.reactor.reads_empty.get(),
         }
     }
 

@@ -7,11 +7,11 @@
 //!
 //! What makes it production-correct, as `echo.rs` is:
 //! - **Backpressure** comes with the futures: `write_all` waits while the stream's
-//!   outbox is full (a client that does not read), so the task stops reading, its
-//!   inbox fills, and the loop stops reading that socket. Per connection: a 512-byte
-//!   read buffer in its task, at most [`INBOX_HIGH`](crate::task::INBOX_HIGH) plus one read
-//!   in the inbox, [`OUTBOX_HIGH`](crate::task::OUTBOX_HIGH) in the outbox and as much in
-//!   the loop's write queue.
+//!   outbox is full (a client that does not read), so the task stops reading, the
+//!   loop stops watching that socket, and the bytes wait in the kernel's buffer until
+//!   it fills and the client's sends block. Per connection: a 512-byte read buffer in
+//!   its task, [`OUTBOX_HIGH`](crate::task::OUTBOX_HIGH) in the outbox and as much in the
+//!   loop's write queue.
 //! - **Half-close**: at EOF, `shutdown().await` flushes the echoes, then sends our FIN.
 //! - **Load shedding** past `max_conns`; an **idle timeout** (`task::timeout` on each
 //!   read, write and the final flush) when configured; a peer that vanishes ends only
@@ -26,11 +26,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-/// Bytes read per `read` call, into a buffer inside the connection's future. Small on
-/// purpose: the stream's inbox already holds what arrived, so a bigger buffer only
-/// means fewer (cheap, syscall-free) loop turns, while every byte of it is memory each
-/// connection holds: at 5000 connections a 4 KiB buffer was most of the server's
-/// footprint, and pushed the per-connection state out of the CPU's cache.
+/// Bytes read per `read` call (one `read(2)`), into a buffer inside the connection's
+/// future. Small on purpose: every byte of it is memory each connection holds, and at
+/// 5000 connections a 4 KiB buffer was most of the server's footprint and pushed the
+/// per-connection state out of the CPU's cache. An echo's messages are small; a bulk
+/// sender costs one system call per 512 bytes.
 const READ_CHUNK: usize = 512;
 
 struct Shared {

@@ -74,6 +74,11 @@ pub(crate) struct LentFd {
 }
 
 impl LentFd {
+    /// One read: `Ok(0)` is the end of the stream.
+    pub fn read(self, buf: &mut [u8]) -> io::Result<usize> {
+        crate::sys::net::read_on(self.fd, buf)
+    }
+
     /// One write that never raises SIGPIPE, as [`StreamIo::write`].
     pub fn write(self, buf: &[u8]) -> io::Result<usize> {
         if self.socket {

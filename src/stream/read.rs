@@ -33,15 +33,18 @@ type ReadCallback = Box<dyn FnMut(&mut Loop, Handle, ReadEvent<'_>)>;
 pub(super) enum OnRead {
     /// `read_start`'s callback.
     Callback(ReadCallback),
-    /// A reader the task layer shares with its futures (a stream's inbox): held as it
-    /// is, without a box around it, so a read follows one pointer less per event.
+    /// The task layer's side of the stream, which reads for itself: the loop only says
+    /// the socket is readable, and the future waiting in `read` calls `recv` with the
+    /// fd the loop lent it, into the task's own buffer (readiness, as tokio reads).
     Reader(Rc<dyn TaskSide>),
 }
 
-/// The task layer's side of a stream, held by the loop: told of reads (see
-/// [`OnRead::Reader`]) and of the close that takes back a lent fd.
+/// The task layer's side of a stream, held by the loop: told when the stream is
+/// readable (see [`OnRead::Reader`]) and of the close that takes back a lent fd.
 pub(crate) trait TaskSide {
-    fn on_read(&self, lp: &mut Loop, ev: ReadEvent<'_>);
+    /// The poller reported the stream readable (or the loop looks again after
+    /// `read_resume`); `until` says whether a short read empties it.
+    fn on_readable(&self, lp: &mut Loop, until: Drained);
     /// The stream is closing: forget the fd it lent (`Loop::lend_fd`) now, before the
     /// loop closes it and the number can name another file.
     fn fd_taken_back(&self);
@@ -135,8 +138,13 @@ impl Loop {
             }
             return Err(e);
         }
-        let connecting = self.stream(h).is_some_and(|t| t.connecting.is_some());
-        if !was_reading && !connecting {
+        // A task's stream needs no look: its `read` found the socket empty just before
+        // asking, and a poller told of a socket that is readable already reports it
+        // (epoll_ctl and kevent check the socket as they add it, edge-triggered or not).
+        let look = self.stream(h).is_some_and(|t| {
+            t.connecting.is_none() && !matches!(t.on_read, Some(OnRead::Reader(_)))
+        });
+        if !was_reading && look {
             self.defer(h, move |lp| lp.read_some(h, Drained::WouldBlock));
         }
         Ok(())
@@ -165,8 +173,13 @@ impl Loop {
         }
     }
 
-    /// Read with the loop's shared buffer, lent out through a guard (handle.rs).
+    /// Read with the loop's shared buffer, lent out through a guard (handle.rs); or, for
+    /// a task's stream, say it is readable: its future reads for itself.
     pub(crate) fn read_some(&mut self, h: Handle, until: Drained) {
+        if let Some(reader) = self.waiting_reader(h) {
+            reader.on_readable(self, until);
+            return;
+        }
         let buf = std::mem::take(&mut self.read_buf);
         let more = self.call_taken(
             buf,
@@ -177,6 +190,30 @@ impl Loop {
         // poller will not tell us again, so look once more next tick.
         if more {
             self.defer(h, move |lp| lp.read_some(h, Drained::WouldBlock));
+        }
+    }
+
+    /// The task side of `h`, if it is reading by readiness now.
+    fn waiting_reader(&mut self, h: Handle) -> Option<Rc<dyn TaskSide>> {
+        let t = self.stream(h).filter(|t| t.reading && t.io.is_some())?;
+        match &t.on_read {
+            Some(OnRead::Reader(reader)) => Some(reader.clone()),
+            _ => None,
+        }
+    }
+
+    /// A task's stream read its end (EOF or an error) itself: stop watching it, and
+    /// tell the process whose output it is, as `read_into` does for a callback.
+    pub(crate) fn reader_ended(&mut self, conn: impl Stream) {
+        let h: Handle = conn.into();
+        let Some(t) = self.stream(h) else {
+            return;
+        };
+        t.reading = false;
+        let owner = t.owner;
+        let _ = self.sync_interest(h); // only ever narrows what is watched
+        if let Some(process) = owner {
+            self.stdio_ended(process, h);
         }
     }
 
@@ -220,7 +257,8 @@ impl Loop {
                 cb,
                 |lp, cb| match cb {
                     OnRead::Callback(cb) => cb(lp, h, event),
-                    OnRead::Reader(reader) => reader.on_read(lp, event),
+                    // Not reached: `read_some` hands a reader the readiness instead.
+                    OnRead::Reader(reader) => reader.on_readable(lp, until),
                 },
                 |lp, cb| {
                     if let Some(t @ StreamState { on_read: None, .. }) = lp.stream(h) {

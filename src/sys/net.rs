@@ -85,6 +85,16 @@ pub(crate) fn send_on(fd: super::Fd, buf: &[u8]) -> io::Result<usize> {
     super::cvt(n).map(|n| n as usize)
 }
 
+/// `read(2)` on a stream's fd (a socket or a pipe) known by its number: how a task's
+/// stream reads without going through the loop. The same rule as [`send_on`]: the
+/// caller holds the fd only while the loop's handle for it is open.
+pub(crate) fn read_on(fd: super::Fd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes during the call; any fd
+    // value is memory-safe to pass (a closed one is EBADF).
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    super::cvt(n).map(|n| n as usize)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

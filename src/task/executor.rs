@@ -4,7 +4,7 @@
 //! so it holds the loop while it lives; `unref_handle` lets it run without holding it;
 //! `close` drops it. It is polled only when its waker says so, in the **tasks phase**,
 //! which comes right after the poll phase's callbacks (they are what wakes most tasks:
-//! a read callback filled an inbox, a timer fired) and before check:
+//! a socket became readable, a timer fired) and before check:
 //!
 //! ```text
 //!   poll ─► I/O callbacks, self-pipe, signals   (wakers called here queue their task)

@@ -22,7 +22,7 @@ use accept::SharedListen;
 use connect::SharedConnect;
 
 pub(crate) use stream::Io;
-pub use stream::{ReadFuture, Shutdown, TcpStream, WriteAll, INBOX_HIGH, INBOX_LOW, OUTBOX_HIGH};
+pub use stream::{ReadFuture, Shutdown, TcpStream, WriteAll, OUTBOX_HIGH};
 
 use super::reactor::{self, Note, Reactor, Waiting};
 use crate::event_loop::Loop;

@@ -2,8 +2,8 @@
 //! `shutdown`; [`UnixListener`] and [`PipeStream::connect`] for Unix-domain sockets
 //! (`pipe/unix.rs`); and [`Lines`], a pipe read line by line.
 //!
-//! A `PipeStream` is a `TcpStream` over another kind of fd: the futures, the bounded
-//! inbox and outbox, the cancellation on drop are the very same code
+//! A `PipeStream` is a `TcpStream` over another kind of fd: the futures, reading by
+//! readiness, the bounded outbox, the cancellation on drop are the very same code
 //! (`task/net/stream.rs`, generic over the loop's `Stream`). What differs is the loop's
 //! (`src/stream/io.rs`): an OS pipe end cannot be half-closed, so `shutdown` on one
 //! fails with `Unsupported`; a child's stdio pipes and Unix-domain sockets can.

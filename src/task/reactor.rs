@@ -145,10 +145,23 @@ pub(crate) struct Reactor {
     /// one has nothing to withdraw from `noted`.
     handed_over: Cell<u64>,
     /// Empty buffers, last returned first: a stream holds a buffer only while bytes sit
-    /// in its inbox or outbox, so ten thousand idle streams hold none, and a busy one
+    /// in its outbox, so ten thousand idle streams hold none, and a busy one
     /// writes into a buffer that another stream just left warm in the cache.
     spare: RefCell<Vec<Vec<u8>>>,
+    /// Reads a task's streams made themselves, and those that found nothing, for the
+    /// loop's `metrics()` (the loop counts its own).
+    pub reads: Cell<u64>,
+    pub reads_empty: Cell<u64>,
+    /// Reads that found bytes left to the task being polled before it must yield.
+    read_budget: Cell<u32>,
 }
+
+/// Reads that find bytes, per poll of a task, before its next read yields (wakes the
+/// task and answers `Pending`): a task reading a peer that never stops sending would
+/// otherwise keep the loop to itself, since each such read is `Ready` at once. The
+/// loop's own read callbacks stop at the same count (`READ_BUDGET` in
+/// `stream/read.rs`); tokio's tasks have such a budget too.
+pub(crate) const READ_BUDGET: u32 = 16;
 
 thread_local! {
     /// The reactor of the loop whose task is being polled on this thread.
@@ -166,6 +179,9 @@ impl Reactor {
             next_note: Cell::new(0),
             handed_over: Cell::new(0),
             spare: RefCell::new(Vec::new()),
+            reads: Cell::new(0),
+            reads_empty: Cell::new(0),
+            read_budget: Cell::new(READ_BUDGET),
         })
     }
 
@@ -372,7 +388,16 @@ pub(crate) struct Polling<'a>(&'a Reactor, Option<Handle>);
 impl Reactor {
     #[inline]
     pub(crate) fn polling_task(&self, task: Handle) -> Polling<'_> {
+        self.read_budget.set(READ_BUDGET);
         Polling(self, self.polling.replace(Some(task)))
+    }
+
+    /// Take one read from the budget of the task being polled: false once it is spent.
+    #[inline]
+    pub(crate) fn spend_read(&self) -> bool {
+        let left = self.read_budget.get();
+        self.read_budget.set(left.saturating_sub(1));
+        left > 0
     }
 }
 

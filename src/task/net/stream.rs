@@ -3,24 +3,28 @@
 //! `TcpStream` (a `Tcp`) and `PipeStream` (a `Pipe`, `task/pipe.rs`), as the loop's own
 //! stream code is one implementation under `Tcp` and `Pipe`.
 //!
-//! The loop does the I/O with its callback API; the stream keeps two bounded buffers
-//! it shares with those callbacks:
-//! - the **inbox**: the read callback appends what the loop read and wakes the reader.
-//!   Above [`INBOX_HIGH`] bytes the loop stops reading (the kernel's buffer fills, then
-//!   the peer's sends block); a `read` that drains it to [`INBOX_LOW`] asks to resume.
-//! - the **outbox**: when nothing waits in it or in the loop's queue, `write_all` sends
-//!   with the fd the loop lends the stream (`Loop::lend_fd`; the loop takes it back
-//!   before it closes the fd), as the loop's own `write` would: no copy, no ask. What
-//!   the kernel refuses is copied into the outbox (up to [`OUTBOX_HIGH`]), and the loop
-//!   is asked to flush it once per poll: it hands the outbox to `Loop::write`, which
-//!   queues what the kernel does not take; while that queue is not empty the next flush
-//!   waits for it (an empty `write_then` marks the moment), so at most one outbox sits
-//!   in the loop's queue. `write_all` returns once its bytes are with the kernel or in
-//!   the outbox: an error the kernel gives later is returned by the next `write_all` or
-//!   `shutdown`. `shutdown().await` returns when every byte is with the kernel and the
-//!   FIN is sent.
+//! Reading is by readiness, as tokio reads: the loop lends the stream its fd
+//! (`Loop::lend_fd`; the loop takes it back before it closes the fd), and `read` calls
+//! `read(2)` itself, into the caller's buffer. Only when that finds the socket empty does
+//! it store its waker and wait; the loop watches the socket and, when the poller says
+//! readable, wakes the reader (`on_readable`), which polls it there and then. No bytes
+//! are copied on the way and nothing is buffered here: a task that stops reading leaves
+//! the bytes in the kernel's buffer, the loop stops watching, and when that buffer fills
+//! the peer's sends block. A task reads at most [`READ_BUDGET`] times per poll before a
+//! read yields, so a peer that never stops sending cannot keep the loop to itself.
 //!
-//! Dropping a `read` that is waiting stops the loop reading (interest withdrawn); the
+//! Writing shares one bounded buffer, the **outbox**, with the loop: when nothing waits
+//! in it or in the loop's queue, `write_all` sends with the lent fd, as the loop's own
+//! `write` would: no copy, no ask. What the kernel refuses is copied into the outbox (up
+//! to [`OUTBOX_HIGH`]), and the loop is asked to flush it once per poll: it hands the
+//! outbox to `Loop::write`, which queues what the kernel does not take; while that queue
+//! is not empty the next flush waits for it (an empty `write_then` marks the moment), so
+//! at most one outbox sits in the loop's queue. `write_all` returns once its bytes are
+//! with the kernel or in the outbox: an error the kernel gives later is returned by the
+//! next `write_all` or `shutdown`. `shutdown().await` returns when every byte is with the
+//! kernel and the FIN is sent.
+//!
+//! Dropping a `read` that is waiting stops the loop watching (interest withdrawn); the
 //! next `read` starts it again. Dropping the stream flushes the outbox and closes the
 //! handle; bytes the kernel had not taken yet are dropped with it (as `close` does):
 //! `shutdown().await` first to know they all went.
@@ -29,9 +33,12 @@ mod conn;
 
 use crate::handle::{Handle, Tcp};
 use crate::stream::write_what_fits;
+use crate::stream::LentFd;
 use crate::task::reactor::{self, Note, Reactor, Waiting};
 use crate::Stream;
-use conn::{ask_flush, ask_lend, ask_reading, flush, wake, Conn, Lent, Shared, Shut, Sticky};
+use conn::{
+    ask_flush, ask_lend, ask_read_ended, ask_reading, flush, wake, Conn, Lent, Shared, Shut, Sticky,
+};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -39,13 +46,8 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-/// The loop stops reading a stream whose inbox holds this much...
-pub const INBOX_HIGH: usize = 64 * 1024;
-/// ...and starts again once a `read` has drained it to this.
-pub const INBOX_LOW: usize = 16 * 1024;
 /// `write_all` waits while this much is waiting to be handed to the loop.
 pub const OUTBOX_HIGH: usize = 64 * 1024;
-const _: () = assert!(INBOX_LOW < INBOX_HIGH);
 
 /// A connected stream, used from a task. `read`, `write_all` and `shutdown` take
 /// `&mut self`: one of each at a time, as with `std::net::TcpStream`.
@@ -184,16 +186,6 @@ impl<S: Stream> Future for ReadFuture<'_, S> {
         let r = this.reactor;
         check(r, this.conn, "read")?;
         let mut c = this.conn.borrow_mut();
-        if !c.inbox.is_empty() && !this.buf.is_empty() {
-            let n = c.inbox.take_into(r, this.buf);
-            let resume = !c.reading && c.inbox.len() <= INBOX_LOW;
-            drop(c);
-            if resume {
-                ask_reading(r, this.conn);
-            }
-            this.note = None;
-            return Poll::Ready(Ok(n));
-        }
         if let Some(e) = &c.read_err {
             this.note = None;
             return Poll::Ready(Err(e.error()));
@@ -202,6 +194,25 @@ impl<S: Stream> Future for ReadFuture<'_, S> {
             this.note = None;
             return Poll::Ready(Ok(0));
         }
+        match this.conn.lent.get() {
+            Lent::Fd(fd) if c.readable => {
+                if !r.spend_read() {
+                    // This poll has read enough: let the others run, and come back.
+                    drop(c);
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                if let Some(done) = read_now(r, &mut c, fd, this.buf) {
+                    this.note = None;
+                    return Poll::Ready(done);
+                }
+            }
+            Lent::Gone => {
+                this.note = None;
+                return Poll::Ready(Err(closed(&c, "read")));
+            }
+            _ => {}
+        }
         reactor::store_waker(&mut c.reader, cx);
         let h: Handle = c.stream.into();
         drop(c);
@@ -209,6 +220,57 @@ impl<S: Stream> Future for ReadFuture<'_, S> {
         this.note = Some(r.waits_on(Waiting::Readable(h)));
         Poll::Pending
     }
+}
+
+/// One `read(2)` into `buf` with the lent fd: what `read` returns, or `None` if the socket
+/// was empty (`WouldBlock`; the caller waits for the poller to say readable).
+#[inline]
+fn read_now<S: Stream>(
+    r: &Reactor,
+    c: &mut Conn<S>,
+    fd: LentFd,
+    buf: &mut [u8],
+) -> Option<io::Result<usize>> {
+    r.reads.set(r.reads.get() + 1);
+    loop {
+        return match fd.read(buf) {
+            Ok(0) => {
+                c.eof = true;
+                ask_read_ended(r, c);
+                Some(Ok(0))
+            }
+            Ok(n) => {
+                // Short: the kernel gave all it had (see `Drained::ShortRead`).
+                if n < buf.len() && !c.read_to_end {
+                    c.readable = false;
+                }
+                Some(Ok(n))
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                r.reads_empty.set(r.reads_empty.get() + 1);
+                c.readable = false;
+                None
+            }
+            Err(e) => {
+                let h: Handle = c.stream.into();
+                let e = crate::error::context(format!("{}::read on {h}", c.name), e);
+                c.read_err = Some(Sticky::of(&e));
+                ask_read_ended(r, c);
+                Some(Err(e))
+            }
+        };
+    }
+}
+
+/// A read or write on a stream the loop has closed under it (`close` on its handle).
+#[cold]
+fn closed<S: Stream>(c: &Conn<S>, op: &str) -> io::Error {
+    let h: Handle = c.stream.into();
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        format!("{}::{op} on {h}: the stream was closed", c.name),
+    )
 }
 
 impl<S: Stream> Drop for ReadFuture<'_, S> {

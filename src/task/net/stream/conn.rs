@@ -1,13 +1,13 @@
-//! What a stream's futures share with the loop callbacks that do its I/O: the inbox,
-//! the outbox, the stored wakers, and the callbacks themselves (`on_read`, `flush`).
+//! What a stream's futures share with the loop callbacks that do its I/O: what is known
+//! of the socket's readability, the outbox, the stored wakers, and the callbacks
+//! themselves (`on_readable`, `flush`).
 //! Generic over the loop's [`Stream`]: a `Tcp` under a `TcpStream`, a `Pipe` under a
 //! `PipeStream`; the loop's stream methods are the same for both.
 
-use super::INBOX_HIGH;
 use crate::event_loop::Loop;
-use crate::stream::{LentFd, TaskSide};
+use crate::stream::{Drained, LentFd, TaskSide};
 use crate::task::reactor::{Act, Reactor};
-use crate::{ReadEvent, Stream};
+use crate::Stream;
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
@@ -28,12 +28,11 @@ impl Sticky {
     }
 }
 
-/// Bytes in transit (an inbox or an outbox), in a buffer borrowed from the reactor's
+/// Bytes in transit (the outbox), in a buffer borrowed from the reactor's
 /// spares while it holds any and given back the moment it is empty. An idle stream then
-/// holds no buffer at all, and, more to the point, a busy one writes into the buffer the
-/// last stream just gave back, still in the CPU's cache: in the echo benchmark at 1000
-/// connections, buffers kept per stream cost about 17 more L1 misses per round trip
-/// (cachegrind), most of the async echo's gap to the callback echo.
+/// holds no buffer at all, and a busy one writes into the buffer the last stream just
+/// gave back, still in the CPU's cache (buffers kept per stream cost about 17 more L1
+/// misses per round trip in the echo benchmark at 1000 connections, cachegrind).
 #[derive(Default)]
 pub(super) struct Bytes {
     buf: Vec<u8>,
@@ -65,18 +64,6 @@ impl Bytes {
         self.buf.extend_from_slice(bytes);
     }
 
-    /// Move up to `out.len()` bytes into `out`.
-    #[inline]
-    pub(super) fn take_into(&mut self, r: &Reactor, out: &mut [u8]) -> usize {
-        let n = self.len().min(out.len());
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        if self.is_empty() {
-            self.release(r);
-        }
-        n
-    }
-
     #[inline]
     pub(super) fn release(&mut self, r: &Reactor) {
         self.pos = 0;
@@ -89,8 +76,14 @@ pub(crate) struct Conn<S> {
     pub(super) stream: S,
     /// The task-side type, for messages ("TcpStream", "PipeStream").
     pub(super) name: &'static str,
-    pub(super) inbox: Bytes,
-    /// The loop is reading into the inbox.
+    /// Bytes may wait in the kernel: the poller said readable, and no read has found the
+    /// socket empty since. While false, `read` waits without a system call.
+    pub(super) readable: bool,
+    /// Read on until `WouldBlock` or the end: the event said the peer closed (its FIN
+    /// may have come with the last bytes, and an edge-triggered poller will not report
+    /// it again), so a short read does not mean empty.
+    pub(super) read_to_end: bool,
+    /// The loop watches the socket for readability.
     pub(super) reading: bool,
     /// `read_start` was called once (later starts are `read_resume`).
     pub(super) started: bool,
@@ -116,7 +109,8 @@ impl<S: Stream> Conn<S> {
             state: RefCell::new(Conn {
                 stream,
                 name,
-                inbox: Bytes::default(),
+                readable: false,
+                read_to_end: false,
                 reading: false,
                 started: false,
                 read_asked: false,
@@ -176,10 +170,10 @@ pub(super) fn wake(slot: &mut Option<Waker>) {
     }
 }
 
-/// The read callback, on the loop: append to the inbox, wake, stop above the mark.
+/// The loop's side: told the socket is readable, and that its fd is taken back.
 impl<S: Stream> TaskSide for ConnCell<S> {
-    fn on_read(&self, lp: &mut Loop, ev: ReadEvent<'_>) {
-        on_read(lp, self, ev);
+    fn on_readable(&self, lp: &mut Loop, until: Drained) {
+        on_readable(lp, self, until);
     }
 
     fn fd_taken_back(&self) {
@@ -206,36 +200,37 @@ fn lend<S: Stream>(lp: &mut Loop, conn: &Shared<S>, stream: S) {
     }
 }
 
-fn on_read<S: Stream>(lp: &mut Loop, conn: &RefCell<Conn<S>>, ev: ReadEvent<'_>) {
+fn on_readable<S: Stream>(lp: &mut Loop, conn: &RefCell<Conn<S>>, until: Drained) {
     let mut c = conn.borrow_mut();
-    match ev {
-        ReadEvent::Data(bytes) => c.inbox.push(&lp.tasks.reactor, bytes),
-        ReadEvent::Eof => {
-            c.eof = true;
-            c.reading = false;
-        }
-        ReadEvent::Error(e) => {
-            c.read_err = Some(Sticky::of(&e));
-            c.reading = false;
-        }
-    }
+    c.readable = true;
+    c.read_to_end = until == Drained::WouldBlock;
     // By reference, and kept: the reader's next `Pending` finds the same waker there
     // (`will_wake`) and stores nothing; a wake when nobody reads is a spare poll, no more.
     if let Some(w) = &c.reader {
         w.wake_by_ref();
     }
     drop(c);
-    // The reader runs now, before the loop reads this socket again: its echo may be on
-    // the wire before that read, as a read callback's would be.
+    // The reader runs now, while the socket is hot and before the next event: its echo
+    // is on the wire before the loop polls again, as a read callback's would be.
     lp.task_checkpoint();
-    // Stop only if the reader left the inbox full. Stopping before it ran would have it
-    // ask to resume from inside this callback, which the loop refuses (the callback is
-    // out of its slot while it runs).
+    // Nobody read the socket empty (the task is busy elsewhere, or its budget ran out):
+    // stop watching it, or a level-triggered poller reports it every tick. The kernel's
+    // buffer holds the bytes meanwhile; when it fills, the peer's sends block. The
+    // task's next `read` reads it directly, and watches again once it finds it empty.
     let mut c = conn.borrow_mut();
-    if c.reading && c.inbox.len() >= INBOX_HIGH {
+    if c.reading && c.readable {
         c.reading = false;
         lp.read_stop(c.stream);
     }
+}
+
+/// The reader found the end (EOF, or an error): the loop stops watching the socket, and
+/// tells the child process whose output it is (as its own reads would).
+pub(super) fn ask_read_ended<S: Stream>(r: &Reactor, c: &mut Conn<S>) {
+    c.reading = false;
+    c.readable = false;
+    let stream = c.stream;
+    r.ask(move |lp| lp.reader_ended(stream));
 }
 
 /// Ask the loop to (re)start reading, unless it is or will be.
@@ -249,14 +244,15 @@ pub(super) fn ask_reading<S: Stream>(r: &Reactor, conn: &Shared<S>) {
     r.ask(move |lp| {
         let mut c = conn.borrow_mut();
         c.read_asked = false;
-        if c.reading {
+        if c.reading || c.eof || c.read_err.is_some() {
             return;
         }
         let started = if c.started {
             lp.read_resume(c.stream)
         } else {
             let reading = lp.read_start_reader(c.stream, conn.clone());
-            // The first read is the usual first ask of a stream: lend its fd now too.
+            // The first read is the usual first ask of a stream: lend its fd now, which
+            // its reads need (and its writes use).
             if reading.is_ok() {
                 lend(lp, &conn, c.stream);
             }

@@ -1,0 +1,247 @@
+//! A task's stream reads by readiness (`src/task/net/stream.rs`): the loop only says the
+//! socket is readable, and `read` calls `read(2)` itself with the fd the loop lent it.
+//! Three things make that right, each tested here on every backend:
+//! - an echo costs one `read(2)` per message, none that finds nothing: after a short
+//!   read the stream waits for the poller without trying again;
+//! - a task reading a peer that has sent a lot yields every `READ_BUDGET` (16) reads, so
+//!   one connection cannot keep the loop to itself;
+//! - a task that does not read leaves the bytes in the kernel and the loop stops
+//!   watching the socket: a level-triggered poller does not report it every tick.
+//!
+//! And, as for writes (`tests/task_lent_fd.rs`), a read after the loop closed the stream
+//! fails and reads nothing of the file that took its fd's number.
+
+mod util;
+
+use looplab::task::{self, TcpListener, TcpStream};
+use looplab::{Loop, RunMode, Tcp};
+use std::cell::{Cell, RefCell};
+use std::io::{ErrorKind, Read, Write};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+use util::on_every_backend;
+
+const ROUND_TRIPS: usize = 50;
+
+/// A plain peer for the task to connect to, accepted once the loop has run a little.
+fn connected_peer(lp: &mut Loop, peers: &std::net::TcpListener) -> std::net::TcpStream {
+    peers.set_nonblocking(true).expect("nonblocking");
+    loop {
+        lp.run(RunMode::NoWait).expect("a tick");
+        match peers.accept() {
+            Ok((s, _)) => return s,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+}
+
+#[test]
+fn an_async_echo_costs_one_read_per_message() {
+    on_every_backend(|b| {
+        let mut lp = util::new_loop(b);
+        util::fail_after(&mut lp, Duration::from_secs(20));
+        let peers = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = peers.local_addr().unwrap();
+        lp.spawn(async move {
+            let mut s = TcpStream::connect(addr).await?;
+            let mut buf = [0u8; 512];
+            loop {
+                let n = s.read(&mut buf).await?;
+                if n == 0 {
+                    return Ok::<_, std::io::Error>(());
+                }
+                s.write_all(&buf[..n]).await?;
+            }
+        });
+        let mut peer = connected_peer(&mut lp, &peers);
+        // The task's first read starts the watching; let it settle.
+        for _ in 0..5 {
+            lp.run(RunMode::NoWait).expect("a tick");
+        }
+        let before = lp.metrics();
+        let mut reply = [0u8; 64];
+        for i in 0..ROUND_TRIPS {
+            peer.write_all(&[i as u8; 64]).expect("the peer's write");
+            echoed(&mut lp, &mut peer, &mut reply);
+            assert_eq!(reply, [i as u8; 64], "round trip {i}");
+        }
+        let after = lp.metrics();
+        let (reads, empty) = (
+            after.reads - before.reads,
+            after.reads_empty - before.reads_empty,
+        );
+        assert_eq!(empty, 0, "reads that found nothing, in {reads} reads");
+        assert_eq!(reads, ROUND_TRIPS as u64, "one read per message");
+    });
+}
+
+/// Run `lp` a tick at a time without sleeping until `peer` has `reply.len()` bytes.
+fn echoed(lp: &mut Loop, peer: &mut std::net::TcpStream, reply: &mut [u8]) {
+    peer.set_nonblocking(true).expect("nonblocking");
+    let mut got = 0;
+    while got < reply.len() {
+        lp.run(RunMode::NoWait).expect("a tick");
+        match peer.read(&mut reply[got..]) {
+            Ok(0) => panic!("the task closed the connection"),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => panic!("the peer's read: {e}"),
+        }
+    }
+}
+
+/// 4096 bytes wait in the socket, read a byte at a time: every read finds a byte at once,
+/// so without a budget the task would read them all in one poll.
+#[test]
+fn a_task_reading_a_full_socket_yields_every_16_reads() {
+    const BYTES: usize = 4096;
+    on_every_backend(|b| {
+        let mut lp = util::new_loop(b);
+        util::fail_after(&mut lp, Duration::from_secs(20));
+        let peers = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = peers.local_addr().unwrap();
+        let got = Rc::new(Cell::new(0usize));
+        let g = got.clone();
+        let reader = lp.spawn(async move {
+            let mut s = TcpStream::connect(addr).await?;
+            task::sleep(Duration::from_millis(50)).await?; // the bytes are all there then
+            let mut byte = [0u8; 1];
+            while s.read(&mut byte).await? == 1 {
+                g.set(g.get() + 1);
+            }
+            Ok::<_, std::io::Error>(())
+        });
+        let mut peer = connected_peer(&mut lp, &peers);
+        peer.write_all(&[7u8; BYTES]).expect("the peer's write");
+        drop(peer); // and the EOF after them
+        let before = lp.metrics();
+        lp.run(RunMode::Default).expect("the loop runs");
+        let polled = lp.metrics().tasks_polled - before.tasks_polled;
+        assert_eq!(got.get(), BYTES, "every byte read");
+        assert!(
+            polled >= (BYTES / 16) as u64,
+            "{polled} polls for {BYTES} one-byte reads: the task did not yield every 16"
+        );
+        drop(reader);
+    });
+}
+
+/// The task reads one message, then sleeps 300 ms while a second one waits in its
+/// socket. The loop must stop watching the socket until the task reads again: a
+/// level-triggered poller would otherwise wake the loop for it on every tick.
+#[test]
+fn a_task_that_does_not_read_leaves_the_loop_asleep() {
+    on_every_backend(|b| {
+        let mut lp = util::new_loop(b);
+        util::fail_after(&mut lp, Duration::from_secs(20));
+        let client = move |addr: SocketAddr| {
+            std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(addr).expect("connect");
+                s.write_all(b"first").expect("write");
+                std::thread::sleep(Duration::from_millis(50));
+                s.write_all(b"second").expect("write");
+                s.shutdown(std::net::Shutdown::Write).expect("shutdown");
+                let mut back = Vec::new();
+                s.read_to_end(&mut back).expect("read back");
+                back
+            })
+        };
+        let before = lp.metrics();
+        let (read_late, back) = lp
+            .block_on(async move {
+                let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).await?;
+                let peer = client(listener.local_addr());
+                let mut s = listener.accept().await?;
+                let mut buf = [0u8; 64];
+                let n = s.read(&mut buf).await?;
+                let mut all = buf[..n].to_vec();
+                task::sleep(Duration::from_millis(300)).await?;
+                loop {
+                    let n = s.read(&mut buf).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    all.extend_from_slice(&buf[..n]);
+                }
+                s.write_all(&all).await?;
+                s.shutdown().await?;
+                drop(s);
+                let back = task::offload(move || peer.join().expect("the client"))
+                    .await
+                    .map_err(std::io::Error::other)?;
+                Ok::<_, std::io::Error>((all, back))
+            })
+            .expect("block_on")
+            .expect("the exchange");
+        assert_eq!(read_late, b"firstsecond");
+        assert_eq!(back, b"firstsecond");
+        let ticks = lp.metrics().ticks - before.ticks;
+        assert!(
+            ticks < 40,
+            "{ticks} ticks while the task slept with bytes unread: the loop kept watching"
+        );
+    });
+}
+
+/// The loop closes the task's stream under it, and a plain socket takes the fd's
+/// number at once (the lowest free fd), with bytes waiting in it. The task's next read
+/// must fail, not read the other socket's bytes.
+#[test]
+fn a_read_after_the_loop_closed_the_stream_fails_and_reads_no_one_elses_bytes() {
+    on_every_backend(|b| {
+        let mut lp = util::new_loop(b);
+        util::fail_after(&mut lp, Duration::from_secs(20));
+        let peers = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let victims = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let (addr, victim_addr) = (peers.local_addr().unwrap(), victims.local_addr().unwrap());
+        // The task's peer: reads its hello, answers, and stays open until the test ends.
+        let peer = std::thread::spawn(move || {
+            let (mut p, _) = peers.accept().expect("the task's peer");
+            let mut hello = [0u8; 5];
+            p.read_exact(&mut hello).expect("hello");
+            p.write_all(b"hi").expect("hi");
+            let mut rest = Vec::new();
+            let _ = p.read_to_end(&mut rest); // until the task's side closes
+        });
+        let to_close: Rc<Cell<Option<Tcp>>> = Rc::default();
+        let victim: Rc<RefCell<Vec<std::net::TcpStream>>> = Rc::default();
+        let (c, v) = (to_close.clone(), victim.clone());
+        lp.set_interval(Duration::from_millis(2), move |lp, me| {
+            if let Some(h) = c.take() {
+                assert!(lp.close(h), "the stream was open");
+                let s = std::net::TcpStream::connect(victim_addr).expect("the victim connects");
+                let (mut victims_peer, _) = victims.accept().expect("accept");
+                victims_peer.write_all(b"not yours").expect("write");
+                v.borrow_mut().extend([s, victims_peer]);
+                lp.clear_timer(me);
+            }
+        });
+        let read = lp
+            .block_on(async move {
+                let mut s = TcpStream::connect(addr).await?;
+                s.write_all(b"hello").await?; // lends the fd
+                let mut buf = [0u8; 64];
+                let n = s.read(&mut buf).await?; // reads with it
+                assert_eq!(&buf[..n], b"hi");
+                to_close.set(Some(s.handle()));
+                task::sleep(Duration::from_millis(100)).await?;
+                s.read(&mut buf).await
+            })
+            .expect("the task ran");
+        assert_eq!(victim.borrow().len(), 2, "the victim connected");
+        let err = read.expect_err("a read after the close must fail");
+        assert_eq!(err.kind(), ErrorKind::NotConnected, "{err}");
+        assert!(err.to_string().contains("was closed"), "{err}");
+        peer.join().expect("the peer");
+        let mut left = [0u8; 16];
+        let mut victims = victim.borrow_mut();
+        victims[0].set_nonblocking(true).unwrap();
+        assert_eq!(
+            victims[0].read(&mut left).ok(),
+            Some(9),
+            "the victim's bytes are all there"
+        );
+    });
+}
