@@ -367,17 +367,24 @@ impl<S> HandleTable<S> {
     }
 
     /// Ours and not stale: the one check every lookup makes.
-    fn owns(&self, h: Handle, s: &Slot<S>) -> bool {
-        s.generation == h.generation && h.loop_id == self.loop_id
+    /// `h` names the value in slot `s` of the table of loop `loop_id`, not an older one.
+    fn names(loop_id: u32, h: Handle, s: &Slot<S>) -> bool {
+        s.generation == h.generation && h.loop_id == loop_id
     }
 
     pub fn get(&self, h: Handle) -> Option<&Slot<S>> {
-        self.slab.get(h.key as usize).filter(|s| self.owns(h, s))
+        let loop_id = self.loop_id;
+        self.slab
+            .get(h.key as usize)
+            .filter(|s| Self::names(loop_id, h, s))
     }
 
     fn slot_mut(&mut self, h: Handle) -> Option<&mut Slot<S>> {
-        let ours = self.get(h).is_some();
-        self.slab.get_mut(h.key as usize).filter(|_| ours)
+        // One lookup: every stream operation and every task poll comes through here.
+        let loop_id = self.loop_id;
+        self.slab
+            .get_mut(h.key as usize)
+            .filter(|s| Self::names(loop_id, h, s))
     }
 
     pub fn state_mut(&mut self, h: Handle) -> Option<&mut S> {
