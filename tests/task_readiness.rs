@@ -9,7 +9,8 @@
 //!   watching the socket: a level-triggered poller does not report it every tick.
 //!
 //! And, as for writes (`tests/task_lent_fd.rs`), a read after the loop closed the stream
-//! fails and reads nothing of the file that took its fd's number.
+//! fails and reads nothing of the file that took its fd's number; a read that loses a
+//! race takes its note (what `explain_alive` lists) with it.
 
 mod util;
 
@@ -243,5 +244,42 @@ fn a_read_after_the_loop_closed_the_stream_fails_and_reads_no_one_elses_bytes() 
             Some(9),
             "the victim's bytes are all there"
         );
+    });
+}
+
+/// A read dropped in the same poll in which it began to wait (a race's loser) is not
+/// listed by `explain_alive` afterwards: the stream's futures withdraw their notes
+/// themselves (`Reactor::withdraw`), in their `Drop`.
+#[test]
+fn explain_alive_forgets_a_read_that_lost_a_race() {
+    on_every_backend(|b| {
+        let mut lp = util::new_loop(b);
+        util::fail_after(&mut lp, Duration::from_secs(20));
+        let peers = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = peers.local_addr().unwrap();
+        let waiter = lp.spawn(async move {
+            let mut s = TcpStream::connect(addr).await?;
+            let mut buf = [0u8; 16];
+            // Polled once, finds nothing to read, waits: then the other side wins.
+            let _ = task::race(s.read(&mut buf), task::yield_now()).await;
+            task::sleep(Duration::from_secs(7200)).await?;
+            Ok::<_, std::io::Error>(s)
+        });
+        let _peer = connected_peer(&mut lp, &peers);
+        // Until the task waits on the sleep, or on it and something else.
+        let why = loop {
+            lp.run(RunMode::NoWait).expect("a tick");
+            let why = lp.explain_alive();
+            if why.contains("sleep 7") || why.contains("1 more") {
+                break why;
+            }
+        };
+        assert!(why.contains("tasks waiting on: sleep 7"), "{why}");
+        assert!(
+            !why.contains("more"),
+            "the race's loser is still listed: {why}"
+        );
+        lp.close(&waiter);
+        lp.run(RunMode::NoWait).expect("a tick");
     });
 }

@@ -259,12 +259,32 @@ impl Reactor {
     /// it is dropped later in the same poll (the loser of a race), the note goes too.
     #[inline]
     pub fn waits_on(self: &Rc<Self>, what: Waiting) -> Note {
+        Note {
+            reactor: self.clone(),
+            id: self.note(what),
+        }
+    }
+
+    /// `waits_on` for a leaf that holds the reactor already and withdraws the note in
+    /// its own `Drop` (`withdraw`): a stream's `read`, on every round trip, skips the
+    /// reference count of a `Note`.
+    #[inline]
+    pub fn note(&self, what: Waiting) -> NoteId {
         let id = self.next_note.get();
         self.next_note.set(id.wrapping_add(1));
         self.noted.borrow_mut().push((id, what));
-        Note {
-            reactor: self.clone(),
-            id,
+        NoteId(id)
+    }
+
+    /// Withdraw a note, if it is still one of the current poll's.
+    #[inline]
+    pub fn withdraw(&self, note: NoteId) {
+        if note.0 < self.handed_over.get() {
+            return; // a note of an earlier poll: the task's slot holds it, not `noted`
+        }
+        let mut noted = self.noted.borrow_mut();
+        if let Some(i) = noted.iter().position(|(id, _)| *id == note.0) {
+            noted.swap_remove(i);
         }
     }
 
@@ -291,19 +311,17 @@ impl Reactor {
 /// current poll's (a note handed to a task already is replaced by the next poll's).
 pub(crate) struct Note {
     reactor: Rc<Reactor>,
-    id: u64,
+    id: NoteId,
 }
+
+/// Which note: see [`Reactor::note`].
+#[derive(Clone, Copy)]
+pub(crate) struct NoteId(u64);
 
 impl Drop for Note {
     #[inline]
     fn drop(&mut self) {
-        if self.id < self.reactor.handed_over.get() {
-            return; // a note of an earlier poll: the task's slot holds it, not `noted`
-        }
-        let mut noted = self.reactor.noted.borrow_mut();
-        if let Some(i) = noted.iter().position(|(id, _)| *id == self.id) {
-            noted.swap_remove(i);
-        }
+        self.reactor.withdraw(self.id);
     }
 }
 

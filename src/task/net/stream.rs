@@ -34,7 +34,7 @@ mod conn;
 use crate::handle::{Handle, Tcp};
 use crate::stream::write_what_fits;
 use crate::stream::LentFd;
-use crate::task::reactor::{self, Note, Reactor, Waiting};
+use crate::task::reactor::{self, NoteId, Reactor, Waiting};
 use crate::Stream;
 use conn::{
     ask_flush, ask_lend, ask_read_ended, ask_reading, flush, wake, Conn, Lent, Shared, Shut, Sticky,
@@ -169,13 +169,28 @@ impl<S: Stream> Drop for Io<S> {
     }
 }
 
+/// A stream future's note of what it waits on is an id (`Reactor::note`), withdrawn by
+/// the future itself: when it finishes, when it waits anew, and when it is dropped.
+#[inline]
+fn forget(r: &Reactor, note: &mut Option<NoteId>) {
+    if let Some(old) = note.take() {
+        r.withdraw(old);
+    }
+}
+
+#[inline]
+fn renote(r: &Reactor, note: &mut Option<NoteId>, what: Waiting) {
+    forget(r, note);
+    *note = Some(r.note(what));
+}
+
 /// The future of [`TcpStream::read`].
 pub struct ReadFuture<'a, S: Stream = Tcp> {
     conn: &'a Shared<S>,
     reactor: &'a Rc<Reactor>,
     buf: &'a mut [u8],
     /// While it waits (returned `Pending` and has not finished): what it told the loop.
-    note: Option<Note>,
+    note: Option<NoteId>,
 }
 
 impl<S: Stream> Future for ReadFuture<'_, S> {
@@ -187,11 +202,11 @@ impl<S: Stream> Future for ReadFuture<'_, S> {
         check(r, this.conn, "read")?;
         let mut c = this.conn.borrow_mut();
         if let Some(e) = &c.read_err {
-            this.note = None;
+            forget(r, &mut this.note);
             return Poll::Ready(Err(e.error()));
         }
         if c.eof || this.buf.is_empty() {
-            this.note = None;
+            forget(r, &mut this.note);
             return Poll::Ready(Ok(0));
         }
         match this.conn.lent.get() {
@@ -203,12 +218,12 @@ impl<S: Stream> Future for ReadFuture<'_, S> {
                     return Poll::Pending;
                 }
                 if let Some(done) = read_now(r, &mut c, fd, this.buf) {
-                    this.note = None;
+                    forget(r, &mut this.note);
                     return Poll::Ready(done);
                 }
             }
             Lent::Gone => {
-                this.note = None;
+                forget(r, &mut this.note);
                 return Poll::Ready(Err(closed(&c, "read")));
             }
             _ => {}
@@ -217,7 +232,7 @@ impl<S: Stream> Future for ReadFuture<'_, S> {
         let h: Handle = c.stream.into();
         drop(c);
         ask_reading(r, this.conn);
-        this.note = Some(r.waits_on(Waiting::Readable(h)));
+        renote(r, &mut this.note, Waiting::Readable(h));
         Poll::Pending
     }
 }
@@ -276,9 +291,10 @@ fn closed<S: Stream>(c: &Conn<S>, op: &str) -> io::Error {
 impl<S: Stream> Drop for ReadFuture<'_, S> {
     /// A read dropped while waiting (a lost race, a timeout) withdraws its interest.
     fn drop(&mut self) {
-        if self.note.take().is_none() {
+        let Some(note) = self.note.take() else {
             return; // finished, or never waited
-        }
+        };
+        self.reactor.withdraw(note);
         self.conn.borrow_mut().reader = None;
         let conn = self.conn.clone();
         self.reactor.ask(move |lp| {
@@ -299,7 +315,7 @@ pub struct WriteAll<'a, S: Stream = Tcp> {
     buf: &'a [u8],
     done: usize,
     /// What it told the loop it waits on, while it waits.
-    note: Option<Note>,
+    note: Option<NoteId>,
 }
 
 impl<S: Stream> Future for WriteAll<'_, S> {
@@ -359,8 +375,14 @@ impl<S: Stream> Future for WriteAll<'_, S> {
         reactor::store_waker(&mut c.writer, cx);
         let h: Handle = c.stream.into();
         drop(c);
-        this.note = Some(r.waits_on(Waiting::Writable(h)));
+        renote(r, &mut this.note, Waiting::Writable(h));
         Poll::Pending
+    }
+}
+
+impl<S: Stream> Drop for WriteAll<'_, S> {
+    fn drop(&mut self) {
+        forget(self.reactor, &mut self.note);
     }
 }
 
@@ -369,7 +391,7 @@ pub struct Shutdown<'a, S: Stream = Tcp> {
     conn: &'a Shared<S>,
     reactor: &'a Rc<Reactor>,
     /// What it told the loop it waits on, while it waits.
-    note: Option<Note>,
+    note: Option<NoteId>,
 }
 
 impl<S: Stream> Future for Shutdown<'_, S> {
@@ -412,7 +434,13 @@ impl<S: Stream> Future for Shutdown<'_, S> {
         if !flushed {
             ask_flush(r, self.conn);
         }
-        self.note = Some(r.waits_on(Waiting::Shutdown(h)));
+        renote(r, &mut self.note, Waiting::Shutdown(h));
         Poll::Pending
+    }
+}
+
+impl<S: Stream> Drop for Shutdown<'_, S> {
+    fn drop(&mut self) {
+        forget(self.reactor, &mut self.note);
     }
 }
