@@ -56,19 +56,21 @@ pub(crate) struct TaskState {
     future: Option<Pin<Box<dyn Job>>>,
     /// Its `JoinHandle`'s cell (only the future's `Job` impl knows its type).
     cell: Rc<dyn Any>,
-    /// Every poll gets a `Waker` made from this one `Arc`, so `will_wake` holds across
-    /// polls. (Made per poll, not stored: the slot stays within a cache line's reach.)
+    /// The wake flag and ready list this task's waker reaches.
     shared: Arc<TaskWaker>,
+    /// The one `Waker` every poll gets, made from `shared` at spawn: `will_wake` holds
+    /// across polls, and a poll costs no reference count (a clone and a drop of the
+    /// `Arc` per poll were two locked instructions).
+    waker: Waker,
     /// What its leaf futures said they wait on in its last poll: the first, and how
     /// many more.
     note: Option<Waiting>,
     more_notes: u16,
 }
 
-/// The references a task holds to its own waker (`shared`; the `Waker` of a poll is
-/// dropped when the poll returns). If there are no others after a `Pending` poll,
-/// nothing can ever wake the task.
-const OWN_WAKER_REFS: usize = 1;
+/// The references a task holds to its own waker (`shared`, and the `waker` made from
+/// it). If there are no others after a `Pending` poll, nothing can ever wake the task.
+const OWN_WAKER_REFS: usize = 2;
 
 /// The loop's part of running tasks.
 pub(crate) struct Executor {
@@ -268,14 +270,12 @@ impl Loop {
         let future = t.future.as_mut()?;
         t.shared.unschedule();
         let _polling = reactor.polling_task(h);
-        let waker = Waker::from(t.shared.clone());
-        let mut cx = Context::from_waker(&waker);
+        let mut cx = Context::from_waker(&t.waker);
         let cell = &*t.cell;
         // A panic ends this task, not the loop: it goes to the task's JoinHandle.
         let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll_job(&mut cx, cell)));
         let ended = match polled {
             Ok(Poll::Pending) => {
-                drop(waker);
                 reactor.take_notes(&mut t.note, &mut t.more_notes);
                 return Some((Poll::Pending, kept_no_waker(&t.shared)));
             }
@@ -340,9 +340,9 @@ impl Loop {
     }
 }
 
-/// Whether nothing but the task itself holds its waker, after a `Pending` poll (whose
-/// own `Waker` is dropped). Asks queued by the poll hold clones if they need one, so
-/// acting on them later cannot change the answer.
+/// Whether nothing but the task itself holds its waker, after a `Pending` poll. Asks
+/// queued by the poll hold clones if they need one, so acting on them later cannot
+/// change the answer.
 fn kept_no_waker(shared: &Arc<TaskWaker>) -> bool {
     let refs = Arc::strong_count(shared);
     // Pairs with the Release of a waker clone's drop: a wake made before that drop is

@@ -1,7 +1,8 @@
 //! The waker of a task: how anything, on any thread, says "poll this task again".
 //!
-//! One `Arc<TaskWaker>` per task, made at spawn and handed to every poll, so
-//! `Waker::will_wake` holds across polls and a leaf future can skip re-storing it.
+//! One `Arc<TaskWaker>` per task, made at spawn with the one `Waker` made from it that
+//! every poll gets, so `Waker::will_wake` holds across polls and a leaf future can skip
+//! re-storing it.
 //!
 //! **The `scheduled` flag** is the whole protocol, the same one async handles use:
 //! - a wake flips it from clear to set; only the wake that flipped it queues the task
