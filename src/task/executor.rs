@@ -186,8 +186,8 @@ impl Loop {
             self.tasks.batch = batch;
             return;
         }
-        let reactor = self.tasks.reactor.clone();
-        let _entered = reactor::enter(&reactor);
+        // The guard keeps its own reference if it switched (no clone of the `Rc` here).
+        let _entered = reactor::enter(&self.tasks.reactor);
         self.tasks.in_batch = true;
         if let [(h, cause)] = batch[..] {
             // The usual checkpoint: one task, woken by the read just made. Nothing else
@@ -196,7 +196,7 @@ impl Loop {
             self.tasks.batch = batch;
             self.call_taken(
                 (),
-                |lp, ()| lp.poll_one(&reactor, h, cause),
+                |lp, ()| lp.poll_one(h, cause),
                 |lp, ()| lp.tasks.in_batch = false,
             );
             return;
@@ -206,7 +206,7 @@ impl Loop {
             |lp, (batch, next)| {
                 while let Some(&(h, cause)) = batch.get(*next) {
                     *next += 1;
-                    lp.poll_one(&reactor, h, cause);
+                    lp.poll_one(h, cause);
                 }
             },
             |lp, (mut batch, next)| {
@@ -222,19 +222,26 @@ impl Loop {
     }
 
     /// Poll `h` once, act on what it asked, and settle its handle.
-    fn poll_one(&mut self, reactor: &Rc<Reactor>, h: Handle, cause: Cause) {
+    fn poll_one(&mut self, h: Handle, cause: Cause) {
         let why = self.tracer.enabled.then(|| cause.describe(self, h));
         if let Some(w) = self.watchdog_ref() {
             w.enter_task(h);
         }
         // What the poll and the acts on its asks wake, this task woke.
         let _cause = Cause::Task(h).enter();
-        let mut outcome = None;
-        self.timed(
-            crate::metrics::Site::of(crate::handle::HandleKind::Task, h),
-            |_| format!("task {h} (one poll)"),
-            |lp| outcome = lp.poll_in_place(reactor, h),
-        );
+        let outcome = if self.meters.on() || self.tracer.enabled {
+            let mut outcome = None;
+            self.timed(
+                crate::metrics::Site::of(crate::handle::HandleKind::Task, h),
+                |_| format!("task {h} (one poll)"),
+                |lp| outcome = lp.poll_in_place(h),
+            );
+            outcome
+        } else {
+            // What `timed` does with both off, without its closure: `timed` calls that
+            // from three places, so it was a call of its own, not inlined here.
+            self.poll_in_place(h)
+        };
         let Some((outcome, stuck)) = outcome else {
             return; // ended or closed since it was woken
         };
@@ -250,7 +257,7 @@ impl Loop {
             Poll::Pending if stuck => self.report_stuck(h),
             Poll::Pending => {}
             Poll::Ready(_) => {
-                reactor.drop_notes();
+                self.tasks.reactor.drop_notes();
                 self.handles.remove(h);
                 if self.tasks.root == Some(h) {
                     self.stop();
@@ -263,7 +270,9 @@ impl Loop {
     /// cannot reach the table); the flag is cleared first, so a wake during the poll
     /// queues the task again. After `Pending`, what the task now waits on is kept with
     /// it, and whether it kept its waker anywhere (the second value: stuck if not).
-    fn poll_in_place(&mut self, reactor: &Reactor, h: Handle) -> Option<(Poll<Ended>, bool)> {
+    #[inline]
+    fn poll_in_place(&mut self, h: Handle) -> Option<(Poll<Ended>, bool)> {
+        let reactor = &*self.tasks.reactor;
         let Some(State::Task(t)) = self.handles.state_mut(h) else {
             return None;
         };
