@@ -259,8 +259,15 @@ impl Reactor {
     pub fn take_notes(&self, first: &mut Option<Waiting>, more: &mut u16) {
         let mut noted = self.noted.borrow_mut();
         *more = u16::try_from(noted.len().saturating_sub(1)).unwrap_or(u16::MAX);
-        *first = (!noted.is_empty()).then(|| noted.swap_remove(0).1);
-        noted.clear();
+        // One note (a task waiting on one thing) is the usual case: a pop leaves nothing
+        // to move or clear.
+        *first = if noted.len() <= 1 {
+            noted.pop().map(|(_, what)| what)
+        } else {
+            let first = noted.swap_remove(0).1;
+            noted.clear();
+            Some(first)
+        };
         self.handed_over.set(self.next_note.get());
     }
 
