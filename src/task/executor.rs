@@ -154,6 +154,24 @@ impl Loop {
             return; // a callback run by an ask of a task being polled: the phase decides
         }
         let phase = self.watchdog_ref().map(|w| w.phase());
+        if let Some((h, cause)) = self.tasks.ready.take_only() {
+            // The usual checkpoint: the read just made woke its one reader. Taken alone,
+            // no `Vec` moves between the ready list, the batch and the executor.
+            if matches!(cause, Cause::Io { .. }) {
+                self.poll_alone(h, cause);
+            } else {
+                self.tasks.later.push((h, cause));
+            }
+        } else {
+            self.checkpoint_batch();
+        }
+        if let Some(phase) = phase {
+            self.enter(phase);
+        }
+    }
+
+    /// `task_checkpoint` with several wakes (or some from another thread) to sort.
+    fn checkpoint_batch(&mut self) {
         let mut woken = std::mem::take(&mut self.tasks.batch);
         self.tasks.ready.drain_into(&mut woken);
         if woken.is_empty() {
@@ -174,9 +192,6 @@ impl Loop {
             });
         }
         self.poll_batch(woken);
-        if let Some(phase) = phase {
-            self.enter(phase);
-        }
     }
 
     /// Poll each task of `batch` once. The batch stays in the executor while it runs, so
@@ -186,21 +201,15 @@ impl Loop {
             self.tasks.batch = batch;
             return;
         }
+        if let [(h, cause)] = batch[..] {
+            batch.clear();
+            self.tasks.batch = batch;
+            self.poll_alone(h, cause);
+            return;
+        }
         // The guard keeps its own reference if it switched (no clone of the `Rc` here).
         let _entered = reactor::enter(&self.tasks.reactor);
         self.tasks.in_batch = true;
-        if let [(h, cause)] = batch[..] {
-            // The usual checkpoint: one task, woken by the read just made. Nothing else
-            // is queued behind it for a panic to leave behind.
-            batch.clear();
-            self.tasks.batch = batch;
-            self.call_taken(
-                (),
-                |lp, ()| lp.poll_one(h, cause),
-                |lp, ()| lp.tasks.in_batch = false,
-            );
-            return;
-        }
         self.call_taken(
             (batch, 0),
             |lp, (batch, next)| {
@@ -218,6 +227,17 @@ impl Loop {
                 batch.clear();
                 lp.tasks.batch = batch;
             },
+        );
+    }
+
+    /// A batch of one: nothing is queued behind the task for a panic to leave behind.
+    fn poll_alone(&mut self, h: Handle, cause: Cause) {
+        let _entered = reactor::enter(&self.tasks.reactor);
+        self.tasks.in_batch = true;
+        self.call_taken(
+            (),
+            |lp, ()| lp.poll_one(h, cause),
+            |lp, ()| lp.tasks.in_batch = false,
         );
     }
 

@@ -112,6 +112,25 @@ impl ReadyList {
         }
     }
 
+    /// The one entry, if it is the only one waiting (call on the loop thread): what a
+    /// checkpoint finds after a read woke its reader, taken without moving a `Vec`.
+    #[inline]
+    pub fn take_only(&self) -> Option<Ready> {
+        // Relaxed, as in `drain_into`: a wake from another thread racing with this load
+        // is taken by the next drain.
+        if self.remote_waiting.load(Ordering::Relaxed) {
+            return None;
+        }
+        let id = self.id();
+        LOCAL.with_borrow_mut(|(owner, list)| {
+            if *owner == id && list.len() == 1 {
+                list.pop()
+            } else {
+                None
+            }
+        })
+    }
+
     /// How many are waiting (call on the loop thread).
     pub fn len(&self) -> usize {
         let id = self.id();
