@@ -188,6 +188,9 @@ impl TaskWaker {
         self.scheduled.load(Ordering::Acquire)
     }
 
+    /// Inlined into `wake_by_ref`: a wake on the loop thread (a read waking its reader)
+    /// makes one call, not two; a wake from another thread goes out of line.
+    #[inline(always)]
     fn schedule(&self, cause: Cause) {
         if self.scheduled.swap(true, Ordering::AcqRel) {
             return; // already queued: this wake coalesces into that one
@@ -195,10 +198,15 @@ impl TaskWaker {
         if THIS_THREAD.with(|t| *t == self.loop_thread) {
             self.ready.push_local((self.task, cause));
         } else {
-            self.ready.push_remote((self.task, Cause::OtherThread));
-            // A full pipe is a wake already pending; any other error means the loop is gone.
-            let _ = self.pipe.wake();
+            self.schedule_remote();
         }
+    }
+
+    #[inline(never)]
+    fn schedule_remote(&self) {
+        self.ready.push_remote((self.task, Cause::OtherThread));
+        // A full pipe is a wake already pending; any other error means the loop is gone.
+        let _ = self.pipe.wake();
     }
 
     /// The first poll of a new task.
@@ -212,6 +220,7 @@ impl Wake for TaskWaker {
         self.wake_by_ref();
     }
 
+    #[inline]
     fn wake_by_ref(self: &Arc<Self>) {
         self.schedule(Cause::now());
     }
