@@ -252,13 +252,7 @@ impl Loop {
         // What the poll and the acts on its asks wake, this task woke.
         let _cause = Cause::Task(h).enter();
         let outcome = if self.meters.on() || self.tracer.enabled {
-            let mut outcome = None;
-            self.timed(
-                crate::metrics::Site::of(crate::handle::HandleKind::Task, h),
-                |_| format!("task {h} (one poll)"),
-                |lp| outcome = lp.poll_in_place(h),
-            );
-            outcome
+            self.poll_timed(h)
         } else {
             // What `timed` does with both off, without its closure: `timed` calls that
             // from three places, so it was a call of its own, not inlined here.
@@ -288,11 +282,24 @@ impl Loop {
         }
     }
 
+    /// `poll_in_place` timed for the metrics or the trace; out of line, so the untimed
+    /// poll is the only copy inlined into `poll_one`.
+    #[inline(never)]
+    fn poll_timed(&mut self, h: Handle) -> Option<(Poll<Ended>, bool)> {
+        let mut outcome = None;
+        self.timed(
+            crate::metrics::Site::of(crate::handle::HandleKind::Task, h),
+            |_| format!("task {h} (one poll)"),
+            |lp| outcome = lp.poll_in_place(h),
+        );
+        outcome
+    }
+
     /// The poll itself: the future stays in its slot (it gets no `&mut Loop`, so it
     /// cannot reach the table); the flag is cleared first, so a wake during the poll
     /// queues the task again. After `Pending`, what the task now waits on is kept with
     /// it, and whether it kept its waker anywhere (the second value: stuck if not).
-    #[inline]
+    #[inline(always)]
     fn poll_in_place(&mut self, h: Handle) -> Option<(Poll<Ended>, bool)> {
         let reactor = &*self.tasks.reactor;
         let Some(State::Task(t)) = self.handles.state_mut(h) else {
