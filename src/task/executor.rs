@@ -56,19 +56,21 @@ pub(crate) struct TaskState {
     future: Option<Pin<Box<dyn Job>>>,
     /// Its `JoinHandle`'s cell (only the future's `Job` impl knows its type).
     cell: Rc<dyn Any>,
-    /// Every poll gets a `Waker` made from this one `Arc`, so `will_wake` holds across
-    /// polls. (Made per poll, not stored: the slot stays within a cache line's reach.)
+    /// The wake flag and ready list this task's waker reaches.
     shared: Arc<TaskWaker>,
+    /// The one `Waker` every poll gets, made from `shared` at spawn: `will_wake` holds
+    /// across polls, and a poll costs no reference count (a clone and a drop of the
+    /// `Arc` per poll were two locked instructions).
+    waker: Waker,
     /// What its leaf futures said they wait on in its last poll: the first, and how
     /// many more.
     note: Option<Waiting>,
     more_notes: u16,
 }
 
-/// The references a task holds to its own waker (`shared`; the `Waker` of a poll is
-/// dropped when the poll returns). If there are no others after a `Pending` poll,
-/// nothing can ever wake the task.
-const OWN_WAKER_REFS: usize = 1;
+/// The references a task holds to its own waker (`shared`, and the `waker` made from
+/// it). If there are no others after a `Pending` poll, nothing can ever wake the task.
+const OWN_WAKER_REFS: usize = 2;
 
 /// The loop's part of running tasks.
 pub(crate) struct Executor {
@@ -152,6 +154,24 @@ impl Loop {
             return; // a callback run by an ask of a task being polled: the phase decides
         }
         let phase = self.watchdog_ref().map(|w| w.phase());
+        if let Some((h, cause)) = self.tasks.ready.take_only() {
+            // The usual checkpoint: the read just made woke its one reader. Taken alone,
+            // no `Vec` moves between the ready list, the batch and the executor.
+            if matches!(cause, Cause::Io { .. }) {
+                self.poll_alone(h, cause);
+            } else {
+                self.tasks.later.push((h, cause));
+            }
+        } else {
+            self.checkpoint_batch();
+        }
+        if let Some(phase) = phase {
+            self.enter(phase);
+        }
+    }
+
+    /// `task_checkpoint` with several wakes (or some from another thread) to sort.
+    fn checkpoint_batch(&mut self) {
         let mut woken = std::mem::take(&mut self.tasks.batch);
         self.tasks.ready.drain_into(&mut woken);
         if woken.is_empty() {
@@ -172,9 +192,6 @@ impl Loop {
             });
         }
         self.poll_batch(woken);
-        if let Some(phase) = phase {
-            self.enter(phase);
-        }
     }
 
     /// Poll each task of `batch` once. The batch stays in the executor while it runs, so
@@ -184,27 +201,21 @@ impl Loop {
             self.tasks.batch = batch;
             return;
         }
-        let reactor = self.tasks.reactor.clone();
-        let _entered = reactor::enter(&reactor);
-        self.tasks.in_batch = true;
         if let [(h, cause)] = batch[..] {
-            // The usual checkpoint: one task, woken by the read just made. Nothing else
-            // is queued behind it for a panic to leave behind.
             batch.clear();
             self.tasks.batch = batch;
-            self.call_taken(
-                (),
-                |lp, ()| lp.poll_one(&reactor, h, cause),
-                |lp, ()| lp.tasks.in_batch = false,
-            );
+            self.poll_alone(h, cause);
             return;
         }
+        // The guard keeps its own reference if it switched (no clone of the `Rc` here).
+        let _entered = reactor::enter(&self.tasks.reactor);
+        self.tasks.in_batch = true;
         self.call_taken(
             (batch, 0),
             |lp, (batch, next)| {
                 while let Some(&(h, cause)) = batch.get(*next) {
                     *next += 1;
-                    lp.poll_one(&reactor, h, cause);
+                    lp.poll_one(h, cause);
                 }
             },
             |lp, (mut batch, next)| {
@@ -219,20 +230,34 @@ impl Loop {
         );
     }
 
+    /// A batch of one: nothing is queued behind the task for a panic to leave behind.
+    /// Inlined into the checkpoint, the read's path makes one call fewer.
+    #[inline(always)]
+    fn poll_alone(&mut self, h: Handle, cause: Cause) {
+        let _entered = reactor::enter(&self.tasks.reactor);
+        self.tasks.in_batch = true;
+        self.call_taken(
+            (),
+            |lp, ()| lp.poll_one(h, cause),
+            |lp, ()| lp.tasks.in_batch = false,
+        );
+    }
+
     /// Poll `h` once, act on what it asked, and settle its handle.
-    fn poll_one(&mut self, reactor: &Rc<Reactor>, h: Handle, cause: Cause) {
+    fn poll_one(&mut self, h: Handle, cause: Cause) {
         let why = self.tracer.enabled.then(|| cause.describe(self, h));
         if let Some(w) = self.watchdog_ref() {
             w.enter_task(h);
         }
         // What the poll and the acts on its asks wake, this task woke.
         let _cause = Cause::Task(h).enter();
-        let mut outcome = None;
-        self.timed(
-            crate::metrics::Site::of(crate::handle::HandleKind::Task, h),
-            |_| format!("task {h} (one poll)"),
-            |lp| outcome = lp.poll_in_place(reactor, h),
-        );
+        let outcome = if self.meters.on() || self.tracer.enabled {
+            self.poll_timed(h)
+        } else {
+            // What `timed` does with both off, without its closure: `timed` calls that
+            // from three places, so it was a call of its own, not inlined here.
+            self.poll_in_place(h)
+        };
         let Some((outcome, stuck)) = outcome else {
             return; // ended or closed since it was woken
         };
@@ -248,7 +273,7 @@ impl Loop {
             Poll::Pending if stuck => self.report_stuck(h),
             Poll::Pending => {}
             Poll::Ready(_) => {
-                reactor.drop_notes();
+                self.tasks.reactor.drop_notes();
                 self.handles.remove(h);
                 if self.tasks.root == Some(h) {
                     self.stop();
@@ -257,25 +282,38 @@ impl Loop {
         }
     }
 
+    /// `poll_in_place` timed for the metrics or the trace; out of line, so the untimed
+    /// poll is the only copy inlined into `poll_one`.
+    #[inline(never)]
+    fn poll_timed(&mut self, h: Handle) -> Option<(Poll<Ended>, bool)> {
+        let mut outcome = None;
+        self.timed(
+            crate::metrics::Site::of(crate::handle::HandleKind::Task, h),
+            |_| format!("task {h} (one poll)"),
+            |lp| outcome = lp.poll_in_place(h),
+        );
+        outcome
+    }
+
     /// The poll itself: the future stays in its slot (it gets no `&mut Loop`, so it
     /// cannot reach the table); the flag is cleared first, so a wake during the poll
     /// queues the task again. After `Pending`, what the task now waits on is kept with
     /// it, and whether it kept its waker anywhere (the second value: stuck if not).
-    fn poll_in_place(&mut self, reactor: &Reactor, h: Handle) -> Option<(Poll<Ended>, bool)> {
+    #[inline(always)]
+    fn poll_in_place(&mut self, h: Handle) -> Option<(Poll<Ended>, bool)> {
+        let reactor = &*self.tasks.reactor;
         let Some(State::Task(t)) = self.handles.state_mut(h) else {
             return None;
         };
         let future = t.future.as_mut()?;
         t.shared.unschedule();
         let _polling = reactor.polling_task(h);
-        let waker = Waker::from(t.shared.clone());
-        let mut cx = Context::from_waker(&waker);
+        let mut cx = Context::from_waker(&t.waker);
         let cell = &*t.cell;
         // A panic ends this task, not the loop: it goes to the task's JoinHandle.
         let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll_job(&mut cx, cell)));
         let ended = match polled {
             Ok(Poll::Pending) => {
-                drop(waker);
                 reactor.take_notes(&mut t.note, &mut t.more_notes);
                 return Some((Poll::Pending, kept_no_waker(&t.shared)));
             }
@@ -308,7 +346,19 @@ impl Loop {
     }
 
     /// Run every op asked so far, oldest first (an op may ask for more).
+    #[inline(always)]
     pub(crate) fn act_on_asks(&mut self) {
+        // Most polls in a busy echo ask nothing: checked here, inlined, they skip the
+        // call and the frame of the rest.
+        if self.tasks.reactor.asks_waiting() > 0 {
+            self.act_on_waiting_asks();
+        }
+    }
+
+    /// The asks, once there are some. Kept out of line: with `#[inline]` alone, LLVM
+    /// merged the check above back into this frame.
+    #[inline(never)]
+    fn act_on_waiting_asks(&mut self) {
         // Most polls ask one thing (a stream's flush): run it without the batch and its
         // guard, which have nothing else to keep if it panics.
         if let Some(ask) = self.tasks.reactor.take_only_ask() {
@@ -340,9 +390,9 @@ impl Loop {
     }
 }
 
-/// Whether nothing but the task itself holds its waker, after a `Pending` poll (whose
-/// own `Waker` is dropped). Asks queued by the poll hold clones if they need one, so
-/// acting on them later cannot change the answer.
+/// Whether nothing but the task itself holds its waker, after a `Pending` poll. Asks
+/// queued by the poll hold clones if they need one, so acting on them later cannot
+/// change the answer.
 fn kept_no_waker(shared: &Arc<TaskWaker>) -> bool {
     let refs = Arc::strong_count(shared);
     // Pairs with the Release of a waker clone's drop: a wake made before that drop is

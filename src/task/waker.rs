@@ -1,7 +1,8 @@
 //! The waker of a task: how anything, on any thread, says "poll this task again".
 //!
-//! One `Arc<TaskWaker>` per task, made at spawn and handed to every poll, so
-//! `Waker::will_wake` holds across polls and a leaf future can skip re-storing it.
+//! One `Arc<TaskWaker>` per task, made at spawn with the one `Waker` made from it that
+//! every poll gets, so `Waker::will_wake` holds across polls and a leaf future can skip
+//! re-storing it.
 //!
 //! **The `scheduled` flag** is the whole protocol, the same one async handles use:
 //! - a wake flips it from clear to set; only the wake that flipped it queues the task
@@ -111,6 +112,25 @@ impl ReadyList {
         }
     }
 
+    /// The one entry, if it is the only one waiting (call on the loop thread): what a
+    /// checkpoint finds after a read woke its reader, taken without moving a `Vec`.
+    #[inline]
+    pub fn take_only(&self) -> Option<Ready> {
+        // Relaxed, as in `drain_into`: a wake from another thread racing with this load
+        // is taken by the next drain.
+        if self.remote_waiting.load(Ordering::Relaxed) {
+            return None;
+        }
+        let id = self.id();
+        LOCAL.with_borrow_mut(|(owner, list)| {
+            if *owner == id && list.len() == 1 {
+                list.pop()
+            } else {
+                None
+            }
+        })
+    }
+
     /// How many are waiting (call on the loop thread).
     pub fn len(&self) -> usize {
         let id = self.id();
@@ -168,6 +188,9 @@ impl TaskWaker {
         self.scheduled.load(Ordering::Acquire)
     }
 
+    /// Inlined into `wake_by_ref`: a wake on the loop thread (a read waking its reader)
+    /// makes one call, not two; a wake from another thread goes out of line.
+    #[inline(always)]
     fn schedule(&self, cause: Cause) {
         if self.scheduled.swap(true, Ordering::AcqRel) {
             return; // already queued: this wake coalesces into that one
@@ -175,10 +198,15 @@ impl TaskWaker {
         if THIS_THREAD.with(|t| *t == self.loop_thread) {
             self.ready.push_local((self.task, cause));
         } else {
-            self.ready.push_remote((self.task, Cause::OtherThread));
-            // A full pipe is a wake already pending; any other error means the loop is gone.
-            let _ = self.pipe.wake();
+            self.schedule_remote();
         }
+    }
+
+    #[inline(never)]
+    fn schedule_remote(&self) {
+        self.ready.push_remote((self.task, Cause::OtherThread));
+        // A full pipe is a wake already pending; any other error means the loop is gone.
+        let _ = self.pipe.wake();
     }
 
     /// The first poll of a new task.
@@ -192,6 +220,7 @@ impl Wake for TaskWaker {
         self.wake_by_ref();
     }
 
+    #[inline]
     fn wake_by_ref(self: &Arc<Self>) {
         self.schedule(Cause::now());
     }

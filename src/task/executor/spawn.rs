@@ -11,6 +11,7 @@ use std::io;
 use std::panic::resume_unwind;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Waker;
 
 impl Loop {
     /// Run `fut` on this loop as a task; its output comes back through the
@@ -36,6 +37,7 @@ impl Loop {
                 State::Task(TaskState {
                     future: Some(job),
                     cell,
+                    waker: Waker::from(shared.clone()),
                     shared,
                     note: None,
                     more_notes: 0,
