@@ -74,9 +74,14 @@ pub(crate) struct LentFd {
 }
 
 impl LentFd {
-    /// One read: `Ok(0)` is the end of the stream.
+    /// One read: `Ok(0)` is the end of the stream. A socket with `recv`, as the loop's
+    /// own reads (`StreamIo::read`, through socket2).
     pub fn read(self, buf: &mut [u8]) -> io::Result<usize> {
-        crate::sys::net::read_on(self.fd, buf)
+        if self.socket {
+            crate::sys::net::recv_on(self.fd, buf)
+        } else {
+            crate::sys::net::read_on(self.fd, buf)
+        }
     }
 
     /// One write that never raises SIGPIPE, as [`StreamIo::write`].

@@ -85,13 +85,23 @@ pub(crate) fn send_on(fd: super::Fd, buf: &[u8]) -> io::Result<usize> {
     super::cvt(n).map(|n| n as usize)
 }
 
-/// `read(2)` on a stream's fd (a socket or a pipe) known by its number: how a task's
-/// stream reads without going through the loop. The same rule as [`send_on`]: the
-/// caller holds the fd only while the loop's handle for it is open.
+/// `read(2)` on a pipe's fd known by its number: how a task's pipe stream reads without
+/// going through the loop. The same rule as [`send_on`]: the caller holds the fd only
+/// while the loop's handle for it is open.
 pub(crate) fn read_on(fd: super::Fd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes during the call; any fd
     // value is memory-safe to pass (a closed one is EBADF).
     let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    super::cvt(n).map(|n| n as usize)
+}
+
+/// `recv(2)` on a socket known by its fd: [`read_on`] for sockets. Not `read(2)`, which
+/// goes through the file layer first (its permission and notification hooks): in the
+/// async echo at 1000 connections `read` cost about 10% more server CPU per round trip
+/// than `recv` (six paired runs), as much as all the task layer's own instructions.
+pub(crate) fn recv_on(fd: super::Fd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: as in `read_on`.
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
     super::cvt(n).map(|n| n as usize)
 }
 
