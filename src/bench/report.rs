@@ -17,7 +17,7 @@ pub use machine::Machine;
 pub use plot::write_svg;
 pub use table::table;
 
-use super::runner::{BenchConfig, Row};
+use super::runner::{BenchConfig, Paired, Row};
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::path::Path;
@@ -43,12 +43,15 @@ pub struct Report {
     pub server_cpus: Vec<usize>,
     /// One row per (server, connections).
     pub rows: Vec<Row>,
+    /// CPU per round trip of each server against the first, paired by round.
+    #[serde(default)]
+    pub paired: Vec<Paired>,
 }
 
 impl Report {
     /// Assemble a report for `rows` measured under `cfg` on `machine` (read it before
     /// pinning: the core count a pinned thread sees is its own mask's).
-    pub fn new(machine: Machine, cfg: &BenchConfig, rows: Vec<Row>) -> Report {
+    pub fn new(machine: Machine, cfg: &BenchConfig, rows: Vec<Row>, paired: Vec<Paired>) -> Report {
         Report {
             machine,
             size: cfg.size,
@@ -59,6 +62,7 @@ impl Report {
             client_cpus: cfg.pin.as_ref().map(|p| p.0.clone()).unwrap_or_default(),
             server_cpus: cfg.pin.as_ref().map(|p| p.1.clone()).unwrap_or_default(),
             rows,
+            paired,
         }
     }
 }

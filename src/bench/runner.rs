@@ -8,9 +8,11 @@
 //! `runner/server_kind.rs`.
 
 pub(super) mod child;
+mod paired;
 mod row;
 mod server_kind;
 
+pub use paired::{paired_cpu, Paired};
 pub use row::{median_rounds, relate_to_raw, Row};
 pub use server_kind::ServerKind;
 

@@ -3,7 +3,7 @@
 use super::*;
 use crate::Result;
 use looplab::bench::report::{self, Report};
-use looplab::bench::runner::{self, BenchConfig, ServerKind};
+use looplab::bench::runner::{self, BenchConfig, Row, ServerKind};
 use looplab::group::ListenMode;
 use looplab::Backend;
 use std::time::Duration;
@@ -171,7 +171,7 @@ pub(crate) fn run_bench(args: BenchArgs) -> Result {
                     server.name()
                 ));
                 match runner::measure(server, conns, &cfg) {
-                    Ok(row) => rows.push(row),
+                    Ok(row) => rows.push(Row { round, ..row }),
                     Err(e) => bar.suspend(|| {
                         eprintln!(
                             "looplab bench: {} at {conns} connections failed: {e}",
@@ -184,9 +184,10 @@ pub(crate) fn run_bench(args: BenchArgs) -> Result {
         }
     }
     bar.finish_and_clear();
+    let paired = runner::paired_cpu(&rows, &cfg.servers, &cfg.conns);
     let mut rows = runner::median_rounds(rows, &cfg.servers, &cfg.conns);
     runner::relate_to_raw(&mut rows);
-    let report = Report::new(machine, &cfg, rows);
+    let report = Report::new(machine, &cfg, rows, paired);
     print!("{}", report::table(&report));
     let json = cfg.out.join("results.json");
     let svg = cfg.out.join("echo.svg");

@@ -1,9 +1,10 @@
 //! The report as a text table on stdout: one line per (server, connections), with a
 //! line under a loop server's row saying where its loop's time went, and one under any
-//! row whose server did not hold or serve every connection.
+//! row whose server did not hold or serve every connection; then each server's CPU per
+//! round trip against the first server's, paired by round.
 
 use super::Report;
-use crate::bench::runner::Row;
+use crate::bench::runner::{Paired, Row};
 
 /// The table, as text.
 pub fn table(report: &Report) -> String {
@@ -69,6 +70,42 @@ pub fn table(report: &Report) -> String {
                 }
             ));
         }
+    }
+    out.push_str(&paired_table(&report.paired));
+    out
+}
+
+/// "server CPU per round trip against epoll-bare, paired by round": one line per
+/// server, a column per connection count, each the median ratio and its range.
+fn paired_table(paired: &[Paired]) -> String {
+    let Some(first) = paired.first() else {
+        return String::new();
+    };
+    let mut conns: Vec<usize> = paired.iter().map(|p| p.conns).collect();
+    conns.sort_unstable();
+    conns.dedup();
+    let mut out = format!(
+        "server CPU per round trip / {}'s in the same round (median of the rounds' ratios, lowest-highest; above 1 costs more):\n{:<10}",
+        first.reference, "server"
+    );
+    for c in &conns {
+        out.push_str(&format!(" {:>22}", format!("{c} conns")));
+    }
+    out.push('\n');
+    let mut servers: Vec<&str> = paired.iter().map(|p| p.server.as_str()).collect();
+    servers.dedup();
+    for server in servers {
+        out.push_str(&format!("{server:<10}"));
+        for &c in &conns {
+            let cell = paired
+                .iter()
+                .find(|p| p.server == server && p.conns == c)
+                .map_or("-".to_string(), |p| {
+                    format!("{:.2} ({:.2}-{:.2})", p.median, p.low, p.high)
+                });
+            out.push_str(&format!(" {cell:>22}"));
+        }
+        out.push('\n');
     }
     out
 }

@@ -71,6 +71,9 @@ pub struct Row {
     /// Pool jobs those figures are over.
     #[serde(default)]
     pub pool_wakes: u64,
+    /// Which round measured this row (1 up); in a median row, the median round's.
+    #[serde(default)]
+    pub round: usize,
     /// Rounds measured for this cell, and the lowest and highest rt/s among them.
     pub rounds: usize,
     /// Lowest rt/s of the rounds.
