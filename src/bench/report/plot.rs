@@ -85,6 +85,7 @@ mod tests {
             cpu_sys_s: 0.5,
             rt_per_cpu_s: 1000.0,
             server_said: String::new(),
+            round: 2,
             rounds: 3,
             rt_per_s_min: 900.0,
             rt_per_s_max: 1100.0,
@@ -113,6 +114,7 @@ mod tests {
             client_cpus: vec![0],
             server_cpus: vec![1],
             rows,
+            paired: Vec::new(),
         }
     }
 
