@@ -6,7 +6,7 @@
 //! waker with the loop and returns to it. One task accepts; each connection gets a task
 //! (`task::spawn`). Underneath is the same loop as rung 4's: it watches the socket and,
 //! when epoll says readable, wakes the task waiting in `read`, which is polled at once
-//! and calls `read(2)` itself, with the fd the loop lent its stream.
+//! and calls `recv(2)` itself, with the fd the loop lent its stream.
 //!
 //! **Run it.** `LOOPLAB_TRACE=1 cargo run --example 15_async_echo`, then
 //! `cargo run --example 12_echo_client -- 127.0.0.1:7878 3 2`.

@@ -44,7 +44,7 @@
 //! the stream's shared cell, asks the loop to watch the socket, and returns `Pending`.
 //! The loop polls epoll; fd 9 is readable; the loop tells the stream, which wakes the
 //! stored waker: the task is queued with the cause "fd 9 readable" and polled at once;
-//! `read` calls `read(2)` into the task's buffer and returns `Ready(n)`. The trace line:
+//! `read` calls `recv(2)` into the task's buffer and returns `Ready(n)`. The trace line:
 //! `tasks: polled 1 — #4.1 woken by fd 9 readable`.
 //!
 //! **Cancellation is drop.** Every leaf future undoes its work when dropped before it

@@ -1,7 +1,7 @@
 //! A task's stream reads by readiness (`src/task/net/stream.rs`): the loop only says the
-//! socket is readable, and `read` calls `read(2)` itself with the fd the loop lent it.
+//! socket is readable, and `read` calls `recv(2)` itself with the fd the loop lent it.
 //! Three things make that right, each tested here on every backend:
-//! - an echo costs one `read(2)` per message, none that finds nothing: after a short
+//! - an echo costs one `recv(2)` per message, none that finds nothing: after a short
 //!   read the stream waits for the poller without trying again;
 //! - a task reading a peer that has sent a lot yields every `READ_BUDGET` (16) reads, so
 //!   one connection cannot keep the loop to itself;

@@ -5,13 +5,14 @@
 //!
 //! Reading is by readiness, as tokio reads: the loop lends the stream its fd
 //! (`Loop::lend_fd`; the loop takes it back before it closes the fd), and `read` calls
-//! `read(2)` itself, into the caller's buffer. Only when that finds the socket empty does
-//! it store its waker and wait; the loop watches the socket and, when the poller says
-//! readable, wakes the reader (`on_readable`), which polls it there and then. No bytes
-//! are copied on the way and nothing is buffered here: a task that stops reading leaves
-//! the bytes in the kernel's buffer, the loop stops watching, and when that buffer fills
-//! the peer's sends block. A task reads at most [`READ_BUDGET`] times per poll before a
-//! read yields, so a peer that never stops sending cannot keep the loop to itself.
+//! `recv(2)` itself (`read(2)` on a pipe), into the caller's buffer. Only when that
+//! finds the socket empty does it store its waker and wait; the loop watches the
+//! socket and, when the poller says readable, wakes the reader (`on_readable`), which
+//! polls it there and then. No bytes are copied on the way and nothing is buffered
+//! here: a task that stops reading leaves the bytes in the kernel's buffer, the loop
+//! stops watching, and when that buffer fills the peer's sends block. A task reads at
+//! most `READ_BUDGET` times per poll (`task/reactor.rs`) before a read yields, so a peer
+//! that never stops sending cannot keep the loop to itself.
 //!
 //! Writing shares one bounded buffer, the **outbox**, with the loop: when nothing waits
 //! in it or in the loop's queue, `write_all` sends with the lent fd, as the loop's own
@@ -237,8 +238,8 @@ impl<S: Stream> Future for ReadFuture<'_, S> {
     }
 }
 
-/// One `read(2)` into `buf` with the lent fd: what `read` returns, or `None` if the socket
-/// was empty (`WouldBlock`; the caller waits for the poller to say readable).
+/// One read into `buf` with the lent fd: what `read` returns, or `None` if the socket was
+/// empty (`WouldBlock`; the caller waits for the poller to say readable).
 #[inline]
 fn read_now<S: Stream>(
     r: &Reactor,
@@ -247,34 +248,37 @@ fn read_now<S: Stream>(
     buf: &mut [u8],
 ) -> Option<io::Result<usize>> {
     r.reads.set(r.reads.get() + 1);
-    loop {
-        return match fd.read(buf) {
-            Ok(0) => {
-                c.eof = true;
-                ask_read_ended(r, c);
-                Some(Ok(0))
-            }
-            Ok(n) => {
-                // Short: the kernel gave all it had (see `Drained::ShortRead`).
-                if n < buf.len() && !c.read_to_end {
-                    c.readable = false;
-                }
-                Some(Ok(n))
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                r.reads_empty.set(r.reads_empty.get() + 1);
+    let read = loop {
+        match fd.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            read => break read,
+        }
+    };
+    match read {
+        Ok(0) => {
+            c.eof = true;
+            ask_read_ended(r, c);
+            Some(Ok(0))
+        }
+        Ok(n) => {
+            // Short: the kernel gave all it had (see `Drained::ShortRead`).
+            if n < buf.len() && !c.read_to_end {
                 c.readable = false;
-                None
             }
-            Err(e) => {
-                let h: Handle = c.stream.into();
-                let e = crate::error::context(format!("{}::read on {h}", c.name), e);
-                c.read_err = Some(Sticky::of(&e));
-                ask_read_ended(r, c);
-                Some(Err(e))
-            }
-        };
+            Some(Ok(n))
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            r.reads_empty.set(r.reads_empty.get() + 1);
+            c.readable = false;
+            None
+        }
+        Err(e) => {
+            let h: Handle = c.stream.into();
+            let e = crate::error::context(format!("{}::read on {h}", c.name), e);
+            c.read_err = Some(Sticky::of(&e));
+            ask_read_ended(r, c);
+            Some(Err(e))
+        }
     }
 }
 
