@@ -202,8 +202,8 @@ impl Loop {
         }
     }
 
-    /// A task's stream read its end (EOF or an error) itself: stop watching it, and
-    /// tell the process whose output it is, as `read_into` does for a callback.
+    /// A task's stream read its end (EOF or an error) itself: what `read_into` does when
+    /// a callback's stream ends.
     pub(crate) fn reader_ended(&mut self, conn: impl Stream) {
         let h: Handle = conn.into();
         let Some(t) = self.stream(h) else {
@@ -211,6 +211,12 @@ impl Loop {
         };
         t.reading = false;
         let owner = t.owner;
+        self.reading_ended(h, owner);
+    }
+
+    /// A stream read to its end (EOF or an error): stop watching it, and tell `owner`,
+    /// the process whose output it is, if any.
+    fn reading_ended(&mut self, h: Handle, owner: Option<Handle>) {
         let _ = self.sync_interest(h); // only ever narrows what is watched
         if let Some(process) = owner {
             self.stdio_ended(process, h);
@@ -224,7 +230,9 @@ impl Loop {
             let Some(t) = self.stream(h) else {
                 return false;
             };
-            let Some(io) = t.io.as_ref().filter(|_| t.reading) else {
+            // A task's stream reads for itself (`read_some` tells it the stream is readable).
+            let ours = t.reading && !matches!(t.on_read, Some(OnRead::Reader(_)));
+            let Some(io) = t.io.as_ref().filter(|_| ours) else {
                 return false;
             };
             let (event, drained) = match io.read(buf) {
@@ -257,8 +265,7 @@ impl Loop {
                 cb,
                 |lp, cb| match cb {
                     OnRead::Callback(cb) => cb(lp, h, event),
-                    // Not reached: `read_some` hands a reader the readiness instead.
-                    OnRead::Reader(reader) => reader.on_readable(lp, until),
+                    OnRead::Reader(_) => {} // excluded above, before the read
                 },
                 |lp, cb| {
                     if let Some(t @ StreamState { on_read: None, .. }) = lp.stream(h) {
@@ -267,10 +274,7 @@ impl Loop {
                 },
             );
             if last {
-                let _ = self.sync_interest(h); // only ever narrows what is watched
-                if let Some(process) = owner {
-                    self.stdio_ended(process, h);
-                }
+                self.reading_ended(h, owner);
                 return false;
             }
             if drained {

@@ -255,7 +255,9 @@ impl Loop {
             self.poll_timed(h)
         } else {
             // What `timed` does with both off, without its closure: `timed` calls that
-            // from three places, so it was a call of its own, not inlined here.
+            // from three places, so it was a call of its own, not inlined here. (`timed`
+            // split into an inlined check and an out-of-line rest, for every caller, cost
+            // the async echo 30 instructions per round trip more: callgrind, 1174 vs 1145.)
             self.poll_in_place(h)
         };
         let Some((outcome, stuck)) = outcome else {
