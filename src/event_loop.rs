@@ -82,7 +82,10 @@ type PendingCallback = (Handle, Deferred);
 /// A close callback: gets the loop and the handle that closed.
 pub(crate) type OnClose = Box<dyn FnOnce(&mut Loop, Handle)>;
 
-/// Per-kind state of a handle; the common flags live in the handle table.
+/// Per-kind state of a handle; the common flags live in the handle table. With a fixed
+/// layout (the tag, then the variant's fields in their order), so the slot's first
+/// cache line is known to hold the tag and the first 40 bytes of the variant.
+#[repr(u8)]
 pub(crate) enum State {
     Timer(TimerState),
     Immediate(ImmediateState),

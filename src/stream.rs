@@ -86,24 +86,28 @@ fn typed<S: Stream>(h: Handle) -> S {
     <S as sealed::Sealed>::wrap(h)
 }
 
+/// A stream's state in the loop. In C's order and aligned to a cache line: what an
+/// event reads (the fd, the reader, a connect in progress, the flags, what is watched)
+/// is its first line; the write side and the rest follow.
+#[repr(C, align(64))]
 pub(crate) struct StreamState {
     /// `None` once closed: the fd is closed at `close`, the slot lives to the close phase.
     pub io: Option<StreamIo>,
+    on_read: Option<OnRead>,
+    pub connecting: Option<OnDone>,
     /// `tcp` or `pipe`, for messages.
     pub kind: HandleKind,
-    pub connecting: Option<OnDone>,
     /// The connect failed: the socket is dead; reads and writes are refused until close.
     pub failed: bool,
-    on_read: Option<OnRead>,
     /// `read_start` was called: `on_read` is also `None` while it runs (taken out for
     /// the call), and a `read_resume` from inside it is no error.
     read_started: bool,
     pub reading: bool,
+    /// What the poller watches now; `None` when not registered at all.
+    registered: Option<Interest>,
     /// The process whose stdout or stderr this is: told when the stream ends.
     pub owner: Option<Handle>,
     w: write::WriteSide,
-    /// What the poller watches now; `None` when not registered at all.
-    registered: Option<Interest>,
     /// Who borrowed the fd (`lend_fd`), to be told before it closes.
     lent_to: Option<Rc<dyn TaskSide>>,
 }
