@@ -36,7 +36,10 @@ pub(super) enum OnRead {
     /// The task layer's side of the stream, which reads for itself: the loop only says
     /// the socket is readable, and the future waiting in `read` calls `recv` with the
     /// fd the loop lent it, into the task's own buffer (readiness, as tokio reads).
-    Reader(Rc<dyn TaskSide>),
+    /// `None` while the loop is telling it the stream is readable (taken out for the
+    /// call, as a callback is; cloning the `Rc` instead would write its count, a cache
+    /// line of its own, on every event).
+    Reader(Option<Rc<dyn TaskSide>>),
 }
 
 /// The task layer's side of a stream, held by the loop: told when the stream is
@@ -83,7 +86,7 @@ impl Loop {
         conn: impl Stream,
         reader: Rc<dyn TaskSide>,
     ) -> stdio::Result<()> {
-        self.start_reading("read_start", conn.into(), OnRead::Reader(reader))
+        self.start_reading("read_start", conn.into(), OnRead::Reader(Some(reader)))
     }
 
     fn start_reading(&mut self, op: &str, h: Handle, on_read: OnRead) -> stdio::Result<()> {
@@ -177,7 +180,11 @@ impl Loop {
     /// a task's stream, say it is readable: its future reads for itself.
     pub(crate) fn read_some(&mut self, h: Handle, until: Drained) {
         if let Some(reader) = self.waiting_reader(h) {
-            reader.on_readable(self, until);
+            self.call_taken(
+                reader,
+                |lp, reader| reader.on_readable(lp, until),
+                |lp, reader| lp.reader_back(h, reader),
+            );
             return;
         }
         let buf = std::mem::take(&mut self.read_buf);
@@ -193,12 +200,24 @@ impl Loop {
         }
     }
 
-    /// The task side of `h`, if it is reading by readiness now.
+    /// The task side of `h`, taken out, if it is reading by readiness now.
     fn waiting_reader(&mut self, h: Handle) -> Option<Rc<dyn TaskSide>> {
         let t = self.stream(h).filter(|t| t.reading && t.io.is_some())?;
-        match &t.on_read {
-            Some(OnRead::Reader(reader)) => Some(reader.clone()),
+        match &mut t.on_read {
+            Some(OnRead::Reader(reader)) => reader.take(),
             _ => None,
+        }
+    }
+
+    /// Put the task side taken by `waiting_reader` back, unless the stream closed or got
+    /// another reader meanwhile.
+    fn reader_back(&mut self, h: Handle, reader: Rc<dyn TaskSide>) {
+        if let Some(StreamState {
+            on_read: Some(OnRead::Reader(slot @ None)),
+            ..
+        }) = self.stream(h)
+        {
+            *slot = Some(reader);
         }
     }
 
