@@ -51,17 +51,20 @@ pub(crate) enum Ended {
     Panicked,
 }
 
+/// A task, in its handle slot. In C's order: what every poll reads (the future, the
+/// waker, its flag) comes first, in the slot's first cache line.
+#[repr(C)]
 pub(crate) struct TaskState {
     /// The user's future, boxed as it is; `None` once it ended or `close` dropped it.
     future: Option<Pin<Box<dyn Job>>>,
-    /// Its `JoinHandle`'s cell (only the future's `Job` impl knows its type).
-    cell: Rc<dyn Any>,
-    /// The wake flag and ready list this task's waker reaches.
-    shared: Arc<TaskWaker>,
     /// The one `Waker` every poll gets, made from `shared` at spawn: `will_wake` holds
     /// across polls, and a poll costs no reference count (a clone and a drop of the
     /// `Arc` per poll were two locked instructions).
     waker: Waker,
+    /// The wake flag and ready list this task's waker reaches.
+    shared: Arc<TaskWaker>,
+    /// Its `JoinHandle`'s cell (only the future's `Job` impl knows its type).
+    cell: Rc<dyn Any>,
     /// What its leaf futures said they wait on in its last poll: the first, and how
     /// many more.
     note: Option<Waiting>,
@@ -317,7 +320,11 @@ impl Loop {
         let ended = match polled {
             Ok(Poll::Pending) => {
                 reactor.take_notes(&mut t.note, &mut t.more_notes);
-                return Some((Poll::Pending, kept_no_waker(&t.shared)));
+                // A leaf of this crate that says what it waits on has stored the waker
+                // first: only a task that noted nothing (a hand-written future) is
+                // counted. The count is in the `Arc`'s header, a cache line of its own.
+                let stuck = t.note.is_none() && kept_no_waker(&t.shared);
+                return Some((Poll::Pending, stuck));
             }
             Ok(Poll::Ready(())) => Ended::Finished,
             Err(payload) => {
