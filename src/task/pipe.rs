@@ -30,7 +30,7 @@ impl PipeStream {
     /// Wrap a loop pipe, already unref'd: its task holds the loop.
     pub(crate) fn new(pipe: Pipe, reactor: Rc<Reactor>) -> PipeStream {
         PipeStream {
-            io: Io::new(pipe, "PipeStream", reactor),
+            io: Io::new(pipe, "PipeStream", None, reactor),
         }
     }
 

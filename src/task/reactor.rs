@@ -20,6 +20,7 @@ use crate::event_loop::Loop;
 use crate::handle::{Handle, Listener};
 use std::cell::{Cell, RefCell};
 use std::io;
+use std::num::NonZeroU64;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -176,7 +177,7 @@ impl Reactor {
             entered: Cell::new(false),
             noted: RefCell::new(Vec::new()),
             epoch: Instant::now(),
-            next_note: Cell::new(0),
+            next_note: Cell::new(1),
             handed_over: Cell::new(0),
             spare: RefCell::new(Vec::new()),
             reads: Cell::new(0),
@@ -271,19 +272,21 @@ impl Reactor {
     #[inline]
     pub fn note(&self, what: Waiting) -> NoteId {
         let id = self.next_note.get();
-        self.next_note.set(id.wrapping_add(1));
+        // From 1, never 0: an `Option<NoteId>` is then one word in the leaf futures.
+        self.next_note.set(id.wrapping_add(1).max(1));
         self.noted.borrow_mut().push((id, what));
-        NoteId(id)
+        NoteId(NonZeroU64::new(id).unwrap_or(NonZeroU64::MIN))
     }
 
     /// Withdraw a note, if it is still one of the current poll's.
     #[inline]
     pub fn withdraw(&self, note: NoteId) {
-        if note.0 < self.handed_over.get() {
+        let note = note.0.get();
+        if note < self.handed_over.get() {
             return; // a note of an earlier poll: the task's slot holds it, not `noted`
         }
         let mut noted = self.noted.borrow_mut();
-        if let Some(i) = noted.iter().position(|(id, _)| *id == note.0) {
+        if let Some(i) = noted.iter().position(|(id, _)| *id == note) {
             noted.swap_remove(i);
         }
     }
@@ -324,7 +327,7 @@ pub(crate) struct Note {
 
 /// Which note: see [`Reactor::note`].
 #[derive(Clone, Copy)]
-pub(crate) struct NoteId(u64);
+pub(crate) struct NoteId(NonZeroU64);
 
 impl Drop for Note {
     #[inline]

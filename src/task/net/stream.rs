@@ -54,21 +54,19 @@ pub const OUTBOX_HIGH: usize = 64 * 1024;
 /// `&mut self`: one of each at a time, as with `std::net::TcpStream`.
 pub struct TcpStream {
     io: Io<Tcp>,
-    peer: Option<SocketAddr>,
 }
 
 impl TcpStream {
     /// Wrap a loop stream (accepted or connected), already unref'd: its task holds the loop.
     pub(crate) fn new(tcp: Tcp, peer: Option<SocketAddr>, reactor: Rc<Reactor>) -> TcpStream {
         TcpStream {
-            io: Io::new(tcp, "TcpStream", reactor),
-            peer,
+            io: Io::new(tcp, "TcpStream", peer, reactor),
         }
     }
 
     /// The peer's address, as it was when the connection was made.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.peer
+        self.io.conn.borrow().peer
     }
 
     /// The loop handle underneath (for `handles()` and the trace).
@@ -99,26 +97,34 @@ impl TcpStream {
 pub(crate) struct Io<S: Stream> {
     conn: Shared<S>,
     reactor: Rc<Reactor>,
+    /// The handle, also kept here: a waiting `read` names it in its note, and the
+    /// task's future is in the cache then, the cell's line with the handle is not.
+    stream: S,
 }
 
 impl<S: Stream> Io<S> {
     /// Wrap `stream` (already unref'd: its task holds the loop); `name` is the task-side
     /// type, for messages.
-    pub(crate) fn new(stream: S, name: &'static str, reactor: Rc<Reactor>) -> Io<S> {
+    pub(crate) fn new(
+        stream: S,
+        name: &'static str,
+        peer: Option<SocketAddr>,
+        reactor: Rc<Reactor>,
+    ) -> Io<S> {
         Io {
-            conn: Conn::shared(stream, name),
+            conn: Conn::shared(stream, name, peer),
             reactor,
+            stream,
         }
     }
 
     pub(crate) fn handle(&self) -> S {
-        self.conn.borrow().stream
+        self.stream
     }
 
     pub(crate) fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> ReadFuture<'a, S> {
         ReadFuture {
-            conn: &self.conn,
-            reactor: &self.reactor,
+            io: self,
             buf,
             note: None,
         }
@@ -126,8 +132,7 @@ impl<S: Stream> Io<S> {
 
     pub(crate) fn write_all<'a>(&'a mut self, buf: &'a [u8]) -> WriteAll<'a, S> {
         WriteAll {
-            conn: &self.conn,
-            reactor: &self.reactor,
+            io: self,
             buf,
             done: 0,
             note: None,
@@ -136,8 +141,7 @@ impl<S: Stream> Io<S> {
 
     pub(crate) fn shutdown(&mut self) -> Shutdown<'_, S> {
         Shutdown {
-            conn: &self.conn,
-            reactor: &self.reactor,
+            io: self,
             note: None,
         }
     }
@@ -187,8 +191,7 @@ fn renote(r: &Reactor, note: &mut Option<NoteId>, what: Waiting) {
 
 /// The future of [`TcpStream::read`].
 pub struct ReadFuture<'a, S: Stream = Tcp> {
-    conn: &'a Shared<S>,
-    reactor: &'a Rc<Reactor>,
+    io: &'a Io<S>,
     buf: &'a mut [u8],
     /// While it waits (returned `Pending` and has not finished): what it told the loop.
     note: Option<NoteId>,
@@ -199,9 +202,9 @@ impl<S: Stream> Future for ReadFuture<'_, S> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        let r = this.reactor;
-        check(r, this.conn, "read")?;
-        let mut c = this.conn.borrow_mut();
+        let r = &this.io.reactor;
+        check(r, &this.io.conn, "read")?;
+        let mut c = this.io.conn.borrow_mut();
         if let Some(e) = &c.read_err {
             forget(r, &mut this.note);
             return Poll::Ready(Err(e.error()));
@@ -210,7 +213,7 @@ impl<S: Stream> Future for ReadFuture<'_, S> {
             forget(r, &mut this.note);
             return Poll::Ready(Ok(0));
         }
-        match this.conn.lent.get() {
+        match this.io.conn.lent.get() {
             Lent::Fd(fd) if c.readable => {
                 if !r.spend_read() {
                     // This poll has read enough: let the others run, and come back.
@@ -230,9 +233,9 @@ impl<S: Stream> Future for ReadFuture<'_, S> {
             _ => {}
         }
         reactor::store_waker(&mut c.reader, cx);
-        let h: Handle = c.stream.into();
+        let h: Handle = this.io.stream.into();
         drop(c);
-        ask_reading(r, this.conn);
+        ask_reading(r, &this.io.conn);
         renote(r, &mut this.note, Waiting::Readable(h));
         Poll::Pending
     }
@@ -298,10 +301,10 @@ impl<S: Stream> Drop for ReadFuture<'_, S> {
         let Some(note) = self.note.take() else {
             return; // finished, or never waited
         };
-        self.reactor.withdraw(note);
-        self.conn.borrow_mut().reader = None;
-        let conn = self.conn.clone();
-        self.reactor.ask(move |lp| {
+        self.io.reactor.withdraw(note);
+        self.io.conn.borrow_mut().reader = None;
+        let conn = self.io.conn.clone();
+        self.io.reactor.ask(move |lp| {
             let mut c = conn.borrow_mut();
             // Not if another read started waiting since (in the same poll).
             if c.reading && c.reader.is_none() {
@@ -314,8 +317,7 @@ impl<S: Stream> Drop for ReadFuture<'_, S> {
 
 /// The future of [`TcpStream::write_all`].
 pub struct WriteAll<'a, S: Stream = Tcp> {
-    conn: &'a Shared<S>,
-    reactor: &'a Rc<Reactor>,
+    io: &'a Io<S>,
     buf: &'a [u8],
     done: usize,
     /// What it told the loop it waits on, while it waits.
@@ -327,13 +329,13 @@ impl<S: Stream> Future for WriteAll<'_, S> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        let r = this.reactor;
-        check(r, this.conn, "write_all")?;
-        let mut c = this.conn.borrow_mut();
+        let r = &this.io.reactor;
+        check(r, &this.io.conn, "write_all")?;
+        let mut c = this.io.conn.borrow_mut();
         if let Some(e) = &c.write_err {
             return Poll::Ready(Err(e.error()));
         }
-        if !matches!(c.shut, Shut::Open) {
+        if c.shut != Shut::Open {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
                 format!(
@@ -345,8 +347,12 @@ impl<S: Stream> Future for WriteAll<'_, S> {
         }
         // Nothing waits before these bytes: give the kernel what it takes of them now,
         // as the loop's `write` would, without the outbox, the ask and the flush.
-        if c.outbox.is_empty() && !c.blocked && this.done < this.buf.len() {
-            match this.conn.lent.get() {
+        if !c.flush_asked && !c.blocked && this.done < this.buf.len() {
+            debug_assert!(
+                c.outbox.is_empty(),
+                "an outbox with bytes and no flush coming"
+            );
+            match this.io.conn.lent.get() {
                 Lent::Fd(fd) => match write_what_fits(&this.buf[this.done..], |b| fd.write(b)) {
                     Ok(n) => this.done += n,
                     Err(e) => {
@@ -356,7 +362,7 @@ impl<S: Stream> Future for WriteAll<'_, S> {
                         return Poll::Ready(Err(e));
                     }
                 },
-                Lent::NotAsked => ask_lend(r, this.conn),
+                Lent::NotAsked => ask_lend(r, &this.io.conn),
                 Lent::Asked | Lent::Gone => {}
             }
             if this.done == this.buf.len() {
@@ -369,8 +375,8 @@ impl<S: Stream> Future for WriteAll<'_, S> {
         this.done += take;
         if take > 0 || !c.outbox.is_empty() {
             drop(c);
-            ask_flush(r, this.conn);
-            c = this.conn.borrow_mut();
+            ask_flush(r, &this.io.conn);
+            c = this.io.conn.borrow_mut();
         }
         if this.done == this.buf.len() {
             drop(c);
@@ -386,14 +392,13 @@ impl<S: Stream> Future for WriteAll<'_, S> {
 
 impl<S: Stream> Drop for WriteAll<'_, S> {
     fn drop(&mut self) {
-        forget(self.reactor, &mut self.note);
+        forget(&self.io.reactor, &mut self.note);
     }
 }
 
 /// The future of [`TcpStream::shutdown`].
 pub struct Shutdown<'a, S: Stream = Tcp> {
-    conn: &'a Shared<S>,
-    reactor: &'a Rc<Reactor>,
+    io: &'a Io<S>,
     /// What it told the loop it waits on, while it waits.
     note: Option<NoteId>,
 }
@@ -402,11 +407,11 @@ impl<S: Stream> Future for Shutdown<'_, S> {
     type Output = io::Result<()>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let r = self.reactor;
-        check(r, self.conn, "shutdown")?;
-        let mut c = self.conn.borrow_mut();
-        if let Shut::Done(result) = &c.shut {
-            let result = result.clone().map_err(|e| e.error());
+        let r = &self.io.reactor;
+        check(r, &self.io.conn, "shutdown")?;
+        let mut c = self.io.conn.borrow_mut();
+        if c.shut == Shut::Done {
+            let result = c.shut_err.as_ref().map_or(Ok(()), |e| Err(e.error()));
             drop(c);
             return Poll::Ready(result);
         }
@@ -414,20 +419,22 @@ impl<S: Stream> Future for Shutdown<'_, S> {
             return Poll::Ready(Err(e.error()));
         }
         let flushed = c.outbox.is_empty() && !c.blocked;
-        if flushed && matches!(c.shut, Shut::Open) {
+        if flushed && c.shut == Shut::Open {
             c.shut = Shut::Asked;
-            let conn = self.conn.clone();
+            let conn = self.io.conn.clone();
             r.ask(move |lp| {
                 let stream = conn.borrow().stream;
                 let done = conn.clone();
                 let asked = lp.shutdown(stream, move |_, _, res| {
                     let mut c = done.borrow_mut();
-                    c.shut = Shut::Done(res.map_err(|e| Sticky::of(&e)));
+                    c.shut = Shut::Done;
+                    c.shut_err = res.err().map(|e| Sticky::of(&e));
                     wake(&mut c.writer);
                 });
                 if let Err(e) = asked {
                     let mut c = conn.borrow_mut();
-                    c.shut = Shut::Done(Err(Sticky::of(&e)));
+                    c.shut = Shut::Done;
+                    c.shut_err = Some(Sticky::of(&e));
                     wake(&mut c.writer);
                 }
             });
@@ -436,7 +443,7 @@ impl<S: Stream> Future for Shutdown<'_, S> {
         let h: Handle = c.stream.into();
         drop(c);
         if !flushed {
-            ask_flush(r, self.conn);
+            ask_flush(r, &self.io.conn);
         }
         renote(r, &mut self.note, Waiting::Shutdown(h));
         Poll::Pending
@@ -445,6 +452,6 @@ impl<S: Stream> Future for Shutdown<'_, S> {
 
 impl<S: Stream> Drop for Shutdown<'_, S> {
     fn drop(&mut self) {
-        forget(self.reactor, &mut self.note);
+        forget(&self.io.reactor, &mut self.note);
     }
 }
