@@ -9,8 +9,8 @@
 //! - **Backpressure** comes with the futures: `write_all` waits while the stream's
 //!   outbox is full (a client that does not read), so the task stops reading, the
 //!   loop stops watching that socket, and the bytes wait in the kernel's buffer until
-//!   it fills and the client's sends block. Per connection: a 512-byte read buffer in
-//!   its task, [`OUTBOX_HIGH`](crate::task::OUTBOX_HIGH) in the outbox and as much in the
+//!   it fills and the client's sends block. Per connection: a 512-byte read buffer
+//!   beside its task, [`OUTBOX_HIGH`](crate::task::OUTBOX_HIGH) in the outbox and as much in the
 //!   loop's write queue.
 //! - **Half-close**: at EOF, `shutdown().await` flushes the echoes, then sends our FIN.
 //! - **Load shedding** past `max_conns`; an **idle timeout** (`task::timeout` on each
@@ -25,9 +25,11 @@ use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::Duration;
 
-/// Bytes read per `read` call (one `read(2)`), into a buffer inside the connection's
-/// future. Small on purpose: every byte of it is memory each connection holds, and at
+/// Bytes read per `read` call (one `read(2)`), into a buffer the connection's task
+/// allocates (on the heap, as tokio's echo does: inside the future, its bytes would sit
+/// between the fields every poll reads). Small on purpose: every byte of it is memory each connection holds, and at
 /// 5000 connections a 4 KiB buffer was most of the server's footprint and pushed the
 /// per-connection state out of the CPU's cache. An echo's messages are small; a bulk
 /// sender costs one system call per 512 bytes.
@@ -113,8 +115,15 @@ async fn accept_loop(listener: TcpListener, shared: Rc<RefCell<Shared>>) {
     }
 }
 
-async fn serve_and_count(conn: TcpStream, shared: Rc<RefCell<Shared>>, key: usize) {
-    let result = serve(conn, &shared).await;
+async fn serve_and_count(mut conn: TcpStream, shared: Rc<RefCell<Shared>>, key: usize) {
+    let idle = shared.borrow().config.idle_timeout;
+    let result = match idle {
+        None => serve(&mut conn, &shared).await,
+        // Boxed: a task's future is as large as its largest state, and the timeouts'
+        // would make every connection's future larger (more cache lines per round
+        // trip) whether it had an idle timeout or not.
+        Some(idle) => Box::pin(serve_with_idle_timeout(&mut conn, &shared, idle)).await,
+    };
     let mut s = shared.borrow_mut();
     match result {
         Ok(()) => {}
@@ -126,29 +135,35 @@ async fn serve_and_count(conn: TcpStream, shared: Rc<RefCell<Shared>>, key: usiz
     }
 }
 
-/// Echo one connection until EOF (then flush and FIN) or an error. With an idle
-/// timeout, every wait on the peer is bounded by it: a read (it says nothing) and a
-/// write or the final flush (it reads nothing). Unbounded, a peer that sends and never
+/// Echo one connection until EOF (then flush and FIN) or an error.
+async fn serve(conn: &mut TcpStream, shared: &RefCell<Shared>) -> io::Result<()> {
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        let n = conn.read(&mut buf).await?;
+        if n == 0 {
+            return conn.shutdown().await;
+        }
+        conn.write_all(&buf[..n]).await?;
+        shared.borrow_mut().stats.bytes += n as u64;
+    }
+}
+
+/// `serve` with every wait on the peer bounded by `idle`: a read (it says nothing) and
+/// a write or the final flush (it reads nothing). Unbounded, a peer that sends and never
 /// reads would hold its task in `write_all`, and its connection, for good; `echo`'s
 /// idle timer closes that one too, since the loop stops reading it.
-async fn serve(mut conn: TcpStream, shared: &Rc<RefCell<Shared>>) -> io::Result<()> {
-    let idle = shared.borrow().config.idle_timeout;
-    let mut buf = [0u8; READ_CHUNK];
+async fn serve_with_idle_timeout(
+    conn: &mut TcpStream,
+    shared: &RefCell<Shared>,
+    idle: Duration,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; READ_CHUNK];
     loop {
-        let n = match idle {
-            Some(idle) => task::timeout(idle, conn.read(&mut buf)).await??,
-            None => conn.read(&mut buf).await?,
-        };
+        let n = task::timeout(idle, conn.read(&mut buf)).await??;
         if n == 0 {
-            return match idle {
-                Some(idle) => task::timeout(idle, conn.shutdown()).await?,
-                None => conn.shutdown().await,
-            };
+            return task::timeout(idle, conn.shutdown()).await?;
         }
-        match idle {
-            Some(idle) => task::timeout(idle, conn.write_all(&buf[..n])).await??,
-            None => conn.write_all(&buf[..n]).await?,
-        }
+        task::timeout(idle, conn.write_all(&buf[..n])).await??;
         shared.borrow_mut().stats.bytes += n as u64;
     }
 }
