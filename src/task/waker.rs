@@ -156,7 +156,8 @@ impl ReadyList {
 }
 
 /// Aligned to a cache line: a wake reads and writes its flag, and at 40 bytes after the
-/// `Arc`'s counts, at malloc's 16-byte alignment, it straddled two lines half the time.
+/// `Arc`'s counts, at malloc's 16-byte alignment, it straddled two lines three times in
+/// four.
 /// (Its counts are then a line apart; a poll does not touch them, see `poll_in_place`.)
 #[repr(align(64))]
 pub(crate) struct TaskWaker {
