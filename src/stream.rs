@@ -33,7 +33,7 @@ mod write;
 
 pub(crate) use io::{write_what_fits, LentFd, StreamIo};
 use read::OnRead;
-pub(crate) use read::{Drained, TaskSide};
+pub(crate) use read::{Drained, TaskSide, READ_BUDGET};
 pub(crate) use write::OnDone;
 
 use crate::event_loop::{Deferred, Loop, State};

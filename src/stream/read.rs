@@ -10,8 +10,9 @@ use std::io as stdio;
 use std::rc::Rc;
 
 /// Reads per readiness event before other streams get their turn (16 x 64 KiB = 1 MiB).
-/// A stream cut off by the budget is re-read in the next pending phase.
-const READ_BUDGET: usize = 16;
+/// A stream cut off by the budget is re-read in the next pending phase. A task's reads
+/// have the same budget per poll (`Reactor::spend_read`).
+pub(crate) const READ_BUDGET: usize = 16;
 
 /// When a stream's socket counts as emptied, so the loop stops reading it.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -18,6 +18,7 @@
 
 use crate::event_loop::Loop;
 use crate::handle::{Handle, Listener};
+use crate::stream::READ_BUDGET;
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::num::NonZeroU64;
@@ -153,16 +154,13 @@ pub(crate) struct Reactor {
     /// loop's `metrics()` (the loop counts its own).
     pub reads: Cell<u64>,
     pub reads_empty: Cell<u64>,
-    /// Reads that found bytes left to the task being polled before it must yield.
-    read_budget: Cell<u32>,
+    /// Reads left to the task being polled before its next read yields (wakes the task
+    /// and answers `Pending`): a task reading a peer that never stops sending would
+    /// otherwise keep the loop to itself, since each such read is `Ready` at once. The
+    /// loop's own read callbacks stop at the same count, `READ_BUDGET`; tokio's tasks
+    /// have such a budget too.
+    read_budget: Cell<usize>,
 }
-
-/// Reads that find bytes, per poll of a task, before its next read yields (wakes the
-/// task and answers `Pending`): a task reading a peer that never stops sending would
-/// otherwise keep the loop to itself, since each such read is `Ready` at once. The
-/// loop's own read callbacks stop at the same count (`READ_BUDGET` in
-/// `stream/read.rs`); tokio's tasks have such a budget too.
-pub(crate) const READ_BUDGET: u32 = 16;
 
 thread_local! {
     /// The reactor of the loop whose task is being polled on this thread.
