@@ -142,7 +142,8 @@ pub(crate) struct Reactor {
     pub epoch: Instant,
     /// What the leaf futures of the current poll wait on, each with its note's id.
     noted: RefCell<Vec<(u64, Waiting)>>,
-    next_note: Cell<u64>,
+    /// From 1, never 0: an `Option<NoteId>` is then one word in the leaf futures.
+    next_note: Cell<NonZeroU64>,
     /// Notes older than this were handed over (or forgotten) already: a leaf dropping
     /// one has nothing to withdraw from `noted`.
     handed_over: Cell<u64>,
@@ -175,7 +176,7 @@ impl Reactor {
             entered: Cell::new(false),
             noted: RefCell::new(Vec::new()),
             epoch: Instant::now(),
-            next_note: Cell::new(1),
+            next_note: Cell::new(NonZeroU64::MIN),
             handed_over: Cell::new(0),
             spare: RefCell::new(Vec::new()),
             reads: Cell::new(0),
@@ -270,10 +271,9 @@ impl Reactor {
     #[inline]
     pub fn note(&self, what: Waiting) -> NoteId {
         let id = self.next_note.get();
-        // From 1, never 0: an `Option<NoteId>` is then one word in the leaf futures.
-        self.next_note.set(id.wrapping_add(1).max(1));
-        self.noted.borrow_mut().push((id, what));
-        NoteId(NonZeroU64::new(id).unwrap_or(NonZeroU64::MIN))
+        self.next_note.set(id.saturating_add(1));
+        self.noted.borrow_mut().push((id.get(), what));
+        NoteId(id)
     }
 
     /// Withdraw a note, if it is still one of the current poll's.
@@ -306,13 +306,13 @@ impl Reactor {
             noted.clear();
             Some(first)
         };
-        self.handed_over.set(self.next_note.get());
+        self.handed_over.set(self.next_note.get().get());
     }
 
     /// Forget this poll's notes (the task finished).
     pub fn drop_notes(&self) {
         self.noted.borrow_mut().clear();
-        self.handed_over.set(self.next_note.get());
+        self.handed_over.set(self.next_note.get().get());
     }
 }
 
