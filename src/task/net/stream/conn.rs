@@ -370,8 +370,20 @@ mod tests {
                 end(&c.reader as *const _ as usize, size_of::<Option<Waker>>()),
             ),
             ("shut", end(&c.shut as *const _ as usize, size_of::<Shut>())),
-            ("read_err", end(&c.read_err as *const _ as usize, 8)),
-            ("write_err", end(&c.write_err as *const _ as usize, 8)),
+            (
+                "read_err",
+                end(
+                    &c.read_err as *const _ as usize,
+                    size_of::<Option<Sticky>>(),
+                ),
+            ),
+            (
+                "write_err",
+                end(
+                    &c.write_err as *const _ as usize,
+                    size_of::<Option<Sticky>>(),
+                ),
+            ),
         ];
         for (field, ends_at) in hot {
             assert!(ends_at <= 64, "{field} ends at byte {ends_at} of the cell");
