@@ -11,8 +11,8 @@
 //! polls it there and then. No bytes are copied on the way and nothing is buffered
 //! here: a task that stops reading leaves the bytes in the kernel's buffer, the loop
 //! stops watching, and when that buffer fills the peer's sends block. A task reads at
-//! most `READ_BUDGET` times per poll (`task/reactor.rs`) before a read yields, so a peer
-//! that never stops sending cannot keep the loop to itself.
+//! most `READ_BUDGET` times per poll (`Reactor::spend_read`) before a read yields, so a
+//! peer that never stops sending cannot keep the loop to itself.
 //!
 //! Writing shares one bounded buffer, the **outbox**, with the loop: when nothing waits
 //! in it or in the loop's queue, `write_all` sends with the lent fd, as the loop's own
