@@ -37,6 +37,7 @@ mod lifecycle;
 mod per_tick;
 mod signals;
 mod timers;
+mod warm;
 
 pub use async_handle::AsyncSender;
 pub use builder::LoopBuilder;
@@ -382,7 +383,11 @@ impl Loop {
         }
         self.update_time();
         self.enter(Phase::PollCallbacks);
+        let mut warmed = self.dispatched;
         while let Some(&ev) = self.events.get(self.dispatched) {
+            if self.dispatched >= warmed {
+                warmed = self.warm_batch(self.dispatched);
+            }
             // A finished pool job (or an async send) does not wait behind the rest of the
             // batch: before each event the loop looks at the wake pipe's flag (one load).
             // Under load a batch is hundreds of callbacks; a completion used to wait for

@@ -283,3 +283,95 @@ fn explain_alive_forgets_a_read_that_lost_a_race() {
         lp.run(RunMode::NoWait).expect("a tick");
     });
 }
+
+/// A combinator that polls its future only after that future's own waker was woken, as
+/// a set of futures polls only the members woken (futures' `FuturesUnordered`, say).
+/// It hands the future a waker of its own, which counts its wakes.
+struct PollsOnlyWhenWoken<F> {
+    inner: std::pin::Pin<Box<F>>,
+    mine: std::sync::Arc<CountingWaker>,
+    first: bool,
+}
+
+#[derive(Default)]
+struct CountingWaker {
+    woken: std::sync::atomic::AtomicUsize,
+    pending: std::sync::atomic::AtomicBool,
+    outer: std::sync::Mutex<Option<std::task::Waker>>,
+}
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.woken.fetch_add(1, SeqCst);
+        self.pending.store(true, SeqCst);
+        if let Some(w) = self.outer.lock().unwrap().as_ref() {
+            w.wake_by_ref();
+        }
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for PollsOnlyWhenWoken<F> {
+    type Output = F::Output;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        use std::sync::atomic::Ordering::SeqCst;
+        *self.mine.outer.lock().unwrap() = Some(cx.waker().clone());
+        if !std::mem::take(&mut self.first) && !self.mine.pending.swap(false, SeqCst) {
+            return std::task::Poll::Pending; // not its future's wake
+        }
+        let waker = std::task::Waker::from(self.mine.clone());
+        let mut inner_cx = std::task::Context::from_waker(&waker);
+        self.inner.as_mut().poll(&mut inner_cx)
+    }
+}
+
+/// A read keeps its task's handle instead of its waker when polled with the task's own
+/// waker (the loop then queues the task directly). Polled by a combinator with a waker
+/// of the combinator's, it must keep and wake that waker: the combinator learns which of
+/// its futures to poll from it, and would never poll the read again otherwise.
+#[test]
+fn a_read_polled_with_a_combinators_waker_wakes_that_waker() {
+    on_every_backend(|b| {
+        let mut lp = util::new_loop(b);
+        util::fail_after(&mut lp, Duration::from_secs(20));
+        let peers = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = peers.local_addr().unwrap();
+        let mine = std::sync::Arc::new(CountingWaker::default());
+        let counted = mine.clone();
+        let got = lp.spawn(async move {
+            let mut s = TcpStream::connect(addr).await?;
+            let mut buf = [0u8; 16];
+            let n = PollsOnlyWhenWoken {
+                inner: Box::pin(s.read(&mut buf)),
+                mine,
+                first: true,
+            }
+            .await?;
+            Ok::<_, std::io::Error>(buf[..n].to_vec())
+        });
+        let mut peer = connected_peer(&mut lp, &peers);
+        // The read has found the socket empty and waits (its task is idle).
+        for _ in 0..5 {
+            lp.run(RunMode::NoWait).expect("a tick");
+        }
+        let before = counted.woken.load(std::sync::atomic::Ordering::SeqCst);
+        peer.write_all(b"hello").expect("the peer's write");
+        let bytes = lp
+            .block_on(got)
+            .expect("block_on")
+            .expect("the task")
+            .expect("the read");
+        assert_eq!(bytes, b"hello");
+        let after = counted.woken.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            after > before,
+            "the combinator's waker was not woken by the bytes ({before} wakes before, {after} after)"
+        );
+    });
+}

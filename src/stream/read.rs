@@ -52,6 +52,24 @@ pub(crate) trait TaskSide {
     /// The stream is closing: forget the fd it lent (`Loop::lend_fd`) now, before the
     /// loop closes it and the number can name another file.
     fn fd_taken_back(&self);
+    /// The task that waits to read, if one does: what the event will poll (for
+    /// `Loop::warm_batch`; it reads, and changes nothing).
+    fn waiting_task(&self) -> Option<Handle>;
+}
+
+impl StreamState {
+    /// Who this stream's read event calls, for `Loop::warm_batch`: the task side it
+    /// tells (returned), or the callback it runs (its closure is prefetched here).
+    pub(crate) fn warm_reader(&self) -> Option<&dyn TaskSide> {
+        match &self.on_read {
+            Some(OnRead::Reader(Some(side))) if self.reading => Some(&**side),
+            Some(OnRead::Callback(cb)) if self.reading => {
+                crate::sys::prefetch::prefetch(&**cb, 2);
+                None
+            }
+            _ => None,
+        }
+    }
 }
 
 impl Loop {

@@ -55,6 +55,7 @@ mod kqueue;
 mod mio;
 pub(crate) mod net;
 pub(crate) mod pipe;
+pub(crate) mod prefetch;
 pub(crate) mod process;
 pub mod rlimit;
 pub(crate) mod selfpipe;

@@ -32,7 +32,7 @@ mod spawn;
 use super::cause::Cause;
 use super::join::{Failure, Job};
 use super::reactor::{self, Ask, Reactor, Waiting};
-use super::waker::{Ready, ReadyList, TaskWaker};
+use super::waker::{Ready, ReadyList, TaskWaker, Via};
 use crate::event_loop::{Loop, State};
 use crate::handle::Handle;
 use crate::sys::selfpipe::SelfPipe;
@@ -75,10 +75,19 @@ pub(crate) struct TaskState {
 /// it). If there are no others after a `Pending` poll, nothing can ever wake the task.
 const OWN_WAKER_REFS: usize = 2;
 
+impl TaskState {
+    /// Prefetch the task's future (see `event_loop/warm.rs`): at most `lines` of it.
+    pub(crate) fn prefetch_future(&self, lines: usize) {
+        if let Some(future) = &self.future {
+            crate::sys::prefetch::prefetch(&**future, lines);
+        }
+    }
+}
+
 /// The loop's part of running tasks.
 pub(crate) struct Executor {
     pub reactor: Rc<Reactor>,
-    ready: Arc<ReadyList>,
+    pub(crate) ready: Arc<ReadyList>,
     pipe: Arc<SelfPipe>,
     /// The task `block_on` is waiting for, and whether it was found unwakeable.
     root: Option<Handle>,
@@ -157,13 +166,13 @@ impl Loop {
             return; // a callback run by an ask of a task being polled: the phase decides
         }
         let phase = self.watchdog_ref().map(|w| w.phase());
-        if let Some((h, cause)) = self.tasks.ready.take_only() {
+        if let Some((h, cause, via)) = self.tasks.ready.take_only() {
             // The usual checkpoint: the read just made woke its one reader. Taken alone,
             // no `Vec` moves between the ready list, the batch and the executor.
             if matches!(cause, Cause::Io { .. }) {
-                self.poll_alone(h, cause);
+                self.poll_alone(h, cause, via);
             } else {
-                self.tasks.later.push((h, cause));
+                self.tasks.later.push((h, cause, via));
             }
         } else {
             self.checkpoint_batch();
@@ -183,13 +192,13 @@ impl Loop {
         }
         if woken
             .iter()
-            .any(|(_, cause)| !matches!(cause, Cause::Io { .. }))
+            .any(|(_, cause, _)| !matches!(cause, Cause::Io { .. }))
         {
             let later = &mut self.tasks.later;
-            woken.retain(|&(h, cause)| {
+            woken.retain(|&(h, cause, via)| {
                 let now = matches!(cause, Cause::Io { .. });
                 if !now {
-                    later.push((h, cause));
+                    later.push((h, cause, via));
                 }
                 now
             });
@@ -204,10 +213,10 @@ impl Loop {
             self.tasks.batch = batch;
             return;
         }
-        if let [(h, cause)] = batch[..] {
+        if let [(h, cause, via)] = batch[..] {
             batch.clear();
             self.tasks.batch = batch;
-            self.poll_alone(h, cause);
+            self.poll_alone(h, cause, via);
             return;
         }
         // The guard keeps its own reference if it switched (no clone of the `Rc` here).
@@ -216,9 +225,9 @@ impl Loop {
         self.call_taken(
             (batch, 0),
             |lp, (batch, next)| {
-                while let Some(&(h, cause)) = batch.get(*next) {
+                while let Some(&(h, cause, via)) = batch.get(*next) {
                     *next += 1;
-                    lp.poll_one(h, cause);
+                    lp.poll_one(h, cause, via);
                 }
             },
             |lp, (mut batch, next)| {
@@ -236,18 +245,18 @@ impl Loop {
     /// A batch of one: nothing is queued behind the task for a panic to leave behind.
     /// Inlined into the checkpoint, the read's path makes one call fewer.
     #[inline(always)]
-    fn poll_alone(&mut self, h: Handle, cause: Cause) {
+    fn poll_alone(&mut self, h: Handle, cause: Cause, via: Via) {
         let _entered = reactor::enter(&self.tasks.reactor);
         self.tasks.in_batch = true;
         self.call_taken(
             (),
-            |lp, ()| lp.poll_one(h, cause),
+            |lp, ()| lp.poll_one(h, cause, via),
             |lp, ()| lp.tasks.in_batch = false,
         );
     }
 
-    /// Poll `h` once, act on what it asked, and settle its handle.
-    fn poll_one(&mut self, h: Handle, cause: Cause) {
+    /// Poll `h` once (queued `via`), act on what it asked, and settle its handle.
+    fn poll_one(&mut self, h: Handle, cause: Cause, via: Via) {
         let why = self.tracer.enabled.then(|| cause.describe(self, h));
         if let Some(w) = self.watchdog_ref() {
             w.enter_task(h);
@@ -255,13 +264,13 @@ impl Loop {
         // What the poll and the acts on its asks wake, this task woke.
         let _cause = Cause::Task(h).enter();
         let outcome = if self.meters.on() || self.tracer.enabled {
-            self.poll_timed(h)
+            self.poll_timed(h, via)
         } else {
             // What `timed` does with both off, without its closure: `timed` calls that
             // from three places, so it was a call of its own, not inlined here. (`timed`
             // split into an inlined check and an out-of-line rest, for every caller, cost
             // the async echo 30 instructions per round trip more: callgrind, 1174 vs 1145.)
-            self.poll_in_place(h)
+            self.poll_in_place(h, via)
         };
         let Some((outcome, stuck)) = outcome else {
             return; // ended or closed since it was woken
@@ -290,12 +299,12 @@ impl Loop {
     /// `poll_in_place` timed for the metrics or the trace; out of line, so the untimed
     /// poll is the only copy inlined into `poll_one`.
     #[inline(never)]
-    fn poll_timed(&mut self, h: Handle) -> Option<(Poll<Ended>, bool)> {
+    fn poll_timed(&mut self, h: Handle, via: Via) -> Option<(Poll<Ended>, bool)> {
         let mut outcome = None;
         self.timed(
             crate::metrics::Site::of(crate::handle::HandleKind::Task, h),
             |_| format!("task {h} (one poll)"),
-            |lp| outcome = lp.poll_in_place(h),
+            |lp| outcome = lp.poll_in_place(h, via),
         );
         outcome
     }
@@ -305,14 +314,14 @@ impl Loop {
     /// queues the task again. After `Pending`, what the task now waits on is kept with
     /// it, and whether it kept its waker anywhere (the second value: stuck if not).
     #[inline(always)]
-    fn poll_in_place(&mut self, h: Handle) -> Option<(Poll<Ended>, bool)> {
+    fn poll_in_place(&mut self, h: Handle, via: Via) -> Option<(Poll<Ended>, bool)> {
         let reactor = &*self.tasks.reactor;
         let Some(State::Task(t)) = self.handles.state_mut(h) else {
             return None;
         };
         let future = t.future.as_mut()?;
-        t.shared.unschedule();
-        let _polling = reactor.polling_task(h);
+        t.shared.unqueue(via);
+        let _polling = reactor.polling_task(h, &t.waker);
         let mut cx = Context::from_waker(&t.waker);
         let cell = &*t.cell;
         // A panic ends this task, not the loop: it goes to the task's JoinHandle.

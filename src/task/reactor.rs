@@ -23,6 +23,7 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::num::NonZeroU64;
 use std::rc::Rc;
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 /// Something the loop does on a future's behalf, right after the poll that asked.
@@ -135,6 +136,9 @@ pub(crate) struct Reactor {
     asks: RefCell<Vec<Ask>>,
     /// The task being polled, if any.
     polling: Cell<Option<Handle>>,
+    /// The `Waker` its poll was handed (the task's own): a leaf handed this one, not a
+    /// combinator's, may wait by the task's handle instead (see `own_task`).
+    polling_waker: Cell<WakerId>,
     /// `CURRENT` points at this reactor: kept here too, so a stream's every poll checks
     /// one flag of its own reactor instead of the thread-local.
     entered: Cell<bool>,
@@ -173,6 +177,7 @@ impl Reactor {
         Rc::new(Reactor {
             asks: RefCell::new(Vec::new()),
             polling: Cell::new(None),
+            polling_waker: Cell::new(WakerId::NONE),
             entered: Cell::new(false),
             noted: RefCell::new(Vec::new()),
             epoch: Instant::now(),
@@ -409,14 +414,44 @@ impl Switched {
     }
 }
 
+/// Which `Waker` a poll was handed: its address, compared, never followed. The task's
+/// own waker lives in its slot, which does not move while the task is polled; a
+/// combinator's waker is another object, at another address (a clone of the task's
+/// one too: the leaf then keeps that clone, as it would any waker).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WakerId(*const Waker);
+
+impl WakerId {
+    const NONE: WakerId = WakerId(std::ptr::null());
+
+    #[inline]
+    fn of(w: &Waker) -> WakerId {
+        WakerId(w)
+    }
+}
+
 /// The poll of one task: `polling` names it until the guard drops.
-pub(crate) struct Polling<'a>(&'a Reactor, Option<Handle>);
+pub(crate) struct Polling<'a>(&'a Reactor, Option<Handle>, WakerId);
 
 impl Reactor {
     #[inline]
-    pub(crate) fn polling_task(&self, task: Handle) -> Polling<'_> {
+    pub(crate) fn polling_task(&self, task: Handle, waker: &Waker) -> Polling<'_> {
         self.read_budget.set(READ_BUDGET);
-        Polling(self, self.polling.replace(Some(task)))
+        let waker = self.polling_waker.replace(WakerId::of(waker));
+        Polling(self, self.polling.replace(Some(task)), waker)
+    }
+
+    /// The task being polled, if `waker` is its own: then waking it is queueing that
+    /// task, and a leaf of this loop may keep the handle instead of a clone of the
+    /// waker (a stream's reader does, see `task/waker.rs`). Not if `waker` is a
+    /// combinator's, which must learn which of its futures to poll.
+    #[inline]
+    pub(crate) fn own_task(&self, waker: &Waker) -> Option<Handle> {
+        if self.polling_waker.get() == WakerId::of(waker) {
+            self.polling.get()
+        } else {
+            None
+        }
     }
 
     /// Take one read from the budget of the task being polled: false once it is spent.
@@ -432,6 +467,7 @@ impl Drop for Polling<'_> {
     #[inline]
     fn drop(&mut self) {
         self.0.polling.set(self.1);
+        self.0.polling_waker.set(self.2);
     }
 }
 

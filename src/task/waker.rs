@@ -4,18 +4,32 @@
 //! every poll gets, so `Waker::will_wake` holds across polls and a leaf future can skip
 //! re-storing it.
 //!
-//! **The `scheduled` flag** is the whole protocol, the same one async handles use:
-//! - a wake flips it from clear to set; only the wake that flipped it queues the task
+//! **The `queued` flags** are the whole protocol, the same one async handles use:
+//! - a wake flips a flag from clear to set; only the wake that flipped it queues the task
 //!   (10 000 wakes before the next poll queue it once);
-//! - the loop clears it *before* it polls the task. A wake that lands during the poll
-//!   finds it clear, queues the task again, and the task is polled once more: no wake
-//!   is lost. Cleared after the poll instead, such a wake would find it still set, do
-//!   nothing, and be forgotten (the classic lost wakeup).
+//! - the loop clears the flags *before* it polls the task. A wake that lands during the
+//!   poll finds its flag clear, queues the task again, and the task is polled once more:
+//!   no wake is lost. Cleared after the poll instead, such a wake would find it still
+//!   set, do nothing, and be forgotten (the classic lost wakeup).
 //!
-//! A wake on the loop thread only queues: the loop is not asleep (it is running the code
-//! that woke), and its poll timeout is zero while tasks are ready. A wake from another
-//! thread also writes the self-pipe, because the loop may be asleep in `epoll_wait`; the
-//! flag coalesces those writes too.
+//! There are two flags, one per kind of waker, and a third way in with none:
+//! - `queued_here` is set by a wake on the loop thread and cleared by the loop: one
+//!   thread only, so a plain load and store do, in program order.
+//! - `queued_remote` is set by a wake from another thread with an atomic swap, and
+//!   swapped back by the loop.
+//! - A stream's read callback wakes the task that waits to read **directly**, by its
+//!   handle, not through its `Waker` (`ReadyList::push_direct`): no flag, and no touch
+//!   of this struct. The stream's reader slot is the flag: the wake takes the handle
+//!   out of it, so it queues the task once until the task waits to read again.
+//!
+//! Each entry of the ready list says which way it came (`Via`), and the loop clears
+//! only that way's flag before the poll. Under load nearly every wake is a read waking
+//! its reader, and that wake and its poll then touch no line of this struct and run no
+//! locked instruction. With one flag for all, each wake and poll ran two swaps, the
+//! first on a line just fetched from memory: a locked instruction waits for its line
+//! and for every store before it, and lets no later load start meanwhile. (A task woken
+//! two ways before its poll is queued twice and polled once more: a spurious poll,
+//! which every future allows.)
 //!
 //! **The ready list** has two halves. A wake on the loop thread (a read callback waking
 //! its reader: nearly every wake under load) pushes onto a plain `Vec` in a
@@ -44,8 +58,19 @@ thread_local! {
     static LOCAL: RefCell<(usize, Vec<Ready>)> = const { RefCell::new((0, Vec::new())) };
 }
 
-/// What the ready list holds: the task, and what woke it (for the trace).
-pub(crate) type Ready = (Handle, Cause);
+/// What the ready list holds: the task, what woke it (for the trace), and which way.
+pub(crate) type Ready = (Handle, Cause, Via);
+
+/// Which way a task was queued, so the loop clears that way's flag before the poll.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Via {
+    /// By a stream's read callback, with the task's handle: no flag to clear.
+    Direct,
+    /// By its `Waker`, on the loop thread (`queued_here`).
+    Here,
+    /// By its `Waker`, from another thread (`queued_remote`).
+    Remote,
+}
 
 /// Tasks woken and not yet taken by the loop: those woken on the loop's thread (in
 /// `LOCAL`), then those woken from other threads, each half oldest first.
@@ -84,6 +109,13 @@ impl ReadyList {
         if pushed == Ok(false) {
             self.push_remote(ready);
         }
+    }
+
+    /// Queue `task`, woken on the loop thread by what stood in for its waker (a stream's
+    /// reader slot, see the module doc).
+    #[inline]
+    pub fn push_direct(&self, task: Handle, cause: Cause) {
+        self.push_local((task, cause, Via::Direct));
     }
 
     fn push_remote(&self, ready: Ready) {
@@ -162,7 +194,10 @@ impl ReadyList {
 #[repr(align(64))]
 pub(crate) struct TaskWaker {
     task: Handle,
-    scheduled: AtomicBool,
+    /// Queued by a wake on the loop thread; read and written on that thread only.
+    queued_here: AtomicBool,
+    /// Queued by a wake from another thread.
+    queued_remote: AtomicBool,
     ready: Arc<ReadyList>,
     pipe: Arc<SelfPipe>,
     /// A `Loop` is `!Send`: the thread that made it is its thread for good.
@@ -173,35 +208,45 @@ impl TaskWaker {
     pub fn new(task: Handle, ready: Arc<ReadyList>, pipe: Arc<SelfPipe>) -> Arc<TaskWaker> {
         Arc::new(TaskWaker {
             task,
-            scheduled: AtomicBool::new(false),
+            queued_here: AtomicBool::new(false),
+            queued_remote: AtomicBool::new(false),
             ready,
             pipe,
             loop_thread: THIS_THREAD.with(|t| *t),
         })
     }
 
-    /// Called by the loop just before polling: from now on a wake queues the task again.
-    /// AcqRel: pairs with the waker's swap, so what the waker wrote is seen by the poll.
+    /// Called by the loop just before polling the task for an entry that came `via`:
+    /// from now on a wake that way queues the task again.
     #[inline]
-    pub fn unschedule(&self) {
-        self.scheduled.swap(false, Ordering::AcqRel);
+    pub fn unqueue(&self, via: Via) {
+        match via {
+            Via::Direct => {}
+            // Only this thread writes it: Relaxed is program order here.
+            Via::Here => self.queued_here.store(false, Ordering::Relaxed),
+            // AcqRel: pairs with the waker's swap, so what the waker wrote is seen by the poll.
+            Via::Remote => {
+                self.queued_remote.swap(false, Ordering::AcqRel);
+            }
+        }
     }
 
-    /// Whether a wake is queued that the loop has not taken yet.
+    /// Whether a wake is queued that the loop has not taken yet (call on the loop thread).
     #[inline]
     pub fn is_scheduled(&self) -> bool {
-        self.scheduled.load(Ordering::Acquire)
+        self.queued_here.load(Ordering::Relaxed) || self.queued_remote.load(Ordering::Acquire)
     }
 
     /// Inlined into `wake_by_ref`: a wake on the loop thread (a read waking its reader)
     /// makes one call, not two; a wake from another thread goes out of line.
     #[inline(always)]
     fn schedule(&self, cause: Cause) {
-        if self.scheduled.swap(true, Ordering::AcqRel) {
-            return; // already queued: this wake coalesces into that one
-        }
         if THIS_THREAD.with(|t| *t == self.loop_thread) {
-            self.ready.push_local((self.task, cause));
+            if self.queued_here.load(Ordering::Relaxed) {
+                return; // already queued: this wake coalesces into that one
+            }
+            self.queued_here.store(true, Ordering::Relaxed);
+            self.ready.push_local((self.task, cause, Via::Here));
         } else {
             self.schedule_remote();
         }
@@ -209,7 +254,11 @@ impl TaskWaker {
 
     #[inline(never)]
     fn schedule_remote(&self) {
-        self.ready.push_remote((self.task, Cause::OtherThread));
+        if self.queued_remote.swap(true, Ordering::AcqRel) {
+            return; // already queued from some thread: this wake coalesces into that one
+        }
+        self.ready
+            .push_remote((self.task, Cause::OtherThread, Via::Remote));
         // A full pipe is a wake already pending; any other error means the loop is gone.
         let _ = self.pipe.wake();
     }

@@ -38,7 +38,8 @@ use crate::stream::LentFd;
 use crate::task::reactor::{self, NoteId, Reactor, Waiting};
 use crate::Stream;
 use conn::{
-    ask_flush, ask_lend, ask_read_ended, ask_reading, flush, wake, Conn, Lent, Shared, Shut, Sticky,
+    ask_flush, ask_lend, ask_read_ended, ask_reading, flush, wake, Conn, Lent, Reader, Shared,
+    Shut, Sticky,
 };
 use std::future::Future;
 use std::io;
@@ -232,7 +233,7 @@ impl<S: Stream> Future for ReadFuture<'_, S> {
             }
             _ => {}
         }
-        reactor::store_waker(&mut c.reader, cx);
+        Reader::store(&mut c.reader, r, cx);
         let h: Handle = this.io.stream.into();
         drop(c);
         ask_reading(r, &this.io.conn);
