@@ -24,7 +24,7 @@
 //! | piece | what it is | file |
 //! |---|---|---|
 //! | task | a future in a handle slot, ref'd, polled in the **tasks phase** | `task/executor.rs` |
-//! | waker | one `Arc` per task; a `scheduled` flag so no wake is lost or doubled | `task/waker.rs` |
+//! | waker | one `Arc` per task; a queued flag per kind of wake, so no wake is lost or doubled | `task/waker.rs` |
 //! | reactor | how a leaf future *asks* the loop to act (it gets no `&mut Loop`) | `task/reactor.rs` |
 //! | wake cause | what the loop was dispatching when a task woke (for the trace) | `task/cause.rs` |
 //! | `JoinHandle` | a task's output, or its panic; `abort()` | `task/join.rs` |

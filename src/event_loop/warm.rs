@@ -15,6 +15,7 @@
 use super::{Loop, State};
 use crate::handle::Handle;
 use crate::stream::{StreamState, TaskSide};
+use crate::sys::prefetch::prefetch;
 
 /// Events warmed per batch: the rest are dispatched cold, by then long after the walk.
 const WARM: usize = 8;
@@ -47,8 +48,12 @@ impl Loop {
             *task = side.and_then(|s| s.waiting_task());
         }
         for task in tasks.iter().flatten() {
-            if let Some(State::Task(t)) = self.handles.get(*task).map(|slot| &slot.state) {
-                t.prefetch_future(FUTURE_LINES);
+            if let Some(slot) = self.handles.get(*task) {
+                // The slot's second line too: the poll reads the task's cell from it.
+                prefetch(slot, 2);
+                if let State::Task(t) = &slot.state {
+                    t.prefetch_future(FUTURE_LINES);
+                }
             }
         }
         from + events.len()
