@@ -116,3 +116,26 @@ pub fn measure(kind: ServerKind, conns: usize, cfg: &BenchConfig) -> io::Result<
     let r = result?;
     Ok(Row::measured(kind, conns, &r, &before, &sampler, said))
 }
+
+/// `servers` in the order round `round` (from 1) runs them: rotated by one per round,
+/// so each server takes each place in turn.
+pub fn in_turn<T>(servers: &[T], round: usize) -> impl Iterator<Item = &T> {
+    let start = round.saturating_sub(1) % servers.len().max(1);
+    servers[start..].iter().chain(&servers[..start])
+}
+
+#[cfg(test)]
+mod turn_tests {
+    use super::in_turn;
+
+    #[test]
+    fn each_server_takes_each_place_in_turn() {
+        let servers = ["a", "b", "c"];
+        let order = |round| in_turn(&servers, round).copied().collect::<Vec<_>>();
+        assert_eq!(order(1), ["a", "b", "c"]);
+        assert_eq!(order(2), ["b", "c", "a"]);
+        assert_eq!(order(3), ["c", "a", "b"]);
+        assert_eq!(order(4), ["a", "b", "c"]);
+        assert!(in_turn::<&str>(&[], 5).next().is_none());
+    }
+}

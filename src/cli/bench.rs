@@ -161,11 +161,12 @@ pub(crate) fn run_bench(args: BenchArgs) -> Result {
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     // Servers compared at one connection count run back to back, so drift in the
-    // machine's state (other load, thermal) touches them alike.
+    // machine's state (other load, thermal) touches them alike; each round starts the
+    // list one server further on, so no server always runs first or after the same one.
     let mut rows = Vec::new();
     for round in 1..=cfg.rounds {
         for &conns in &cfg.conns {
-            for &server in &cfg.servers {
+            for &server in runner::in_turn(&cfg.servers, round) {
                 bar.set_message(format!(
                     "round {round}: {} x {conns} connections",
                     server.name()
