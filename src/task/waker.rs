@@ -16,7 +16,10 @@
 //! - `queued_here` is set by a wake on the loop thread and cleared by the loop: one
 //!   thread only, so a plain load and store do, in program order.
 //! - `queued_remote` is set by a wake from another thread with an atomic swap, and
-//!   swapped back by the loop.
+//!   swapped back by the loop. Such a wake also writes the self-pipe, since the loop
+//!   may be asleep in `epoll_wait`; the flag coalesces those writes too. (A wake on the
+//!   loop thread only queues: the loop is running the code that woke, and its poll
+//!   timeout is zero while tasks are ready.)
 //! - A stream's read callback wakes the task that waits to read **directly**, by its
 //!   handle, not through its `Waker` (`ReadyList::push_direct`): no flag, and no touch
 //!   of this struct. The stream's reader slot is the flag: the wake takes the handle
