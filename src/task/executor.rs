@@ -310,9 +310,10 @@ impl Loop {
     }
 
     /// The poll itself: the future stays in its slot (it gets no `&mut Loop`, so it
-    /// cannot reach the table); the flag is cleared first, so a wake during the poll
-    /// queues the task again. After `Pending`, what the task now waits on is kept with
-    /// it, and whether it kept its waker anywhere (the second value: stuck if not).
+    /// cannot reach the table); the flag of the way it was queued (`via`) is cleared
+    /// first, so a wake during the poll queues the task again. After `Pending`, what the
+    /// task now waits on is kept with it, and whether it kept its waker anywhere (the
+    /// second value: stuck if not).
     #[inline(always)]
     fn poll_in_place(&mut self, h: Handle, via: Via) -> Option<(Poll<Ended>, bool)> {
         let reactor = &*self.tasks.reactor;
@@ -414,9 +415,9 @@ impl Loop {
 fn kept_no_waker(shared: &Arc<TaskWaker>) -> bool {
     let refs = Arc::strong_count(shared);
     // Pairs with the Release of a waker clone's drop: a wake made before that drop is
-    // then seen by `is_scheduled`, so a woken task is never taken for stuck.
+    // then seen by `is_queued`, so a woken task is never taken for stuck.
     fence(Ordering::Acquire);
-    refs <= OWN_WAKER_REFS && !shared.is_scheduled()
+    refs <= OWN_WAKER_REFS && !shared.is_queued()
 }
 
 /// At most this many tasks are named on a trace line; the rest are counted.

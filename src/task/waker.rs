@@ -236,7 +236,7 @@ impl TaskWaker {
 
     /// Whether a wake is queued that the loop has not taken yet (call on the loop thread).
     #[inline]
-    pub fn is_scheduled(&self) -> bool {
+    pub fn is_queued(&self) -> bool {
         self.queued_here.load(Ordering::Relaxed) || self.queued_remote.load(Ordering::Acquire)
     }
 
