@@ -51,12 +51,18 @@ pub(crate) enum Ended {
     Panicked,
 }
 
-/// A task, in its handle slot. In C's order: what every poll reads (the future, the
-/// waker, its flag) comes first, in the slot's first cache line.
+/// A task, in its handle slot. In C's order: what every poll reads or writes (the
+/// future, and the notes it leaves) comes first, in the slot's first cache line; the
+/// rest is read by address only (the waker), on a wake from elsewhere (its flags), or
+/// when the task ends (its cell), so a poll touches one line of the slot, not two.
 #[repr(C)]
 pub(crate) struct TaskState {
     /// The user's future, boxed as it is; `None` once it ended or `close` dropped it.
     future: Option<Pin<Box<dyn Job>>>,
+    /// What its leaf futures said they wait on in its last poll: the first, and how
+    /// many more.
+    note: Option<Waiting>,
+    more_notes: u16,
     /// The one `Waker` every poll gets, made from `shared` at spawn: `will_wake` holds
     /// across polls, and a poll costs no reference count (a clone and a drop of the
     /// `Arc` per poll were two locked instructions).
@@ -65,10 +71,6 @@ pub(crate) struct TaskState {
     shared: Arc<TaskWaker>,
     /// Its `JoinHandle`'s cell (only the future's `Job` impl knows its type).
     cell: Rc<dyn Any>,
-    /// What its leaf futures said they wait on in its last poll: the first, and how
-    /// many more.
-    note: Option<Waiting>,
-    more_notes: u16,
 }
 
 /// The references a task holds to its own waker (`shared`, and the `waker` made from
@@ -324,7 +326,9 @@ impl Loop {
         t.shared.unqueue(via);
         let _polling = reactor.polling_task(h, &t.waker);
         let mut cx = Context::from_waker(&t.waker);
-        let cell = &*t.cell;
+        // The `Rc` itself, not what it points to: the pointer is on the slot's second
+        // line, loaded only by a poll that finishes.
+        let cell = &t.cell;
         // A panic ends this task, not the loop: it goes to the task's JoinHandle.
         let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll_job(&mut cx, cell)));
         let ended = match polled {
@@ -338,7 +342,7 @@ impl Loop {
             }
             Ok(Poll::Ready(())) => Ended::Finished,
             Err(payload) => {
-                future.fail(cell, Failure::Panicked(payload));
+                future.fail(&**cell, Failure::Panicked(payload));
                 Ended::Panicked
             }
         };
@@ -444,4 +448,54 @@ fn phase_line(polled: u64, seen: &[String]) -> String {
         shown.push(format!("and {} more", polled - named));
     }
     format!("polled {polled} \u{2014} {}", shown.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::size_of;
+
+    /// What a poll reads or writes of the task's slot (the state's tag, the future, the
+    /// notes) lies in the slot's first cache line; the waker (read by address), its
+    /// flags' `Arc` and the `JoinHandle`'s cell lie after it.
+    #[test]
+    fn a_poll_touches_one_line_of_the_slot() {
+        let mut lp = Loop::new().expect("a loop");
+        let join = lp.spawn(async {});
+        let h: Handle = join.task().expect("a task, not yet polled").into();
+        let Some(slot) = lp.handles.get(h) else {
+            panic!("the task's slot is live");
+        };
+        let State::Task(t) = &slot.state else {
+            panic!("the slot holds a task");
+        };
+        let base = slot as *const _ as usize;
+        let end = |at: usize, size: usize| at + size - base;
+        let hot = [
+            ("the tag", end(&slot.state as *const _ as usize, 1)),
+            (
+                "future",
+                end(
+                    &t.future as *const _ as usize,
+                    size_of::<Option<Pin<Box<dyn Job>>>>(),
+                ),
+            ),
+            (
+                "note",
+                end(&t.note as *const _ as usize, size_of::<Option<Waiting>>()),
+            ),
+            ("more_notes", end(&t.more_notes as *const _ as usize, 2)),
+        ];
+        assert_eq!(base % 64, 0, "a slot starts a cache line");
+        for (field, ends_at) in hot {
+            assert!(ends_at <= 64, "{field} ends at byte {ends_at} of the slot");
+        }
+        for (field, at) in [
+            ("waker", &t.waker as *const _ as usize),
+            ("shared", &t.shared as *const _ as usize),
+            ("cell", &t.cell as *const _ as usize),
+        ] {
+            assert!(at - base >= 64, "{field} is off the first line");
+        }
+    }
 }

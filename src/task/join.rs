@@ -97,7 +97,7 @@ fn finish<T>(cell: &RefCell<JoinCell<T>>, outcome: Result<T, Failure>) {
 /// the awaited one apart).
 pub(crate) trait Job {
     /// Poll; when it finishes, hand the output to `cell`.
-    fn poll_job(self: Pin<&mut Self>, cx: &mut Context<'_>, cell: &dyn Any) -> Poll<()>;
+    fn poll_job(self: Pin<&mut Self>, cx: &mut Context<'_>, cell: &Rc<dyn Any>) -> Poll<()>;
     /// It ended without output (it panicked, or is being dropped unfinished).
     fn fail(&self, cell: &dyn Any, why: Failure);
 }
@@ -106,11 +106,11 @@ impl<F: Future> Job for F
 where
     F::Output: 'static,
 {
-    fn poll_job(self: Pin<&mut Self>, cx: &mut Context<'_>, cell: &dyn Any) -> Poll<()> {
+    fn poll_job(self: Pin<&mut Self>, cx: &mut Context<'_>, cell: &Rc<dyn Any>) -> Poll<()> {
         match self.poll(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(out) => {
-                if let Some(cell) = cell.downcast_ref::<RefCell<JoinCell<F::Output>>>() {
+                if let Some(cell) = (**cell).downcast_ref::<RefCell<JoinCell<F::Output>>>() {
                     finish(cell, Ok(out));
                 }
                 Poll::Ready(())
