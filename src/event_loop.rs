@@ -48,7 +48,7 @@ use crate::pool::{Pool, WorkState};
 use crate::process::{Children, ProcessState};
 use crate::stream::StreamState;
 use crate::sys::selfpipe::SelfPipe;
-use crate::sys::{Backend, Event, Poller};
+use crate::sys::{Backend, Event, Poller, Trigger};
 use crate::task::{Cause, Executor, TaskState};
 use crate::tcp::ListenerState;
 use crate::timer::{Expired, Wheel};
@@ -119,6 +119,9 @@ pub(crate) const SIGNAL_TOKEN: u64 = 1;
 pub struct Loop {
     /// The poller family, chosen at build time.
     pub(crate) backend: Backend,
+    /// Level- or edge-triggered: every registration of this loop's poller is one or
+    /// the other.
+    trigger: Trigger,
     /// epoll, kqueue or mio: where the loop blocks.
     pub(crate) poller: Poller,
     /// Every live handle: its flags, its callback(s), its user data.
@@ -267,6 +270,11 @@ impl Loop {
     /// The poller this loop runs on.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Whether the poller reports fds level- or edge-triggered (`LoopBuilder::trigger`).
+    pub fn trigger(&self) -> Trigger {
+        self.trigger
     }
 
     /// One clock read per phase boundary; every callback of a phase sees the same `now`.

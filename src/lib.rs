@@ -137,6 +137,6 @@ pub use scope::{Cancel, Scope};
 pub use stream::{ReadEvent, Stream};
 pub use sys::rlimit::raise_nofile_limit;
 pub use sys::signal::raise as raise_signal;
-pub use sys::Backend;
+pub use sys::{Backend, Trigger};
 pub use trace::{Metrics, TimeoutRule};
 pub use watchdog::Phase;

@@ -7,7 +7,7 @@ use cli::*;
 use looplab::servers::echo::EchoConfig;
 use looplab::servers::echo_threads::EchoThreadsConfig;
 use looplab::servers::longpoll::LongPollConfig;
-use looplab::Backend;
+use looplab::{Backend, Trigger};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -34,6 +34,10 @@ enum Command {
         /// io_uring completion echo (Linux; exits with the reason if io_uring is refused).
         #[arg(long)]
         backend: Option<EchoBackend>,
+        /// Poller registrations: level or edge (default: the backend's own, level for
+        /// epoll and kqueue, edge for mio).
+        #[arg(long)]
+        trigger: Option<Trigger>,
         /// Connections over this are accepted and closed at once.
         #[arg(long, default_value_t = 100_000)]
         max_conns: usize,
@@ -55,6 +59,10 @@ enum Command {
         /// Poller: epoll, kqueue or mio (default: the raw one for this OS).
         #[arg(long)]
         backend: Option<Backend>,
+        /// Poller registrations: edge (as tokio's: each read future keeps the
+        /// readiness itself, so it needs to hear only of changes) or level.
+        #[arg(long, default_value = "edge")]
+        trigger: Trigger,
         /// Connections over this are accepted and closed at once.
         #[arg(long, default_value_t = 100_000)]
         max_conns: usize,
@@ -156,6 +164,7 @@ fn main() -> ExitCode {
         Command::Echo {
             addr,
             backend,
+            trigger,
             max_conns,
             idle_timeout,
             metrics_addr,
@@ -174,21 +183,26 @@ fn main() -> ExitCode {
                 Some(EchoBackend::Uring) if group.loops > 1 => {
                     Err("--backend uring is one ring on one thread: use it without --loops".into())
                 }
+                Some(EchoBackend::Uring) if trigger.is_some() => {
+                    Err("--trigger: the uring echo has no poller; it is told of completions".into())
+                }
                 Some(EchoBackend::Uring) => no_loop_to_watch("echo --backend uring", metrics_addr)
                     .and_then(|()| run_echo_uring(config)),
                 _ if group.loops > 1 => {
-                    run_echo_group(group.builder(loop_backend), config, metrics_addr)
+                    run_echo_group(group.builder(loop_backend, trigger), config, metrics_addr)
                 }
-                _ => run_echo(loop_backend, config, metrics_addr),
+                _ => run_echo(loop_backend, trigger, config, metrics_addr),
             }
         }
         Command::EchoAsync {
             addr,
             backend,
+            trigger,
             max_conns,
             idle_timeout,
         } => run_echo_async(
             backend,
+            trigger,
             EchoConfig {
                 addr,
                 max_conns,
@@ -247,7 +261,7 @@ fn main() -> ExitCode {
                 ..LongPollConfig::default()
             };
             if group.loops > 1 {
-                run_longpoll_group(cfg, group.builder(backend), metrics_addr)
+                run_longpoll_group(cfg, group.builder(backend, None), metrics_addr)
             } else {
                 run_longpoll(cfg, backend, metrics_addr)
             }

@@ -4,7 +4,7 @@
 use super::*;
 use looplab::bench::runner::ServerKind;
 use looplab::group::{GroupBuilder, ListenMode, LoopGroup};
-use looplab::Backend;
+use looplab::{Backend, Trigger};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -24,19 +24,24 @@ pub(crate) struct GroupArgs {
 }
 
 impl GroupArgs {
-    pub(crate) fn builder(self, backend: Option<Backend>) -> GroupBuilder {
+    pub(crate) fn builder(
+        self,
+        backend: Option<Backend>,
+        trigger: Option<Trigger>,
+    ) -> GroupBuilder {
         LoopGroup::builder()
             .loops(self.loops)
             .mode(self.mode)
             .pin(self.pin)
-            .make_loop(move |_| server_loop(backend))
+            .make_loop(move |_| server_loop(backend, trigger))
     }
 }
 
 #[derive(clap::Args)]
 pub(crate) struct BenchArgs {
-    /// Servers to compare: threads, epoll, kqueue, mio, async, raw, uring (io_uring,
-    /// Linux), and tokio with the `peer-tokio` feature (comma-separated).
+    /// Servers to compare: threads, epoll, kqueue, mio, async (edge-triggered),
+    /// async-level, raw, uring (io_uring, Linux), and tokio with the `peer-tokio`
+    /// feature (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub(crate) servers: Option<Vec<ServerKind>>,
     /// Connection counts (default 10,100,1000,5000; with --full 1,10,100,1000,5000,10000).

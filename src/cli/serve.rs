@@ -8,7 +8,7 @@ use looplab::servers::echo_async::EchoAsync;
 use looplab::servers::echo_threads::{EchoThreads, EchoThreadsConfig, Notice, ACCEPT_BACKOFF};
 use looplab::servers::longpoll::{LongPoll, LongPollConfig};
 use looplab::servers::metrics_http::{MetricsConfig, MetricsServer};
-use looplab::{Backend, Loop, RunMode};
+use looplab::{Backend, Loop, RunMode, Trigger};
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -21,12 +21,19 @@ pub(crate) fn raise_fd_limit() {
     }
 }
 
-/// A server's loop: the fd limit raised, the chosen (or the OS's) backend.
-pub(crate) fn server_loop(backend: Option<Backend>) -> std::io::Result<Loop> {
+/// A server's loop: the fd limit raised, the chosen (or the OS's) backend, level- or
+/// edge-triggered as chosen (or as the backend is by default).
+pub(crate) fn server_loop(
+    backend: Option<Backend>,
+    trigger: Option<Trigger>,
+) -> std::io::Result<Loop> {
     raise_fd_limit();
     let mut builder = Loop::builder();
     if let Some(b) = backend {
         builder = builder.backend(b);
+    }
+    if let Some(t) = trigger {
+        builder = builder.trigger(t);
     }
     builder.build()
 }
@@ -86,10 +93,11 @@ pub(crate) fn no_loop_to_watch(server: &str, metrics_addr: Option<SocketAddr>) -
 
 pub(crate) fn run_echo(
     backend: Option<Backend>,
+    trigger: Option<Trigger>,
     config: EchoConfig,
     metrics: Option<SocketAddr>,
 ) -> Result {
-    let mut lp = server_loop(backend)?;
+    let mut lp = server_loop(backend, trigger)?;
     let echo = Echo::listen(&mut lp, config)?;
     echo.on_error(|e| eprintln!("echo: {e}"));
     let metrics = start_metrics(&mut lp, metrics)?;
@@ -176,8 +184,12 @@ pub(crate) fn run_echo_uring(_config: EchoConfig) -> Result {
     Err("--backend uring: io_uring exists only on Linux".into())
 }
 
-pub(crate) fn run_echo_async(backend: Option<Backend>, config: EchoConfig) -> Result {
-    let mut lp = server_loop(backend)?;
+pub(crate) fn run_echo_async(
+    backend: Option<Backend>,
+    trigger: Trigger,
+    config: EchoConfig,
+) -> Result {
+    let mut lp = server_loop(backend, Some(trigger))?;
     let echo = EchoAsync::listen(&mut lp, config)?;
     let e = echo.clone();
     on_shutdown_signals(&mut lp, move |lp| e.shutdown(lp))?;
@@ -197,7 +209,7 @@ pub(crate) fn run_longpoll(
     backend: Option<Backend>,
     metrics: Option<SocketAddr>,
 ) -> Result {
-    let mut lp = server_loop(backend)?;
+    let mut lp = server_loop(backend, None)?;
     let server = LongPoll::listen(&mut lp, cfg)?;
     let metrics = start_metrics(&mut lp, metrics)?;
     // Held polls are answered with "shutdown": true before their connections close;

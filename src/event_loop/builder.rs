@@ -5,7 +5,7 @@ use super::{Loop, WAKE_TOKEN};
 use crate::handle::HandleTable;
 use crate::metrics::Meters;
 use crate::sys::selfpipe::SelfPipe;
-use crate::sys::{Backend, Interest, Poller};
+use crate::sys::{Backend, Interest, Poller, Trigger};
 use crate::timer::Wheel;
 use crate::trace::{Counters, Tracer};
 use crate::watchdog::Watchdog;
@@ -28,6 +28,7 @@ const READ_BUFFER_SIZE: usize = 64 * 1024;
 #[derive(Default)]
 pub struct LoopBuilder {
     backend: Option<Backend>,
+    trigger: Option<Trigger>,
     threadpool_size: Option<usize>,
     trace: Option<bool>,
     trace_to: Option<Box<dyn Write + Send>>,
@@ -39,6 +40,13 @@ impl LoopBuilder {
     /// Which poller to use (default: the raw one for this OS).
     pub fn backend(mut self, backend: Backend) -> Self {
         self.backend = Some(backend);
+        self
+    }
+
+    /// Level- or edge-triggered registrations (default: the backend's own, level for
+    /// epoll and kqueue, edge for mio; mio has no level mode, and `build` says so).
+    pub fn trigger(mut self, trigger: Trigger) -> Self {
+        self.trigger = Some(trigger);
         self
     }
 
@@ -96,8 +104,15 @@ impl LoopBuilder {
         let metrics = self
             .metrics
             .unwrap_or_else(|| std::env::var("LOOPLAB_METRICS").is_ok_and(|v| v == "1"));
-        let poller = Poller::new(backend)
-            .map_err(|e| crate::error::context(format!("creating the {backend} poller"), e))?;
+        let trigger = self
+            .trigger
+            .unwrap_or_else(|| Trigger::default_for(backend));
+        let poller = Poller::new(backend, trigger).map_err(|e| {
+            crate::error::context(
+                format!("creating the {backend} poller ({trigger}-triggered)"),
+                e,
+            )
+        })?;
         let waker = Arc::new(
             SelfPipe::new().map_err(|e| crate::error::context("creating the wake pipe", e))?,
         );
@@ -108,6 +123,7 @@ impl LoopBuilder {
         let id = NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed);
         Ok(Loop {
             backend,
+            trigger,
             poller,
             handles: HandleTable::new(id),
             wheel: Wheel::new(),

@@ -1,8 +1,11 @@
-//! Raw `epoll(7)` over libc, level-triggered (Linux).
+//! Raw `epoll(7)` over libc, level-triggered unless built edge-triggered (Linux).
 //!
 //! Level-triggered means `epoll_wait` keeps reporting an fd for as long as it is ready:
 //! a reader that stops early is told again next tick, which is the forgiving mode and
-//! the one the classic C loop uses. `EPOLLRDHUP` comes with read interest, so a peer's
+//! the one the classic C loop uses. The price: after reporting an fd, the kernel puts
+//! it back on the ready list, and the next `epoll_wait` polls it again (`tcp_poll`) to
+//! see whether it still is. With `EPOLLET` (`Trigger::Edge`) an fd is reported once per
+//! change and not looked at again. `EPOLLRDHUP` comes with read interest, so a peer's
 //! FIN is reported even when no data came with it.
 
 use super::{cvt, timeout_ms, Event, Fd, Interest};
@@ -16,10 +19,12 @@ const EVENTS_PER_WAIT: usize = 1024;
 pub(crate) struct Epoll {
     epfd: OwnedFd,
     buf: Vec<libc::epoll_event>,
+    /// Every registration edge-triggered (`EPOLLET`).
+    edge: bool,
 }
 
 impl Epoll {
-    pub fn new() -> io::Result<Epoll> {
+    pub fn new(edge: bool) -> io::Result<Epoll> {
         // EPOLL_CLOEXEC: a child process (the benchmark spawns servers) must not inherit it.
         // SAFETY: epoll_create1 takes a flag and touches no memory of ours.
         let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
@@ -29,6 +34,7 @@ impl Epoll {
         Ok(Epoll {
             epfd,
             buf: vec![empty; EVENTS_PER_WAIT],
+            edge,
         })
     }
 
@@ -70,6 +76,9 @@ impl Epoll {
         }
         if interest.writable {
             flags |= libc::EPOLLOUT;
+        }
+        if self.edge {
+            flags |= libc::EPOLLET;
         }
         let mut ev = libc::epoll_event {
             events: flags as u32,

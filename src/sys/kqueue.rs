@@ -1,8 +1,9 @@
-//! Raw `kqueue(2)` over libc, level-triggered (BSD, macOS).
+//! Raw `kqueue(2)` over libc, level-triggered unless built edge-triggered (BSD, macOS).
 //!
 //! kqueue watches (fd, filter) pairs: reading and writing are two separate filters,
 //! `EVFILT_READ` and `EVFILT_WRITE`, so one fd may produce two events in one wait.
-//! Without `EV_CLEAR` a filter is level-triggered, like our epoll backend. Changes are
+//! Without `EV_CLEAR` a filter is level-triggered, like our epoll backend; with it
+//! (`Trigger::Edge`) its state is reset once reported, like `EPOLLET`. Changes are
 //! sent with `EV_RECEIPT`, which makes the kernel answer every change with its own
 //! result instead of failing the whole batch at the first error.
 //!
@@ -37,10 +38,12 @@ pub(crate) struct Kqueue {
     /// The filters the kernel has on and their token, per registered fd: what a
     /// half-failed change is put back to.
     filters_on: RefCell<HashMap<Fd, (Interest, u64)>>,
+    /// Every filter added with `EV_CLEAR` (edge-triggered).
+    edge: bool,
 }
 
 impl Kqueue {
-    pub fn new() -> io::Result<Kqueue> {
+    pub fn new(edge: bool) -> io::Result<Kqueue> {
         // SAFETY: kqueue takes no arguments and touches no memory of ours.
         let fd = cvt(unsafe { libc::kqueue() })?;
         // SAFETY: kqueue just returned this fd and nothing else owns it.
@@ -54,6 +57,7 @@ impl Kqueue {
             kq,
             buf: vec![empty; EVENTS_PER_WAIT],
             filters_on: RefCell::new(HashMap::new()),
+            edge,
         })
     }
 
@@ -129,7 +133,7 @@ impl Kqueue {
     fn submit(&self, fd: Fd, changes: &[Change], token: u64) -> io::Result<Vec<i32>> {
         let mut list = changes
             .iter()
-            .map(|&c| change_kevent(fd, c, token))
+            .map(|&c| change_kevent(fd, c, token, self.edge))
             .collect::<io::Result<Vec<_>>>()?;
         let (len, list_ptr) = (list.len(), list.as_mut_ptr());
         // SAFETY: `list_ptr` points at `len` valid kevents, read as the change list and
@@ -185,7 +189,7 @@ impl Kqueue {
 }
 
 /// The kevent that turns `change.filter` on or off for `fd`, answered by a receipt.
-fn change_kevent(fd: Fd, change: Change, token: u64) -> io::Result<libc::kevent> {
+fn change_kevent(fd: Fd, change: Change, token: u64, edge: bool) -> io::Result<libc::kevent> {
     // SAFETY: kevent is a plain C struct; all-zero is a valid value for every field.
     let mut ev: libc::kevent = unsafe { std::mem::zeroed() };
     ev.ident = usize::try_from(fd)
@@ -196,7 +200,7 @@ fn change_kevent(fd: Fd, change: Change, token: u64) -> io::Result<libc::kevent>
     };
     ev.flags = libc::EV_RECEIPT
         | if change.on {
-            libc::EV_ADD | libc::EV_ENABLE
+            libc::EV_ADD | libc::EV_ENABLE | if edge { libc::EV_CLEAR } else { 0 }
         } else {
             libc::EV_DELETE
         };

@@ -22,9 +22,10 @@
 //! so an event for a handle that was closed while the batch was being processed is
 //! recognised as stale instead of being delivered to whoever reused the slot.
 //!
-//! The raw backends (`epoll`, `kqueue`) register level-triggered: the kernel keeps
-//! reporting a ready fd until it is drained. The `mio` backend registers edge-triggered,
-//! as mio always does. The loop is written to be correct under both (see `tcp.rs`).
+//! The raw backends (`epoll`, `kqueue`) register level-triggered unless built with
+//! [`Trigger::Edge`]: the kernel keeps reporting a ready fd until it is drained. The
+//! `mio` backend registers edge-triggered, as mio always does. The loop is written to be
+//! correct under both (see `stream.rs`).
 //!
 //! Each backend makes one kernel wait per `wait_once`; `Poller::wait` retries EINTR
 //! and long or early-ended waits for all of them, so `wait` never returns early.
@@ -94,9 +95,9 @@ pub(crate) fn cvt<T: MinusOne>(ret: T) -> io::Result<T> {
 /// Which kernel interface the loop polls with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Backend {
-    /// Raw `epoll(7)` over libc, level-triggered (Linux).
+    /// Raw `epoll(7)` over libc, level-triggered unless built edge-triggered (Linux).
     Epoll,
-    /// Raw `kqueue(2)` over libc, level-triggered (BSD, macOS).
+    /// Raw `kqueue(2)` over libc, level-triggered unless built edge-triggered (BSD, macOS).
     Kqueue,
     /// The same interface on `mio::Poll`, edge-triggered (portable).
     Mio,
@@ -150,6 +151,58 @@ impl std::str::FromStr for Backend {
             other => Err(format!(
                 "unknown backend '{other}': expected epoll, kqueue or mio"
             )),
+        }
+    }
+}
+
+/// When a ready fd is reported.
+///
+/// **Level**: at every wait while it is ready, until it is drained; a reader that stops
+/// early is told again next tick (the classic C loop's mode, and the raw backends'
+/// default). **Edge**: when it *becomes* ready (new bytes, new room, a FIN), once; the
+/// loop then keeps the readiness itself until a read or write finds `WouldBlock` (mio's
+/// only mode, and tokio's). The loop is correct under both (`src/stream.rs`); edge saves
+/// the kernel a second look at every reported fd (a level-triggered `epoll_wait` polls
+/// each one again at the next wait, to see whether it is still ready).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Trigger {
+    /// Reported at every wait while ready.
+    Level,
+    /// Reported when it becomes ready.
+    Edge,
+}
+
+impl Trigger {
+    /// What `backend` does unless told otherwise: level for the raw ones, edge for mio.
+    pub fn default_for(backend: Backend) -> Trigger {
+        match backend {
+            Backend::Mio => Trigger::Edge,
+            Backend::Epoll | Backend::Kqueue => Trigger::Level,
+        }
+    }
+
+    /// The lowercase name used on the command line and in traces.
+    pub fn name(self) -> &'static str {
+        match self {
+            Trigger::Level => "level",
+            Trigger::Edge => "edge",
+        }
+    }
+}
+
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Trigger {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "level" => Ok(Trigger::Level),
+            "edge" => Ok(Trigger::Edge),
+            other => Err(format!("unknown trigger '{other}': expected level or edge")),
         }
     }
 }
@@ -221,12 +274,18 @@ macro_rules! dispatch {
 }
 
 impl Poller {
-    pub fn new(backend: Backend) -> io::Result<Poller> {
+    /// A poller on `backend` that registers every fd `trigger`ed. mio has no level mode.
+    pub fn new(backend: Backend, trigger: Trigger) -> io::Result<Poller> {
+        let edge = trigger == Trigger::Edge;
         match backend {
             #[cfg(epoll_os)]
-            Backend::Epoll => Ok(Poller::Epoll(epoll::Epoll::new()?)),
+            Backend::Epoll => Ok(Poller::Epoll(epoll::Epoll::new(edge)?)),
             #[cfg(kqueue_os)]
-            Backend::Kqueue => Ok(Poller::Kqueue(kqueue::Kqueue::new()?)),
+            Backend::Kqueue => Ok(Poller::Kqueue(kqueue::Kqueue::new(edge)?)),
+            Backend::Mio if !edge => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "mio registers every fd edge-triggered: it has no level-triggered mode",
+            )),
             Backend::Mio => Ok(Poller::Mio(mio::MioPoller::new()?)),
             #[allow(unreachable_patterns)]
             other => Err(io::Error::new(
@@ -334,6 +393,63 @@ pub(crate) fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write as _;
+    use std::os::unix::io::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    /// How many times a socket with one unread byte is reported by three waits in a row.
+    fn reports_of_an_unread_byte(backend: Backend, trigger: Trigger) -> usize {
+        let mut poller = Poller::new(backend, trigger).expect("a poller");
+        let (mut ours, theirs) = UnixStream::pair().expect("a socket pair");
+        theirs.set_nonblocking(true).expect("non-blocking");
+        poller
+            .register(theirs.as_raw_fd(), 7, Interest::READABLE)
+            .expect("register");
+        ours.write_all(b"x").expect("write a byte");
+        let mut events = Vec::new();
+        let mut reports = 0;
+        for wait in 0..3 {
+            // The first wait may block until the byte is seen; the others only look.
+            let timeout = if wait == 0 { 1000 } else { 0 };
+            poller
+                .wait(&mut events, Some(Duration::from_millis(timeout)))
+                .expect("wait");
+            reports += events.iter().filter(|e| e.token == 7 && e.readable).count();
+        }
+        reports
+    }
+
+    /// Level: the unread byte is reported at every wait. Edge: once, when it came.
+    #[test]
+    fn level_reports_until_drained_and_edge_reports_once() {
+        for backend in Backend::available() {
+            let trigger = Trigger::default_for(backend);
+            let expected = if trigger == Trigger::Edge { 1 } else { 3 };
+            assert_eq!(
+                reports_of_an_unread_byte(backend, trigger),
+                expected,
+                "{backend}, {trigger}-triggered by default"
+            );
+            assert_eq!(
+                reports_of_an_unread_byte(backend, Trigger::Edge),
+                1,
+                "{backend}, edge-triggered"
+            );
+        }
+    }
+
+    #[test]
+    fn mio_has_no_level_mode_and_says_so() {
+        let Err(e) = Poller::new(Backend::Mio, Trigger::Level) else {
+            panic!("mio built level-triggered");
+        };
+        assert_eq!(e.kind(), io::ErrorKind::Unsupported);
+        assert!(e.to_string().contains("edge-triggered"), "{e}");
+        assert_eq!("edge".parse(), Ok(Trigger::Edge));
+        assert_eq!("level".parse(), Ok(Trigger::Level));
+        let bad = "both".parse::<Trigger>().expect_err("not a trigger");
+        assert!(bad.contains("expected level or edge"), "{bad}");
+    }
 
     #[test]
     fn timeouts_round_up_to_the_next_millisecond() {

@@ -15,30 +15,51 @@ pub mod trace;
 pub mod watched;
 pub mod wire;
 
-use looplab::{Backend, Loop};
+use looplab::{Backend, Loop, Trigger};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-/// Run `test` once per backend this OS offers (Epoll and Mio on Linux), naming the
-/// backend in any panic so a failure says where it failed.
+thread_local! {
+    /// The trigger `new_loop` builds with, while `on_every_backend` runs a pass that is
+    /// not the backend's own (`None`: the backend's default).
+    static TRIGGER: std::cell::Cell<Option<Trigger>> = const { std::cell::Cell::new(None) };
+}
+
+/// Run `test` once per backend this OS offers (Epoll and Mio on Linux), and once more on
+/// the raw backend edge-triggered (the loops `new_loop` makes), naming the backend in
+/// any panic so a failure says where it failed.
 pub fn on_every_backend(test: impl Fn(Backend)) {
-    for backend in Backend::available() {
+    let raw = Backend::default_for_os();
+    let mut passes: Vec<(Backend, Option<Trigger>)> = Backend::available()
+        .into_iter()
+        .map(|b| (b, None))
+        .collect();
+    if Trigger::default_for(raw) == Trigger::Level {
+        passes.push((raw, Some(Trigger::Edge)));
+    }
+    for (backend, trigger) in passes {
+        TRIGGER.with(|t| t.set(trigger));
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(backend)));
+        TRIGGER.with(|t| t.set(None));
         if let Err(e) = result {
-            eprintln!("-- failed on the {backend} backend --");
+            match trigger {
+                Some(t) => eprintln!("-- failed on the {backend} backend, {t}-triggered --"),
+                None => eprintln!("-- failed on the {backend} backend --"),
+            }
             std::panic::resume_unwind(e);
         }
     }
 }
 
-/// A loop on `backend` with a small pool, as the tests use it.
+/// A loop on `backend` with a small pool, as the tests use it (edge-triggered during
+/// `on_every_backend`'s edge pass).
 pub fn new_loop(backend: Backend) -> Loop {
-    Loop::builder()
-        .backend(backend)
-        .threadpool_size(2)
-        .build()
-        .expect("building a loop")
+    let mut builder = Loop::builder().backend(backend).threadpool_size(2);
+    if let Some(trigger) = TRIGGER.with(|t| t.get()) {
+        builder = builder.trigger(trigger);
+    }
+    builder.build().expect("building a loop")
 }
 
 /// Fail the test if `lp` is still running after `limit`: a lost wakeup must fail a test,

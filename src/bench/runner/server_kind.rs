@@ -16,8 +16,12 @@ pub enum ServerKind {
     LoopBare(Backend),
     /// `looplab echo-raw`: the hand-written libc epoll loop, the floor.
     Raw,
-    /// `looplab echo-async`: the echo as `async fn` tasks on the loop (default backend).
+    /// `looplab echo-async`: the echo as `async fn` tasks on the loop (default backend,
+    /// edge-triggered, as tokio's).
     Async,
+    /// The same, level-triggered (`--trigger=level`): what the kernel's second look at
+    /// every reported socket costs.
+    AsyncLevel,
     /// `looplab echo-tokio`: tokio's current_thread runtime (feature `peer-tokio`).
     Tokio,
     /// `looplab echo --backend uring`: the io_uring completion echo (Linux).
@@ -35,6 +39,7 @@ impl ServerKind {
             ServerKind::LoopBare(Backend::Mio) => "mio-bare",
             ServerKind::Raw => "raw",
             ServerKind::Async => "async",
+            ServerKind::AsyncLevel => "async-level",
             ServerKind::Tokio => "tokio",
             ServerKind::Uring => "uring",
         }
@@ -54,6 +59,7 @@ impl ServerKind {
             ServerKind::LoopBare(b) => vec!["echo".into(), addr, format!("--backend={b}")],
             ServerKind::Raw => vec!["echo-raw".into(), addr],
             ServerKind::Async => vec!["echo-async".into(), addr],
+            ServerKind::AsyncLevel => vec!["echo-async".into(), addr, "--trigger=level".into()],
             ServerKind::Tokio => vec!["echo-tokio".into(), addr],
             ServerKind::Uring => vec!["echo".into(), addr, "--backend=uring".into()],
         }
@@ -67,6 +73,7 @@ impl std::str::FromStr for ServerKind {
             "threads" => Ok(ServerKind::Threads),
             "raw" => Ok(ServerKind::Raw),
             "async" => Ok(ServerKind::Async),
+            "async-level" => Ok(ServerKind::AsyncLevel),
             "uring" => Ok(ServerKind::Uring),
             "tokio" if cfg!(feature = "peer-tokio") => Ok(ServerKind::Tokio),
             "tokio" => Err("the tokio peer needs a build with `--features peer-tokio`".to_string()),
@@ -76,7 +83,7 @@ impl std::str::FromStr for ServerKind {
             }
             .map_err(|_| {
                 format!(
-                    "unknown server '{other}': expected threads, epoll, kqueue, mio, async, uring or raw \
+                    "unknown server '{other}': expected threads, epoll, kqueue, mio, async, async-level, uring or raw \
                      (a backend with -bare: metrics off)"
                 )
             }),
