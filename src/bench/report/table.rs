@@ -19,8 +19,16 @@ pub fn table(report: &Report) -> String {
     if report.rounds > 1 {
         out.push_str("spread: (highest - lowest rt/s of the rounds) / the median\n");
     }
+    // As wide as the longest server name ("async-level"), so the columns line up.
+    let w = report
+        .rows
+        .iter()
+        .map(|r| r.server.len())
+        .max()
+        .unwrap_or(0)
+        .max("server".len());
     out.push_str(&format!(
-        "{:<8} {:>6} {:>10} {:>7} {:>6} {:>7} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8} {:>8} {:>7} {:>9} {:>9} {:>6} {:>10}\n",
+        "{:<w$} {:>6} {:>10} {:>7} {:>6} {:>7} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8} {:>8} {:>7} {:>9} {:>9} {:>6} {:>10}\n",
         "server", "conns", "rt/s", "vs raw", "spread", "MB/s", "p50 ms", "p99 ms", "p99.9ms", "max ms", "errors", "RSS MiB", "KiB/conn", "threads", "vol csw", "invol csw", "cpu s", "rt/cpu-s"
     ));
     for r in &report.rows {
@@ -34,7 +42,7 @@ pub fn table(report: &Report) -> String {
             "-".to_string()
         };
         out.push_str(&format!(
-            "{:<8} {:>6} {:>10.0} {:>7} {:>6} {:>7.2} {:>8.3} {:>8.3} {:>8.3} {:>8.1} {:>6} {:>8.1} {:>8.1} {:>7} {:>9} {:>9} {:>6.2} {:>10.0}\n",
+            "{:<w$} {:>6} {:>10.0} {:>7} {:>6} {:>7.2} {:>8.3} {:>8.3} {:>8.3} {:>8.1} {:>6} {:>8.1} {:>8.1} {:>7} {:>9} {:>9} {:>6.2} {:>10.0}\n",
             r.server,
             r.conns,
             r.rt_per_s,
@@ -81,11 +89,17 @@ fn paired_table(paired: &[Paired]) -> String {
     let Some(first) = paired.first() else {
         return String::new();
     };
+    let w = paired
+        .iter()
+        .map(|p| p.server.len())
+        .max()
+        .unwrap_or(0)
+        .max(10);
     let mut conns: Vec<usize> = paired.iter().map(|p| p.conns).collect();
     conns.sort_unstable();
     conns.dedup();
     let mut out = format!(
-        "server CPU per round trip / {}'s in the same round (median of the rounds' ratios, lowest-highest; above 1 costs more):\n{:<10}",
+        "server CPU per round trip / {}'s in the same round (median of the rounds' ratios, lowest-highest; above 1 costs more):\n{:<w$}",
         first.reference, "server"
     );
     for c in &conns {
@@ -95,7 +109,7 @@ fn paired_table(paired: &[Paired]) -> String {
     let mut servers: Vec<&str> = paired.iter().map(|p| p.server.as_str()).collect();
     servers.dedup();
     for server in servers {
-        out.push_str(&format!("{server:<10}"));
+        out.push_str(&format!("{server:<w$}"));
         for &c in &conns {
             let cell = paired
                 .iter()
