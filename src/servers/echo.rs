@@ -8,7 +8,9 @@
 //!   by the high-water mark plus one read.
 //! - **Half-close.** EOF while echoes are still queued: flush them, send our FIN, close.
 //! - **Load shedding.** Past `max_conns` a new connection is accepted and closed at once,
-//!   so the ones already accepted keep their service.
+//!   so the ones already accepted keep their service. A connection counts until the
+//!   server has closed it: after its FIN is sent, the close comes a phase later, so a
+//!   client that reconnects the moment it reads EOF may find its old slot still held.
 //! - **Peers that vanish** (reset, broken pipe) close only their own connection.
 
 use crate::handle::{Listener, Tcp, Timer};

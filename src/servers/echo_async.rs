@@ -13,7 +13,8 @@
 //!   beside its task, [`OUTBOX_HIGH`](crate::task::OUTBOX_HIGH) in the outbox and as
 //!   much in the loop's write queue.
 //! - **Half-close**: at EOF, `shutdown().await` flushes the echoes, then sends our FIN.
-//! - **Load shedding** past `max_conns`; an **idle timeout** (`task::timeout` on each
+//! - **Load shedding** past `max_conns` (a connection counts until its task ends, after
+//!   its FIN is sent, as in `echo.rs`); an **idle timeout** (`task::timeout` on each
 //!   read, write and the final flush) when configured; a peer that vanishes ends only
 //!   its own task.
 
