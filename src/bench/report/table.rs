@@ -99,11 +99,11 @@ fn paired_table(paired: &[Paired]) -> String {
     conns.sort_unstable();
     conns.dedup();
     let mut out = format!(
-        "server CPU per round trip / {}'s in the same round (median of the rounds' ratios, lowest-highest; above 1 costs more):\n{:<w$}",
+        "server CPU per round trip / {}'s in the same round (median of the rounds' ratios [its 95% interval] (lowest-highest); above 1 costs more):\n{:<w$}",
         first.reference, "server"
     );
     for c in &conns {
-        out.push_str(&format!(" {:>22}", format!("{c} conns")));
+        out.push_str(&format!(" {:>34}", format!("{c} conns")));
     }
     out.push('\n');
     let mut servers: Vec<&str> = paired.iter().map(|p| p.server.as_str()).collect();
@@ -115,9 +115,12 @@ fn paired_table(paired: &[Paired]) -> String {
                 .iter()
                 .find(|p| p.server == server && p.conns == c)
                 .map_or("-".to_string(), |p| {
-                    format!("{:.2} ({:.2}-{:.2})", p.median, p.low, p.high)
+                    format!(
+                        "{:.2} [{:.2}-{:.2}] ({:.2}-{:.2})",
+                        p.median, p.ci_low, p.ci_high, p.low, p.high
+                    )
                 });
-            out.push_str(&format!(" {cell:>22}"));
+            out.push_str(&format!(" {cell:>34}"));
         }
         out.push('\n');
     }

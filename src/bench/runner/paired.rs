@@ -2,7 +2,9 @@
 //! round. The servers of one round run back to back, so a ratio taken inside a round
 //! cancels what drifts between rounds (other load on a shared machine, the host of a
 //! virtual one); the median of those ratios is steadier than the ratio of two medians,
-//! each taken over rounds the machine treated differently.
+//! each taken over rounds the machine treated differently. With the median comes its 95%
+//! confidence interval, so a reader can tell a difference the rounds resolve from one
+//! they do not (two servers whose interval holds 1 were not told apart).
 
 use super::{Row, ServerKind};
 use serde::{Deserialize, Serialize};
@@ -23,6 +25,12 @@ pub struct Paired {
     pub low: f64,
     /// The highest of those ratios.
     pub high: f64,
+    /// A 95% confidence interval for the median (`median_interval`): its low end.
+    #[serde(default)]
+    pub ci_low: f64,
+    /// Its high end.
+    #[serde(default)]
+    pub ci_high: f64,
     /// Rounds in which both servers were measured.
     pub rounds: usize,
 }
@@ -52,6 +60,7 @@ pub fn paired_cpu(rows: &[Row], servers: &[ServerKind], conns: &[usize]) -> Vec<
                 continue;
             }
             ratios.sort_by(f64::total_cmp);
+            let (ci_low, ci_high) = median_interval(&ratios);
             out.push(Paired {
                 server: server.name().to_string(),
                 reference: reference.name().to_string(),
@@ -59,11 +68,27 @@ pub fn paired_cpu(rows: &[Row], servers: &[ServerKind], conns: &[usize]) -> Vec<
                 median: median(&ratios),
                 low: ratios[0],
                 high: ratios[ratios.len() - 1],
+                ci_low,
+                ci_high,
                 rounds: ratios.len(),
             });
         }
     }
     out
+}
+
+/// A 95% confidence interval for the median of sorted, non-empty `v`, from the order
+/// statistics alone (no assumption about how the ratios are spread): the number of
+/// ratios below the true median is Binomial(n, 1/2), so the ones at ranks
+/// n/2 -/+ 1.96 sqrt(n)/2 bound it 95% of the time. With fewer than about 6 rounds it
+/// is the whole range.
+fn median_interval(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let half_width = 1.96 * n.sqrt() / 2.0;
+    // 1-based ranks, clamped to the ratios there are.
+    let lo = ((n / 2.0 - half_width).floor() as usize).max(1);
+    let hi = ((n / 2.0 + half_width).ceil() as usize).min(v.len());
+    (v[lo - 1], v[hi - 1])
 }
 
 /// The median of sorted, non-empty `v` (the mean of the middle two for an even count).
@@ -113,6 +138,17 @@ mod tests {
             (p.low - 1.0).abs() < 1e-9 && (p.high - 1.25).abs() < 1e-9,
             "{p:?}"
         );
+    }
+
+    /// Eleven rounds: the interval is the 2nd and 9th of the sorted ratios; a hundred:
+    /// the 40th and 60th; three: all of them.
+    #[test]
+    fn the_medians_interval_comes_from_its_ranks() {
+        let sorted = |n: usize| (1..=n).map(|i| i as f64).collect::<Vec<f64>>();
+        assert_eq!(median_interval(&sorted(11)), (2.0, 9.0));
+        assert_eq!(median_interval(&sorted(100)), (40.0, 60.0));
+        assert_eq!(median_interval(&sorted(3)), (1.0, 3.0));
+        assert_eq!(median_interval(&sorted(1)), (1.0, 1.0));
     }
 
     /// A round where either server failed (no row, or no CPU measured) is left out.
