@@ -3,7 +3,7 @@
 
 mod util;
 
-use looplab::RunMode;
+use looplab::{Backend, Loop, RunMode, Trigger};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -19,6 +19,36 @@ fn empty_loop_returns_at_once() {
         assert_eq!(lp.metrics().idle, Duration::ZERO, "it waited in poll");
         assert_eq!(lp.backend(), b);
     });
+}
+
+/// A loop is built level- or edge-triggered as asked (its backend's own by default), and
+/// says which; mio, which has no level mode, is refused with the reason.
+#[test]
+fn a_loop_reports_its_trigger_and_mio_refuses_level() {
+    for backend in Backend::available() {
+        let lp = Loop::builder().backend(backend).build().unwrap();
+        assert_eq!(lp.trigger(), Trigger::default_for(backend), "{backend}");
+        let lp = Loop::builder()
+            .backend(backend)
+            .trigger(Trigger::Edge)
+            .build()
+            .unwrap();
+        assert_eq!(lp.trigger(), Trigger::Edge, "{backend}");
+    }
+    assert_eq!(
+        Loop::new().unwrap().trigger(),
+        Trigger::default_for(Backend::default_for_os())
+    );
+    let refused = Loop::builder()
+        .backend(Backend::Mio)
+        .trigger(Trigger::Level)
+        .build();
+    let e = refused.err().expect("mio built level-triggered");
+    assert!(
+        e.to_string().contains("mio poller (level-triggered)")
+            && e.to_string().contains("no level-triggered mode"),
+        "{e}"
+    );
 }
 
 /// An unref'd timer does not hold the loop: it never fires, run returns at once.

@@ -181,7 +181,7 @@ impl Trigger {
         }
     }
 
-    /// The lowercase name used on the command line and in traces.
+    /// The lowercase name used on the command line and in messages.
     pub fn name(self) -> &'static str {
         match self {
             Trigger::Level => "level",

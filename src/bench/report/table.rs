@@ -19,14 +19,10 @@ pub fn table(report: &Report) -> String {
     if report.rounds > 1 {
         out.push_str("spread: (highest - lowest rt/s of the rounds) / the median\n");
     }
-    // As wide as the longest server name ("async-level"), so the columns line up.
-    let w = report
-        .rows
-        .iter()
-        .map(|r| r.server.len())
-        .max()
-        .unwrap_or(0)
-        .max("server".len());
+    let w = name_width(
+        report.rows.iter().map(|r| r.server.as_str()),
+        "server".len(),
+    );
     out.push_str(&format!(
         "{:<w$} {:>6} {:>10} {:>7} {:>6} {:>7} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8} {:>8} {:>7} {:>9} {:>9} {:>6} {:>10}\n",
         "server", "conns", "rt/s", "vs raw", "spread", "MB/s", "p50 ms", "p99 ms", "p99.9ms", "max ms", "errors", "RSS MiB", "KiB/conn", "threads", "vol csw", "invol csw", "cpu s", "rt/cpu-s"
@@ -83,18 +79,19 @@ pub fn table(report: &Report) -> String {
     out
 }
 
+/// The server column's width: the longest of `names` ("async-level"), at least `min`,
+/// so the columns line up.
+fn name_width<'a>(names: impl Iterator<Item = &'a str>, min: usize) -> usize {
+    names.map(str::len).max().unwrap_or(0).max(min)
+}
+
 /// "server CPU per round trip against epoll-bare, paired by round": one line per
 /// server, a column per connection count, each the median ratio and its range.
 fn paired_table(paired: &[Paired]) -> String {
     let Some(first) = paired.first() else {
         return String::new();
     };
-    let w = paired
-        .iter()
-        .map(|p| p.server.len())
-        .max()
-        .unwrap_or(0)
-        .max(10);
+    let w = name_width(paired.iter().map(|p| p.server.as_str()), 10);
     let mut conns: Vec<usize> = paired.iter().map(|p| p.conns).collect();
     conns.sort_unstable();
     conns.dedup();
