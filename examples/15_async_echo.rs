@@ -14,12 +14,12 @@
 //! **Look for** in the trace, per message: `events: fd 8 r -> tcp #4.5` and, on the
 //! same tick, `tasks: polled 1 — #5.6 woken by fd 8 readable`: the wake path from the
 //! socket to the task (the handle numbers depend on the run; a tick may batch several
-//! sockets, `polled 4 — #3.4 woken by fd 7 readable, #5.6 by fd 8 readable, ...`). An
-//! accept shows as `events: fd 6 r -> listener #1.2` and `#0.1 woken by fd 6 readable`,
-//! then `#3.4 by spawn`. Between messages, `alive: ref'd: 4 task (tasks waiting on: fd 6
-//! accept, fd 7 readable, fd 8 readable, fd 9 readable)`: each task says what it waits
-//! on. When a client leaves, its task waits on `fd 8 shutdown`, then `(finished)`, and
-//! `closed #4.5`.
+//! sockets, `polled 3 — #3.4 woken by fd 7 readable, #5.6 by fd 8 readable, #7.8 by fd
+//! 9 readable`). An accept shows as `events: fd 6 r -> listener #1.2` and `#0.1 woken
+//! by fd 6 readable`, then `#3.4 by spawn`. Between messages, `alive: ref'd: 4 task
+//! (tasks waiting on: fd 6 accept, fd 7 readable, fd 8 readable, fd 9 readable)`: each
+//! task says what it waits on. When a client leaves, its task waits on `fd 8 shutdown`,
+//! then `(finished)`, and `closed #4.5`.
 //!
 //! **In production** see `src/servers/echo_async.rs` (`looplab echo-async`): the same
 //! plus a connection limit, an idle timeout (`task::timeout` on each read and write),

@@ -49,7 +49,7 @@ fn example_14_prints_the_block(args: &[&str], marker: &str) -> crate::exercise::
 fn forget_the_waker() {
     says(
         CH,
-        "`cargo run --example 14_hand_written_future -- --forget`",
+        "`LOOPLAB_TRACE=1 cargo run --example 14_hand_written_future -- --forget`",
     );
     example_14_prints_the_block(
         &["--forget"],
@@ -136,7 +136,7 @@ fn the_async_echo_shows_the_wake_path() {
     }
     says(
         CH,
-        "polled 4 — #3.4 woken by fd 7 readable, #5.6 by fd 8 readable, ...",
+        "polled 3 — #3.4 woken by fd 7 readable, #5.6 by fd 8 readable, #7.8 by fd 9 readable",
     );
     assert_quoted("closed #4.5", &server.err, "15");
 }
@@ -232,4 +232,135 @@ fn example_14_header() {
         assert_quoted(fragment, &run.err, file);
     }
     assert_quoted("done after 2 polls", &run.out, file);
+}
+
+const SOLUTIONS: &str = "docs/solutions.md";
+
+/// Try 1: three wakes of one waker before the loop gets to the task queue it once (the
+/// `queued_here` flag): one poll for the knock, `done after 3 polls`; five if each wake
+/// queued the task.
+#[test]
+fn try_1_three_wakes_make_one_poll() {
+    says(
+        CH,
+        "How many times is the future polled for the three wakes?",
+    );
+    says(
+        SOLUTIONS,
+        "polled three times for one knock: `done after 5 polls`",
+    );
+    let file = "exercises/ch11_try1.rs";
+    let run = run_to_end("ch11_try1", &[], &[("LOOPLAB_TRACE", "1")], LIMIT);
+    let said = [
+        "timer: knock (three wakes, no ring)",
+        "poll #2: not rung -> Pending (waker stored)",
+        "timer: ring, and wake the task",
+        "poll #3: rung -> Ready",
+        "done after 3 polls",
+    ];
+    for line in said {
+        says(file, line);
+    }
+    let said: Vec<String> = said.iter().map(|l| l.to_string()).collect();
+    assert_lines_in_order(&said, &run.out, file);
+    let polls = run.out.iter().filter(|l| l.contains("poll #")).count();
+    assert_eq!(polls, 3, "{}", run.stdout());
+    // The knock's wakes, in the trace: one poll, of one task.
+    let fragment = "tasks: polled 1 — #2.3 woken by timer #0.1";
+    says(file, fragment);
+    let knock: Vec<&String> = run
+        .err
+        .iter()
+        .filter(|l| l.contains("by timer #0.1"))
+        .collect();
+    assert_eq!(knock.len(), 1, "{}", run.stderr());
+    assert!(knock[0].contains(fragment), "{}", run.stderr());
+}
+
+/// Try 2: a client that says nothing is cut off by the read's 5 s deadline, never
+/// before; the timer's wake and the close share a tick.
+#[test]
+fn try_2_a_silent_client_times_out_after_5_s() {
+    use std::io::Read;
+    says(CH, "prints `Some(127.0.0.1:N): timed out after 5000 ms`");
+    says(CH, "(`#3.4 woken by timer #4.5 (finished) | closed #2.3`)");
+    let mut server = run_example("ch11_try2", &["127.0.0.1:0"], &[("LOOPLAB_TRACE", "1")]);
+    let addr = server.listening_on();
+    let mut client = std::net::TcpStream::connect(addr).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    let n = client.read(&mut buf).unwrap();
+    let waited = start.elapsed();
+    assert_eq!(n, 0, "the server closes without a word");
+    // Never early; and well before the read timeout above.
+    assert!(waited >= Duration::from_millis(4900), "{waited:?}");
+    let line = server.seen_or_wait_for("the timeout", LIMIT, |l| l.contains("timed out"));
+    assert_quoted(
+        "Some(127.0.0.1:N): timed out after 5000 ms",
+        &[line],
+        "ch11_try2",
+    );
+    server.wait_until("the close", LIMIT, |r| {
+        r.err.iter().any(|l| l.contains("(finished) | closed #"))
+    });
+    let tick = server
+        .err
+        .iter()
+        .find(|l| l.contains("(finished) | closed #"))
+        .unwrap();
+    assert_quoted(
+        "woken by timer #4.5 (finished) | closed #2.3",
+        std::slice::from_ref(tick),
+        "ch11_try2",
+    );
+    server.kill();
+}
+
+/// Try 3: swapped, fast still wins (only one side is ready when it answers); two sleeps
+/// that end in one tick go to whichever is polled first, `b` made second or not.
+#[test]
+fn try_3_the_first_argument_wins_a_tie() {
+    says(SOLUTIONS, "`race(a, b): a won`, `race(b, a): b won`");
+    let run = run_to_end("ch11_try3", &[], &[("LOOPLAB_TRACE", "1")], LIMIT);
+    let said = [
+        "fast won after 81 ms (fast answered after 80 ms); the request to slow was dropped",
+        "race(a, b): a won",
+        "race(b, a): b won",
+    ];
+    let said: Vec<String> = said.iter().map(|l| l.to_string()).collect();
+    assert_lines_in_order(&said, &run.out, "ch11_try3");
+    // Each tie: both sleeps' timers fire in one tick.
+    let both = run
+        .err
+        .iter()
+        .filter(|l| {
+            l.split("timers fired ")
+                .nth(1)
+                .is_some_and(|rest| rest.split(" |").next().unwrap_or("").matches('#').count() == 2)
+        })
+        .count();
+    assert!(both >= 2, "{}", run.stderr());
+}
+
+/// Try 4: a task that yields for ever beside the echo: the echo still answers, and the
+/// spinner was polled (many times) meanwhile.
+#[test]
+fn try_4_a_spinning_task_leaves_the_echo_alone() {
+    says(
+        SOLUTIONS,
+        "The echo answers: `6 round trips ... 0 wrong bytes`",
+    );
+    let mut server = run_example("ch11_try4", &["127.0.0.1:0"], &[]);
+    let addr = server.listening_on().to_string();
+    let client = run_to_end("12_echo_client", &[&addr, "3", "2"], &[], LIMIT);
+    assert_quoted("6 round trips", &client.out, "12");
+    assert_quoted("0 wrong bytes", &client.out, "12");
+    let line = server.seen_or_wait_for("the spinner's count", LIMIT, |l| {
+        l.starts_with("spinner: polled")
+    });
+    assert!(number_after(&line, "polled") >= 1.0, "{line}");
+    server.kill();
 }
