@@ -28,8 +28,8 @@
 //! happy eyeballs: connected to 127.0.0.1:41004 after 1 ms
 //! ```
 //!
-//! **Look for** in the trace: `note: replicas: #2 failed: connecting tcp ..: Connection
-//! refused`, then `note: replicas: #0 answered first; dropped 1 other(s)` on the same
+//! **Look for** in the trace: `note: replicas: #2 failed: connecting to 127.0.0.1:..:
+//! after 0 ms: connecting tcp #7.9: Connection refused`, then `note: replicas: #0 answered first; dropped 1 other(s)` on the same
 //! line as `closed #..` (the loser's stream, closed in that tick); for the eyeballs,
 //! `attempt 1 to [::1]:..`, its refusal, and `attempt 2 to 127.0.0.1:..` in the same
 //! tick: a failure starts the next attempt without waiting for the stagger.

@@ -16,8 +16,10 @@
 //! exclusive a connection wakes a loop that is waiting in `epoll_wait`: here loop 0 is
 //! often busy with the previous connection's message when the next one comes, so loop 1
 //! gets it; an idle server fed one connection at a time gives them all to one loop, the
-//! first in the socket's wait queue (`looplab bench --loops` shows it). So the exclusive split changes from run to run,
-//! and is lopsided, all or nearly all 20 to one loop: run it a few times.
+//! first in the socket's wait queue (`looplab bench --loops` shows it). So the exclusive
+//! split changes from run to run, and is usually lopsided, all or nearly all 20 to one
+//! loop (with `--release` every time on the book's machine; the slower debug build more
+//! often splits evenly): run it a few times.
 //! Then `loop 0 heard of 20 connections`, split by sender exactly as the answers were,
 //! and `hops into loop 0: 20 posted, 20 delivered, 0 refused`: every message into loop
 //! 0's mailbox, loop 0's own to itself among them (it posts the same way).
