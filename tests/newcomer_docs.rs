@@ -599,7 +599,7 @@ fn chapter_13_try_4_zombies_climb_until_the_poll_phase_reaps_them() {
     use util::process::is_our_zombie;
     exercise::says(
         CH13,
-        "Why does it climb into the hundreds for a moment, twice",
+        "Why does it climb into the hundreds for a moment, three times",
     );
     exercise::says(SOLUTIONS, "so for a moment most of them are zombies");
     let mut lp = Loop::new().expect("a loop");

@@ -39,9 +39,9 @@ impl GroupArgs {
 
 #[derive(clap::Args)]
 pub(crate) struct BenchArgs {
-    /// Servers to compare: threads, epoll, kqueue, mio, async (edge-triggered),
-    /// async-level, raw, uring (io_uring, Linux), and tokio with the `peer-tokio`
-    /// feature (comma-separated).
+    /// Servers to compare: threads, epoll, epoll-bare (epoll without its metrics), kqueue,
+    /// mio, async (edge-triggered), async-level, raw, uring (io_uring, Linux), and tokio
+    /// with the `peer-tokio` feature (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub(crate) servers: Option<Vec<ServerKind>>,
     /// Connection counts (default 10,100,1000,5000; with --full 1,10,100,1000,5000,10000).
