@@ -12,8 +12,8 @@
 //!
 //! **Look for** the client's `6 round trips` with `0 wrong bytes`, as against example 15;
 //! the server prints how many times the spinner was polled before each connection
-//! (`spinner: polled N times so far`), climbing by hundreds of thousands a second
-//! (far fewer with the trace on). With `LOOPLAB_TRACE=1` every tick says
+//! (`spinner: polled N times so far`), climbing by hundreds of thousands a second (far
+//! fewer with the trace on; 0 for connections that come before its first poll). With `LOOPLAB_TRACE=1` every tick says
 //! `poll 0ms (1 tasks ready)` and `#2.3 woken by itself`: it never sleeps.
 
 use looplab::task::{self, TcpListener, TcpStream};
