@@ -1,4 +1,4 @@
-//! # 14 — `set_timeout(0)` or `set_immediate`: which runs first?
+//! # 01b — `set_timeout(0)` or `set_immediate`: which runs first?
 //!
 //! **What it shows.** Node's guide to the event loop centres on this question, and the
 //! answer depends on *where* you ask it, because it depends on which phase of the tick is
@@ -28,7 +28,7 @@
 //!   waits for tick 2, while the timers phase at the end of tick 1 finds the timeout due.
 //!
 //! In the trace, the I/O case reads `events: fd N r -> listener #0.1` on the poll line and
-//! `immediates 1 | ... | timers fired #3.2` on the same tick's `done` line.
+//! `immediates 1 | ... | timers fired #3.4` on the same tick's `done` line.
 //!
 //! **In production** do not build on this order: if B must follow A, start B from A's
 //! callback. `set_immediate` means "after this poll's callbacks"; a 0 ms timeout means

@@ -1,14 +1,14 @@
 //! # Chapter 1, Try 1 — an immediate keeps the first poll from sleeping
 //!
-//! `examples/01_timers.rs` with one line added before `lp.run`:
-//! `lp.set_immediate(|_, _| println!("immediate"));`
+//! `examples/01_timers.rs` without its 80 ms timer and its totals line, and with one line
+//! added before `lp.run`: `lp.set_immediate(|_, _| println!("immediate"));`
 //!
 //! **Run it.** `LOOPLAB_TRACE=1 cargo run --example ch01_try1`
 //!
 //! **Look for** the first tick of the trace: `tick 1 | poll 0ms (1 immediates)` instead
 //! of `sleeping up to ...`. An immediate waits for the check phase, which comes right
 //! after the poll, so the poll must not block; then `tick 1 done | immediates 1`, and
-//! from tick 2 on the trace is that of example 01.
+//! from tick 2 on the trace is that of example 01's two timeouts and its interval.
 
 use looplab::{Loop, RunMode};
 use std::process::ExitCode;

@@ -6,7 +6,8 @@
 //! **Run it.** `cargo run --release --example ch01_try2`
 //!
 //! **Look for** the two figures side by side: 1000 runs take about 2000 ms, not 1000
-//! (the period is about 2 ms), yet the worst lateness is under a millisecond or so. Both
+//! (the period is about 2 ms), yet the worst lateness is under a millisecond or so on a quiet machine (a few ms when
+//! other work shares the cores). Both
 //! are true, because time is rounded up twice, and lateness is measured from the
 //! rounded deadline:
 //! 1. the interval re-arms at `now + 1 ms`, and `now` falls inside a millisecond (say

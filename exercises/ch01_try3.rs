@@ -1,15 +1,16 @@
 //! # Chapter 1, Try 3 — one slow callback makes every timer late
 //!
-//! `examples/01_timers.rs` with `std::thread::sleep(Duration::from_millis(40))` inside the
-//! interval's callback.
+//! `examples/01_timers.rs` without its 80 ms timer, and with
+//! `std::thread::sleep(Duration::from_millis(40))` inside the interval's callback.
 //!
 //! **Run it.** `LOOPLAB_TRACE=1 cargo run --example ch01_try3`
 //!
 //! **Look for** the two 50 ms timeouts printing at about 70 ms instead of 50: they were
 //! due while the interval's first run (at 30 ms) slept until 70. The interval re-arms
 //! from the tick's cached time before its callback runs, so its next deadline (60 ms) has
-//! passed by the time the callback returns: from then on the loop never sleeps (every
-//! tick is `poll 0ms (next timer #2.3 due in 0.0ms)`), and the runs follow each other
+//! passed by the time the callback returns: from then on the loop never sleeps (after the
+//! tick of the overdue timeouts, `next timer #0.1`, every tick is `poll 0ms (next timer
+//! #2.3 due in 0.0ms)`), and the runs follow each other
 //! 40 ms apart, at about 30, 70, 110 and 150 ms. The trace names the culprit on each of
 //! its ticks, `slow callback: timer #2.3 took 40.1ms`, and the final line's worst
 //! lateness is 20 ms or more. One thread runs one callback at a time: chapter 6 moves

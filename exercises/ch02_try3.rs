@@ -1,4 +1,4 @@
-//! # Chapter 2, Try 3 — backpressure: a client that sends and does not read
+//! # Chapter 2, Try 4 — backpressure: a client that sends and does not read
 //!
 //! `looplab echo`'s server (`src/servers/echo.rs`) on a loop, and a client that sends
 //! 32 MiB without reading anything for half a second, then reads every byte back. The

@@ -21,7 +21,7 @@
 //! `cargo run --release --example ch06_lost_wakeup -- --swapped`.
 //!
 //! **Look for** `no wake lost: 40000 items in N drains` with the right order; with
-//! `--swapped`, `lost wake after N drains (0.01 s): M items queued, no byte in the pipe,
+//! `--swapped`, `lost wake after N drains (1.04 s): M items queued, no byte in the pipe,
 //! the flag still set`, and exit status 1.
 
 use std::io::{self, Read, Write};

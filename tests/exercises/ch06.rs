@@ -119,6 +119,6 @@ fn try_4_the_swapped_drain_loses_a_wake_every_time() {
     );
     says(
         CH,
-        "with `--swapped` it loses a wake within a second, every run",
+        "with `--swapped` it loses a wake in about a second, every run",
     );
 }
