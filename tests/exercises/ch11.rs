@@ -236,6 +236,17 @@ fn example_14_header() {
 
 const SOLUTIONS: &str = "docs/solutions.md";
 
+/// Quoted lines, as `assert_lines_in_order` takes them.
+fn owned(lines: &[&str]) -> Vec<String> {
+    lines.iter().map(|l| l.to_string()).collect()
+}
+
+/// How many timers a trace line says fired in its tick (`timers fired #1.2 #3.4 | ...`).
+fn timers_fired(line: &str) -> usize {
+    let fired = line.split("timers fired ").nth(1).unwrap_or("");
+    fired.split(" |").next().unwrap_or("").matches('#').count()
+}
+
 /// Try 1: three wakes of one waker before the loop gets to the task queue it once (the
 /// `queued_here` flag): one poll for the knock, `done after 3 polls`; five if each wake
 /// queued the task.
@@ -261,8 +272,7 @@ fn try_1_three_wakes_make_one_poll() {
     for line in said {
         says(file, line);
     }
-    let said: Vec<String> = said.iter().map(|l| l.to_string()).collect();
-    assert_lines_in_order(&said, &run.out, file);
+    assert_lines_in_order(&owned(&said), &run.out, file);
     let polls = run.out.iter().filter(|l| l.contains("poll #")).count();
     assert_eq!(polls, 3, "{}", run.stdout());
     // The knock's wakes, in the trace: one poll, of one task.
@@ -325,23 +335,14 @@ fn try_2_a_silent_client_times_out_after_5_s() {
 fn try_3_the_first_argument_wins_a_tie() {
     says(SOLUTIONS, "`race(a, b): a won`, `race(b, a): b won`");
     let run = run_to_end("ch11_try3", &[], &[("LOOPLAB_TRACE", "1")], LIMIT);
-    let said = [
+    let said = owned(&[
         "fast won after 81 ms (fast answered after 80 ms); the request to slow was dropped",
         "race(a, b): a won",
         "race(b, a): b won",
-    ];
-    let said: Vec<String> = said.iter().map(|l| l.to_string()).collect();
+    ]);
     assert_lines_in_order(&said, &run.out, "ch11_try3");
     // Each tie: both sleeps' timers fire in one tick.
-    let both = run
-        .err
-        .iter()
-        .filter(|l| {
-            l.split("timers fired ")
-                .nth(1)
-                .is_some_and(|rest| rest.split(" |").next().unwrap_or("").matches('#').count() == 2)
-        })
-        .count();
+    let both = run.err.iter().filter(|l| timers_fired(l) == 2).count();
     assert!(both >= 2, "{}", run.stderr());
 }
 
