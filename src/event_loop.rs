@@ -160,6 +160,9 @@ pub struct Loop {
     /// The last wait's events, and how many of them have been dispatched.
     events: Vec<Event>,
     dispatched: usize,
+    /// The event just dispatched told a task's stream it is readable: the loop polls
+    /// the tasks that woke once the dispatch has returned.
+    pub(crate) told: Option<Handle>,
     /// The per-tick trace (`LOOPLAB_TRACE=1`).
     pub(crate) tracer: Tracer,
     /// What `metrics()` reports.
@@ -417,6 +420,13 @@ impl Loop {
             let site = self.handles.get(h).map(|s| Site::of(s.kind(), h));
             let site = site.unwrap_or_default();
             self.timed(site, |lp| lp.describe_event(&ev), |lp| lp.dispatch(ev));
+            // A task's stream was readable: its reader is polled here, after the
+            // dispatch has returned, not from inside it. The poll's `recv` and `send`
+            // then run four calls shallower, and every call they return through after
+            // the kernel has run is a return to predict and a stack line to find again.
+            if self.told.take().is_some() {
+                self.task_checkpoint();
+            }
         }
         Ok(())
     }

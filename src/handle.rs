@@ -62,6 +62,24 @@ impl Handle {
         (u64::from(self.generation) << 32) | u64::from(self.key)
     }
 
+    /// All of it in the low 96 bits of a word, for a cause noted per event
+    /// (`task/cause.rs`); `from_bits` undoes it.
+    #[inline]
+    pub(crate) fn to_bits(self) -> u128 {
+        (u128::from(self.loop_id) << 64)
+            | (u128::from(self.generation) << 32)
+            | u128::from(self.key)
+    }
+
+    #[inline]
+    pub(crate) fn from_bits(bits: u128) -> Handle {
+        Handle {
+            key: bits as u32,
+            generation: (bits >> 32) as u32,
+            loop_id: (bits >> 64) as u32,
+        }
+    }
+
     /// The slot number (`12` of `#12.3`); unique among live handles, reused after a close.
     pub fn id(self) -> u32 {
         self.key

@@ -191,19 +191,30 @@ impl Loop {
             } else {
                 Drained::ShortRead
             };
-            self.read_some(h, until);
+            self.read_or_tell(h, until);
+        }
+    }
+
+    /// `read_or_tell`, and for a task's stream what the event loop does after a
+    /// dispatch (`Loop::told`): poll the tasks it woke.
+    pub(crate) fn read_some(&mut self, h: Handle, until: Drained) {
+        self.read_or_tell(h, until);
+        if self.told.take().is_some() {
+            self.task_checkpoint();
         }
     }
 
     /// Read with the loop's shared buffer, lent out through a guard (handle.rs); or, for
-    /// a task's stream, say it is readable: its future reads for itself.
-    pub(crate) fn read_some(&mut self, h: Handle, until: Drained) {
+    /// a task's stream, say it is readable (its future reads for itself) and leave the
+    /// rest to the caller (`Loop::told`).
+    fn read_or_tell(&mut self, h: Handle, until: Drained) {
         if let Some(reader) = self.waiting_reader(h) {
             self.call_taken(
                 reader,
                 |lp, reader| reader.on_readable(lp, until),
                 |lp, reader| lp.reader_back(h, reader),
             );
+            self.told = Some(h);
             return;
         }
         let buf = std::mem::take(&mut self.read_buf);

@@ -18,10 +18,12 @@
 //! immediates. A task's panic is caught around its poll: it ends that task (its
 //! `JoinHandle` gets the panic) and the loop goes on.
 //!
-//! **Checkpoints.** The task layer's own I/O callbacks (a stream's read, an accept, a
-//! connect) end with `task_checkpoint`: the tasks they woke are polled there and then,
-//! still in the poll phase, while the stream's state is in the cache and before the loop
-//! reads that socket again. Only wakes caused by I/O are polled at a checkpoint; the
+//! **Checkpoints.** After an event that told a task's stream it is readable, and at the
+//! end of the task layer's other I/O callbacks (an accept, a connect, a drained write),
+//! the loop runs `task_checkpoint`: the tasks they woke are polled there and then, still
+//! in the poll phase, while the stream's state is in the cache and before the loop
+//! looks at the next event. (For a read it runs once the event's dispatch has returned,
+//! from the poll phase's own loop: see `Loop::told`.) Only wakes caused by I/O are polled at a checkpoint; the
 //! rest (timers, the pool, a task waking itself) wait for the tasks phase. A tasks
 //! phase alone makes a second pass over every connection's state each tick; in the echo
 //! benchmark at 1000 connections the checkpoint took a third of the L1 misses per round
@@ -29,7 +31,7 @@
 
 mod spawn;
 
-use super::cause::Cause;
+use super::cause::{Cause, Woke};
 use super::join::{Failure, Job};
 use super::reactor::{self, Ask, Reactor, Waiting};
 use super::waker::{Ready, ReadyList, TaskWaker, Via};
@@ -171,7 +173,7 @@ impl Loop {
         if let Some((h, cause, via)) = self.tasks.ready.take_only() {
             // The usual checkpoint: the read just made woke its one reader. Taken alone,
             // no `Vec` moves between the ready list, the batch and the executor.
-            if matches!(cause, Cause::Io { .. }) {
+            if cause.by_io() {
                 self.poll_alone(h, cause, via);
             } else {
                 self.tasks.later.push((h, cause, via));
@@ -192,13 +194,10 @@ impl Loop {
             self.tasks.batch = woken;
             return;
         }
-        if woken
-            .iter()
-            .any(|(_, cause, _)| !matches!(cause, Cause::Io { .. }))
-        {
+        if woken.iter().any(|(_, cause, _)| !cause.by_io()) {
             let later = &mut self.tasks.later;
             woken.retain(|&(h, cause, via)| {
-                let now = matches!(cause, Cause::Io { .. });
+                let now = cause.by_io();
                 if !now {
                     later.push((h, cause, via));
                 }
@@ -247,7 +246,7 @@ impl Loop {
     /// A batch of one: nothing is queued behind the task for a panic to leave behind.
     /// Inlined into the checkpoint, the read's path makes one call fewer.
     #[inline(always)]
-    fn poll_alone(&mut self, h: Handle, cause: Cause, via: Via) {
+    fn poll_alone(&mut self, h: Handle, cause: Woke, via: Via) {
         let _entered = reactor::enter(&self.tasks.reactor);
         self.tasks.in_batch = true;
         self.call_taken(
@@ -258,8 +257,8 @@ impl Loop {
     }
 
     /// Poll `h` once (queued `via`), act on what it asked, and settle its handle.
-    fn poll_one(&mut self, h: Handle, cause: Cause, via: Via) {
-        let why = self.tracer.enabled.then(|| cause.describe(self, h));
+    fn poll_one(&mut self, h: Handle, cause: Woke, via: Via) {
+        let why = self.tracer.enabled.then(|| cause.cause().describe(self, h));
         if let Some(w) = self.watchdog_ref() {
             w.enter_task(h);
         }

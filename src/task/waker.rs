@@ -43,7 +43,7 @@
 //! channel, tried first, cost about 400 instructions per wake and poll in the echo
 //! benchmark; a mutex taken by every wake cost four locked instructions per round trip.
 
-use super::cause::Cause;
+use super::cause::{Cause, Woke};
 use crate::handle::Handle;
 use crate::sys::selfpipe::SelfPipe;
 use std::cell::RefCell;
@@ -62,7 +62,7 @@ thread_local! {
 }
 
 /// What the ready list holds: the task, what woke it (for the trace), and which way.
-pub(crate) type Ready = (Handle, Cause, Via);
+pub(crate) type Ready = (Handle, Woke, Via);
 
 /// Which way a task was queued, so the loop clears that way's flag before the poll.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,7 +117,7 @@ impl ReadyList {
     /// Queue `task`, woken on the loop thread by what stood in for its waker (a stream's
     /// reader slot, see the module doc).
     #[inline]
-    pub fn push_direct(&self, task: Handle, cause: Cause) {
+    pub fn push_direct(&self, task: Handle, cause: Woke) {
         self.push_local((task, cause, Via::Direct));
     }
 
@@ -243,7 +243,7 @@ impl TaskWaker {
     /// Inlined into `wake_by_ref`: a wake on the loop thread (a read waking its reader)
     /// makes one call, not two; a wake from another thread goes out of line.
     #[inline(always)]
-    fn schedule(&self, cause: Cause) {
+    fn schedule(&self, cause: Woke) {
         if THIS_THREAD.with(|t| *t == self.loop_thread) {
             if self.queued_here.load(Ordering::Relaxed) {
                 return; // already queued: this wake coalesces into that one
@@ -261,14 +261,14 @@ impl TaskWaker {
             return; // already queued from some thread: this wake coalesces into that one
         }
         self.ready
-            .push_remote((self.task, Cause::OtherThread, Via::Remote));
+            .push_remote((self.task, Cause::OtherThread.into(), Via::Remote));
         // A full pipe is a wake already pending; any other error means the loop is gone.
         let _ = self.pipe.wake();
     }
 
     /// The first poll of a new task.
     pub fn schedule_spawned(&self) {
-        self.schedule(Cause::Spawned);
+        self.schedule(Cause::Spawned.into());
     }
 }
 
@@ -279,6 +279,6 @@ impl Wake for TaskWaker {
 
     #[inline]
     fn wake_by_ref(self: &Arc<Self>) {
-        self.schedule(Cause::now());
+        self.schedule(Cause::now_packed());
     }
 }

@@ -216,7 +216,7 @@ impl Reader {
     pub(super) fn wake(slot: &mut Option<Reader>, lp: &Loop) {
         match slot {
             Some(Reader::Task(task)) => {
-                lp.tasks.ready.push_direct(*task, Cause::now());
+                lp.tasks.ready.push_direct(*task, Cause::now_packed());
                 *slot = None;
             }
             Some(Reader::Waker(w)) => w.wake_by_ref(),
@@ -271,22 +271,24 @@ fn lend<S: Stream>(lp: &mut Loop, conn: &Shared<S>, stream: S) {
 
 fn on_readable<S: Stream>(lp: &mut Loop, conn: &RefCell<Conn<S>>, until: Drained) {
     let mut c = conn.borrow_mut();
+    // Reported again, and nobody has read the socket empty since the last report (the
+    // task is busy elsewhere, or its budget ran out) nor waits to: stop watching it, or
+    // a level-triggered poller reports it every tick. The kernel's buffer holds the
+    // bytes meanwhile; when it fills, the peer's sends block. The task's next `read`
+    // reads it directly, and watches again once it finds it empty. (Decided here, at
+    // the second report, rather than after the first report's poll: that would touch
+    // the stream's state again after the poll's system calls, a miss per event.)
+    if c.readable && c.reading && !matches!(c.reader, Some(Reader::Task(_))) {
+        c.reading = false;
+        lp.read_stop(c.stream);
+        return;
+    }
     c.readable = true;
     c.read_to_end = until == Drained::WouldBlock;
     Reader::wake(&mut c.reader, lp);
-    drop(c);
-    // The reader runs now, while the socket is hot and before the next event: its echo
-    // is on the wire before the loop polls again, as a read callback's would be.
-    lp.task_checkpoint();
-    // Nobody read the socket empty (the task is busy elsewhere, or its budget ran out):
-    // stop watching it, or a level-triggered poller reports it every tick. The kernel's
-    // buffer holds the bytes meanwhile; when it fills, the peer's sends block. The
-    // task's next `read` reads it directly, and watches again once it finds it empty.
-    let mut c = conn.borrow_mut();
-    if c.reading && c.readable {
-        c.reading = false;
-        lp.read_stop(c.stream);
-    }
+    // The reader runs next, while the socket is hot and before the next event (the
+    // loop's checkpoint after this dispatch, `Loop::told`): its echo is on the wire
+    // before the loop polls again, as a read callback's would be.
 }
 
 /// The reader found the end (EOF, or an error): the loop stops watching the socket, and
