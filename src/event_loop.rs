@@ -416,10 +416,11 @@ impl Loop {
                 self.dispatch(ev);
                 continue;
             }
-            let h = self.handles.handle_of_token(ev.token);
-            let site = self.handles.get(h).map(|s| Site::of(s.kind(), h));
-            let site = site.unwrap_or_default();
-            self.timed(site, |lp| lp.describe_event(&ev), |lp| lp.dispatch(ev));
+            if self.meters.on() || self.tracer.enabled {
+                self.dispatch_timed(ev);
+            } else {
+                self.dispatch(ev);
+            }
             // A task's stream was readable: its reader is polled here, after the
             // dispatch has returned, not from inside it. The poll's `recv` and `send`
             // then run four calls shallower, and every call they return through after
@@ -457,6 +458,17 @@ impl Loop {
         }
     }
 
+    /// `dispatch`, timed under the event's handle for the metrics or the trace. Out of
+    /// line: the poll phase's loop, run for every event, stays small enough to stay in
+    /// the instruction cache when both are off (see docs/benchmarks.md, step 12).
+    #[inline(never)]
+    fn dispatch_timed(&mut self, ev: Event) {
+        let h = self.handles.handle_of_token(ev.token);
+        let site = self.handles.get(h).map(|s| Site::of(s.kind(), h));
+        let site = site.unwrap_or_default();
+        self.timed(site, |lp| lp.describe_event(&ev), |lp| lp.dispatch(ev));
+    }
+
     /// Time since the loop was made: the trace's clock.
     fn since_epoch(&self) -> Duration {
         Instant::now().duration_since(self.epoch)
@@ -488,6 +500,7 @@ impl Loop {
     }
 
     /// The self-pipe was written: async sends and pool completions are waiting.
+    #[inline(never)]
     fn on_wake(&mut self) {
         let bytes = self.waker.drain().unwrap_or_else(|e| {
             self.tracer
@@ -511,6 +524,7 @@ impl Loop {
         self.tracer.drained(done);
     }
 
+    #[cold]
     fn describe_event(&self, ev: &Event) -> String {
         let mut flags = String::new();
         for (on, c) in [

@@ -93,6 +93,7 @@ impl Loop {
     }
 
     /// Phase 4, signal pipe readable: each byte is one delivered signal number.
+    #[inline(never)]
     pub(super) fn on_signal_pipe(&mut self) {
         let mut signums = Vec::new();
         if let Some(sp) = &self.signal_pipe {

@@ -45,6 +45,7 @@ impl Loop {
     }
 
     /// The connecting socket became writable: connected, or failed (SO_ERROR says which).
+    #[inline(never)]
     pub(crate) fn finish_connect(&mut self, h: Handle) {
         let Some(t) = self.stream(h) else { return };
         let Some(cb) = t.connecting.take() else {

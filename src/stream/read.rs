@@ -274,6 +274,7 @@ impl Loop {
 
     /// Read until `until` says the socket is empty, EOF, an error, the callback stopping
     /// us, or the budget. True if the budget ran out while still reading.
+    #[inline(never)]
     fn read_into(&mut self, h: Handle, buf: &mut [u8], until: Drained) -> bool {
         for _ in 0..READ_BUDGET {
             let Some(t) = self.stream(h) else {

@@ -186,6 +186,7 @@ impl Loop {
     }
 
     /// Writable: send queued bytes until the queue is empty or the kernel is full.
+    #[inline(never)]
     pub(crate) fn flush(&mut self, h: Handle) {
         let Some(t) = self.stream(h) else { return };
         if t.connecting.is_some() {

@@ -187,6 +187,7 @@ impl Loop {
     }
 
     /// `task_checkpoint` with several wakes (or some from another thread) to sort.
+    #[inline(never)]
     fn checkpoint_batch(&mut self) {
         let mut woken = std::mem::take(&mut self.tasks.batch);
         self.tasks.ready.drain_into(&mut woken);
@@ -258,9 +259,9 @@ impl Loop {
 
     /// Poll `h` once (queued `via`), act on what it asked, and settle its handle.
     fn poll_one(&mut self, h: Handle, cause: Woke, via: Via) {
-        let why = self.tracer.enabled.then(|| cause.cause().describe(self, h));
-        if let Some(w) = self.watchdog_ref() {
-            w.enter_task(h);
+        let why = self.tracer.enabled.then(|| self.why_polled(h, cause));
+        if self.watchdog_ref().is_some() {
+            self.watch_task(h);
         }
         // What the poll and the acts on its asks wake, this task woke.
         let _cause = Cause::Task(h).enter();
@@ -279,21 +280,45 @@ impl Loop {
         self.tasks.polled += 1;
         self.act_on_asks();
         if let Some(why) = why {
-            self.tasks.traced_polls += 1;
-            if self.tasks.traced.len() < TRACE_TASKS + 1 {
-                self.tasks.traced.push(polled_line(h, &why, &outcome));
-            }
+            self.trace_poll(h, &why, &outcome);
         }
         match outcome {
             Poll::Pending if stuck => self.report_stuck(h),
             Poll::Pending => {}
-            Poll::Ready(_) => {
-                self.tasks.reactor.drop_notes();
-                self.handles.remove(h);
-                if self.tasks.root == Some(h) {
-                    self.stop();
-                }
-            }
+            Poll::Ready(_) => self.task_ended(h),
+        }
+    }
+
+    // The rest of a poll, out of line: what runs only with the trace or the watchdog on,
+    // or once per task. `poll_one` runs for every wake; kept to its usual path, it
+    // spans fewer lines of the instruction cache (docs/benchmarks.md, step 12).
+
+    #[cold]
+    fn why_polled(&self, h: Handle, cause: Woke) -> String {
+        cause.cause().describe(self, h)
+    }
+
+    #[cold]
+    fn watch_task(&self, h: Handle) {
+        if let Some(w) = self.watchdog_ref() {
+            w.enter_task(h);
+        }
+    }
+
+    #[cold]
+    fn trace_poll(&mut self, h: Handle, why: &str, outcome: &Poll<Ended>) {
+        self.tasks.traced_polls += 1;
+        if self.tasks.traced.len() < TRACE_TASKS + 1 {
+            self.tasks.traced.push(polled_line(h, why, outcome));
+        }
+    }
+
+    #[inline(never)]
+    fn task_ended(&mut self, h: Handle) {
+        self.tasks.reactor.drop_notes();
+        self.handles.remove(h);
+        if self.tasks.root == Some(h) {
+            self.stop();
         }
     }
 
@@ -330,23 +355,18 @@ impl Loop {
         let cell = &t.cell;
         // A panic ends this task, not the loop: it goes to the task's JoinHandle.
         let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll_job(&mut cx, cell)));
-        let ended = match polled {
+        match polled {
             Ok(Poll::Pending) => {
                 reactor.take_notes(&mut t.note, &mut t.more_notes);
                 // A leaf of this crate that says what it waits on has stored the waker
                 // first: only a task that noted nothing (a hand-written future) is
                 // counted. The count is in the `Arc`'s header, a cache line of its own.
                 let stuck = t.note.is_none() && kept_no_waker(&t.shared);
-                return Some((Poll::Pending, stuck));
+                Some((Poll::Pending, stuck))
             }
-            Ok(Poll::Ready(())) => Ended::Finished,
-            Err(payload) => {
-                future.fail(&**cell, Failure::Panicked(payload));
-                Ended::Panicked
-            }
-        };
-        t.future = None;
-        Some((Poll::Ready(ended), false))
+            Ok(Poll::Ready(())) => Some((Poll::Ready(end_task(t, None)), false)),
+            Err(payload) => Some((Poll::Ready(end_task(t, Some(payload))), false)),
+        }
     }
 
     /// A task that kept its waker nowhere can never run again (a hand-written future
@@ -410,6 +430,23 @@ impl Loop {
             );
         }
     }
+}
+
+/// The task's future returned `Ready` (`panic: None`) or panicked: drop it, and give a
+/// panic to its `JoinHandle`. Out of line: it runs once per task, not once per poll.
+#[inline(never)]
+fn end_task(t: &mut TaskState, panic: Option<Box<dyn Any + Send>>) -> Ended {
+    let ended = match panic {
+        None => Ended::Finished,
+        Some(payload) => {
+            if let Some(future) = t.future.as_mut() {
+                future.fail(&*t.cell, Failure::Panicked(payload));
+            }
+            Ended::Panicked
+        }
+    };
+    t.future = None;
+    ended
 }
 
 /// Whether nothing but the task itself holds its waker, after a `Pending` poll. Asks

@@ -154,6 +154,7 @@ impl Loop {
     }
 
     /// The listener is readable: accept until the kernel says `WouldBlock`.
+    #[inline(never)]
     pub(crate) fn on_listener_ready(&mut self, h: Handle) {
         loop {
             let (accepted, kind) = match self.listener(h) {
