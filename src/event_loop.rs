@@ -282,8 +282,12 @@ impl Loop {
 
     /// One clock read per phase boundary; every callback of a phase sees the same `now`.
     fn update_time(&mut self) {
-        self.now = Instant::now();
-        self.meters.read_at(self.now);
+        self.set_time(Instant::now());
+    }
+
+    fn set_time(&mut self, now: Instant) {
+        self.now = now;
+        self.meters.read_at(now);
     }
 
     /// Phase 1. Callbacks deferred by the last tick. Ones deferred while this runs wait
@@ -364,6 +368,7 @@ impl Loop {
         self.enter(Phase::Poll);
         // Events a panicking callback left undispatched go first: with an edge-triggered
         // poller they would not be reported again.
+        let mut woke = None;
         if self.dispatched == self.events.len() {
             let tick = self.counters.ticks;
             self.tracer
@@ -371,7 +376,10 @@ impl Loop {
             let started = Instant::now();
             self.meters.read_at(started);
             let waited = self.poller.wait(&mut self.events, timeout);
-            let blocked = started.elapsed();
+            // One clock read for both the time blocked and the loop's new `now`.
+            let after = Instant::now();
+            woke = Some(after);
+            let blocked = after.saturating_duration_since(started);
             self.dispatched = 0;
             // Idle is time the loop could have blocked: a zero-timeout poll is busy work.
             if timeout != Some(Duration::ZERO) {
@@ -392,7 +400,10 @@ impl Loop {
                     .polled(at, tick, ran_pending, timeout, &rule, blocked, &events);
             }
         }
-        self.update_time();
+        match woke {
+            Some(at) => self.set_time(at),
+            None => self.update_time(),
+        }
         self.enter(Phase::PollCallbacks);
         let mut warmed = self.dispatched;
         while let Some(&ev) = self.events.get(self.dispatched) {

@@ -180,6 +180,15 @@ impl Loop {
         }
     }
 
+    /// `stream`, shared: what an event reads before it tells a task's side.
+    #[inline]
+    pub(crate) fn stream_ref(&self, h: Handle) -> Option<&StreamState> {
+        match self.handles.get(h).map(|slot| &slot.state) {
+            Some(State::Stream(t)) if t.io.is_some() => Some(t),
+            _ => None,
+        }
+    }
+
     fn stream_for(&mut self, op: &str, h: Handle) -> stdio::Result<&mut StreamState> {
         self.stream(h).ok_or_else(|| crate::error::stale(op, h))
     }

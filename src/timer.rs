@@ -187,6 +187,9 @@ impl<T> Wheel<T> {
     /// The earliest deadline and the value of the timer that will fire first: the first
     /// occupied slot's `earliest`. O(1) in the number of timers: no slot is walked.
     pub fn next_deadline(&self) -> Option<(u64, &T)> {
+        if self.entries.is_empty() {
+            return None; // without looking at each level's mask, a line of its own
+        }
         let (level, slot, _) = self.next_slot()?;
         let earliest = self.levels[level].slots[slot].earliest;
         debug_assert_ne!(
@@ -200,6 +203,12 @@ impl<T> Wheel<T> {
     /// Move time forward to `now` ms and append every timer with a deadline at or before
     /// it to `out`, sorted by (deadline, insertion order). Time never moves backwards.
     pub fn advance(&mut self, now: u64, out: &mut Vec<Expired<T>>) {
+        if self.entries.is_empty() {
+            // Nothing to fire or cascade: the loop calls this every tick, and a busy
+            // server without timers would read every level's mask (six lines) for it.
+            self.elapsed = self.elapsed.max(now);
+            return;
+        }
         let first_new = out.len();
         let mut due: Vec<(u64, u64, T)> = Vec::new();
         while let Some((level, slot, start)) = self.next_slot() {

@@ -37,18 +37,19 @@ pub(super) enum OnRead {
     /// The task layer's side of the stream, which reads for itself: the loop only says
     /// the socket is readable, and the future waiting in `read` calls `recv` with the
     /// fd the loop lent it, into the task's own buffer (readiness, as tokio reads).
-    /// `None` while the loop is telling it the stream is readable (taken out for the
-    /// call, as a callback is; cloning the `Rc` instead would write its count, a cache
-    /// line of its own, on every event).
-    Reader(Option<Rc<dyn TaskSide>>),
+    /// Told in place, with the loop shared (`TaskSide::on_readable` takes `&Loop`):
+    /// neither taken out and put back, as a callback is, nor cloned (the `Rc`'s count
+    /// is a write to a line of its own).
+    Reader(Rc<dyn TaskSide>),
 }
 
 /// The task layer's side of a stream, held by the loop: told when the stream is
 /// readable (see [`OnRead::Reader`]) and of the close that takes back a lent fd.
 pub(crate) trait TaskSide {
     /// The poller reported the stream readable (or the loop looks again after
-    /// `read_resume`); `until` says whether a short read empties it.
-    fn on_readable(&self, lp: &mut Loop, until: Drained);
+    /// `read_resume`); `until` says whether a short read empties it. True if the loop
+    /// should stop watching the stream (nobody reads it).
+    fn on_readable(&self, lp: &Loop, until: Drained) -> bool;
     /// The stream is closing: forget the fd it lent (`Loop::lend_fd`) now, before the
     /// loop closes it and the number can name another file.
     fn fd_taken_back(&self);
@@ -58,11 +59,20 @@ pub(crate) trait TaskSide {
 }
 
 impl StreamState {
+    /// The task side of this stream, if it is reading by readiness now.
+    #[inline]
+    fn waiting_reader(&self) -> Option<&dyn TaskSide> {
+        match &self.on_read {
+            Some(OnRead::Reader(reader)) if self.reading => Some(&**reader),
+            _ => None,
+        }
+    }
+
     /// Who this stream's read event calls, for `Loop::warm_batch`: the task side it
     /// tells (returned), or the callback it runs (its closure is prefetched here).
     pub(crate) fn warm_reader(&self) -> Option<&dyn TaskSide> {
         match &self.on_read {
-            Some(OnRead::Reader(Some(side))) if self.reading => Some(&**side),
+            Some(OnRead::Reader(side)) if self.reading => Some(&**side),
             Some(OnRead::Callback(cb)) if self.reading => {
                 crate::sys::prefetch::prefetch(&**cb, 2);
                 None
@@ -105,7 +115,7 @@ impl Loop {
         conn: impl Stream,
         reader: Rc<dyn TaskSide>,
     ) -> stdio::Result<()> {
-        self.start_reading("read_start", conn.into(), OnRead::Reader(Some(reader)))
+        self.start_reading("read_start", conn.into(), OnRead::Reader(reader))
     }
 
     fn start_reading(&mut self, op: &str, h: Handle, on_read: OnRead) -> stdio::Result<()> {
@@ -127,7 +137,11 @@ impl Loop {
     /// Stop reading (backpressure): the kernel buffers, then the peer's sends block.
     /// False if the stream is stale or closed.
     pub fn read_stop(&mut self, conn: impl Stream) -> bool {
-        let h: Handle = conn.into();
+        self.stop_reading(conn.into())
+    }
+
+    /// `read_stop` by handle.
+    fn stop_reading(&mut self, h: Handle) -> bool {
         let Some(t) = self.stream(h) else {
             return false;
         };
@@ -208,12 +222,17 @@ impl Loop {
     /// a task's stream, say it is readable (its future reads for itself) and leave the
     /// rest to the caller (`Loop::told`).
     fn read_or_tell(&mut self, h: Handle, until: Drained) {
-        if let Some(reader) = self.waiting_reader(h) {
-            self.call_taken(
-                reader,
-                |lp, reader| reader.on_readable(lp, until),
-                |lp, reader| lp.reader_back(h, reader),
-            );
+        // Told in place, with the loop shared: the task side only queues its reader, so
+        // nothing is taken out and put back (two more lookups of the stream) and no
+        // guard is needed for a callback that could do anything to the loop.
+        let told = match self.stream_ref(h).and_then(StreamState::waiting_reader) {
+            Some(reader) => Some(reader.on_readable(self, until)),
+            None => None,
+        };
+        if let Some(stop) = told {
+            if stop {
+                self.stop_reading(h);
+            }
             self.told = Some(h);
             return;
         }
@@ -227,27 +246,6 @@ impl Loop {
         // poller will not tell us again, so look once more next tick.
         if more {
             self.defer(h, move |lp| lp.read_some(h, Drained::WouldBlock));
-        }
-    }
-
-    /// The task side of `h`, taken out, if it is reading by readiness now.
-    fn waiting_reader(&mut self, h: Handle) -> Option<Rc<dyn TaskSide>> {
-        let t = self.stream(h).filter(|t| t.reading && t.io.is_some())?;
-        match &mut t.on_read {
-            Some(OnRead::Reader(reader)) => reader.take(),
-            _ => None,
-        }
-    }
-
-    /// Put the task side taken by `waiting_reader` back, unless the stream closed or got
-    /// another reader meanwhile.
-    fn reader_back(&mut self, h: Handle, reader: Rc<dyn TaskSide>) {
-        if let Some(StreamState {
-            on_read: Some(OnRead::Reader(slot @ None)),
-            ..
-        }) = self.stream(h)
-        {
-            *slot = Some(reader);
         }
     }
 

@@ -82,6 +82,10 @@ pub(crate) struct ReadyList {
     remote: Mutex<Vec<Ready>>,
     /// `remote` may be non-empty: the loop locks it only then.
     remote_waiting: AtomicBool,
+    /// This list's part of `LOCAL` may be non-empty. Written and read on the loop's
+    /// thread only (relaxed: a plain store and load), so the executor's direct slot can
+    /// tell it is first in line without looking into the thread-local.
+    local_waiting: AtomicBool,
 }
 
 impl ReadyList {
@@ -106,6 +110,7 @@ impl ReadyList {
             if mine {
                 *owner = id;
                 list.push(ready);
+                self.local_waiting.store(true, Ordering::Relaxed);
             }
             mine
         });
@@ -139,6 +144,7 @@ impl ReadyList {
                 }
             }
         });
+        self.local_waiting.store(false, Ordering::Relaxed);
         // Loaded first: a swap is a locked instruction, and it is almost always false.
         if self.remote_waiting.load(Ordering::Relaxed)
             && self.remote_waiting.swap(false, Ordering::Acquire)
@@ -159,11 +165,19 @@ impl ReadyList {
         let id = self.id();
         LOCAL.with_borrow_mut(|(owner, list)| {
             if *owner == id && list.len() == 1 {
+                self.local_waiting.store(false, Ordering::Relaxed);
                 list.pop()
             } else {
                 None
             }
         })
+    }
+
+    /// Nothing waits in either half (call on the loop thread). Two loads, no
+    /// thread-local and no lock.
+    #[inline]
+    pub fn nothing_waiting(&self) -> bool {
+        !self.local_waiting.load(Ordering::Relaxed) && !self.remote_waiting.load(Ordering::Relaxed)
     }
 
     /// How many are waiting (call on the loop thread).
@@ -187,6 +201,7 @@ impl ReadyList {
                 list.clear();
             }
         });
+        self.local_waiting.store(false, Ordering::Relaxed);
     }
 }
 

@@ -216,7 +216,7 @@ impl Reader {
     pub(super) fn wake(slot: &mut Option<Reader>, lp: &Loop) {
         match slot {
             Some(Reader::Task(task)) => {
-                lp.tasks.ready.push_direct(*task, Cause::now_packed());
+                lp.tasks.push_direct(*task, Cause::now_packed());
                 *slot = None;
             }
             Some(Reader::Waker(w)) => w.wake_by_ref(),
@@ -234,8 +234,8 @@ pub(super) fn wake(slot: &mut Option<Waker>) {
 
 /// The loop's side: told the socket is readable, and that its fd is taken back.
 impl<S: Stream> TaskSide for ConnCell<S> {
-    fn on_readable(&self, lp: &mut Loop, until: Drained) {
-        on_readable(lp, self, until);
+    fn on_readable(&self, lp: &Loop, until: Drained) -> bool {
+        on_readable(lp, self, until)
     }
 
     fn fd_taken_back(&self) {
@@ -269,7 +269,7 @@ fn lend<S: Stream>(lp: &mut Loop, conn: &Shared<S>, stream: S) {
     }
 }
 
-fn on_readable<S: Stream>(lp: &mut Loop, conn: &RefCell<Conn<S>>, until: Drained) {
+fn on_readable<S: Stream>(lp: &Loop, conn: &RefCell<Conn<S>>, until: Drained) -> bool {
     let mut c = conn.borrow_mut();
     // Reported again, and nobody has read the socket empty since the last report (the
     // task is busy elsewhere, or its budget ran out) nor waits to: stop watching it, or
@@ -280,8 +280,7 @@ fn on_readable<S: Stream>(lp: &mut Loop, conn: &RefCell<Conn<S>>, until: Drained
     // the stream's state again after the poll's system calls, a miss per event.)
     if c.readable && c.reading && !matches!(c.reader, Some(Reader::Task(_))) {
         c.reading = false;
-        lp.read_stop(c.stream);
-        return;
+        return true; // the loop stops watching it
     }
     c.readable = true;
     c.read_to_end = until == Drained::WouldBlock;
@@ -289,6 +288,7 @@ fn on_readable<S: Stream>(lp: &mut Loop, conn: &RefCell<Conn<S>>, until: Drained
     // The reader runs next, while the socket is hot and before the next event (the
     // loop's checkpoint after this dispatch, `Loop::told`): its echo is on the wire
     // before the loop polls again, as a read callback's would be.
+    false
 }
 
 /// The reader found the end (EOF, or an error): the loop stops watching the socket, and
