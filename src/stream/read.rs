@@ -225,10 +225,10 @@ impl Loop {
         // Told in place, with the loop shared: the task side only queues its reader, so
         // nothing is taken out and put back (two more lookups of the stream) and no
         // guard is needed for a callback that could do anything to the loop.
-        let told = match self.stream_ref(h).and_then(StreamState::waiting_reader) {
-            Some(reader) => Some(reader.on_readable(self, until)),
-            None => None,
-        };
+        let told = self
+            .stream_ref(h)
+            .and_then(StreamState::waiting_reader)
+            .map(|reader| reader.on_readable(self, until));
         if let Some(stop) = told {
             if stop {
                 self.stop_reading(h);
