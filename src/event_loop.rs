@@ -162,7 +162,7 @@ pub struct Loop {
     dispatched: usize,
     /// The event just dispatched told a task's stream it is readable: the loop polls
     /// the tasks that woke once the dispatch has returned.
-    pub(crate) told: Option<Handle>,
+    pub(crate) told: bool,
     /// The per-tick trace (`LOOPLAB_TRACE=1`).
     pub(crate) tracer: Tracer,
     /// What `metrics()` reports.
@@ -436,7 +436,7 @@ impl Loop {
             // dispatch has returned, not from inside it. The poll's `recv` and `send`
             // then run four calls shallower, and every call they return through after
             // the kernel has run is a return to predict and a stack line to find again.
-            if self.told.take().is_some() {
+            if std::mem::take(&mut self.told) {
                 self.task_checkpoint();
             }
         }

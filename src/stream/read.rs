@@ -213,7 +213,7 @@ impl Loop {
     /// dispatch (`Loop::told`): poll the tasks it woke.
     pub(crate) fn read_some(&mut self, h: Handle, until: Drained) {
         self.read_or_tell(h, until);
-        if self.told.take().is_some() {
+        if std::mem::take(&mut self.told) {
             self.task_checkpoint();
         }
     }
@@ -233,7 +233,7 @@ impl Loop {
             if stop {
                 self.stop_reading(h);
             }
-            self.told = Some(h);
+            self.told = true;
             return;
         }
         let buf = std::mem::take(&mut self.read_buf);

@@ -23,8 +23,9 @@
 //! the loop runs `task_checkpoint`: the tasks they woke are polled there and then, still
 //! in the poll phase, while the stream's state is in the cache and before the loop
 //! looks at the next event. (For a read it runs once the event's dispatch has returned,
-//! from the poll phase's own loop: see `Loop::told`.) Only wakes caused by I/O are polled at a checkpoint; the
-//! rest (timers, the pool, a task waking itself) wait for the tasks phase. A tasks
+//! from the poll phase's own loop: see `Loop::told`.) Only wakes caused by I/O are
+//! polled at a checkpoint; the rest (timers, the pool, a task waking itself) wait for
+//! the tasks phase. A tasks
 //! phase alone makes a second pass over every connection's state each tick; in the echo
 //! benchmark at 1000 connections the checkpoint took a third of the L1 misses per round
 //! trip away (cachegrind: 31.8 to 20.8), and the echo leaves before the next read.

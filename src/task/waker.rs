@@ -21,8 +21,9 @@
 //!   loop thread only queues: the loop is running the code that woke, and its poll
 //!   timeout is zero while tasks are ready.)
 //! - A stream's read callback wakes the task that waits to read **directly**, by its
-//!   handle, not through its `Waker` (`ReadyList::push_direct`): no flag, and no touch
-//!   of this struct. The stream's reader slot is the flag: the wake takes the handle
+//!   handle, not through its `Waker` (`Executor::push_direct`: into a slot of the
+//!   executor when nothing else waits, else `ReadyList::push_direct`): no flag, and no
+//!   touch of this struct. The stream's reader slot is the flag: the wake takes the handle
 //!   out of it, so it queues the task once until the task waits to read again.
 //!
 //! Each entry of the ready list says which way it came (`Via`), and the loop clears
