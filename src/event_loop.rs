@@ -160,9 +160,6 @@ pub struct Loop {
     /// The last wait's events, and how many of them have been dispatched.
     events: Vec<Event>,
     dispatched: usize,
-    /// The event just dispatched told a task's stream it is readable: the loop polls
-    /// the tasks that woke once the dispatch has returned.
-    pub(crate) told: bool,
     /// The per-tick trace (`LOOPLAB_TRACE=1`).
     pub(crate) tracer: Tracer,
     /// What `metrics()` reports.
@@ -427,16 +424,16 @@ impl Loop {
                 self.dispatch(ev);
                 continue;
             }
-            if self.meters.on() || self.tracer.enabled {
-                self.dispatch_timed(ev);
+            let told = if self.meters.on() || self.tracer.enabled {
+                self.dispatch_timed(ev)
             } else {
-                self.dispatch(ev);
-            }
+                self.dispatch(ev)
+            };
             // A task's stream was readable: its reader is polled here, after the
             // dispatch has returned, not from inside it. The poll's `recv` and `send`
             // then run four calls shallower, and every call they return through after
             // the kernel has run is a return to predict and a stack line to find again.
-            if std::mem::take(&mut self.told) {
+            if told {
                 self.task_checkpoint();
             }
         }
@@ -473,11 +470,17 @@ impl Loop {
     /// line: the poll phase's loop, run for every event, stays small enough to stay in
     /// the instruction cache when both are off (see docs/benchmarks.md, step 12).
     #[inline(never)]
-    fn dispatch_timed(&mut self, ev: Event) {
+    fn dispatch_timed(&mut self, ev: Event) -> bool {
         let h = self.handles.handle_of_token(ev.token);
         let site = self.handles.get(h).map(|s| Site::of(s.kind(), h));
         let site = site.unwrap_or_default();
-        self.timed(site, |lp| lp.describe_event(&ev), |lp| lp.dispatch(ev));
+        let mut told = false;
+        self.timed(
+            site,
+            |lp| lp.describe_event(&ev),
+            |lp| told = lp.dispatch(ev),
+        );
+        told
     }
 
     /// Time since the loop was made: the trace's clock.
@@ -485,12 +488,18 @@ impl Loop {
         Instant::now().duration_since(self.epoch)
     }
 
-    fn dispatch(&mut self, ev: Event) {
+    /// Hand `ev` to its handle. True if it told a task's stream it is readable: the
+    /// caller then polls the tasks that woke (`task_checkpoint`).
+    fn dispatch(&mut self, ev: Event) -> bool {
         match ev.token {
-            WAKE_TOKEN => self.on_wake(),
+            WAKE_TOKEN => {
+                self.on_wake();
+                false
+            }
             SIGNAL_TOKEN => {
                 let _cause = Cause::Signal.enter();
                 self.on_signal_pipe();
+                false
             }
             token => {
                 let h = self.handles.handle_of_token(token);
@@ -501,10 +510,13 @@ impl Loop {
                 }
                 .enter();
                 match self.handles.get(h).map(|s| s.kind()) {
-                    Some(HandleKind::Listener) => self.on_listener_ready(h),
+                    Some(HandleKind::Listener) => {
+                        self.on_listener_ready(h);
+                        false
+                    }
                     Some(HandleKind::Tcp | HandleKind::Pipe) => self.on_stream_ready(h, ev),
                     // Stale: the handle closed earlier in this batch. Drop the event.
-                    _ => {}
+                    _ => false,
                 }
             }
         }

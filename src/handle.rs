@@ -66,16 +66,15 @@ impl Handle {
     /// (`task/cause.rs`); `from_bits` undoes it.
     #[inline]
     pub(crate) fn to_bits(self) -> u128 {
-        (u128::from(self.loop_id) << 64)
-            | (u128::from(self.generation) << 32)
-            | u128::from(self.key)
+        (u128::from(self.loop_id) << 64) | u128::from(self.token())
     }
 
     #[inline]
     pub(crate) fn from_bits(bits: u128) -> Handle {
+        let token = bits as u64;
         Handle {
-            key: bits as u32,
-            generation: (bits >> 32) as u32,
+            key: token as u32,
+            generation: (token >> 32) as u32,
             loop_id: (bits >> 64) as u32,
         }
     }

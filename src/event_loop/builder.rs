@@ -143,7 +143,6 @@ impl LoopBuilder {
             read_buf: vec![0; READ_BUFFER_SIZE],
             events: Vec::with_capacity(1024),
             dispatched: 0,
-            told: false,
             tracer: Tracer::new(trace, self.trace_to),
             counters: Counters::default(),
             meters: Meters::new(metrics, now),

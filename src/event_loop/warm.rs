@@ -33,8 +33,9 @@ impl Loop {
             return from + events.len(); // nothing to overlap
         }
         // Each level walks the batch's own length, not the arrays': over a fixed eight,
-        // LLVM unrolled every level eight times, and the walk took 20 lines of the
-        // instruction cache instead of a few.
+        // LLVM unrolled the levels eight times (eight copies of the task level alone, a
+        // line of code each), and the poll phase's loop ran through 28 lines of code per
+        // event instead of 17.
         let n = events.len();
         let mut streams: [Option<&StreamState>; WARM] = [None; WARM];
         for (stream, ev) in streams[..n].iter_mut().zip(events) {

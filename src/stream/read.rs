@@ -186,13 +186,14 @@ impl Loop {
         Ok(())
     }
 
-    /// Readiness for a stream: finish a connect, flush writes, read.
-    pub(crate) fn on_stream_ready(&mut self, h: Handle, ev: Event) {
+    /// Readiness for a stream: finish a connect, flush writes, read. True if it told a
+    /// task's side the stream is readable (see `read_or_tell`).
+    pub(crate) fn on_stream_ready(&mut self, h: Handle, ev: Event) -> bool {
         if self.stream(h).is_some_and(|t| t.connecting.is_some()) {
             if ev.writable || ev.error || ev.hangup {
                 self.finish_connect(h);
             }
-            return;
+            return false;
         }
         if ev.writable || ev.error {
             self.flush(h);
@@ -205,23 +206,23 @@ impl Loop {
             } else {
                 Drained::ShortRead
             };
-            self.read_or_tell(h, until);
+            return self.read_or_tell(h, until);
         }
+        false
     }
 
     /// `read_or_tell`, and for a task's stream what the event loop does after a
-    /// dispatch (`Loop::told`): poll the tasks it woke.
+    /// dispatch: poll the tasks it woke.
     pub(crate) fn read_some(&mut self, h: Handle, until: Drained) {
-        self.read_or_tell(h, until);
-        if std::mem::take(&mut self.told) {
+        if self.read_or_tell(h, until) {
             self.task_checkpoint();
         }
     }
 
     /// Read with the loop's shared buffer, lent out through a guard (handle.rs); or, for
-    /// a task's stream, say it is readable (its future reads for itself) and leave the
-    /// rest to the caller (`Loop::told`).
-    fn read_or_tell(&mut self, h: Handle, until: Drained) {
+    /// a task's stream, say it is readable (its future reads for itself) and return
+    /// true: the caller polls the tasks that woke.
+    fn read_or_tell(&mut self, h: Handle, until: Drained) -> bool {
         // Told in place, with the loop shared: the task side only queues its reader, so
         // nothing is taken out and put back (two more lookups of the stream) and no
         // guard is needed for a callback that could do anything to the loop.
@@ -233,8 +234,7 @@ impl Loop {
             if stop {
                 self.stop_reading(h);
             }
-            self.told = true;
-            return;
+            return true;
         }
         let buf = std::mem::take(&mut self.read_buf);
         let more = self.call_taken(
@@ -247,6 +247,7 @@ impl Loop {
         if more {
             self.defer(h, move |lp| lp.read_some(h, Drained::WouldBlock));
         }
+        false
     }
 
     /// A task's stream read its end (EOF or an error) itself: what `read_into` does when

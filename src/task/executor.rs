@@ -23,7 +23,7 @@
 //! the loop runs `task_checkpoint`: the tasks they woke are polled there and then, still
 //! in the poll phase, while the stream's state is in the cache and before the loop
 //! looks at the next event. (For a read it runs once the event's dispatch has returned,
-//! from the poll phase's own loop: see `Loop::told`.) Only wakes caused by I/O are
+//! from the poll phase's own loop: see `Loop::dispatch`.) Only wakes caused by I/O are
 //! polled at a checkpoint; the rest (timers, the pool, a task waking itself) wait for
 //! the tasks phase. A tasks
 //! phase alone makes a second pass over every connection's state each tick; in the echo
@@ -41,7 +41,6 @@ use crate::handle::Handle;
 use crate::sys::selfpipe::SelfPipe;
 use crate::watchdog::Phase;
 use std::any::Any;
-use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -94,10 +93,6 @@ impl TaskState {
 pub(crate) struct Executor {
     pub reactor: Rc<Reactor>,
     pub(crate) ready: Arc<ReadyList>,
-    /// The one task a read woke while nothing else waited: what the checkpoint after
-    /// the read takes, without the ready list's thread-local (`push_direct`). When it
-    /// holds a task, everything in `ready` came after it, so it is always taken first.
-    direct: Cell<Option<Ready>>,
     pipe: Arc<SelfPipe>,
     /// The task `block_on` is waiting for, and whether it was found unwakeable.
     root: Option<Handle>,
@@ -122,7 +117,6 @@ impl Executor {
         Executor {
             reactor: Reactor::new(),
             ready: Arc::default(),
-            direct: Cell::new(None),
             pipe,
             root: None,
             root_stuck: false,
@@ -139,41 +133,7 @@ impl Executor {
 
     /// Tasks woken and asks queued: the poll phase must not sleep while there are any.
     pub fn runnable(&self) -> usize {
-        let direct = usize::from(self.direct.get().is_some());
-        direct + self.ready.len() + self.later.len() + self.reactor.asks_waiting()
-    }
-
-    /// Queue `task`, woken on the loop thread by a stream's reader slot (see
-    /// `ReadyList::push_direct`): into the direct slot if it is free and nothing was
-    /// queued before, so the order of wakes is kept.
-    #[inline]
-    pub(crate) fn push_direct(&self, task: Handle, cause: Woke) {
-        if self.direct.get().is_none() && self.ready.nothing_waiting() {
-            self.direct.set(Some((task, cause, Via::Direct)));
-        } else {
-            self.ready.push_direct(task, cause);
-        }
-    }
-
-    /// The one task waiting, if only one is.
-    #[inline]
-    fn take_only(&self) -> Option<Ready> {
-        match self.direct.get() {
-            Some(only) if self.ready.nothing_waiting() => {
-                self.direct.set(None);
-                Some(only)
-            }
-            Some(_) => None,
-            None => self.ready.take_only(),
-        }
-    }
-
-    /// Move every task waiting to the end of `out`, oldest first.
-    fn drain_into(&self, out: &mut Vec<Ready>) {
-        if let Some(first) = self.direct.take() {
-            out.push(first);
-        }
-        self.ready.drain_into(out);
+        self.ready.len() + self.later.len() + self.reactor.asks_waiting()
     }
 }
 
@@ -192,7 +152,7 @@ impl Loop {
         self.act_on_asks();
         let mut batch = std::mem::take(&mut self.tasks.batch);
         batch.append(&mut self.tasks.later);
-        self.tasks.drain_into(&mut batch);
+        self.tasks.ready.drain_into(&mut batch);
         self.poll_batch(batch);
         if self.tracer.enabled && self.tasks.traced_polls > 0 {
             let seen = std::mem::take(&mut self.tasks.traced);
@@ -211,7 +171,7 @@ impl Loop {
             return; // a callback run by an ask of a task being polled: the phase decides
         }
         let phase = self.watchdog_ref().map(|w| w.phase());
-        if let Some((h, cause, via)) = self.tasks.take_only() {
+        if let Some((h, cause, via)) = self.tasks.ready.take_only() {
             // The usual checkpoint: the read just made woke its one reader. Taken alone,
             // no `Vec` moves between the ready list, the batch and the executor.
             if cause.by_io() {
@@ -231,7 +191,7 @@ impl Loop {
     #[inline(never)]
     fn checkpoint_batch(&mut self) {
         let mut woken = std::mem::take(&mut self.tasks.batch);
-        self.tasks.drain_into(&mut woken);
+        self.tasks.ready.drain_into(&mut woken);
         if woken.is_empty() {
             self.tasks.batch = woken;
             return;

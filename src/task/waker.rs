@@ -21,9 +21,8 @@
 //!   loop thread only queues: the loop is running the code that woke, and its poll
 //!   timeout is zero while tasks are ready.)
 //! - A stream's read callback wakes the task that waits to read **directly**, by its
-//!   handle, not through its `Waker` (`Executor::push_direct`: into a slot of the
-//!   executor when nothing else waits, else `ReadyList::push_direct`): no flag, and no
-//!   touch of this struct. The stream's reader slot is the flag: the wake takes the handle
+//!   handle, not through its `Waker` (`ReadyList::push_direct`): no flag, and no touch
+//!   of this struct. The stream's reader slot is the flag: the wake takes the handle
 //!   out of it, so it queues the task once until the task waits to read again.
 //!
 //! Each entry of the ready list says which way it came (`Via`), and the loop clears
@@ -83,10 +82,6 @@ pub(crate) struct ReadyList {
     remote: Mutex<Vec<Ready>>,
     /// `remote` may be non-empty: the loop locks it only then.
     remote_waiting: AtomicBool,
-    /// This list's part of `LOCAL` may be non-empty. Written and read on the loop's
-    /// thread only (relaxed: a plain store and load), so the executor's direct slot can
-    /// tell it is first in line without looking into the thread-local.
-    local_waiting: AtomicBool,
 }
 
 impl ReadyList {
@@ -111,7 +106,6 @@ impl ReadyList {
             if mine {
                 *owner = id;
                 list.push(ready);
-                self.local_waiting.store(true, Ordering::Relaxed);
             }
             mine
         });
@@ -145,7 +139,6 @@ impl ReadyList {
                 }
             }
         });
-        self.local_waiting.store(false, Ordering::Relaxed);
         // Loaded first: a swap is a locked instruction, and it is almost always false.
         if self.remote_waiting.load(Ordering::Relaxed)
             && self.remote_waiting.swap(false, Ordering::Acquire)
@@ -166,19 +159,11 @@ impl ReadyList {
         let id = self.id();
         LOCAL.with_borrow_mut(|(owner, list)| {
             if *owner == id && list.len() == 1 {
-                self.local_waiting.store(false, Ordering::Relaxed);
                 list.pop()
             } else {
                 None
             }
         })
-    }
-
-    /// Nothing waits in either half (call on the loop thread). Two loads, no
-    /// thread-local and no lock.
-    #[inline]
-    pub fn nothing_waiting(&self) -> bool {
-        !self.local_waiting.load(Ordering::Relaxed) && !self.remote_waiting.load(Ordering::Relaxed)
     }
 
     /// How many are waiting (call on the loop thread).
@@ -202,7 +187,6 @@ impl ReadyList {
                 list.clear();
             }
         });
-        self.local_waiting.store(false, Ordering::Relaxed);
     }
 }
 

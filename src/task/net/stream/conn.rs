@@ -216,7 +216,7 @@ impl Reader {
     pub(super) fn wake(slot: &mut Option<Reader>, lp: &Loop) {
         match slot {
             Some(Reader::Task(task)) => {
-                lp.tasks.push_direct(*task, Cause::now_packed());
+                lp.tasks.ready.push_direct(*task, Cause::now_packed());
                 *slot = None;
             }
             Some(Reader::Waker(w)) => w.wake_by_ref(),
@@ -286,7 +286,7 @@ fn on_readable<S: Stream>(lp: &Loop, conn: &RefCell<Conn<S>>, until: Drained) ->
     c.read_to_end = until == Drained::WouldBlock;
     Reader::wake(&mut c.reader, lp);
     // The reader runs next, while the socket is hot and before the next event (the
-    // loop's checkpoint after this dispatch, `Loop::told`): its echo is on the wire
+    // loop's checkpoint after this dispatch, as `read_or_tell` returns true): its echo is on the wire
     // before the loop polls again, as a read callback's would be.
     false
 }
