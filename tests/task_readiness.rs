@@ -284,6 +284,37 @@ fn explain_alive_forgets_a_read_that_lost_a_race() {
     });
 }
 
+/// A read polled with the task's own waker keeps the task's handle, not a waker, and its
+/// note is only counted (the stream says what the task waits on). Dropped in the poll
+/// in which it began to wait, it takes that count with it: a task left holding nothing
+/// that could wake it is still found out (`block_on` says so instead of hanging).
+#[test]
+fn a_read_dropped_in_its_first_poll_leaves_its_task_found_stuck() {
+    on_every_backend(|b| {
+        let mut lp = util::new_loop(b);
+        util::fail_after(&mut lp, Duration::from_secs(20));
+        let peers = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = peers.local_addr().unwrap();
+        let peers = std::thread::spawn(move || peers.accept().map(|(s, _)| s));
+        let err = lp
+            .block_on(async move {
+                let mut s = TcpStream::connect(addr).await?;
+                let mut buf = [0u8; 16];
+                std::future::poll_fn(|cx| {
+                    let mut read = std::pin::pin!(s.read(&mut buf));
+                    // Nothing sent yet: the read waits, by this task's handle.
+                    assert!(std::future::Future::poll(read.as_mut(), cx).is_pending());
+                    std::task::Poll::<()>::Pending // and is dropped here
+                })
+                .await;
+                Ok::<_, std::io::Error>(())
+            })
+            .expect_err("a task that kept no waker");
+        assert!(err.to_string().contains("kept no waker"), "{err}");
+        drop(peers.join().expect("the peer thread"));
+    });
+}
+
 /// A combinator that polls its future only after that future's own waker was woken, as
 /// a set of futures polls only the members woken (futures' `FuturesUnordered`, say).
 /// It hands the future a waker of its own, which counts its wakes.

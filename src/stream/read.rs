@@ -68,6 +68,15 @@ impl StreamState {
         }
     }
 
+    /// The task waiting to read this stream by its handle, if one is (what it waits
+    /// on, for `Loop::tasks_waiting_on`: such a read leaves no note of its own).
+    pub(crate) fn task_waiting_to_read(&self) -> Option<Handle> {
+        match &self.on_read {
+            Some(OnRead::Reader(side)) => side.waiting_task(),
+            _ => None,
+        }
+    }
+
     /// Who this stream's read event calls, for `Loop::warm_batch`: the task side it
     /// tells (returned), or the callback it runs (its closure is prefetched here).
     pub(crate) fn warm_reader(&self) -> Option<&dyn TaskSide> {

@@ -358,11 +358,12 @@ impl Loop {
         let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll_job(&mut cx, cell)));
         match polled {
             Ok(Poll::Pending) => {
-                reactor.take_notes(&mut t.note, &mut t.more_notes);
+                let by_handle = reactor.take_notes(&mut t.note, &mut t.more_notes);
                 // A leaf of this crate that says what it waits on has stored the waker
-                // first: only a task that noted nothing (a hand-written future) is
-                // counted. The count is in the `Arc`'s header, a cache line of its own.
-                let stuck = t.note.is_none() && kept_no_waker(&t.shared);
+                // (or the task's handle) first: only a task that noted nothing (a
+                // hand-written future) is counted. The count is in the `Arc`'s header, a
+                // cache line of its own.
+                let stuck = t.note.is_none() && !by_handle && kept_no_waker(&t.shared);
                 Some((Poll::Pending, stuck))
             }
             Ok(Poll::Ready(())) => Some((Poll::Ready(end_task(t, None)), false)),

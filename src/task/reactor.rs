@@ -14,7 +14,9 @@
 //! A leaf future also notes what it waits on as it returns `Pending`; the loop keeps
 //! the notes of a task's last poll with the task, for `explain_alive` ("tasks waiting
 //! on: fd 9 readable, sleep 120 ms"). A task changes what it waits on only while it is
-//! polled, so the notes of its last poll are always current.
+//! polled, so the notes of its last poll are always current. A stream's read waiting
+//! by its task's handle is only counted (`note_by_handle`): its stream says what it
+//! waits on.
 
 use crate::event_loop::Loop;
 use crate::handle::{Handle, Listener};
@@ -151,6 +153,9 @@ pub(crate) struct Reactor {
     /// Notes older than this were handed over (or forgotten) already: a leaf dropping
     /// one has nothing to withdraw from `noted`.
     handed_over: Cell<u64>,
+    /// Notes of the current poll kept out of `noted`: reads waiting by their task's
+    /// handle (see `note_by_handle`).
+    by_handle: Cell<u32>,
     /// Empty buffers, last returned first: a stream holds a buffer only while bytes sit
     /// in its outbox, so ten thousand idle streams hold none, and a busy one
     /// writes into a buffer that another stream just left warm in the cache.
@@ -183,6 +188,7 @@ impl Reactor {
             epoch: Instant::now(),
             next_note: Cell::new(NonZeroU64::MIN),
             handed_over: Cell::new(0),
+            by_handle: Cell::new(0),
             spare: RefCell::new(Vec::new()),
             reads: Cell::new(0),
             reads_empty: Cell::new(0),
@@ -281,6 +287,19 @@ impl Reactor {
         NoteId(id)
     }
 
+    /// `note` for a read that waits by its task's handle (`Reader::Task`): the stream's
+    /// reader slot holds the handle, so the stream says what the task waits on
+    /// (`Loop::tasks_waiting_on` asks it) and the note only counts. A round trip of the
+    /// echo waits this way once: it writes a count, not a `Waiting` into `noted` and
+    /// back out into the task's slot.
+    #[inline]
+    pub fn note_by_handle(&self) -> NoteId {
+        let id = self.next_note.get();
+        self.next_note.set(id.saturating_add(1));
+        self.by_handle.set(self.by_handle.get().saturating_add(1));
+        NoteId(id)
+    }
+
     /// Withdraw a note, if it is still one of the current poll's.
     #[inline]
     pub fn withdraw(&self, note: NoteId) {
@@ -288,18 +307,31 @@ impl Reactor {
         if note < self.handed_over.get() {
             return; // a note of an earlier poll: the task's slot holds it, not `noted`
         }
+        self.withdraw_current(note);
+    }
+
+    /// A note of the current poll withdrawn (a leaf dropped in the poll that noted it):
+    /// out of line, it is the rare case.
+    #[inline(never)]
+    fn withdraw_current(&self, note: u64) {
         let mut noted = self.noted.borrow_mut();
-        if let Some(i) = noted.iter().position(|(id, _)| *id == note) {
-            noted.swap_remove(i);
+        match noted.iter().position(|(id, _)| *id == note) {
+            Some(i) => {
+                noted.swap_remove(i);
+            }
+            // Not in `noted`: it was counted (`note_by_handle`).
+            None => self.by_handle.set(self.by_handle.get().saturating_sub(1)),
         }
     }
 
-    /// Hand this poll's notes over (into `waits`, whose old notes are dropped).
+    /// Hand this poll's notes over (into `waits`, whose old notes are dropped), and
+    /// say whether a read waits by the task's handle (its note was only counted).
     /// The first note is kept whole, the others counted: a note lives in the task's
     /// handle slot, which the poll has just touched anyway. Always inlined: the poll that
     /// calls it is itself inlined into `poll_one`, and LLVM then kept this out of line.
     #[inline(always)]
-    pub fn take_notes(&self, first: &mut Option<Waiting>, more: &mut u16) {
+    pub fn take_notes(&self, first: &mut Option<Waiting>, more: &mut u16) -> bool {
+        let by_handle = self.by_handle.replace(0) > 0;
         let mut noted = self.noted.borrow_mut();
         *more = u16::try_from(noted.len().saturating_sub(1)).unwrap_or(u16::MAX);
         // One note (a task waiting on one thing) is the usual case: a pop leaves nothing
@@ -312,10 +344,12 @@ impl Reactor {
             Some(first)
         };
         self.handed_over.set(self.next_note.get().get());
+        by_handle
     }
 
     /// Forget this poll's notes (the task finished).
     pub fn drop_notes(&self) {
+        self.by_handle.set(0);
         self.noted.borrow_mut().clear();
         self.handed_over.set(self.next_note.get().get());
     }

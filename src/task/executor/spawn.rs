@@ -4,6 +4,7 @@ use super::TaskState;
 use crate::event_loop::{Loop, RunMode, State};
 use crate::handle::{Handle, HandleKind, Task};
 use crate::task::join::{self, Failure, Job, JoinHandle};
+use crate::task::reactor::Waiting;
 use crate::task::waker::TaskWaker;
 use std::any::Any;
 use std::future::Future;
@@ -107,6 +108,17 @@ impl Loop {
     /// " (tasks waiting on: fd 9 readable, sleep 120 ms)" for the tasks that hold the
     /// loop, or nothing.
     pub(crate) fn tasks_waiting_on(&self) -> String {
+        // Reads waiting by their task's handle left no note: their streams say so.
+        let reads: Vec<(Handle, Handle)> = self
+            .handles
+            .infos()
+            .filter_map(
+                |info| match self.handles.get(info.handle).map(|s| &s.state) {
+                    Some(State::Stream(s)) => Some((s.task_waiting_to_read()?, info.handle)),
+                    _ => None,
+                },
+            )
+            .collect();
         let mut waits = Vec::new();
         for info in self.handles.infos() {
             if info.kind != HandleKind::Task || !info.holds_loop() {
@@ -118,6 +130,9 @@ impl Loop {
                 }
                 if t.more_notes > 0 {
                     waits.push(format!("{} more", t.more_notes));
+                }
+                for &(_, stream) in reads.iter().filter(|(task, _)| *task == info.handle) {
+                    waits.push(Waiting::Readable(stream).describe(self));
                 }
             }
         }

@@ -233,11 +233,17 @@ impl<S: Stream> Future for ReadFuture<'_, S> {
             }
             _ => {}
         }
-        Reader::store(&mut c.reader, r, cx);
-        let h: Handle = this.io.stream.into();
+        let by_handle = Reader::store(&mut c.reader, r, cx);
+        ask_reading(r, &mut c, &this.io.conn);
         drop(c);
-        ask_reading(r, &this.io.conn);
-        renote(r, &mut this.note, Waiting::Readable(h));
+        forget(r, &mut this.note);
+        // Waiting by the task's handle, the stream itself says what the task waits on
+        // (`Loop::tasks_waiting_on`): the note is only counted.
+        this.note = Some(if by_handle {
+            r.note_by_handle()
+        } else {
+            r.note(Waiting::Readable(this.io.stream.into()))
+        });
         Poll::Pending
     }
 }
@@ -298,10 +304,18 @@ fn closed<S: Stream>(c: &Conn<S>, op: &str) -> io::Error {
 
 impl<S: Stream> Drop for ReadFuture<'_, S> {
     /// A read dropped while waiting (a lost race, a timeout) withdraws its interest.
+    /// Inlined: every read that finishes is dropped here, with nothing to do.
+    #[inline]
     fn drop(&mut self) {
-        let Some(note) = self.note.take() else {
-            return; // finished, or never waited
-        };
+        if let Some(note) = self.note.take() {
+            self.dropped_waiting(note);
+        }
+    }
+}
+
+impl<S: Stream> ReadFuture<'_, S> {
+    #[inline(never)]
+    fn dropped_waiting(&mut self, note: NoteId) {
         self.io.reactor.withdraw(note);
         self.io.conn.borrow_mut().reader = None;
         let conn = self.io.conn.clone();

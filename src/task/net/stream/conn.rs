@@ -197,17 +197,19 @@ pub(super) enum Reader {
 }
 
 impl Reader {
-    /// What to keep for the future being polled with `cx`, in `slot`.
+    /// What to keep for the future being polled with `cx`, in `slot`. True if that is
+    /// the task's handle.
     #[inline]
-    pub(super) fn store(slot: &mut Option<Reader>, r: &Reactor, cx: &Context<'_>) {
+    pub(super) fn store(slot: &mut Option<Reader>, r: &Reactor, cx: &Context<'_>) -> bool {
         if let Some(task) = r.own_task(cx.waker()) {
             *slot = Some(Reader::Task(task));
-            return;
+            return true;
         }
         match slot {
             Some(Reader::Waker(w)) if w.will_wake(cx.waker()) => {}
             _ => *slot = Some(Reader::Waker(cx.waker().clone())),
         }
+        false
     }
 
     /// Wake the reader, if any. A task is queued once: its handle is taken out until
@@ -300,9 +302,8 @@ pub(super) fn ask_read_ended<S: Stream>(r: &Reactor, c: &mut Conn<S>) {
     r.ask(move |lp| lp.reader_ended(stream));
 }
 
-/// Ask the loop to (re)start reading, unless it is or will be.
-pub(super) fn ask_reading<S: Stream>(r: &Reactor, conn: &Shared<S>) {
-    let mut c = conn.borrow_mut();
+/// Ask the loop to (re)start reading, unless it is or will be (`c` is `conn`, borrowed).
+pub(super) fn ask_reading<S: Stream>(r: &Reactor, c: &mut Conn<S>, conn: &Shared<S>) {
     if c.reading || c.read_asked || c.eof || c.read_err.is_some() {
         return;
     }
