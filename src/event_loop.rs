@@ -116,7 +116,29 @@ pub(crate) const WAKE_TOKEN: u64 = 0;
 pub(crate) const SIGNAL_TOKEN: u64 = 1;
 
 /// The event loop. See the crate docs for a tour of one tick.
+///
+/// In C's order, what the poll phase reads for every event first: the batch and the
+/// cursor into it, the wake pipe's flag, the handle table, the executor, and the
+/// switches of the watchdog, the trace and the meters. Left to Rust's order they lay
+/// on ten cache lines of this struct, each fetched again after the kernel's work of a
+/// round trip had evicted it (docs/benchmarks.md, step 13).
+#[repr(C)]
 pub struct Loop {
+    /// The last wait's events, and how many of them have been dispatched.
+    events: Vec<Event>,
+    dispatched: usize,
+    /// Woken by pool workers and async senders from other threads.
+    pub(crate) waker: Arc<SelfPipe>,
+    /// Every live handle: its flags, its callback(s), its user data.
+    pub(crate) handles: HandleTable<State>,
+    /// Futures on the loop: the ready queue and what leaf futures asked for.
+    pub(crate) tasks: Executor,
+    /// The blocked-loop watchdog thread, if asked for.
+    watchdog: Option<Watchdog>,
+    /// The per-tick trace (`LOOPLAB_TRACE=1`).
+    pub(crate) tracer: Tracer,
+    /// Time per phase, per callback, per window (src/metrics.rs).
+    pub(crate) meters: Meters,
     /// The poller family, chosen at build time.
     pub(crate) backend: Backend,
     /// Level- or edge-triggered: every registration of this loop's poller is one or
@@ -124,8 +146,6 @@ pub struct Loop {
     trigger: Trigger,
     /// epoll, kqueue or mio: where the loop blocks.
     pub(crate) poller: Poller,
-    /// Every live handle: its flags, its callback(s), its user data.
-    pub(crate) handles: HandleTable<State>,
     /// Armed timers, keyed by deadline in whole ms since `epoch`.
     pub(crate) wheel: Wheel<Handle>,
     /// Timers collected as due whose callbacks have not run yet: empty between ticks,
@@ -145,8 +165,6 @@ pub struct Loop {
     stop_flag: bool,
     /// Inside `run`: a nested `run` from a callback is refused.
     running: bool,
-    /// Woken by pool workers and async senders from other threads.
-    pub(crate) waker: Arc<SelfPipe>,
     /// Async handles that were sent to, in send order (the self-pipe says "look here").
     pub(crate) async_queue: (Sender<Handle>, Receiver<Handle>),
     /// The pipe the signal handler writes signal numbers into, once a signal is watched.
@@ -157,23 +175,12 @@ pub struct Loop {
     pub(crate) pool_size: usize,
     /// One read buffer for every stream of the loop: reading allocates nothing.
     pub(crate) read_buf: Vec<u8>,
-    /// The last wait's events, and how many of them have been dispatched.
-    events: Vec<Event>,
-    dispatched: usize,
-    /// The per-tick trace (`LOOPLAB_TRACE=1`).
-    pub(crate) tracer: Tracer,
     /// What `metrics()` reports.
     pub(crate) counters: Counters,
-    /// Time per phase, per callback, per window (src/metrics.rs).
-    pub(crate) meters: Meters,
-    /// The blocked-loop watchdog thread, if asked for.
-    watchdog: Option<Watchdog>,
     /// Prepare, check and idle handles, in the order they were made.
     pub(crate) per_tick: PerTick,
     /// Child processes to `waitpid` when SIGCHLD comes.
     pub(crate) children: Children,
-    /// Futures on the loop: the ready queue and what leaf futures asked for.
-    pub(crate) tasks: Executor,
     /// Cancel scopes and what each holds (src/scope.rs).
     pub(crate) scopes: crate::scope::Scopes,
 }

@@ -84,6 +84,9 @@ impl Acc {
 }
 
 /// The loop's meters: written at phase boundaries and after callbacks, read per window.
+/// In C's order: the switch and the phase, which the loop reads and writes on every
+/// event, first (see `Loop`'s own order).
+#[repr(C)]
 pub(crate) struct Meters {
     on: bool,
     /// The phase the loop is in: the next read's time is charged to it.

@@ -164,7 +164,9 @@ pub(crate) struct TickRecord {
     pub notes: Vec<String>,
 }
 
+#[repr(C)]
 pub(crate) struct Tracer {
+    /// First, in C's order: the loop reads it on every event (see `Loop`'s own order).
     pub enabled: bool,
     pub tick: TickRecord,
     out: Box<dyn Write + Send>,

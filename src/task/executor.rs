@@ -89,27 +89,29 @@ impl TaskState {
     }
 }
 
-/// The loop's part of running tasks.
+/// The loop's part of running tasks. In C's order: what a checkpoint and a poll read
+/// first (see `Loop`'s own order).
+#[repr(C)]
 pub(crate) struct Executor {
     pub reactor: Rc<Reactor>,
     pub(crate) ready: Arc<ReadyList>,
-    pipe: Arc<SelfPipe>,
-    /// The task `block_on` is waiting for, and whether it was found unwakeable.
-    root: Option<Handle>,
-    root_stuck: bool,
+    /// A batch is being polled (a checkpoint must not start another inside it).
+    in_batch: bool,
+    pub polled: u64,
     /// Wakes that wait for the tasks phase (not caused by the event of a checkpoint).
     later: Vec<Ready>,
     /// The batch being polled (kept to reuse its allocation).
     batch: Vec<Ready>,
+    pipe: Arc<SelfPipe>,
+    /// The task `block_on` is waiting for, and whether it was found unwakeable.
+    root: Option<Handle>,
+    root_stuck: bool,
     /// The asks being acted on (kept to reuse its allocation).
     acting: Vec<Ask>,
-    /// A batch is being polled (a checkpoint must not start another inside it).
-    in_batch: bool,
     /// With the trace on: this tick's polls, for its "tasks:" line.
     traced: Vec<String>,
     traced_polls: u64,
     pub spawned: u64,
-    pub polled: u64,
 }
 
 impl Executor {
