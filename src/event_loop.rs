@@ -441,7 +441,7 @@ impl Loop {
             // then run four calls shallower, and every call they return through after
             // the kernel has run is a return to predict and a stack line to find again.
             if told {
-                self.task_checkpoint();
+                self.task_checkpoint_inlined();
             }
         }
         Ok(())

@@ -96,7 +96,8 @@ impl LentFd {
 
 /// Write as much of `bytes` as the kernel takes now, with `write` (one system call a
 /// try); `WouldBlock` ends it early. The loop's `write` and a task's `write_all` with a
-/// lent fd both give the kernel their bytes this way.
+/// lent fd both give the kernel their bytes this way. Always inlined: see `read_now`.
+#[inline(always)]
 pub(crate) fn write_what_fits(
     bytes: &[u8],
     mut write: impl FnMut(&[u8]) -> io::Result<usize>,

@@ -169,6 +169,13 @@ impl Loop {
     /// caused by I/O are polled here; every other wake (a timer, the pool, a task waking
     /// itself) waits for the tasks phase.
     pub(crate) fn task_checkpoint(&mut self) {
+        self.task_checkpoint_inlined();
+    }
+
+    /// `task_checkpoint`, inlined into the poll phase's loop (`Loop::poll`), where it
+    /// runs for every read.
+    #[inline(always)]
+    pub(crate) fn task_checkpoint_inlined(&mut self) {
         if self.tasks.in_batch {
             return; // a callback run by an ask of a task being polled: the phase decides
         }
@@ -261,6 +268,7 @@ impl Loop {
     }
 
     /// Poll `h` once (queued `via`), act on what it asked, and settle its handle.
+    #[inline(always)]
     fn poll_one(&mut self, h: Handle, cause: Woke, via: Via) {
         let why = self.tracer.enabled.then(|| self.why_polled(h, cause));
         if self.watchdog_ref().is_some() {

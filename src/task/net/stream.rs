@@ -201,6 +201,7 @@ pub struct ReadFuture<'a, S: Stream = Tcp> {
 impl<S: Stream> Future for ReadFuture<'_, S> {
     type Output = io::Result<usize>;
 
+    #[inline(always)]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         let r = &this.io.reactor;
@@ -249,8 +250,11 @@ impl<S: Stream> Future for ReadFuture<'_, S> {
 }
 
 /// One read into `buf` with the lent fd: what `read` returns, or `None` if the socket was
-/// empty (`WouldBlock`; the caller waits for the poller to say readable).
-#[inline]
+/// empty (`WouldBlock`; the caller waits for the poller to say readable). Always
+/// inlined into `read`'s poll, as `write_what_fits` is into `write_all`'s: the kernel's
+/// return from `recv` leaves the CPU's return predictions wiped, and each frame the
+/// code returns through after it is a return mispredicted (docs/benchmarks.md, step 13).
+#[inline(always)]
 fn read_now<S: Stream>(
     r: &Reactor,
     c: &mut Conn<S>,
@@ -342,6 +346,7 @@ pub struct WriteAll<'a, S: Stream = Tcp> {
 impl<S: Stream> Future for WriteAll<'_, S> {
     type Output = io::Result<()>;
 
+    #[inline(always)]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         let r = &this.io.reactor;
