@@ -439,7 +439,8 @@ impl Loop {
             // A task's stream was readable: its reader is polled here, after the
             // dispatch has returned, not from inside it. The poll's `recv` and `send`
             // then run four calls shallower, and every call they return through after
-            // the kernel has run is a return to predict and a stack line to find again.
+            // the kernel has run is a return to predict and a stack line to find again
+            // (so the checkpoint itself is inlined here: docs/benchmarks.md, step 13).
             if told {
                 self.task_checkpoint_inlined();
             }
