@@ -25,6 +25,16 @@ use util::on_every_backend;
 
 const ROUND_TRIPS: usize = 50;
 
+/// A loop on backend `b` that fails the test after 20 s, and a plain listener for its
+/// tasks to connect to.
+fn loop_and_peers(b: looplab::Backend) -> (Loop, std::net::TcpListener, SocketAddr) {
+    let mut lp = util::new_loop(b);
+    util::fail_after(&mut lp, Duration::from_secs(20));
+    let peers = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = peers.local_addr().expect("the listener's address");
+    (lp, peers, addr)
+}
+
 /// A plain peer for the task to connect to, accepted once the loop has run a little.
 fn connected_peer(lp: &mut Loop, peers: &std::net::TcpListener) -> std::net::TcpStream {
     peers.set_nonblocking(true).expect("nonblocking");
@@ -41,10 +51,7 @@ fn connected_peer(lp: &mut Loop, peers: &std::net::TcpListener) -> std::net::Tcp
 #[test]
 fn an_async_echo_costs_one_read_per_message() {
     on_every_backend(|b| {
-        let mut lp = util::new_loop(b);
-        util::fail_after(&mut lp, Duration::from_secs(20));
-        let peers = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = peers.local_addr().unwrap();
+        let (mut lp, peers, addr) = loop_and_peers(b);
         lp.spawn(async move {
             let mut s = TcpStream::connect(addr).await?;
             let mut buf = [0u8; 512];
@@ -99,10 +106,7 @@ fn echoed(lp: &mut Loop, peer: &mut std::net::TcpStream, reply: &mut [u8]) {
 fn a_task_reading_a_full_socket_yields_every_16_reads() {
     const BYTES: usize = 4096;
     on_every_backend(|b| {
-        let mut lp = util::new_loop(b);
-        util::fail_after(&mut lp, Duration::from_secs(20));
-        let peers = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = peers.local_addr().unwrap();
+        let (mut lp, peers, addr) = loop_and_peers(b);
         let got = Rc::new(Cell::new(0usize));
         let g = got.clone();
         let reader = lp.spawn(async move {
@@ -253,10 +257,7 @@ fn a_read_after_the_loop_closed_the_stream_fails_and_reads_no_one_elses_bytes() 
 #[test]
 fn explain_alive_forgets_a_read_that_lost_a_race() {
     on_every_backend(|b| {
-        let mut lp = util::new_loop(b);
-        util::fail_after(&mut lp, Duration::from_secs(20));
-        let peers = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = peers.local_addr().unwrap();
+        let (mut lp, peers, addr) = loop_and_peers(b);
         let waiter = lp.spawn(async move {
             let mut s = TcpStream::connect(addr).await?;
             let mut buf = [0u8; 16];
@@ -291,10 +292,7 @@ fn explain_alive_forgets_a_read_that_lost_a_race() {
 #[test]
 fn a_read_dropped_in_its_first_poll_leaves_its_task_found_stuck() {
     on_every_backend(|b| {
-        let mut lp = util::new_loop(b);
-        util::fail_after(&mut lp, Duration::from_secs(20));
-        let peers = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = peers.local_addr().unwrap();
+        let (mut lp, peers, addr) = loop_and_peers(b);
         let peers = std::thread::spawn(move || peers.accept().map(|(s, _)| s));
         let err = lp
             .block_on(async move {
@@ -369,10 +367,7 @@ impl<F: std::future::Future> std::future::Future for PollsOnlyWhenWoken<F> {
 #[test]
 fn a_read_polled_with_a_combinators_waker_wakes_that_waker() {
     on_every_backend(|b| {
-        let mut lp = util::new_loop(b);
-        util::fail_after(&mut lp, Duration::from_secs(20));
-        let peers = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = peers.local_addr().unwrap();
+        let (mut lp, peers, addr) = loop_and_peers(b);
         let mine = std::sync::Arc::new(CountingWaker::default());
         let counted = mine.clone();
         let got = lp.spawn(async move {
