@@ -7,6 +7,7 @@ use crate::task::join::{self, Failure, Job, JoinHandle};
 use crate::task::reactor::Waiting;
 use crate::task::waker::TaskWaker;
 use std::any::Any;
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::panic::resume_unwind;
@@ -108,17 +109,16 @@ impl Loop {
     /// " (tasks waiting on: fd 9 readable, sleep 120 ms)" for the tasks that hold the
     /// loop, or nothing.
     pub(crate) fn tasks_waiting_on(&self) -> String {
-        // Reads waiting by their task's handle left no note: their streams say so.
-        let reads: Vec<(Handle, Handle)> = self
-            .handles
-            .infos()
-            .filter_map(
-                |info| match self.handles.get(info.handle).map(|s| &s.state) {
-                    Some(State::Stream(s)) => Some((s.task_waiting_to_read()?, info.handle)),
-                    _ => None,
-                },
-            )
-            .collect();
+        // Reads waiting by their task's handle left no note: their streams say so. By
+        // task, so the trace's "alive" line (every tick) stays linear in the handles.
+        let mut reads: HashMap<Handle, Vec<Handle>> = HashMap::new();
+        for info in self.handles.infos() {
+            if let Some(State::Stream(s)) = self.handles.get(info.handle).map(|s| &s.state) {
+                if let Some(task) = s.task_waiting_to_read() {
+                    reads.entry(task).or_default().push(info.handle);
+                }
+            }
+        }
         let mut waits = Vec::new();
         for info in self.handles.infos() {
             if info.kind != HandleKind::Task || !info.holds_loop() {
@@ -131,7 +131,7 @@ impl Loop {
                 if t.more_notes > 0 {
                     waits.push(format!("{} more", t.more_notes));
                 }
-                for &(_, stream) in reads.iter().filter(|(task, _)| *task == info.handle) {
+                for &stream in reads.get(&info.handle).into_iter().flatten() {
                     waits.push(Waiting::Readable(stream).describe(self));
                 }
             }

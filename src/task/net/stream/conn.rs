@@ -288,8 +288,8 @@ fn on_readable<S: Stream>(lp: &Loop, conn: &RefCell<Conn<S>>, until: Drained) ->
     c.read_to_end = until == Drained::WouldBlock;
     Reader::wake(&mut c.reader, lp);
     // The reader runs next, while the socket is hot and before the next event (the
-    // loop's checkpoint after this dispatch, as `read_or_tell` returns true): its echo is on the wire
-    // before the loop polls again, as a read callback's would be.
+    // loop's checkpoint after this dispatch, as `read_or_tell` returns true): its echo
+    // is on the wire before the loop polls again, as a read callback's would be.
     false
 }
 
